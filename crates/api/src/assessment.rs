@@ -1,0 +1,220 @@
+//! `Assessment`: a request to assess the cluster against the Well-Architected pillars, once
+//! or on a schedule, and the result of the latest run.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{Pillar, Severity};
+
+/// Annotation that requests a run now; set it to any new value (a timestamp is customary).
+pub const RUN_REQUESTED_ANNOTATION: &str = "kube9.io/run-requested";
+
+/// What to assess and when.
+// Each printcolumn(...) repeats the same keys, which clippy mistakes for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "kube9.io",
+    version = "v1alpha1",
+    kind = "Assessment",
+    doc = "A Well-Architected assessment of the cluster across six pillars, run once or on a schedule.",
+    plural = "assessments",
+    shortname = "assess",
+    category = "kube9",
+    status = "AssessmentStatus",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Score", type_ = "integer", json_path = ".status.score"),
+    printcolumn(name = "Failed", type_ = "integer", json_path = ".status.totals.failed"),
+    printcolumn(name = "Completed", type_ = "date", json_path = ".status.completedAt"),
+    printcolumn(name = "Next Run", type_ = "date", json_path = ".status.nextRunAt"),
+    printcolumn(name = "Suspended", type_ = "boolean", json_path = ".spec.suspend", priority = 1)
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AssessmentSpec {
+    /// Pillars to assess; empty means all six.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pillars: Vec<Pillar>,
+    /// Checks to run or skip, by id (`pillar.name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Selection>,
+    /// Namespaces to assess or skip; cluster-scoped objects are always assessed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<Selection>,
+    /// When to run again; absent means run once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+    /// Stop scheduled runs without deleting the Assessment.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+/// An include list (empty means everything) and an exclude list that wins over it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Selection {
+    /// Only these; empty means all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// Never these, even when included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+}
+
+/// A repeating schedule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Schedule {
+    /// Seconds between the start of one run and the start of the next.
+    #[schemars(range(min = 10, max = 2_592_000))]
+    pub interval_seconds: u32,
+}
+
+/// The state of an Assessment's latest run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Phase {
+    /// Accepted; the run has not started yet.
+    Pending,
+    /// The run is gathering objects or evaluating checks.
+    Running,
+    /// The run finished and its results are in status.
+    Completed,
+    /// The run could not finish; see the conditions.
+    Failed,
+}
+
+/// Counts of check results by outcome.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutcomeCounts {
+    /// Check evaluations that found nothing wrong.
+    pub passed: u32,
+    /// Check evaluations that produced a finding.
+    pub failed: u32,
+    /// Findings suppressed by a `kube9.io/exempt` annotation.
+    pub exempted: u32,
+    /// Checks that could not be evaluated (for example a kind the cluster does not serve).
+    pub errored: u32,
+}
+
+/// Counts of failed findings by severity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SeverityCounts {
+    /// Exploitable or outage-causing now.
+    pub critical: u32,
+    /// Should be fixed soon.
+    pub high: u32,
+    /// Worth fixing.
+    pub medium: u32,
+    /// Minor.
+    pub low: u32,
+    /// For information only.
+    pub info: u32,
+}
+
+/// The result for one pillar.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PillarResult {
+    pub pillar: Pillar,
+    /// 0 (everything failed) to 100 (everything passed), weighted by severity.
+    #[schemars(range(max = 100))]
+    pub score: u8,
+    pub totals: OutcomeCounts,
+}
+
+/// The object a finding is about: the one a person edits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectReference {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    /// The container the finding is about, when it is about one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+}
+
+/// One check that failed for one object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    /// Stable id of the check, `pillar.name`.
+    pub check_id: String,
+    pub pillar: Pillar,
+    pub severity: Severity,
+    pub object: ObjectReference,
+    /// What is wrong, about this object.
+    pub message: String,
+    /// How to fix it.
+    pub remediation: String,
+    /// True when an exemption annotation suppressed this finding.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exempted: bool,
+}
+
+/// The result of the latest run, written only by the operator.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AssessmentStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Identifies one run; changes with every run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+    /// When the next scheduled run starts; absent when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run_at: Option<Time>,
+    /// The value of the run-requested annotation the latest run answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_request: Option<String>,
+    /// Overall score, 0 to 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100))]
+    pub score: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totals: Option<OutcomeCounts>,
+    /// Failed findings by severity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_severity: Option<SeverityCounts>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pillars: Vec<PillarResult>,
+    /// The most severe findings first, bounded in number; see `truncated`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+    /// How many findings were left out of `findings` to bound the object's size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<u32>,
+    /// The generation of the spec the latest run used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::common::conditions_schema")]
+    pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_spec_means_run_all_pillars_once() {
+        let spec: AssessmentSpec = serde_json::from_value(serde_json::json!({})).unwrap();
+        assert!(spec.pillars.is_empty());
+        assert!(spec.schedule.is_none());
+        assert!(!spec.suspend);
+    }
+
+    #[test]
+    fn phases_use_kubernetes_spelling() {
+        assert_eq!(serde_json::to_value(Phase::Completed).unwrap(), "Completed");
+    }
+}

@@ -1,0 +1,169 @@
+//! `OperatorStatus`: the cluster-scoped singleton (named `kube9`) through which the operator
+//! tells UIs what the cluster can do, and through which people acknowledge insights.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The name of the one OperatorStatus object the operator maintains.
+pub const SINGLETON_NAME: &str = "kube9";
+
+/// What people and UIs write: acknowledgements of insights, keyed by insight id.
+// Each printcolumn(...) repeats the same keys, which clippy mistakes for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "kube9.io",
+    version = "v1alpha1",
+    kind = "OperatorStatus",
+    doc = "How kube9 sees this cluster: tier, health and registration (status), and insight acknowledgements (spec). One object, named kube9.",
+    plural = "operatorstatuses",
+    shortname = "opstatus",
+    category = "kube9",
+    status = "OperatorStatusStatus",
+    printcolumn(name = "Mode", type_ = "string", json_path = ".status.mode"),
+    printcolumn(name = "Tier", type_ = "string", json_path = ".status.tier"),
+    printcolumn(name = "Health", type_ = "string", json_path = ".status.health"),
+    printcolumn(name = "Registered", type_ = "boolean", json_path = ".status.registered"),
+    printcolumn(name = "Last Update", type_ = "date", json_path = ".status.lastUpdate"),
+    printcolumn(name = "Version", type_ = "string", json_path = ".status.version", priority = 1),
+    printcolumn(name = "Error", type_ = "string", json_path = ".status.error", priority = 1)
+)]
+#[serde(rename_all = "camelCase")]
+pub struct OperatorStatusSpec {
+    /// Acknowledgements of insights, keyed by insight id. A merge patch records one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub acknowledgements: BTreeMap<String, Acknowledgement>,
+}
+
+/// A person's decision about one insight.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Acknowledgement {
+    /// What was decided about the insight.
+    pub state: AcknowledgementState,
+    /// Why, in the person's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1000))]
+    pub note: Option<String>,
+}
+
+/// The decision recorded by an acknowledgement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AcknowledgementState {
+    /// The insight is accepted as true and being dealt with.
+    Acknowledged,
+    /// The insight does not apply and should not be shown again.
+    Dismissed,
+}
+
+/// Whether the operator only observes the cluster or is connected to kube9-server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// No usable API key: everything stays in the cluster.
+    Operated,
+    /// An API key is configured and the operator talks to kube9-server.
+    Enabled,
+}
+
+/// The feature tier the cluster gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// Assessments and status only; nothing leaves the cluster.
+    Free,
+    /// Registered with kube9-server: AI insights from sanitized data.
+    Pro,
+}
+
+/// How well the operator is doing its job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Everything works.
+    Healthy,
+    /// Working, but something (for example kube9-server) is failing; see `error`.
+    Degraded,
+    /// The operator cannot do its job (for example it cannot write status).
+    Unhealthy,
+}
+
+/// What the operator reports; written only by the operator, with server-side apply.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperatorStatusStatus {
+    /// `operated` (free, nothing leaves the cluster) or `enabled` (talks to kube9-server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// `free` or `pro`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+    /// Semantic version of the running operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// `healthy`, `degraded` or `unhealthy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    /// Whether kube9-server has accepted this cluster's registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered: Option<bool>,
+    /// The id kube9-server gave this cluster (`cls_` followed by 12 or more alphanumerics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^cls_[A-Za-z0-9]{12,}$"))]
+    pub cluster_id: Option<String>,
+    /// Why the operator is not healthy; absent when it is. Never holds a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 500))]
+    pub error: Option<String>,
+    /// When the operator last wrote this status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update: Option<Time>,
+    /// The namespace the operator runs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The generation of the spec this status reflects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Standard Kubernetes conditions (for example `Ready`, `Registered`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::common::conditions_schema")]
+    pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_merge_patch_of_one_acknowledgement_deserializes() {
+        let spec: OperatorStatusSpec = serde_json::from_value(serde_json::json!({
+            "acknowledgements": {"ins_1": {"state": "acknowledged"}}
+        }))
+        .unwrap();
+        assert_eq!(spec.acknowledgements["ins_1"].state, AcknowledgementState::Acknowledged);
+        assert_eq!(spec.acknowledgements["ins_1"].note, None);
+    }
+
+    #[test]
+    fn status_enums_use_the_legacy_configmap_spelling() {
+        let status = OperatorStatusStatus {
+            mode: Some(Mode::Operated),
+            tier: Some(Tier::Free),
+            health: Some(Health::Degraded),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!(json, serde_json::json!({"mode": "operated", "tier": "free", "health": "degraded"}));
+    }
+
+    #[test]
+    fn an_unknown_acknowledgement_state_is_refused() {
+        let err = serde_json::from_value::<Acknowledgement>(serde_json::json!({"state": "ignored"}));
+        assert!(err.is_err());
+    }
+}

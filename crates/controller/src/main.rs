@@ -1,0 +1,26 @@
+//! The kube9-operator binary: parse and validate configuration, then run.
+
+use clap::Parser;
+use kube9_operator::config::{Config, Flags};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let flags = Flags::parse();
+    let config = match Config::from_flags(flags, std::env::var("KUBE9_API_KEY").ok()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("kube9-operator: invalid configuration: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    // TLS for kube9-server uses rustls with the ring provider, like the Kubernetes client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    kube9_operator::telemetry::init(&config.log_level, config.log_format);
+    match kube9_operator::run(config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "kube9-operator stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

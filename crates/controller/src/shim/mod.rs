@@ -1,0 +1,3 @@
+//! Compatibility with older extensions.
+
+pub mod configmap;

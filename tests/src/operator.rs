@@ -1,0 +1,211 @@
+//! Running the real `kube9-operator` binary against the test cluster.
+//!
+//! Operator tests share one cluster-wide object, the `kube9` OperatorStatus, so they hold
+//! [`singleton_lock`] for their whole run; everything else (namespace, health port, kube9-server
+//! simulator) is their own.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams};
+use kube9_api::legacy::{CONFIGMAP_KEY, CONFIGMAP_NAME, LegacyStatus};
+use kube9_api::operator_status::{OperatorStatus, OperatorStatusStatus, SINGLETON_NAME};
+use tokio::sync::{Mutex as AsyncMutex, MutexGuard};
+
+use crate::{kubeconfig_path, root, wait_for};
+
+static SINGLETON: AsyncMutex<()> = AsyncMutex::const_new(());
+
+/// Serialises the tests that run an operator, and removes the singleton they shared.
+pub async fn singleton_lock(client: &kube::Client) -> MutexGuard<'static, ()> {
+    let guard = SINGLETON.lock().await;
+    delete_singleton(client).await;
+    guard
+}
+
+/// Deletes the `kube9` OperatorStatus so the next operator starts from nothing.
+pub async fn delete_singleton(client: &kube::Client) {
+    let api: Api<OperatorStatus> = Api::all(client.clone());
+    let _ = api.delete(SINGLETON_NAME, &DeleteParams::default()).await;
+    let _ = wait_for(Duration::from_secs(20), || {
+        let api = api.clone();
+        async move { Ok(api.get_opt(SINGLETON_NAME).await?.is_none()) }
+    })
+    .await;
+}
+
+/// The operator binary `cargo build -p kube9-operator` produced.
+pub fn binary() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("KUBE9_OPERATOR_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let path = target.join("debug/kube9-operator");
+    if !path.exists() {
+        bail!("{} is missing: run `cargo build -p kube9-operator` first (`cargo xtask ci` does)", path.display());
+    }
+    Ok(path)
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A running operator process, killed when dropped. Its log lines are kept for assertions.
+pub struct Operator {
+    child: Child,
+    pub health_port: u16,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Operator {
+    /// Starts the operator in `namespace` with extra flags and environment.
+    pub fn start(namespace: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Operator> {
+        let health_port = free_port()?;
+        let mut cmd = Command::new(binary()?);
+        cmd.args([
+            "--namespace",
+            namespace,
+            "--health-addr",
+            &format!("127.0.0.1:{health_port}"),
+            "--log-format",
+            "json",
+        ])
+        .args(args)
+        .env("KUBECONFIG", kubeconfig_path()?)
+        .env("KUBE9_LOG_LEVEL", "kube9_operator=debug,info")
+        .env_remove("KUBE9_API_KEY")
+        .env_remove("POD_NAMESPACE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().context("starting kube9-operator")?;
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as _),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if std::env::var_os("KUBE9_TEST_SHOW_LOGS").is_some() {
+                        eprintln!("operator: {line}");
+                    }
+                    if let Ok(mut logs) = logs.lock() {
+                        logs.push(line);
+                    }
+                }
+            });
+        }
+        Ok(Operator { child, health_port, logs })
+    }
+
+    /// Every log line so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    /// GETs a path of the health server: (status code, body).
+    pub async fn get(&self, path: &str) -> Result<(u16, String)> {
+        let url = format!("http://127.0.0.1:{}{path}", self.health_port);
+        let response = reqwest::get(&url).await.with_context(|| format!("GET {url}"))?;
+        Ok((response.status().as_u16(), response.text().await?))
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit code and how long it took.
+    pub fn terminate(&mut self) -> Result<(Option<i32>, Duration)> {
+        let started = std::time::Instant::now();
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().context("sending SIGTERM")?;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok((status.code(), started.elapsed()));
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("the operator did not exit within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process has exited, and its code.
+    pub fn exited(&mut self) -> Option<Option<i32>> {
+        self.child.try_wait().ok().flatten().map(|s| s.code())
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `kube9` OperatorStatus status, if written.
+pub async fn operator_status(client: &kube::Client) -> Result<Option<OperatorStatusStatus>> {
+    let api: Api<OperatorStatus> = Api::all(client.clone());
+    Ok(api.get_opt(SINGLETON_NAME).await?.and_then(|o| o.status))
+}
+
+/// The legacy ConfigMap's raw JSON value and its parsed form, if present.
+pub async fn legacy_status(
+    client: &kube::Client,
+    namespace: &str,
+) -> Result<Option<(serde_json::Value, LegacyStatus)>> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let Some(cm) = api.get_opt(CONFIGMAP_NAME).await? else { return Ok(None) };
+    let Some(json) = cm.data.and_then(|d| d.get(CONFIGMAP_KEY).cloned()) else { return Ok(None) };
+    let value: serde_json::Value = serde_json::from_str(&json).with_context(|| format!("status JSON: {json}"))?;
+    let parsed = serde_json::from_value(value.clone()).with_context(|| format!("status JSON: {json}"))?;
+    Ok(Some((value, parsed)))
+}
+
+/// Waits until both the OperatorStatus and the ConfigMap satisfy `check`.
+pub async fn wait_for_both<F>(
+    client: &kube::Client,
+    namespace: &str,
+    timeout: Duration,
+    check: F,
+) -> Result<(OperatorStatusStatus, LegacyStatus)>
+where
+    F: Fn(&OperatorStatusStatus, &LegacyStatus) -> bool,
+{
+    let found = Arc::new(Mutex::new(None));
+    let result = wait_for(timeout, || {
+        let client = client.clone();
+        let found = found.clone();
+        let check = &check;
+        async move {
+            let (Some(status), Some((_, legacy))) =
+                (operator_status(&client).await?, legacy_status(&client, namespace).await?)
+            else {
+                return Ok(false);
+            };
+            let ok = check(&status, &legacy);
+            if let Ok(mut found) = found.lock() {
+                *found = Some((status, legacy));
+            }
+            Ok(ok)
+        }
+    })
+    .await;
+    let last = found.lock().ok().and_then(|mut f| f.take());
+    match (result, last) {
+        (Ok(()), Some(both)) => Ok(both),
+        (Err(e), last) => Err(e.context(format!("last seen: {last:#?}"))),
+        (Ok(()), None) => bail!("nothing seen"),
+    }
+}

@@ -1,0 +1,137 @@
+//! `cargo xtask ci`: everything CI checks, in the order that fails fastest.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::{crdgen, testenv};
+
+/// Test counts summed over every `test result:` line cargo printed.
+#[derive(Default)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+pub fn run(root: &Path) -> Result<()> {
+    // An interrupt reaches the cargo children (same process group) and ends them; this
+    // process stays alive long enough to tear the control plane down.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the interrupt handler")?;
+
+    let started = Instant::now();
+    let mut counts = Counts::default();
+
+    step("cargo fmt --check", || cargo(root, &["fmt", "--all", "--check"]))?;
+    step("cargo clippy", || {
+        cargo(root, &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])
+    })?;
+    step("crdgen --check", || crdgen::run(root, true))?;
+    step("unit tests", || cargo_test(root, &["--workspace", "--exclude", "kube9-tests"], None, &mut counts))?;
+
+    // The cluster tests run the operator binary as a process, as a cluster would.
+    step("build the operator", || cargo(root, &["build", "--locked", "-p", "kube9-operator"]))?;
+    let cluster = step("testenv up", || testenv::up(false))?;
+    let tests = step("cluster tests", || {
+        if interrupted.load(Ordering::SeqCst) {
+            bail!("interrupted");
+        }
+        cargo_test(root, &["--package", "kube9-tests"], Some(&cluster.kubeconfig), &mut counts)
+    });
+    let teardown = if cluster.started_here {
+        step("testenv down", testenv::down)
+    } else {
+        println!("==> leaving the existing cluster at {} as it was", cluster.kubeconfig.display());
+        Ok(())
+    };
+
+    println!("==> ci finished in {:.0?}", started.elapsed());
+    println!("ci: {} passed, {} failed, {} skipped", counts.passed, counts.failed, counts.ignored);
+    tests?;
+    teardown
+}
+
+/// Runs one named step and prints how long it took.
+fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    println!("==> {name}");
+    let started = Instant::now();
+    let result = f().with_context(|| format!("step `{name}` failed"));
+    let outcome = if result.is_ok() { "ok" } else { "FAILED" };
+    println!("==> {name}: {outcome} in {:.1?}", started.elapsed());
+    result
+}
+
+fn cargo_command(root: &Path) -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root);
+    cmd
+}
+
+fn cargo(root: &Path, args: &[&str]) -> Result<()> {
+    let status = cargo_command(root).args(args).status().context("running cargo")?;
+    if !status.success() {
+        bail!("cargo {} exited with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+/// `cargo test` with its output passed through and its result lines counted.
+fn cargo_test(root: &Path, args: &[&str], kubeconfig: Option<&Path>, counts: &mut Counts) -> Result<()> {
+    let mut cmd = cargo_command(root);
+    cmd.arg("test").arg("--locked").args(args).stdout(Stdio::piped());
+    if let Some(path) = kubeconfig {
+        cmd.env("KUBECONFIG", path);
+    }
+    let mut child = cmd.spawn().context("running cargo test")?;
+    let stdout = child.stdout.take().context("cargo test has no stdout")?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading cargo test output")?;
+        println!("{line}");
+        count(&line, counts);
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    if !status.success() {
+        bail!("cargo test {} exited with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Adds the figures of a libtest summary line (`test result: ok. 3 passed; 0 failed; 1 ignored; ...`).
+fn count(line: &str, counts: &mut Counts) {
+    let Some(rest) = line.strip_prefix("test result: ") else { return };
+    for part in rest.split(';') {
+        let mut words = part.split_whitespace().rev();
+        let (Some(label), Some(n)) = (words.next(), words.next()) else { continue };
+        let Ok(n) = n.parse::<u64>() else { continue };
+        match label {
+            "passed" => counts.passed += n,
+            "failed" => counts.failed += n,
+            "ignored" => counts.ignored += n,
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_lines_are_added_up() {
+        let mut counts = Counts::default();
+        count(
+            "test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s",
+            &mut counts,
+        );
+        count("test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out", &mut counts);
+        count("running 3 tests", &mut counts);
+        assert_eq!((counts.passed, counts.failed, counts.ignored), (5, 1, 1));
+    }
+}

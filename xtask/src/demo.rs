@@ -1,0 +1,164 @@
+//! `cargo xtask demo`: the operator against the local control plane, first without an API
+//! key and then with one against the kube9-server simulator.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::testenv;
+
+const NAMESPACE: &str = "kube9-system";
+const DEMO_KEY: &str = "k9_demo_0123456789abcdef";
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn run(root: &Path) -> Result<()> {
+    let cluster = testenv::up(false)?;
+    let kubeconfig = cluster.kubeconfig.clone();
+    let kubectl = |args: &[&str]| -> Result<String> {
+        let out =
+            Command::new("kubectl").args(args).env("KUBECONFIG", &kubeconfig).output().context("running kubectl")?;
+        if !out.status.success() {
+            bail!("kubectl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+
+    banner("Building the operator and the kube9-server simulator");
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(root)
+        .args(["build", "--quiet", "-p", "kube9-operator", "-p", "kube9-server-sim"])
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build failed");
+    }
+    let bin = root.join("target/debug");
+    let work = testenv::state_dir().join("demo");
+    std::fs::create_dir_all(&work)?;
+
+    banner("Installing the CRDs");
+    print!("{}", kubectl(&["apply", "-f", &root.join("crds").display().to_string()])?);
+    kubectl(&["wait", "--for", "condition=Established", "crd/operatorstatuses.kube9.io", "crd/assessments.kube9.io"])?;
+    if kubectl(&["get", "namespace", NAMESPACE]).is_err() {
+        kubectl(&["create", "namespace", NAMESPACE])?;
+    }
+    // Start from nothing so the first step shows the operator creating its objects.
+    let _ = kubectl(&["delete", "operatorstatus", "kube9", "--ignore-not-found"]);
+    let _ = kubectl(&["delete", "configmap", "kube9-operator-status", "-n", NAMESPACE, "--ignore-not-found"]);
+
+    banner("1. No API key: operated mode, free tier");
+    let operator = start_operator(&bin, &kubeconfig, &work, &[])?;
+    show_when(&kubectl, |json| json.contains("\"mode\":\"operated\""))?;
+    drop(operator);
+
+    banner("2. An API key, kube9-server (simulated) accepts it: enabled mode, pro tier");
+    let ca = work.join("sim-ca.pem");
+    let mut sim = Command::new(bin.join("kube9-server-sim"));
+    sim.args(["--listen", "127.0.0.1:0", "--tls", "--ca-out"])
+        .arg(&ca)
+        .args(["--api-key", DEMO_KEY])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut sim = Running(sim.spawn().context("starting kube9-server-sim")?);
+    let url = simulator_url(&mut sim.0)?;
+    println!("kube9-server simulator at {url}");
+    let key_file = work.join("api-key");
+    std::fs::write(&key_file, DEMO_KEY)?;
+    let args = [
+        "--api-key-file",
+        &key_file.display().to_string(),
+        "--server-url",
+        &url,
+        "--server-ca-file",
+        &ca.display().to_string(),
+    ];
+    let operator = start_operator(&bin, &kubeconfig, &work, &args)?;
+    show_when(&kubectl, |json| json.contains("\"tier\":\"pro\""))?;
+
+    banner("3. kube9-server goes away: still enabled, free tier, degraded, and it says when it retries");
+    drop(operator);
+    drop(sim);
+    let _ = kubectl(&["delete", "operatorstatus", "kube9", "--ignore-not-found"]);
+    let operator = start_operator(&bin, &kubeconfig, &work, &args)?;
+    show_when(&kubectl, |json| json.contains("\"health\":\"degraded\""))?;
+    drop(operator);
+
+    banner("Done");
+    println!("The control plane is still running: export KUBECONFIG={}", kubeconfig.display());
+    println!("Stop it with: cargo xtask testenv down");
+    Ok(())
+}
+
+fn banner(text: &str) {
+    println!("\n==> {text}");
+}
+
+fn start_operator(bin: &Path, kubeconfig: &Path, work: &Path, args: &[&str]) -> Result<Running> {
+    let log = std::fs::File::create(work.join("operator.log"))?;
+    let child = Command::new(bin.join("kube9-operator"))
+        .args(["--namespace", NAMESPACE, "--health-addr", "127.0.0.1:18080", "--status-interval", "5s"])
+        .args(["--retry-initial", "30s", "--request-timeout", "3s"])
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting kube9-operator")?;
+    println!("kube9-operator started (pid {}, log {})", child.id(), work.join("operator.log").display());
+    Ok(Running(child))
+}
+
+/// Waits until the ConfigMap JSON satisfies `done`, then shows it and the OperatorStatus.
+fn show_when(kubectl: &dyn Fn(&[&str]) -> Result<String>, done: impl Fn(&str) -> bool) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let json =
+            kubectl(&["get", "configmap", "kube9-operator-status", "-n", NAMESPACE, "-o", "jsonpath={.data.status}"])
+                .unwrap_or_default();
+        if done(&json) {
+            println!("$ kubectl get operatorstatus");
+            print!("{}", kubectl(&["get", "operatorstatus"])?);
+            println!("$ kubectl get configmap kube9-operator-status -n {NAMESPACE} -o jsonpath='{{.data.status}}'");
+            let pretty = serde_json::from_str::<serde_json::Value>(&json)
+                .and_then(|v| serde_json::to_string_pretty(&v))
+                .unwrap_or(json);
+            println!("{pretty}");
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the status did not reach the expected state within 60 s; last ConfigMap JSON: {json}");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Reads the simulator's `listening on <url>` line.
+fn simulator_url(child: &mut Child) -> Result<String> {
+    let stdout = child.stdout.take().context("the simulator has no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).context("reading the simulator's address")?;
+    line.trim()
+        .strip_prefix("listening on ")
+        .map(str::to_owned)
+        .with_context(|| format!("unexpected simulator output: {line:?}"))
+}

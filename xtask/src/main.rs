@@ -1,0 +1,57 @@
+//! Project automation, run as `cargo xtask <command>`.
+
+mod ci;
+mod crdgen;
+mod demo;
+mod testenv;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "kube9-operator project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write the CRD YAML (crds/ and the chart's crds/) from the Rust types.
+    Crdgen {
+        /// Write nothing; fail and show the difference when a committed copy is stale.
+        #[arg(long)]
+        check: bool,
+    },
+    /// A real Kubernetes control plane on loopback for tests and the demo.
+    Testenv {
+        #[command(subcommand)]
+        command: testenv::Command,
+    },
+    /// The operator against the local control plane: without a key, then with one.
+    Demo,
+    /// Every check CI runs: format, clippy, crdgen --check, unit tests, cluster tests.
+    Ci,
+}
+
+/// The workspace root (the parent of xtask/).
+fn root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result: Result<()> = match cli.command {
+        Command::Crdgen { check } => crdgen::run(&root(), check),
+        Command::Testenv { command } => testenv::run(command),
+        Command::Demo => demo::run(&root()),
+        Command::Ci => ci::run(&root()),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}

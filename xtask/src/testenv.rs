@@ -1,0 +1,649 @@
+//! `cargo xtask testenv up | down | env | status`: a real Kubernetes control plane on
+//! loopback (etcd, kube-apiserver, kube-controller-manager) with no Docker.
+//!
+//! The binaries are built once from Debian's `kubernetes` source package (1.20) and cached
+//! under `${KUBE9_CACHE_DIR:-~/.cache/kube9-operator}`; runtime state (certificates, etcd
+//! data, pid files, logs, kubeconfig) lives in `target/testenv`.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// The testenv subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Start (or reuse) a control plane and print how to use it.
+    Up {
+        /// Build and start a local control plane even if KUBECONFIG points at a reachable cluster.
+        #[arg(long)]
+        local: bool,
+    },
+    /// Stop the processes `up` started (safe to run twice).
+    Down,
+    /// Print `export KUBECONFIG=...` for the running environment.
+    Env,
+    /// Show what is running.
+    Status,
+}
+
+/// What `up` produced.
+pub struct Cluster {
+    pub kubeconfig: PathBuf,
+    /// True when this call started the processes (so the caller should stop them).
+    pub started_here: bool,
+}
+
+/// Debian packages the control plane needs at run time.
+const RUNTIME_PACKAGES: &[&str] = &["etcd-server", "openssl"];
+/// Debian packages needed to build kube-apiserver and kube-controller-manager.
+const BUILD_PACKAGES: &[&str] = &["golang-go", "golang-github-modern-go-reflect2-dev", "dpkg-dev", "rsync", "make"];
+const BINARIES: &[&str] = &["kube-apiserver", "kube-controller-manager"];
+const SOURCES_FILE: &str = "/etc/apt/sources.list.d/kube9-src.sources";
+
+pub fn run(cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Up { local } => up(local).map(|_| ()),
+        Command::Down => down(),
+        Command::Env => {
+            let kubeconfig = state_dir().join("kubeconfig");
+            if !kubeconfig.exists() || !readyz(&kubeconfig) {
+                bail!("no control plane is running: start one with `cargo xtask testenv up`");
+            }
+            println!("export KUBECONFIG={}", kubeconfig.display());
+            Ok(())
+        }
+        Command::Status => status(),
+    }
+}
+
+/// `<workspace>/target/testenv`.
+pub fn state_dir() -> PathBuf {
+    crate::root().join("target/testenv")
+}
+
+fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KUBE9_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/var/cache"));
+    base.join("kube9-operator")
+}
+
+fn port(var: &str, default: u16) -> Result<u16> {
+    match std::env::var(var) {
+        Ok(v) => v.parse().with_context(|| format!("{var}={v:?} is not a port number")),
+        Err(_) => Ok(default),
+    }
+}
+
+struct Ports {
+    etcd: u16,
+    etcd_peer: u16,
+    apiserver: u16,
+}
+
+fn ports() -> Result<Ports> {
+    let etcd = port("KUBE9_TESTENV_ETCD_PORT", 23790)?;
+    Ok(Ports { etcd, etcd_peer: etcd.wrapping_add(10), apiserver: port("KUBE9_TESTENV_APISERVER_PORT", 16443)? })
+}
+
+/// The three processes, in start order.
+const COMPONENTS: [&str; 3] = ["etcd", "kube-apiserver", "kube-controller-manager"];
+
+pub fn up(local: bool) -> Result<Cluster> {
+    let existing = std::env::var_os("KUBECONFIG").filter(|p| !p.is_empty() && !local).map(PathBuf::from);
+    if let Some(path) = existing {
+        if readyz(&path) {
+            println!("testenv: using the cluster KUBECONFIG points at ({})", path.display());
+            return Ok(Cluster { kubeconfig: path, started_here: false });
+        }
+        println!("testenv: KUBECONFIG={} does not answer; starting a local control plane", path.display());
+    }
+    let state = state_dir();
+    let kubeconfig = state.join("kubeconfig");
+    let alive: Vec<bool> = COMPONENTS.iter().map(|c| running_pid(&state, c).is_some()).collect();
+    if alive.iter().all(|a| *a) && readyz(&kubeconfig) {
+        println!("testenv: the control plane is already running");
+        print_usage(&kubeconfig);
+        return Ok(Cluster { kubeconfig, started_here: false });
+    }
+    if alive.iter().any(|a| *a) {
+        println!("testenv: part of an earlier control plane is running; stopping it first");
+        down()?;
+    }
+
+    ensure_packages(RUNTIME_PACKAGES)?;
+    let bin = ensure_binaries()?;
+    let ports = ports()?;
+    for (port, var) in [
+        (ports.etcd, "KUBE9_TESTENV_ETCD_PORT"),
+        (ports.etcd_peer, "KUBE9_TESTENV_ETCD_PORT (peer port = client port + 10)"),
+        (ports.apiserver, "KUBE9_TESTENV_APISERVER_PORT"),
+    ] {
+        if TcpListener::bind(("127.0.0.1", port)).is_err() {
+            bail!("port {port} on 127.0.0.1 is in use by another process: stop it, or choose another port with {var}");
+        }
+    }
+
+    std::fs::create_dir_all(state.join("logs")).context("creating target/testenv")?;
+    let pki = ensure_pki(&state)?;
+    let started = Instant::now();
+
+    let etcd_data = state.join("etcd");
+    let _ = std::fs::remove_dir_all(&etcd_data);
+    let etcd_client = format!("http://127.0.0.1:{}", ports.etcd);
+    let etcd_peer = format!("http://127.0.0.1:{}", ports.etcd_peer);
+    spawn(
+        &state,
+        "etcd",
+        Path::new("/usr/bin/etcd"),
+        &[
+            "--name=kube9".into(),
+            format!("--data-dir={}", etcd_data.display()),
+            format!("--listen-client-urls={etcd_client}"),
+            format!("--advertise-client-urls={etcd_client}"),
+            format!("--listen-peer-urls={etcd_peer}"),
+            format!("--initial-advertise-peer-urls={etcd_peer}"),
+            format!("--initial-cluster=kube9={etcd_peer}"),
+        ],
+    )?;
+    wait(&state, "etcd", Duration::from_secs(30), || etcd_healthy(ports.etcd))?;
+
+    let p = |name: &str| pki.join(name).display().to_string();
+    spawn(
+        &state,
+        "kube-apiserver",
+        &bin.join("kube-apiserver"),
+        &[
+            format!("--etcd-servers={etcd_client}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={}", ports.apiserver),
+            "--insecure-port=0".into(),
+            format!("--cert-dir={}", state.join("apiserver-certs").display()),
+            format!("--tls-cert-file={}", p("apiserver.crt")),
+            format!("--tls-private-key-file={}", p("apiserver.key")),
+            format!("--client-ca-file={}", p("ca.crt")),
+            format!("--token-auth-file={}", p("tokens.csv")),
+            "--authorization-mode=RBAC".into(),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            "--api-audiences=https://kubernetes.default.svc.cluster.local".into(),
+            format!("--service-account-key-file={}", p("sa.pub")),
+            format!("--service-account-signing-key-file={}", p("sa.key")),
+            "--service-cluster-ip-range=10.96.0.0/16".into(),
+            "--allow-privileged=true".into(),
+            // The only address is loopback, which the endpoints of the `kubernetes` Service may
+            // not hold; nothing in the tests routes through that Service.
+            "--endpoint-reconciler-type=none".into(),
+        ],
+    )?;
+    write_kubeconfig(&kubeconfig, &pki, ports.apiserver)?;
+    wait(&state, "kube-apiserver", Duration::from_secs(90), || readyz(&kubeconfig))?;
+
+    spawn(
+        &state,
+        "kube-controller-manager",
+        &bin.join("kube-controller-manager"),
+        &[
+            format!("--kubeconfig={}", kubeconfig.display()),
+            "--leader-elect=false".into(),
+            "--port=0".into(),
+            "--secure-port=0".into(),
+            "--use-service-account-credentials=false".into(),
+            format!("--service-account-private-key-file={}", p("sa.key")),
+            format!("--root-ca-file={}", p("ca.crt")),
+            format!("--cluster-signing-cert-file={}", p("ca.crt")),
+            format!("--cluster-signing-key-file={}", p("ca.key")),
+        ],
+    )?;
+    // The service-account controller creating `default` shows the controllers are running.
+    wait(&state, "kube-controller-manager", Duration::from_secs(60), || {
+        kubectl_ok(&kubeconfig, &["get", "serviceaccount", "default", "-n", "default"])
+    })?;
+    println!("testenv: control plane ready in {:.1?}", started.elapsed());
+    print_usage(&kubeconfig);
+    Ok(Cluster { kubeconfig, started_here: true })
+}
+
+fn print_usage(kubeconfig: &Path) {
+    println!("  export KUBECONFIG={}", kubeconfig.display());
+    println!("  kubectl get namespaces");
+    println!("  cargo xtask testenv down   # when finished");
+}
+
+pub fn down() -> Result<()> {
+    let state = state_dir();
+    let mut stopped = Vec::new();
+    for name in COMPONENTS.iter().rev() {
+        let pid_file = state.join(format!("{name}.pid"));
+        if let Some(pid) = running_pid(&state, name) {
+            signal(pid, "TERM");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while alive(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if alive(pid) {
+                signal(pid, "KILL");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            if alive(pid) {
+                bail!("{name} (pid {pid}) survived SIGKILL; stop it by hand");
+            }
+            stopped.push(format!("{name} ({pid})"));
+        }
+        let _ = std::fs::remove_file(pid_file);
+    }
+    // The next `up` starts from an empty etcd; certificates and tokens are kept.
+    let _ = std::fs::remove_dir_all(state.join("etcd"));
+    if stopped.is_empty() {
+        println!("testenv: nothing was running");
+    } else {
+        println!("testenv: stopped {}", stopped.join(", "));
+    }
+    Ok(())
+}
+
+fn status() -> Result<()> {
+    let state = state_dir();
+    for name in COMPONENTS {
+        match running_pid(&state, name) {
+            Some(pid) => println!("{name:<24} running (pid {pid})"),
+            None => println!("{name:<24} not running"),
+        }
+    }
+    let kubeconfig = state.join("kubeconfig");
+    let ready = kubeconfig.exists() && readyz(&kubeconfig);
+    println!("{:<24} {}", "/readyz", if ready { "ok" } else { "not answering" });
+    if ready {
+        println!("export KUBECONFIG={}", kubeconfig.display());
+    }
+    Ok(())
+}
+
+/// Starts a process in its own session, logging to `logs/<name>.log`, pid in `<name>.pid`.
+fn spawn(state: &Path, name: &str, binary: &Path, args: &[String]) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let log_path = state.join("logs").join(format!("{name}.log"));
+    let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let child = Process::new(binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group: a Ctrl-C in the terminal does not reach it, `down` does.
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    std::fs::write(state.join(format!("{name}.pid")), child.id().to_string())?;
+    Ok(())
+}
+
+/// Waits for `ready`, failing with the tail of the component's log.
+fn wait(state: &Path, name: &str, timeout: Duration, ready: impl Fn() -> bool) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if ready() {
+            return Ok(());
+        }
+        let log = state.join("logs").join(format!("{name}.log"));
+        if running_pid(state, name).is_none() || Instant::now() > deadline {
+            let why = if running_pid(state, name).is_none() { "exited" } else { "did not become ready" };
+            let _ = down();
+            bail!("{name} {why} (within {timeout:?}); the end of {}:\n{}", log.display(), tail(&log, 25));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The pid in `<name>.pid` if that process is alive and is still the one we started.
+fn running_pid(state: &Path, name: &str) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(state.join(format!("{name}.pid"))).ok()?.trim().parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+    let ours = Path::new(std::str::from_utf8(argv0).ok()?).file_name()? == name;
+    (ours && alive(pid)).then_some(pid)
+}
+
+/// Alive and not a zombie.
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) != Some("Z"),
+        Err(_) => false,
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Process::new("kill").args([format!("-{sig}"), pid.to_string()]).stderr(Stdio::null()).status();
+}
+
+fn etcd_healthy(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.contains("\"health\":\"true\"")
+}
+
+fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> bool {
+    Process::new("kubectl")
+        .args(["--request-timeout=5s"])
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn readyz(kubeconfig: &Path) -> bool {
+    kubectl_ok(kubeconfig, &["get", "--raw", "/readyz"])
+}
+
+/// A CA, the API server's serving certificate, the service-account key pair and an admin
+/// token; kept across restarts.
+fn ensure_pki(state: &Path) -> Result<PathBuf> {
+    let pki = state.join("pki");
+    if pki.join("tokens.csv").exists() {
+        return Ok(pki);
+    }
+    let tmp = state.join("pki.tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    let sans = "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,\
+                DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local";
+    std::fs::write(tmp.join("san.cnf"), format!("{sans}\n"))?;
+    let steps: [&[&str]; 5] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=kube9-testenv-ca",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "apiserver.key",
+            "-out",
+            "apiserver.csr",
+            "-subj",
+            "/CN=kube-apiserver",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "apiserver.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "apiserver.crt",
+            "-days",
+            "3650",
+            "-extfile",
+            "san.cnf",
+        ],
+        &["genrsa", "-out", "sa.key", "2048"],
+        &["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"],
+    ];
+    for args in steps {
+        let out = Process::new("openssl").args(args).current_dir(&tmp).output().context("running openssl")?;
+        if !out.status.success() {
+            bail!("openssl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    let mut token = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut token)?;
+    let token: String = token.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(tmp.join("tokens.csv"), format!("{token},admin,admin,\"system:masters\"\n"))?;
+    std::fs::write(tmp.join("admin.token"), &token)?;
+    let _ = std::fs::remove_dir_all(&pki);
+    std::fs::rename(&tmp, &pki)?;
+    Ok(pki)
+}
+
+fn write_kubeconfig(path: &Path, pki: &Path, port: u16) -> Result<()> {
+    let token = std::fs::read_to_string(pki.join("admin.token"))?;
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kube9-testenv\n  cluster:\n    server: https://127.0.0.1:{port}\n    \
+         certificate-authority: {ca}\nusers:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: kube9-testenv\n  \
+         context:\n    cluster: kube9-testenv\n    user: admin\ncurrent-context: kube9-testenv\n",
+        ca = pki.join("ca.crt").display(),
+        token = token.trim()
+    );
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+fn installed(package: &str) -> bool {
+    Process::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
+fn is_root() -> bool {
+    Process::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Installs the Debian packages that are missing.
+fn ensure_packages(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if Process::new("apt-get").arg("--version").stdout(Stdio::null()).status().is_err() {
+        bail!(
+            "Debian packages {} are needed and there is no apt-get: install them, or point KUBECONFIG at a cluster",
+            missing.join(" ")
+        );
+    }
+    if !is_root() {
+        bail!(
+            "Debian packages {} are needed: run as root, or `sudo apt-get install {}` first",
+            missing.join(" "),
+            missing.join(" ")
+        );
+    }
+    println!("testenv: installing {}", missing.join(" "));
+    apt(&["update", "-q"])?;
+    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    args.extend(&missing);
+    apt(&args)
+}
+
+fn apt(args: &[&str]) -> Result<()> {
+    let out = Process::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .context("running apt-get")?;
+    if !out.status.success() {
+        bail!("apt-get {} failed:\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// The directory holding cached kube-apiserver and kube-controller-manager, building them
+/// if no cached copy exists.
+fn ensure_binaries() -> Result<PathBuf> {
+    let cache = cache_dir();
+    if let Some(bin) = cached(&cache) {
+        return Ok(bin);
+    }
+    build(&cache, BINARIES)?;
+    cached(&cache).context("the build finished but its binaries are not in the cache")
+}
+
+fn cached(cache: &Path) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(cache)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("kubernetes-")))
+        .map(|p| p.join("bin"))
+        .filter(|bin| BINARIES.iter().all(|b| bin.join(b).is_file()))
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}
+
+/// Fetches Debian's `kubernetes` source, patches it for Go 1.19 and builds `targets`
+/// (`cmd/<name>`) into `<cache>/kubernetes-<version>/bin`.
+pub fn build(cache: &Path, targets: &[&str]) -> Result<()> {
+    ensure_packages(BUILD_PACKAGES)?;
+    ensure_deb_src()?;
+    std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
+    let started = Instant::now();
+    println!("testenv: building {} from Debian's kubernetes source (about 5-10 minutes, once)", targets.join(", "));
+
+    let work = cache.join("work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    run_logged(
+        Process::new("apt-get").args(["source", "--download-only", "kubernetes"]).current_dir(&work),
+        &work.join("fetch.log"),
+    )
+    .context("fetching Debian's kubernetes source package")?;
+    let dsc = std::fs::read_dir(&work)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "dsc"))
+        .context("apt-get source produced no .dsc file")?;
+    let version = dsc
+        .file_stem()
+        .map(|s| s.to_string_lossy().trim_start_matches("kubernetes_").to_owned())
+        .context("a .dsc file without a name")?;
+    run_logged(
+        Process::new("dpkg-source").arg("-x").arg(&dsc).arg("src").current_dir(&work),
+        &work.join("extract.log"),
+    )
+    .context("unpacking the kubernetes source")?;
+    let src = work.join("src");
+
+    // The vendored reflect2 1.0.1 crashes under Go >= 1.18 when a custom resource is
+    // created; Debian's 1.0.2 does not.
+    let vendored = src.join("vendor/github.com/modern-go/reflect2");
+    std::fs::remove_dir_all(&vendored).context("removing the vendored reflect2")?;
+    let status = Process::new("cp")
+        .args(["-r", "/usr/share/gocode/src/github.com/modern-go/reflect2"])
+        .arg(&vendored)
+        .status()
+        .context("copying Debian's reflect2")?;
+    if !status.success() {
+        bail!("copying /usr/share/gocode/src/github.com/modern-go/reflect2 failed");
+    }
+    let _ = std::fs::remove_file(vendored.join("go.mod"));
+
+    let gopath = src.join(".go");
+    std::fs::create_dir_all(gopath.join("src/k8s.io"))?;
+    std::os::unix::fs::symlink(&src, gopath.join("src/k8s.io/kubernetes")).context("linking the source into GOPATH")?;
+    let what: Vec<String> = targets.iter().map(|t| format!("cmd/{t}")).collect();
+    let log = cache.join(format!("build-{version}.log"));
+    run_logged(
+        Process::new("make")
+            .arg(format!("WHAT={}", what.join(" ")))
+            .current_dir(gopath.join("src/k8s.io/kubernetes"))
+            .env("GOPATH", &gopath)
+            .env("CGO_ENABLED", "0")
+            .env("GOFLAGS", "-mod=vendor")
+            .env("GOCACHE", cache.join("gocache")),
+        &log,
+    )
+    .context("building kubernetes")?;
+
+    // Publish atomically: a half-finished build never looks like a cache hit.
+    let dest = cache.join(format!("kubernetes-{version}"));
+    let bin_tmp = dest.join("bin.tmp");
+    let _ = std::fs::remove_dir_all(&bin_tmp);
+    std::fs::create_dir_all(&bin_tmp)?;
+    let mut existing: Vec<PathBuf> = Vec::new();
+    if dest.join("bin").is_dir() {
+        existing = std::fs::read_dir(dest.join("bin"))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    }
+    for path in existing {
+        if let Some(name) = path.file_name() {
+            std::fs::copy(&path, bin_tmp.join(name))?;
+        }
+    }
+    for target in targets {
+        let built = src.join("_output/bin").join(target);
+        std::fs::copy(&built, bin_tmp.join(target)).with_context(|| format!("copying {}", built.display()))?;
+    }
+    let _ = std::fs::remove_dir_all(dest.join("src"));
+    std::fs::rename(&src, dest.join("src")).context("keeping the patched source")?;
+    // The link inside .go pointed at the old place.
+    let link = dest.join("src/.go/src/k8s.io/kubernetes");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(dest.join("src"), &link)?;
+    let _ = std::fs::remove_dir_all(dest.join("bin"));
+    std::fs::rename(&bin_tmp, dest.join("bin"))?;
+    let _ = std::fs::remove_dir_all(&work);
+    println!("testenv: built in {:.0?}; cached in {}", started.elapsed(), dest.display());
+    Ok(())
+}
+
+fn ensure_deb_src() -> Result<()> {
+    let has_source = |_: ()| {
+        Process::new("apt-cache")
+            .args(["showsrc", "kubernetes"])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("Package: kubernetes"))
+    };
+    if has_source(()) {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!("Debian's kubernetes source package is needed: run as root so {SOURCES_FILE} can be written");
+    }
+    std::fs::write(
+        SOURCES_FILE,
+        "Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\n\
+         Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+    )
+    .with_context(|| format!("writing {SOURCES_FILE}"))?;
+    apt(&["update", "-q"])?;
+    if !has_source(()) {
+        bail!("apt-cache still finds no source package `kubernetes` after adding {SOURCES_FILE}");
+    }
+    Ok(())
+}
+
+/// Runs a command with its output in `log`; on failure the error shows the log's end.
+fn run_logged(cmd: &mut Process, log: &Path) -> Result<()> {
+    let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let status = cmd.stdout(file.try_clone()?).stderr(file).status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{:?} failed ({status}); the end of {}:\n{}", cmd.get_program(), log.display(), tail(log, 30));
+    }
+    Ok(())
+}
