@@ -293,8 +293,10 @@ fn wait(state: &Path, name: &str, timeout: Duration, ready: impl Fn() -> bool) -
             return Ok(());
         }
         let log = state.join("logs").join(format!("{name}.log"));
-        if running_pid(state, name).is_none() || Instant::now() > deadline {
-            let why = if running_pid(state, name).is_none() { "exited" } else { "did not become ready" };
+        // Liveness only: for a moment after the spawn, /proc does not show the new binary yet.
+        let exited = !recorded_pid(state, name).is_some_and(alive);
+        if exited || Instant::now() > deadline {
+            let why = if exited { "exited" } else { "did not become ready" };
             let _ = down();
             bail!("{name} {why} (within {timeout:?}); the end of {}:\n{}", log.display(), tail(&log, 25));
         }
@@ -308,13 +310,18 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// The pid in `<name>.pid` if that process is alive and is still the one we started.
+/// The pid recorded in `<name>.pid`.
+fn recorded_pid(state: &Path, name: &str) -> Option<u32> {
+    std::fs::read_to_string(state.join(format!("{name}.pid"))).ok()?.trim().parse().ok()
+}
+
+/// The recorded pid, if that process is alive and still runs the binary we started (a pid
+/// can be reused after a reboot or a crash).
 fn running_pid(state: &Path, name: &str) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(state.join(format!("{name}.pid"))).ok()?.trim().parse().ok()?;
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
-    let ours = Path::new(std::str::from_utf8(argv0).ok()?).file_name()? == name;
-    (ours && alive(pid)).then_some(pid)
+    let pid = recorded_pid(state, name)?;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let exe_name = exe.file_name()?.to_string_lossy().trim_end_matches(" (deleted)").to_owned();
+    (exe_name == name && alive(pid)).then_some(pid)
 }
 
 /// Alive and not a zombie.
