@@ -2,4 +2,4 @@
 
 mod crds;
 mod namespaces;
-// mod operator;
+mod operator;

@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod operator;
+
 use anyhow::{Context, Result, bail};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
-
-pub mod operator;
 use tokio::sync::OnceCell;
 
 /// The workspace root.
@@ -168,6 +168,8 @@ where
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = Result<()>> + Send + 'static,
 {
+    // reqwest (health endpoints) uses rustls with the same provider as the operator.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = match client().await {
         Ok(client) => client,
         Err(err) => panic!("{err:#}"),

@@ -153,7 +153,7 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
             match left {
                 Some(left) => Ok(left),
                 None => {
-                    let written = configmap::apply(&api, namespace, &want).await;
+                    let written = configmap::write(&api, namespace, cm, &want).await;
                     ctx.metrics.status_write("configmap", written.is_ok());
                     written.map(|()| interval).map_err(Error::ConfigMapWrite)
                 }

@@ -1,11 +1,11 @@
 //! The legacy `kube9-operator-status` ConfigMap: rendered from the same standing as the
-//! OperatorStatus, written in one server-side apply so readers never see half an update.
+//! OperatorStatus, written in one request so readers never see half an update.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ObjectMeta, Patch, PatchParams};
+use kube::api::{Api, ObjectMeta, PostParams};
 use kube9_api::legacy::{CONFIGMAP_KEY, CONFIGMAP_NAME, LegacyStatus};
 
 use crate::status::tier::Standing;
@@ -34,7 +34,8 @@ pub fn current(cm: Option<&ConfigMap>) -> (Option<LegacyStatus>, bool) {
     let labels = cm.metadata.labels.clone().unwrap_or_default();
     let labelled = labels_wanted().iter().all(|(k, v)| labels.get(k) == Some(v));
     // Anything besides the status key was added by hand: rewrite to the contract.
-    let only_status = cm.data.as_ref().is_some_and(|d| d.len() == 1);
+    let only_status =
+        cm.data.as_ref().is_some_and(|d| d.len() == 1) && cm.binary_data.as_ref().is_none_or(|b| b.is_empty());
     (parsed, labelled && only_status)
 }
 
@@ -56,25 +57,46 @@ fn labels_wanted() -> BTreeMap<String, String> {
     ])
 }
 
-/// Writes the whole ConfigMap in one server-side apply.
-pub async fn apply(api: &Api<ConfigMap>, namespace: &str, status: &LegacyStatus) -> Result<(), ApplyError> {
+/// Writes the whole ConfigMap in one request: a replace of the existing object (so keys
+/// added by hand go away, and a concurrent change makes it fail rather than be lost) or a
+/// create when there is none. Labels and annotations others added are kept.
+pub async fn write(
+    api: &Api<ConfigMap>,
+    namespace: &str,
+    existing: Option<ConfigMap>,
+    status: &LegacyStatus,
+) -> Result<(), ApplyError> {
     let json = serde_json::to_string(status).map_err(ApplyError::Serialize)?;
-    let cm = ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(CONFIGMAP_NAME.to_owned()),
-            namespace: Some(namespace.to_owned()),
-            labels: Some(labels_wanted()),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([(CONFIGMAP_KEY.to_owned(), json)])),
-        ..Default::default()
-    };
-    let mut patch = serde_json::to_value(&cm).map_err(ApplyError::Serialize)?;
-    patch["apiVersion"] = "v1".into();
-    patch["kind"] = "ConfigMap".into();
-    api.patch(CONFIGMAP_NAME, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await
-        .map_err(ApplyError::Kube)?;
+    let data = Some(BTreeMap::from([(CONFIGMAP_KEY.to_owned(), json)]));
+    match existing {
+        Some(mut cm) => {
+            cm.metadata.labels.get_or_insert_with(BTreeMap::new).extend(labels_wanted());
+            cm.data = data;
+            cm.binary_data = None;
+            api.replace(
+                CONFIGMAP_NAME,
+                &PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() },
+                &cm,
+            )
+            .await
+            .map_err(ApplyError::Kube)?;
+        }
+        None => {
+            let cm = ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some(CONFIGMAP_NAME.to_owned()),
+                    namespace: Some(namespace.to_owned()),
+                    labels: Some(labels_wanted()),
+                    ..Default::default()
+                },
+                data,
+                ..Default::default()
+            };
+            api.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &cm)
+                .await
+                .map_err(ApplyError::Kube)?;
+        }
+    }
     Ok(())
 }
 
