@@ -366,3 +366,151 @@ async fn bad_configuration_stops_start_up_naming_the_setting() {
     })
     .await;
 }
+
+/// A kubeconfig for a ServiceAccount token minted by TokenRequest, against the test cluster.
+async fn kubeconfig_for_token(ctx: &Ctx, namespace: &str, account: &str) -> anyhow::Result<std::path::PathBuf> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), namespace);
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: vec!["https://kubernetes.default.svc.cluster.local".into()],
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let token = accounts.create_token_request(account, &PostParams::default(), &request).await?;
+    let token = token.status.map(|s| s.token).unwrap_or_default();
+    let mut config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(kube9_tests::kubeconfig_path()?)?)?;
+    let current = config["current-context"].as_str().unwrap_or_default().to_owned();
+    let contexts = config["contexts"].as_sequence().cloned().unwrap_or_default();
+    let user = contexts
+        .iter()
+        .find(|c| c["name"].as_str() == Some(current.as_str()))
+        .and_then(|c| c["context"]["user"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    for entry in config["users"].as_sequence_mut().into_iter().flatten() {
+        if entry["name"].as_str() == Some(user.as_str()) {
+            entry["user"] = serde_yaml::to_value(serde_json::json!({ "token": token }))?;
+        }
+    }
+    let path = std::env::temp_dir().join(unique_name("restricted-kubeconfig"));
+    std::fs::write(&path, serde_yaml::to_string(&config)?)?;
+    Ok(path)
+}
+
+#[tokio::test]
+async fn a_status_that_cannot_be_written_makes_the_operator_unhealthy() {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{
+        ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+    };
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = namespace(&ctx).await?;
+        let name = unique_name("restricted");
+        let meta = |namespace: Option<&str>| ObjectMeta {
+            name: Some(name.clone()),
+            namespace: namespace.map(str::to_owned),
+            ..Default::default()
+        };
+        let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| PolicyRule {
+            api_groups: Some(groups.iter().map(|s| s.to_string()).collect()),
+            resources: Some(resources.iter().map(|s| s.to_string()).collect()),
+            verbs: verbs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let subject = Subject {
+            kind: "ServiceAccount".into(),
+            name: name.clone(),
+            namespace: Some(ns.clone()),
+            ..Default::default()
+        };
+        let pp = PostParams::default();
+        Api::<ServiceAccount>::namespaced(ctx.client.clone(), &ns)
+            .create(&pp, &ServiceAccount { metadata: meta(Some(&ns)), ..Default::default() })
+            .await?;
+        // Everything the operator needs except writing the OperatorStatus status.
+        ctx.cleanup::<ClusterRole>(None, &name);
+        ctx.cleanup::<ClusterRoleBinding>(None, &name);
+        Api::<ClusterRole>::all(ctx.client.clone())
+            .create(
+                &pp,
+                &ClusterRole {
+                    metadata: meta(None),
+                    rules: Some(vec![
+                        rule(&["kube9.io"], &["operatorstatuses"], &["get", "list", "watch", "create"]),
+                        rule(&[""], &["nodes"], &["list"]),
+                    ]),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        Api::<ClusterRoleBinding>::all(ctx.client.clone())
+            .create(
+                &pp,
+                &ClusterRoleBinding {
+                    metadata: meta(None),
+                    role_ref: RoleRef {
+                        api_group: "rbac.authorization.k8s.io".into(),
+                        kind: "ClusterRole".into(),
+                        name: name.clone(),
+                    },
+                    subjects: Some(vec![subject.clone()]),
+                },
+            )
+            .await?;
+        Api::<Role>::namespaced(ctx.client.clone(), &ns)
+            .create(
+                &pp,
+                &Role {
+                    metadata: meta(Some(&ns)),
+                    rules: Some(vec![rule(&[""], &["configmaps"], &["get", "list", "watch", "create", "update"])]),
+                },
+            )
+            .await?;
+        Api::<RoleBinding>::namespaced(ctx.client.clone(), &ns)
+            .create(
+                &pp,
+                &RoleBinding {
+                    metadata: meta(Some(&ns)),
+                    role_ref: RoleRef {
+                        api_group: "rbac.authorization.k8s.io".into(),
+                        kind: "Role".into(),
+                        name: name.clone(),
+                    },
+                    subjects: Some(vec![subject]),
+                },
+            )
+            .await?;
+
+        let kubeconfig = kubeconfig_for_token(&ctx, &ns, &name).await?;
+        let op = Operator::start(
+            &ns,
+            &["--status-interval", "3s"],
+            &[("KUBECONFIG", kubeconfig.to_str().unwrap_or_default())],
+        )?;
+        let deadline = Instant::now() + WAIT;
+        let legacy = loop {
+            let seen = legacy_status(&ctx.client, &ns).await?.map(|(_, l)| l);
+            match seen {
+                Some(l) if l.health == Health::Unhealthy => break l,
+                _ if Instant::now() > deadline => anyhow::bail!("never unhealthy; last seen {seen:?}\n{}", op.logs()),
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        };
+        let error = legacy.error.unwrap_or_default();
+        assert!(error.contains("status cannot be written") && error.contains("forbidden"), "{error}");
+        let (code, body) = op.get("/readyz").await?;
+        assert_eq!(code, 503, "{body}");
+        let (_, metrics) = op.get("/metrics").await?;
+        assert!(metrics.contains("kube9_reconcile_errors_total{error=\"operatorstatus_write\"}"), "{metrics}");
+        assert!(metrics.contains("kube9_health{health=\"unhealthy\"} 1"), "{metrics}");
+        std::fs::remove_file(kubeconfig)?;
+        Ok(())
+    })
+    .await;
+}

@@ -113,6 +113,11 @@ impl Operator {
         Ok(Operator { child, health_port, logs })
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Every log line so far.
     pub fn logs(&self) -> String {
         self.logs.lock().map(|l| l.join("\n")).unwrap_or_default()

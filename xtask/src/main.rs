@@ -1,5 +1,6 @@
 //! Project automation, run as `cargo xtask <command>`.
 
+mod bench;
 mod ci;
 mod crdgen;
 mod demo;
@@ -32,6 +33,8 @@ enum Command {
     },
     /// The operator against the local control plane: without a key, then with one.
     Demo,
+    /// Figures: the release operator's idle memory and CPU, and its status latency.
+    Bench,
     /// Every check CI runs: format, clippy, crdgen --check, unit tests, cluster tests.
     Ci,
 }
@@ -48,6 +51,7 @@ fn main() {
         Command::Crdgen { check } => crdgen::run(&root(), check),
         Command::Testenv { command } => testenv::run(command),
         Command::Demo => demo::run(&root()),
+        Command::Bench => bench::run(&root()),
         Command::Ci => ci::run(&root()),
     };
     if let Err(err) = result {

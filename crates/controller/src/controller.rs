@@ -101,11 +101,16 @@ fn interval(config: &Config, registration: &Registration) -> Duration {
 
 async fn reconcile(object: Arc<OperatorStatus>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
+    let had_failure = ctx.diagnostics.write_failure().is_some();
     let result = publish(&object, &ctx).await;
     ctx.metrics.reconciled(started.elapsed().as_secs_f64());
     let failure = result.as_ref().err().map(|e| tier::truncate(&e.to_string(), 300));
     ctx.diagnostics.record(failure);
-    result
+    match result {
+        // What was just published still carried the old failure: publish the recovery now.
+        Ok(_) if had_failure => Ok(Action::requeue(Duration::from_millis(200))),
+        other => other,
+    }
 }
 
 /// Renders the standing and writes whichever of the two reports differs or is due.
