@@ -6,7 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
-use kube9_tests::{scenario, unique_name, wait_for};
+use kube9_tests::{scenario, wait_for};
 
 async fn gone<K>(api: &Api<K>, name: &str) -> anyhow::Result<bool>
 where
@@ -22,11 +22,7 @@ where
 async fn deleting_a_namespace_with_objects_in_it_completes() {
     scenario(|ctx| async move {
         let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-        let name = unique_name("ns");
-        ctx.cleanup::<Namespace>(None, &name);
-        let ns =
-            Namespace { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() };
-        namespaces.create(&PostParams::default(), &ns).await?;
+        let name = ctx.namespace("ns").await?;
 
         let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &name);
         let cm = ConfigMap {
@@ -46,18 +42,7 @@ async fn deleting_a_namespace_with_objects_in_it_completes() {
 #[tokio::test]
 async fn dependents_are_garbage_collected_with_their_owner() {
     scenario(|ctx| async move {
-        let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-        let ns = unique_name("gc");
-        ctx.cleanup::<Namespace>(None, &ns);
-        namespaces
-            .create(
-                &PostParams::default(),
-                &Namespace {
-                    metadata: ObjectMeta { name: Some(ns.clone()), ..Default::default() },
-                    ..Default::default()
-                },
-            )
-            .await?;
+        let ns = ctx.namespace("gc").await?;
 
         let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
         let owner = configmaps

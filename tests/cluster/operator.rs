@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube9_api::legacy::CONFIGMAP_NAME;
 use kube9_api::operator_status::{Health, Mode, Tier};
@@ -13,18 +13,6 @@ use kube9_tests::{Ctx, scenario, unique_name, wait_for};
 
 const KEY: &str = "k9_test_0123456789abcdef";
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn namespace(ctx: &Ctx) -> anyhow::Result<String> {
-    let name = unique_name("op");
-    ctx.cleanup::<Namespace>(None, &name);
-    let api: Api<Namespace> = Api::all(ctx.client.clone());
-    api.create(
-        &PostParams::default(),
-        &Namespace { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() },
-    )
-    .await?;
-    Ok(name)
-}
 
 async fn simulator(behavior: Behavior, reregistration_hours: f64) -> anyhow::Result<(Simulator, std::path::PathBuf)> {
     let sim = Simulator::start(Options {
@@ -90,7 +78,7 @@ async fn assert_key_never_shown(ctx: &Ctx, ns: &str, op: &Operator, key: &str) -
 async fn without_a_key_the_operator_reports_operated_free_healthy() {
     scenario(|ctx| async move {
         let _lock = singleton_lock(&ctx.client).await;
-        let ns = namespace(&ctx).await?;
+        let ns = ctx.namespace("op").await?;
         let op = Operator::start(&ns, &["--status-interval", "3s"], &[])?;
         let (status, legacy) =
             wait_for_both(&ctx.client, &ns, WAIT, |s, l| s.health.is_some() && l.health == Health::Healthy).await?;
@@ -141,7 +129,7 @@ async fn without_a_key_the_operator_reports_operated_free_healthy() {
 async fn an_accepted_key_makes_the_cluster_pro_and_never_shows_the_key() {
     scenario(|ctx| async move {
         let _lock = singleton_lock(&ctx.client).await;
-        let ns = namespace(&ctx).await?;
+        let ns = ctx.namespace("op").await?;
         let (sim, ca) = simulator(Behavior::Accept, 24.0).await?;
         let op = start_with_key(&ns, &sim, &ca, KEY, &[])?;
         let (status, legacy) =
@@ -179,7 +167,7 @@ async fn an_accepted_key_makes_the_cluster_pro_and_never_shows_the_key() {
 async fn a_rejected_key_falls_back_to_free_and_degraded() {
     scenario(|ctx| async move {
         let _lock = singleton_lock(&ctx.client).await;
-        let ns = namespace(&ctx).await?;
+        let ns = ctx.namespace("op").await?;
         let (sim, ca) = simulator(Behavior::Accept, 24.0).await?;
         let wrong = "k9_wrong_key_that_must_stay_secret";
         let op = start_with_key(&ns, &sim, &ca, wrong, &[])?;
@@ -207,7 +195,7 @@ async fn a_rejected_key_falls_back_to_free_and_degraded() {
 async fn an_unreachable_server_degrades_then_recovers_to_pro() {
     scenario(|ctx| async move {
         let _lock = singleton_lock(&ctx.client).await;
-        let ns = namespace(&ctx).await?;
+        let ns = ctx.namespace("op").await?;
         let (sim, ca) = simulator(Behavior::ServerError { status: 503 }, 24.0).await?;
         let _op = start_with_key(&ns, &sim, &ca, KEY, &[])?;
         let (status, legacy) = wait_for_both(&ctx.client, &ns, WAIT, |s, l| {
@@ -232,7 +220,7 @@ async fn an_unreachable_server_degrades_then_recovers_to_pro() {
 async fn a_hanging_server_is_a_timeout_not_a_hang() {
     scenario(|ctx| async move {
         let _lock = singleton_lock(&ctx.client).await;
-        let ns = namespace(&ctx).await?;
+        let ns = ctx.namespace("op").await?;
         let (sim, ca) = simulator(Behavior::Hang, 24.0).await?;
         let _op = start_with_key(&ns, &sim, &ca, KEY, &[])?;
         let (_, legacy) = wait_for_both(&ctx.client, &ns, WAIT, |_, l| l.health == Health::Degraded).await?;
@@ -253,7 +241,7 @@ async fn a_hanging_server_is_a_timeout_not_a_hang() {
 async fn rate_limiting_honours_retry_after() {
     scenario(|ctx| async move {
         let _lock = singleton_lock(&ctx.client).await;
-        let ns = namespace(&ctx).await?;
+        let ns = ctx.namespace("op").await?;
         let (sim, ca) = simulator(Behavior::RateLimit { retry_after_seconds: 4 }, 24.0).await?;
         let _op = start_with_key(&ns, &sim, &ca, KEY, &[])?;
         let (_, legacy) = wait_for_both(&ctx.client, &ns, WAIT, |_, l| l.health == Health::Degraded).await?;
@@ -274,7 +262,7 @@ async fn rate_limiting_honours_retry_after() {
 async fn the_operator_reregisters_on_the_servers_interval() {
     scenario(|ctx| async move {
         let _lock = singleton_lock(&ctx.client).await;
-        let ns = namespace(&ctx).await?;
+        let ns = ctx.namespace("op").await?;
         // 0.0005 h = 1.8 s.
         let (sim, ca) = simulator(Behavior::Accept, 0.0005).await?;
         let _op = start_with_key(&ns, &sim, &ca, KEY, &[])?;
@@ -298,7 +286,7 @@ async fn the_operator_reregisters_on_the_servers_interval() {
 async fn a_deleted_or_edited_configmap_is_restored() {
     scenario(|ctx| async move {
         let _lock = singleton_lock(&ctx.client).await;
-        let ns = namespace(&ctx).await?;
+        let ns = ctx.namespace("op").await?;
         // A long interval: only the watch can explain a prompt repair.
         let _op = Operator::start(&ns, &["--status-interval", "4m"], &[])?;
         wait_for_both(&ctx.client, &ns, WAIT, |_, _| true).await?;
@@ -339,7 +327,7 @@ async fn a_deleted_or_edited_configmap_is_restored() {
 async fn sigterm_stops_the_operator_within_seconds() {
     scenario(|ctx| async move {
         let _lock = singleton_lock(&ctx.client).await;
-        let ns = namespace(&ctx).await?;
+        let ns = ctx.namespace("op").await?;
         let mut op = Operator::start(&ns, &["--status-interval", "3s"], &[])?;
         wait_for_both(&ctx.client, &ns, WAIT, |_, _| true).await?;
         let (code, took) = op.terminate()?;
@@ -410,7 +398,7 @@ async fn a_status_that_cannot_be_written_makes_the_operator_unhealthy() {
     };
     scenario(|ctx| async move {
         let _lock = singleton_lock(&ctx.client).await;
-        let ns = namespace(&ctx).await?;
+        let ns = ctx.namespace("op").await?;
         let name = unique_name("restricted");
         let meta = |namespace: Option<&str>| ObjectMeta {
             name: Some(name.clone()),

@@ -146,6 +146,22 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Creates a namespace with a unique name that is deleted when the test ends.
+    pub async fn namespace(&self, prefix: &str) -> Result<String> {
+        use k8s_openapi::api::core::v1::Namespace;
+        let name = unique_name(prefix);
+        self.cleanup::<Namespace>(None, &name);
+        let ns = Namespace {
+            metadata: kube::api::ObjectMeta { name: Some(name.clone()), ..Default::default() },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(self.client.clone())
+            .create(&Default::default(), &ns)
+            .await
+            .context("creating a namespace")?;
+        Ok(name)
+    }
+
     /// Deletes this object when the test ends, however it ends.
     pub fn cleanup<K>(&self, namespace: Option<&str>, name: &str)
     where
