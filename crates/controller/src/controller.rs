@@ -79,6 +79,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// Lost an optimistic-concurrency race (someone changed the object between read and
+    /// write): retried at once, and no reason to call the operator unhealthy.
+    pub fn is_conflict(&self) -> bool {
+        let status = match self {
+            Error::OperatorStatusWrite(kube::Error::Api(s)) | Error::ConfigMapRead(kube::Error::Api(s)) => s,
+            Error::ConfigMapWrite(configmap::ApplyError::Kube(kube::Error::Api(s))) => s,
+            _ => return false,
+        };
+        status.code == 409
+    }
+
     /// A fixed label for metrics.
     pub fn label(&self) -> &'static str {
         match self {
@@ -104,8 +115,11 @@ async fn reconcile(object: Arc<OperatorStatus>, ctx: Arc<Context>) -> Result<Act
     let had_failure = ctx.diagnostics.write_failure().is_some();
     let result = publish(&object, &ctx).await;
     ctx.metrics.reconciled(started.elapsed().as_secs_f64());
-    let failure = result.as_ref().err().map(|e| tier::truncate(&e.to_string(), 300));
-    ctx.diagnostics.record(failure);
+    match &result {
+        Err(e) if e.is_conflict() => {}
+        Err(e) => ctx.diagnostics.record(Some(tier::truncate(&e.to_string(), 300))),
+        Ok(_) => ctx.diagnostics.record(None),
+    }
     match result {
         // What was just published still carried the old failure: publish the recovery now.
         Ok(_) if had_failure => Ok(Action::requeue(Duration::from_millis(200))),
@@ -171,8 +185,12 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
 }
 
 fn error_policy(_object: Arc<OperatorStatus>, error: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(error = %error, "reconcile failed; retrying");
     ctx.metrics.reconcile_failed(error.label());
+    if error.is_conflict() {
+        tracing::debug!(error = %error, "write conflict; retrying with fresh data");
+        return Action::requeue(Duration::from_millis(100));
+    }
+    tracing::warn!(error = %error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }
 
@@ -240,6 +258,15 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_409_is_a_conflict() {
+        let api = |code| kube::Error::Api(Box::new(kube::core::Status::failure("x", "y").with_code(code)));
+        assert!(Error::OperatorStatusWrite(api(409)).is_conflict());
+        assert!(Error::ConfigMapWrite(configmap::ApplyError::Kube(api(409))).is_conflict());
+        assert!(!Error::ConfigMapWrite(configmap::ApplyError::Kube(api(403))).is_conflict());
+        assert!(!Error::OperatorStatusWrite(api(500)).is_conflict());
+    }
 
     #[test]
     fn readiness_needs_one_successful_publish_and_no_failure_since() {
