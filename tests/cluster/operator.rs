@@ -349,7 +349,10 @@ async fn bad_configuration_stops_start_up_naming_the_setting() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         assert_eq!(code, Some(2));
-        assert!(op.logs().contains("KUBE9_SERVER_URL"), "{}", op.logs());
+        // The log readers may still be draining the pipes after the exit.
+        wait_for(Duration::from_secs(5), || async { Ok(op.logs().contains("KUBE9_SERVER_URL")) })
+            .await
+            .map_err(|e| e.context(op.logs()))?;
         Ok(())
     })
     .await;

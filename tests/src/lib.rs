@@ -5,13 +5,13 @@
 //! The cluster is the one `KUBECONFIG` names; without it, the local control plane that
 //! `cargo xtask testenv up` writes to `target/testenv/kubeconfig`.
 
+pub mod operator;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-pub mod operator;
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
