@@ -30,21 +30,14 @@ async fn simulator(behavior: Behavior, reregistration_hours: f64) -> anyhow::Res
 }
 
 /// Starts the operator with a key from a file, against the simulator.
-fn start_with_key(
-    ns: &str,
-    sim: &Simulator,
-    ca: &std::path::Path,
-    key: &str,
-    extra: &[&str],
-) -> anyhow::Result<Operator> {
+fn start_with_key(ns: &str, url: &str, ca: &std::path::Path, key: &str, extra: &[&str]) -> anyhow::Result<Operator> {
     let key_file = std::env::temp_dir().join(unique_name("key"));
     std::fs::write(&key_file, format!("{key}\n"))?;
-    let url = sim.url();
     let mut args = vec![
         "--api-key-file",
         key_file.to_str().unwrap_or_default(),
         "--server-url",
-        &url,
+        url,
         "--server-ca-file",
         ca.to_str().unwrap_or_default(),
         "--status-interval",
@@ -131,7 +124,7 @@ async fn an_accepted_key_makes_the_cluster_pro_and_never_shows_the_key() {
         let _lock = singleton_lock(&ctx.client).await;
         let ns = ctx.namespace("op").await?;
         let (sim, ca) = simulator(Behavior::Accept, 24.0).await?;
-        let op = start_with_key(&ns, &sim, &ca, KEY, &[])?;
+        let op = start_with_key(&ns, &sim.url(), &ca, KEY, &[])?;
         let (status, legacy) =
             wait_for_both(&ctx.client, &ns, WAIT, |s, l| s.registered == Some(true) && l.registered).await?;
         assert_eq!(
@@ -170,7 +163,7 @@ async fn a_rejected_key_falls_back_to_free_and_degraded() {
         let ns = ctx.namespace("op").await?;
         let (sim, ca) = simulator(Behavior::Accept, 24.0).await?;
         let wrong = "k9_wrong_key_that_must_stay_secret";
-        let op = start_with_key(&ns, &sim, &ca, wrong, &[])?;
+        let op = start_with_key(&ns, &sim.url(), &ca, wrong, &[])?;
         let (status, legacy) = wait_for_both(&ctx.client, &ns, WAIT, |s, l| {
             s.health == Some(Health::Degraded) && l.health == Health::Degraded
         })
@@ -192,12 +185,12 @@ async fn a_rejected_key_falls_back_to_free_and_degraded() {
 }
 
 #[tokio::test]
-async fn an_unreachable_server_degrades_then_recovers_to_pro() {
+async fn a_failing_server_degrades_then_recovers_to_pro() {
     scenario(|ctx| async move {
         let _lock = singleton_lock(&ctx.client).await;
         let ns = ctx.namespace("op").await?;
         let (sim, ca) = simulator(Behavior::ServerError { status: 503 }, 24.0).await?;
-        let _op = start_with_key(&ns, &sim, &ca, KEY, &[])?;
+        let _op = start_with_key(&ns, &sim.url(), &ca, KEY, &[])?;
         let (status, legacy) = wait_for_both(&ctx.client, &ns, WAIT, |s, l| {
             s.health == Some(Health::Degraded) && l.health == Health::Degraded
         })
@@ -217,12 +210,47 @@ async fn an_unreachable_server_degrades_then_recovers_to_pro() {
 }
 
 #[tokio::test]
+async fn a_server_that_is_down_then_up_is_reached_when_it_returns() {
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("op").await?;
+        // Learn an address and a certificate, then take the server away.
+        let (sim, ca) = simulator(Behavior::Accept, 24.0).await?;
+        let (url, addr, identity) = (sim.url(), sim.addr(), sim.tls_identity());
+        sim.shutdown().await;
+        let _op = start_with_key(&ns, &url, &ca, KEY, &[])?;
+        let (status, legacy) = wait_for_both(&ctx.client, &ns, WAIT, |_, l| {
+            l.error.as_deref().is_some_and(|e| e.contains("could not be reached"))
+        })
+        .await?;
+        assert_eq!((status.mode, status.tier), (Some(Mode::Enabled), Some(Tier::Free)));
+        assert_eq!(legacy.health, Health::Degraded);
+
+        // The server comes back at the same address: the next retry registers.
+        let back = Simulator::start(Options {
+            listen: addr,
+            tls: true,
+            tls_identity: identity,
+            api_keys: vec![KEY.into()],
+            ..Default::default()
+        })
+        .await?;
+        let (status, _) =
+            wait_for_both(&ctx.client, &ns, WAIT, |s, l| s.tier == Some(Tier::Pro) && l.tier == Tier::Pro).await?;
+        assert_eq!(status.health, Some(Health::Healthy));
+        assert!(back.registrations() >= 1);
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_hanging_server_is_a_timeout_not_a_hang() {
     scenario(|ctx| async move {
         let _lock = singleton_lock(&ctx.client).await;
         let ns = ctx.namespace("op").await?;
         let (sim, ca) = simulator(Behavior::Hang, 24.0).await?;
-        let _op = start_with_key(&ns, &sim, &ca, KEY, &[])?;
+        let _op = start_with_key(&ns, &sim.url(), &ca, KEY, &[])?;
         let (_, legacy) = wait_for_both(&ctx.client, &ns, WAIT, |_, l| l.health == Health::Degraded).await?;
         let error = legacy.error.expect("an error");
         assert!(error.contains("could not be reached") && error.contains("timed out"), "{error}");
@@ -243,7 +271,7 @@ async fn rate_limiting_honours_retry_after() {
         let _lock = singleton_lock(&ctx.client).await;
         let ns = ctx.namespace("op").await?;
         let (sim, ca) = simulator(Behavior::RateLimit { retry_after_seconds: 4 }, 24.0).await?;
-        let _op = start_with_key(&ns, &sim, &ca, KEY, &[])?;
+        let _op = start_with_key(&ns, &sim.url(), &ca, KEY, &[])?;
         let (_, legacy) = wait_for_both(&ctx.client, &ns, WAIT, |_, l| l.health == Health::Degraded).await?;
         assert!(legacy.error.as_deref().unwrap_or_default().contains("rate limiting"), "{legacy:?}");
         sim.set_behavior(Behavior::Accept);
@@ -265,7 +293,7 @@ async fn the_operator_reregisters_on_the_servers_interval() {
         let ns = ctx.namespace("op").await?;
         // 0.0005 h = 1.8 s.
         let (sim, ca) = simulator(Behavior::Accept, 0.0005).await?;
-        let _op = start_with_key(&ns, &sim, &ca, KEY, &[])?;
+        let _op = start_with_key(&ns, &sim.url(), &ca, KEY, &[])?;
         wait_for_both(&ctx.client, &ns, WAIT, |s, _| s.registered == Some(true)).await?;
         wait_for(WAIT, || async { Ok(sim.registrations() >= 3) }).await?;
 

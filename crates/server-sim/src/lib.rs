@@ -44,11 +44,27 @@ pub enum Behavior {
     BadRequest,
 }
 
+/// A serving certificate and the CA that signed it, reusable so a restarted simulator is
+/// trusted by clients of the one before.
+#[derive(Clone)]
+pub struct TlsIdentity {
+    config: Arc<rustls::ServerConfig>,
+    ca_pem: String,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsIdentity")
+    }
+}
+
 /// Start-up options.
 #[derive(Clone, Debug)]
 pub struct Options {
     pub listen: SocketAddr,
     pub tls: bool,
+    /// With `tls`: serve this identity instead of generating one.
+    pub tls_identity: Option<TlsIdentity>,
     pub api_keys: Vec<String>,
     pub expired_keys: Vec<String>,
     pub status_update_interval_seconds: u64,
@@ -60,6 +76,7 @@ impl Default for Options {
         Options {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: false,
+            tls_identity: None,
             api_keys: Vec::new(),
             expired_keys: Vec::new(),
             status_update_interval_seconds: 60,
@@ -103,7 +120,7 @@ struct State {
 /// A running simulator; stopped by [`Simulator::shutdown`] or when dropped.
 pub struct Simulator {
     url: String,
-    ca_pem: Option<String>,
+    identity: Option<TlsIdentity>,
     state: Arc<State>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -112,12 +129,15 @@ impl Simulator {
     pub async fn start(options: Options) -> Result<Simulator, Error> {
         let listener = TcpListener::bind(options.listen).await.map_err(|e| Error::Bind(options.listen, e))?;
         let addr = listener.local_addr().map_err(|e| Error::Bind(options.listen, e))?;
-        let (acceptor, ca_pem) = if options.tls {
-            let (config, ca) = tls_config().map_err(Error::Certificate)?;
-            (Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))), Some(ca))
-        } else {
-            (None, None)
+        let identity = match (&options.tls_identity, options.tls) {
+            (_, false) => None,
+            (Some(identity), true) => Some(identity.clone()),
+            (None, true) => {
+                let (config, ca_pem) = tls_config().map_err(Error::Certificate)?;
+                Some(TlsIdentity { config: Arc::new(config), ca_pem })
+            }
         };
+        let acceptor = identity.as_ref().map(|i| tokio_rustls::TlsAcceptor::from(i.config.clone()));
         let scheme = if options.tls { "https" } else { "http" };
         let state = Arc::new(State {
             options,
@@ -127,7 +147,7 @@ impl Simulator {
             registrations: Mutex::new(0),
         });
         let server = tokio::spawn(accept_loop(listener, acceptor, state.clone()));
-        Ok(Simulator { url: format!("{scheme}://{addr}"), ca_pem, state, server })
+        Ok(Simulator { url: format!("{scheme}://{addr}"), identity, state, server })
     }
 
     /// `https://127.0.0.1:PORT` (or `http://` without TLS).
@@ -137,7 +157,17 @@ impl Simulator {
 
     /// The CA certificate (PEM) that signed the serving certificate, when TLS is on.
     pub fn ca_pem(&self) -> Option<String> {
-        self.ca_pem.clone()
+        self.identity.as_ref().map(|i| i.ca_pem.clone())
+    }
+
+    /// The TLS identity, to start another simulator that the same clients trust.
+    pub fn tls_identity(&self) -> Option<TlsIdentity> {
+        self.identity.clone()
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.url.rsplit("://").next().and_then(|a| a.parse().ok()).unwrap_or(self.state.options.listen)
     }
 
     pub fn set_behavior(&self, behavior: Behavior) {

@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
     let sim = Simulator::start(Options {
         listen: cli.listen,
         tls: cli.tls,
+        tls_identity: None,
         api_keys: cli.api_keys,
         expired_keys: cli.expired_keys,
         status_update_interval_seconds: cli.status_interval_seconds,
