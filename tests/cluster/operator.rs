@@ -299,7 +299,10 @@ async fn the_operator_reregisters_on_the_servers_interval() {
 
         // A failing re-registration keeps pro but degrades, then recovers.
         sim.set_behavior(Behavior::ServerError { status: 500 });
-        let (status, legacy) = wait_for_both(&ctx.client, &ns, WAIT, |s, _| s.health == Some(Health::Degraded)).await?;
+        let (status, legacy) = wait_for_both(&ctx.client, &ns, WAIT, |s, l| {
+            s.health == Some(Health::Degraded) && l.health == Health::Degraded
+        })
+        .await?;
         assert_eq!((status.tier, status.registered), (Some(Tier::Pro), Some(true)));
         assert!(legacy.error.as_deref().unwrap_or_default().contains("re-registration failed"), "{legacy:?}");
         sim.set_behavior(Behavior::Accept);

@@ -2,7 +2,8 @@
 //!
 //! Operator tests share one cluster-wide object, the `kube9` OperatorStatus, so they hold
 //! [`singleton_lock`] for their whole run; everything else (namespace, health port, kube9-server
-//! simulator) is their own.
+//! simulator) is their own. The lock is a file lock, which the chart tests (tests/chart) take
+//! too, so the two suites can run side by side.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -15,17 +16,33 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams};
 use kube9_api::legacy::{CONFIGMAP_KEY, CONFIGMAP_NAME, LegacyStatus};
 use kube9_api::operator_status::{OperatorStatus, OperatorStatusStatus, SINGLETON_NAME};
-use tokio::sync::{Mutex as AsyncMutex, MutexGuard};
 
 use crate::{kubeconfig_path, root, wait_for};
 
-static SINGLETON: AsyncMutex<()> = AsyncMutex::const_new(());
+/// Held while a test runs an operator; released when dropped.
+pub struct SingletonLock {
+    _file: std::fs::File,
+}
 
-/// Serialises the tests that run an operator, and removes the singleton they shared.
-pub async fn singleton_lock(client: &kube::Client) -> MutexGuard<'static, ()> {
-    let guard = SINGLETON.lock().await;
+/// Serialises the tests that run an operator (across processes), and removes the singleton
+/// the previous one left.
+pub async fn singleton_lock(client: &kube::Client) -> SingletonLock {
+    let path = target_dir().join("kube9-operator-singleton.lock");
+    let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        std::fs::create_dir_all(path.parent().unwrap_or(&path))?;
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await
+    .expect("the lock task does not panic")
+    .expect("taking the operator singleton lock");
     delete_singleton(client).await;
-    guard
+    SingletonLock { _file: file }
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
 }
 
 /// Deletes the `kube9` OperatorStatus so the next operator starts from nothing.
@@ -44,8 +61,7 @@ pub fn binary() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("KUBE9_OPERATOR_BIN") {
         return Ok(PathBuf::from(path));
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
-    let path = target.join("debug/kube9-operator");
+    let path = target_dir().join("debug/kube9-operator");
     if !path.exists() {
         bail!("{} is missing: run `cargo build -p kube9-operator` first (`cargo xtask ci` does)", path.display());
     }

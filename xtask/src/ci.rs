@@ -1,7 +1,7 @@
 //! `cargo xtask ci`: everything CI checks, in the order that fails fastest.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,11 +9,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{crdgen, testenv};
+use crate::{crdgen, pyenv, testenv};
 
-/// Test counts summed over every `test result:` line cargo printed.
+/// Test counts summed over every summary line cargo and pytest printed.
 #[derive(Default)]
-struct Counts {
+pub struct Counts {
     passed: u64,
     failed: u64,
     ignored: u64,
@@ -37,13 +37,24 @@ pub fn run(root: &Path) -> Result<()> {
     step("unit tests", || cargo_test(root, &["--workspace", "--exclude", "kube9-tests"], None, &mut counts))?;
 
     // The cluster tests run the operator binary as a process, as a cluster would.
-    step("build the operator", || cargo(root, &["build", "--locked", "-p", "kube9-operator"]))?;
+    step("build the operator and the kube9-server simulator", || {
+        cargo(root, &["build", "--locked", "-p", "kube9-operator", "-p", "kube9-server-sim"])
+    })?;
+    let python = step("python environment for the chart tests", || pyenv::ensure(root))?;
     let cluster = step("testenv up", || testenv::up(false))?;
     let tests = step("cluster tests", || {
         if interrupted.load(Ordering::SeqCst) {
             bail!("interrupted");
         }
         cargo_test(root, &["--package", "kube9-tests"], Some(&cluster.kubeconfig), &mut counts)
+    })
+    .and_then(|()| {
+        step("chart and image tests", || {
+            if interrupted.load(Ordering::SeqCst) {
+                bail!("interrupted");
+            }
+            pytest(root, &python, &cluster.kubeconfig, &[], &mut counts)
+        })
     });
     let teardown = if cluster.started_here {
         step("testenv down", testenv::down)
@@ -56,6 +67,23 @@ pub fn run(root: &Path) -> Result<()> {
     println!("ci: {} passed, {} failed, {} skipped", counts.passed, counts.failed, counts.ignored);
     tests?;
     teardown
+}
+
+/// `cargo xtask chart-test`: the pytest suite alone, against a cluster that is already up.
+pub fn chart_test(root: &Path, args: &[String]) -> Result<()> {
+    let kubeconfig = match std::env::var_os("KUBECONFIG") {
+        Some(path) => std::path::absolute(PathBuf::from(path))?,
+        None => testenv::state_dir().join("kubeconfig"),
+    };
+    if !kubeconfig.exists() {
+        bail!("{} does not exist: run `cargo xtask testenv up` first (or set KUBECONFIG)", kubeconfig.display());
+    }
+    cargo(root, &["build", "--locked", "-p", "kube9-operator", "-p", "kube9-server-sim"])?;
+    let python = pyenv::ensure(root)?;
+    let mut counts = Counts::default();
+    let result = pytest(root, &python, &kubeconfig, args, &mut counts);
+    println!("chart-test: {} passed, {} failed, {} skipped", counts.passed, counts.failed, counts.ignored);
+    result
 }
 
 /// Runs one named step and prints how long it took.
@@ -103,6 +131,48 @@ fn cargo_test(root: &Path, args: &[&str], kubeconfig: Option<&Path>, counts: &mu
     Ok(())
 }
 
+/// pytest over tests/chart (the chart, RBAC and image tests) against `kubeconfig`.
+pub fn pytest(root: &Path, python: &Path, kubeconfig: &Path, args: &[String], counts: &mut Counts) -> Result<()> {
+    let mut cmd = Command::new(python);
+    cmd.current_dir(root.join("tests/chart"))
+        .args(["-m", "pytest", "-v", "-p", "no:cacheprovider", "--durations=5"])
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .stdout(Stdio::piped());
+    let mut child = cmd.spawn().context("running pytest")?;
+    let stdout = child.stdout.take().context("pytest has no stdout")?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading pytest output")?;
+        println!("{line}");
+        count_pytest(&line, counts);
+    }
+    let status = child.wait().context("waiting for pytest")?;
+    if !status.success() {
+        bail!("pytest exited with {status}");
+    }
+    Ok(())
+}
+
+/// Adds the figures of pytest's closing line (`==== 2 failed, 30 passed, 1 skipped in 9.1s ====`).
+fn count_pytest(line: &str, counts: &mut Counts) {
+    let Some(inner) = line.strip_prefix('=').map(|l| l.trim_matches(|c| c == '=' || c == ' ')) else { return };
+    let Some((figures, _time)) = inner.rsplit_once(" in ") else { return };
+    let mut found = Counts::default();
+    for part in figures.split(", ") {
+        let Some((n, label)) = part.split_once(' ') else { return };
+        let Ok(n) = n.parse::<u64>() else { return };
+        match label {
+            "passed" => found.passed += n,
+            "failed" | "error" | "errors" => found.failed += n,
+            "skipped" | "deselected" | "xfailed" | "xpassed" => found.ignored += n,
+            _ => return,
+        }
+    }
+    counts.passed += found.passed;
+    counts.failed += found.failed;
+    counts.ignored += found.ignored;
+}
+
 /// Adds the figures of a libtest summary line (`test result: ok. 3 passed; 0 failed; 1 ignored; ...`).
 fn count(line: &str, counts: &mut Counts) {
     let Some(rest) = line.strip_prefix("test result: ") else { return };
@@ -133,5 +203,16 @@ mod tests {
         count("test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out", &mut counts);
         count("running 3 tests", &mut counts);
         assert_eq!((counts.passed, counts.failed, counts.ignored), (5, 1, 1));
+    }
+
+    #[test]
+    fn pytest_closing_lines_are_added_up() {
+        let mut counts = Counts::default();
+        count_pytest("==================== 2 failed, 30 passed, 1 skipped in 9.12s ====================", &mut counts);
+        count_pytest("============================= 4 passed in 0.70s ==============================", &mut counts);
+        count_pytest("=================================== FAILURES ===================================", &mut counts);
+        count_pytest("=========== short test summary info in brief ===========", &mut counts);
+        count_pytest("= 1 error in 0.1s =", &mut counts);
+        assert_eq!((counts.passed, counts.failed, counts.ignored), (34, 3, 1));
     }
 }

@@ -4,6 +4,7 @@ mod bench;
 mod ci;
 mod crdgen;
 mod demo;
+mod pyenv;
 mod testenv;
 
 use std::path::PathBuf;
@@ -35,8 +36,15 @@ enum Command {
     Demo,
     /// Figures: the release operator's idle memory and CPU, and its status latency.
     Bench,
-    /// Every check CI runs: format, clippy, crdgen --check, unit tests, cluster tests.
+    /// Every check CI runs: format, clippy, crdgen --check, unit tests, cluster tests, then
+    /// the chart and image tests.
     Ci,
+    /// Only the chart, RBAC and image tests (pytest with the real Helm SDK), against the
+    /// running testenv or the cluster KUBECONFIG points at. Extra arguments go to pytest.
+    ChartTest {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        pytest_args: Vec<String>,
+    },
 }
 
 /// The workspace root (the parent of xtask/).
@@ -53,6 +61,7 @@ fn main() {
         Command::Demo => demo::run(&root()),
         Command::Bench => bench::run(&root()),
         Command::Ci => ci::run(&root()),
+        Command::ChartTest { pytest_args } => ci::chart_test(&root(), &pytest_args),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

@@ -65,7 +65,7 @@ pub fn state_dir() -> PathBuf {
     crate::root().join("target/testenv")
 }
 
-fn cache_dir() -> PathBuf {
+pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("KUBE9_CACHE_DIR") {
         return PathBuf::from(dir);
     }

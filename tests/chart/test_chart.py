@@ -1,0 +1,213 @@
+"""The chart, offline: lint, rendering for the free and pro tiers, the values schema, RBAC shape."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import helm_python as helm
+import pytest
+import yaml
+
+from conftest import CHART, find, manifests, one
+
+KEY = "k9-test-key-0123456789"
+
+
+def render(chart: helm.Chart, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    return manifests(chart.render(values or {}, name="kube9", namespace="kube9-system"))
+
+
+def container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (only,) = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return only
+
+
+def env(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(objects)["env"]}
+
+
+@pytest.mark.parametrize("kube_version", ["v1.20.2", "v1.31.0"])
+def test_lint_has_no_errors_or_warnings(kube_version: str) -> None:
+    for values in ({}, {"apiKey": KEY}, {"existingSecret": "mine"}):
+        report = helm.lint(CHART, values, strict=True, kube_version=kube_version)
+        problems = [m for m in report["messages"] if m["severity"] >= 2]
+        assert report["errors"] == [] and problems == [], (values, report)
+
+
+def test_the_free_render_has_no_secret_and_no_key(chart: helm.Chart) -> None:
+    objects = render(chart)
+    assert find(objects, "Secret") == []
+    assert "KUBE9_API_KEY_FILE" not in env(objects)
+    assert "volumes" not in one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert KEY not in yaml.safe_dump_all(objects)
+
+
+def test_the_pro_render_mounts_the_key_from_a_secret_the_chart_creates(chart: helm.Chart) -> None:
+    objects = render(chart, {"apiKey": KEY})
+    secret = one(objects, "Secret")
+    assert secret["metadata"]["name"] == "kube9-kube9-operator-api-key"
+    assert secret["data"] == {"api-key": __import__("base64").b64encode(KEY.encode()).decode()}
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod["volumes"] == [
+        {
+            "name": "api-key",
+            "secret": {
+                "secretName": secret["metadata"]["name"],
+                "defaultMode": 0o440,
+                "items": [{"key": "api-key", "path": "api-key"}],
+            },
+        }
+    ]
+    assert {"name": "api-key", "mountPath": "/var/run/secrets/kube9/api-key", "readOnly": True} in container(
+        objects
+    )["volumeMounts"]
+    assert env(objects)["KUBE9_API_KEY_FILE"] == "/var/run/secrets/kube9/api-key/api-key"
+    # The key itself is only in the Secret: not in an environment variable or an annotation.
+    others = [o for o in objects if o["kind"] != "Secret"]
+    assert KEY not in yaml.safe_dump_all(others)
+
+
+def test_a_new_key_changes_the_pod_template(chart: helm.Chart) -> None:
+    def annotations(values: dict[str, Any]) -> dict[str, str]:
+        return one(render(chart, values), "Deployment")["spec"]["template"]["metadata"]["annotations"]
+
+    free, pro, rotated = annotations({}), annotations({"apiKey": KEY}), annotations({"apiKey": KEY + "x"})
+    assert free["checksum/api-key"] != pro["checksum/api-key"] != rotated["checksum/api-key"]
+    assert annotations({"apiKey": KEY}) == pro, "rendering is deterministic"
+
+
+def test_an_existing_secret_is_used_and_none_is_created(chart: helm.Chart) -> None:
+    objects = render(chart, {"existingSecret": "kube9-key", "existingSecretKey": "token"})
+    assert find(objects, "Secret") == []
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod["volumes"][0]["secret"]["secretName"] == "kube9-key"
+    assert pod["volumes"][0]["secret"]["items"] == [{"key": "token", "path": "token"}]
+    assert env(objects)["KUBE9_API_KEY_FILE"] == "/var/run/secrets/kube9/api-key/token"
+
+
+def test_a_key_and_an_existing_secret_together_are_refused(chart: helm.Chart) -> None:
+    with pytest.raises(helm.HelmError, match="set apiKey or existingSecret, not both"):
+        render(chart, {"apiKey": KEY, "existingSecret": "kube9-key"})
+
+
+def test_a_server_ca_bundle_is_mounted_and_trusted(chart: helm.Chart) -> None:
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
+    objects = render(chart, {"server": {"url": "https://kube9.example", "caBundle": pem}})
+    (cm,) = [o for o in find(objects, "ConfigMap") if o["metadata"]["name"].endswith("-server-ca")]
+    assert cm["data"]["ca.crt"].strip() == pem
+    assert env(objects)["KUBE9_SERVER_CA_FILE"] == "/var/run/secrets/kube9/server-ca/ca.crt"
+    assert env(objects)["KUBE9_SERVER_URL"] == "https://kube9.example"
+
+
+def test_the_deployment_is_hardened(chart: helm.Chart) -> None:
+    objects = render(chart, {"apiKey": KEY})
+    deployment = one(objects, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod.get("hostNetwork") in (None, False) and pod.get("hostPID") in (None, False)
+    c = container(objects)
+    assert c["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert env(objects)["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    assert c["ports"] == [{"name": "health", "containerPort": 8080, "protocol": "TCP"}]
+    assert env(objects)["KUBE9_HEALTH_ADDR"] == "0.0.0.0:8080"
+    assert c["resources"] == {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}}
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_every_object_has_the_standard_labels(chart: helm.Chart) -> None:
+    for obj in render(chart, {"apiKey": KEY}):
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "kube9-operator", obj["kind"]
+        assert labels["app.kubernetes.io/instance"] == "kube9", obj["kind"]
+        assert labels["app.kubernetes.io/managed-by"] == "Helm", obj["kind"]
+        assert labels["app.kubernetes.io/version"] == "0.1.0", obj["kind"]
+
+
+def test_rbac_has_no_wildcards_and_writes_only_the_operators_own_objects(chart: helm.Chart) -> None:
+    objects = render(chart)
+    read = {"get", "list", "watch"}
+    for role in find(objects, "ClusterRole") + find(objects, "Role"):
+        for rule in role["rules"]:
+            for field in ("apiGroups", "resources", "verbs", "resourceNames"):
+                assert "*" not in rule.get(field, []), (role["kind"], rule)
+            writes = set(rule["verbs"]) - read
+            if not writes:
+                continue
+            # A write is either a create (which RBAC cannot limit by name) of the operator's own
+            # kinds, or limited by name to the operator's own objects.
+            own = {"operatorstatuses", "operatorstatuses/status", "configmaps"}
+            assert set(rule["resources"]) <= own, (role["kind"], rule)
+            assert writes == {"create"} or rule.get("resourceNames"), (role["kind"], rule)
+    cluster_rules = one(objects, "ClusterRole")["rules"]
+    assert {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]} in cluster_rules
+    assert not any("secrets" in r["resources"] for r in cluster_rules)
+
+
+def test_rbac_can_be_left_to_the_administrator(chart: helm.Chart) -> None:
+    objects = render(chart, {"rbac": {"create": False}, "serviceAccount": {"create": False, "name": "ops"}})
+    assert not find(objects, "ClusterRole") and not find(objects, "Role") and not find(objects, "ServiceAccount")
+    assert one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "ops"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"bogus": 1}, "additional properties 'bogus' not allowed"),
+        ({"apiKey": 123}, "at '/apiKey': got number, want string"),
+        ({"logFormat": "xml"}, "at '/logFormat': value must be one of"),
+        ({"statusIntervalSeconds": 0}, "at '/statusIntervalSeconds': minimum: got 0, want 1"),
+        ({"statusIntervalSeconds": 600}, "at '/statusIntervalSeconds': maximum: got 600, want 240"),
+        ({"statusIntervalSeconds": "60s"}, "at '/statusIntervalSeconds': got string, want integer"),
+        ({"healthPort": 80}, "at '/healthPort': minimum: got 80, want 1,024"),
+        ({"server": {"url": "http://kube9.example"}}, "at '/server/url': 'http://kube9.example' does not match"),
+        ({"image": {"pullPolicy": "Sometimes"}}, "at '/image/pullPolicy': value must be one of"),
+        ({"resources": {"limits": {"memory": "lots"}}}, "at '/resources/limits/memory': 'lots' does not match"),
+        ({"existingSecret": "Not_A_Name"}, "at '/existingSecret': 'Not_A_Name' does not match"),
+        ({"rbac": {"create": "yes"}}, "at '/rbac/create': got string, want boolean"),
+    ],
+)
+def test_the_schema_refuses_bad_values_with_a_readable_message(
+    chart: helm.Chart, values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(helm.HelmError) as refused:
+        chart.render(values, name="kube9", namespace="kube9-system")
+    assert message in str(refused.value)
+
+
+def test_the_default_values_pass_the_schema(chart: helm.Chart) -> None:
+    chart.validate_schema(chart.values)
+
+
+def leaf_paths(values: dict[str, Any], prefix: str = "") -> list[str]:
+    paths = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key not in ("resources",):
+            paths.extend(leaf_paths(value, path + "."))
+        else:
+            paths.append(path)
+    return paths
+
+
+def test_every_value_is_documented_in_the_chart_readme(chart: helm.Chart) -> None:
+    readme = (CHART / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([^`]+)` \|", readme, re.MULTILINE))
+    assert sorted(set(leaf_paths(chart.values)) - documented) == []
+    assert sorted(documented - set(leaf_paths(chart.values))) == [], "the README names values the chart lacks"
+
+
+def test_notes_name_the_tier_to_expect(chart: helm.Chart) -> None:
+    free = chart.render({}, name="kube9", namespace="kube9-system")["kube9-operator/templates/NOTES.txt"]
+    pro = chart.render({"apiKey": KEY}, name="kube9", namespace="kube9-system")["kube9-operator/templates/NOTES.txt"]
+    assert "Expected tier: free" in free and "kubectl get operatorstatus kube9" in free
+    assert "Expected tier: pro" in pro and KEY not in pro

@@ -1,0 +1,108 @@
+"""The chart's RBAC, proven with the ServiceAccount's own token on a real API server.
+
+The operator binary runs as the chart's ServiceAccount (a token minted by the TokenRequest
+API, as the kubelet mounts one) and must reach pro and healthy with no request refused; then
+the same identity is shown to be refused everything outside its own objects.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import urllib.request
+
+import helm_python as helm
+
+from conftest import (
+    CHART,
+    Kubectl,
+    Process,
+    ServerSim,
+    binary,
+    free_port,
+    service_account_token,
+    token_kubeconfig,
+    wait_for,
+    wait_for_status,
+)
+
+KEY = "k9-rbac-key-0123456789"
+
+
+def refused(as_operator: Kubectl, *args: str) -> str:
+    """Runs kubectl as the operator and returns the refusal; fails if the request was allowed."""
+    proc = as_operator.run(*args, check=False)
+    assert proc.returncode != 0 and "forbidden" in proc.stderr.lower(), (args, proc.stdout, proc.stderr)
+    return proc.stderr
+
+
+def test_the_operator_runs_with_exactly_the_charts_permissions(
+    helm_config: helm.Config,
+    kubectl: Kubectl,
+    namespace: str,
+    release: str,
+    uninstall_after: list[str],
+    singleton: None,
+    tmp_path: pathlib.Path,
+) -> None:
+    uninstall_after.append(release)
+    helm_config.install(CHART, release, {}, namespace=namespace, timeout=60)
+    account = f"{release}-kube9-operator"
+    as_operator = Kubectl(token_kubeconfig(kubectl, service_account_token(kubectl, namespace, account), tmp_path))
+    whoami = as_operator.run("auth", "can-i", "list", "nodes").stdout.strip()
+    assert whoami == "yes"
+
+    key_file = tmp_path / "api-key"
+    key_file.write_text(KEY)
+    port = free_port()
+    with ServerSim(KEY) as sim:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "KUBECONFIG": as_operator.kubeconfig,
+            "POD_NAMESPACE": namespace,
+            "KUBE9_API_KEY_FILE": str(key_file),
+            "KUBE9_SERVER_URL": sim.url,
+            "KUBE9_SERVER_CA_FILE": str(sim.ca_path),
+            "KUBE9_HEALTH_ADDR": f"127.0.0.1:{port}",
+            "KUBE9_LOG_FORMAT": "json",
+            "KUBE9_LOG_LEVEL": "debug",
+        }
+        with Process([str(binary("kube9-operator", "KUBE9_OPERATOR_BIN"))], env, "kube9-operator") as operator:
+            status = wait_for_status(kubectl, "pro and healthy as the ServiceAccount", 60, operator, tier="pro", health="healthy")
+            assert status["registered"] is True and status.get("error") is None
+            configmap = wait_for(
+                "the status ConfigMap",
+                30,
+                lambda: kubectl.get("configmap", "kube9-operator-status", "-n", namespace),
+            )
+            assert '"tier":"pro"' in configmap["data"]["status"].replace(" ", "")
+            ready = urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
+            assert ready.status == 200
+            # Deleting the ConfigMap is restored with the Role's create.
+            kubectl.run("delete", "configmap", "kube9-operator-status", "-n", namespace)
+            wait_for(
+                "the ConfigMap to come back",
+                30,
+                lambda: kubectl.get("configmap", "kube9-operator-status", "-n", namespace),
+            )
+            logs = operator.logs()
+            assert operator.proc.poll() is None, logs[-4000:]
+        refusals = [line for line in logs.splitlines() if "forbidden" in line.lower() or " 403" in line]
+        assert refusals == []
+
+    # Nothing beyond its own objects.
+    kubectl.run("create", "configmap", "someone-elses", "-n", namespace, "--from-literal=a=b")
+    refused(as_operator, "get", "secrets", "-n", namespace)
+    refused(as_operator, "get", "secrets", "-n", "default")
+    refused(as_operator, "get", "secrets", "--all-namespaces")
+    refused(as_operator, "create", "configmap", "elsewhere", "-n", "default", "--from-literal=a=b")
+    refused(as_operator, "patch", "configmap", "someone-elses", "-n", namespace, "-p", '{"data":{"a":"c"}}')
+    refused(as_operator, "delete", "configmap", "kube9-operator-status", "-n", namespace)
+    refused(as_operator, "get", "configmap", "someone-elses", "-n", namespace)
+    refused(as_operator, "scale", "deployment", account, "-n", namespace, "--replicas=2")
+    refused(as_operator, "delete", "deployment", account, "-n", namespace)
+    refused(as_operator, "create", "deployment", "miner", "-n", namespace, "--image=busybox")
+    refused(as_operator, "get", "pods", "-n", "kube-system")
+    refused(as_operator, "delete", "operatorstatus", "kube9")
+    refused(as_operator, "patch", "rolebinding", account, "-n", namespace, "-p", '{"metadata":{"labels":{"a":"b"}}}')
+    refused(as_operator, "create", "clusterrolebinding", "escalate", "--clusterrole=cluster-admin", "--user=x")
