@@ -153,6 +153,16 @@ def test_rbac_has_no_wildcards_and_writes_only_the_operators_own_objects(chart: 
     assert not any("secrets" in r["resources"] for r in cluster_rules)
 
 
+def test_host_network_and_extra_env_are_passed_through(chart: helm.Chart) -> None:
+    extra = [{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"}]
+    objects = render(chart, {"hostNetwork": True, "extraEnv": extra, "healthPort": 18080})
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert (pod["hostNetwork"], pod["dnsPolicy"]) == (True, "ClusterFirstWithHostNet")
+    assert env(objects)["KUBERNETES_SERVICE_HOST"] == "127.0.0.1"
+    assert env(objects)["KUBE9_HEALTH_ADDR"] == "0.0.0.0:18080"
+    assert container(objects)["ports"][0]["containerPort"] == 18080
+
+
 def test_rbac_can_be_left_to_the_administrator(chart: helm.Chart) -> None:
     objects = render(chart, {"rbac": {"create": False}, "serviceAccount": {"create": False, "name": "ops"}})
     assert not find(objects, "ClusterRole") and not find(objects, "Role") and not find(objects, "ServiceAccount")
