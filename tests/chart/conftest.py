@@ -32,6 +32,14 @@ TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 SINGLETON = "kube9"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--require-node",
+        action="store_true",
+        help="fail, rather than skip, the end-to-end tests when the cluster has no Ready node",
+    )
+
+
 def manifests(rendered: dict[str, str]) -> list[dict[str, Any]]:
     """Every object in a `Chart.render` result."""
     objects = []

@@ -19,7 +19,7 @@ pub fn run(root: &Path) -> Result<()> {
     if !status.success() {
         bail!("building the release operator failed");
     }
-    let cluster = testenv::up(false)?;
+    let cluster = testenv::up(false, false)?;
     let result = Command::new(&cargo)
         .current_dir(root)
         .args(["bench", "--locked", "-p", "kube9-tests", "--bench", "operator"])

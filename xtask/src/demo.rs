@@ -1,5 +1,6 @@
 //! `cargo xtask demo`: the operator against the local control plane, first without an API
-//! key and then with one against the kube9-server simulator.
+//! key and then with one against the kube9-server simulator. `demo --node` installs the chart
+//! on a real node instead.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::testenv;
+use crate::{image, pyenv, testenv};
 
 const NAMESPACE: &str = "kube9-system";
 const DEMO_KEY: &str = "k9_demo_0123456789abcdef";
@@ -32,7 +33,7 @@ impl Drop for Running {
 }
 
 pub fn run(root: &Path) -> Result<()> {
-    let cluster = testenv::up(false)?;
+    let cluster = testenv::up(false, false)?;
     let kubeconfig = cluster.kubeconfig.clone();
     let kubectl = |args: &[&str]| -> Result<String> {
         let out =
@@ -106,6 +107,58 @@ pub fn run(root: &Path) -> Result<()> {
     banner("Done");
     println!("The control plane is still running: export KUBECONFIG={}", kubeconfig.display());
     println!("Stop it with: cargo xtask testenv down");
+    Ok(())
+}
+
+/// `cargo xtask demo --node`: the chart installed on a real node, the operator as a Pod.
+pub fn run_node(root: &Path) -> Result<()> {
+    let cluster = testenv::up(false, true)?;
+    let kubeconfig = cluster.kubeconfig.clone();
+    let kubectl = |args: &[&str]| -> Result<String> {
+        let out =
+            Command::new("kubectl").args(args).env("KUBECONFIG", &kubeconfig).output().context("running kubectl")?;
+        if !out.status.success() {
+            bail!("kubectl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+
+    banner("Building the operator image (image/build-rootfs.sh, then buildah) and importing it into the node");
+    let archive = image::build(root)?;
+    testenv::node::import_image(&testenv::state_dir(), &archive)?;
+    let python = pyenv::ensure(root)?;
+
+    banner("Installing the chart with the real Helm SDK");
+    let _ = kubectl(&["delete", "operatorstatus", "kube9", "--ignore-not-found"]);
+    let port = kubectl(&["config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"])?
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let (repository, tag) = image::NAME.rsplit_once(':').context("the image name has no tag")?;
+    let status = Command::new(&python)
+        .arg("-c")
+        .arg(include_str!("demo_node.py"))
+        .arg(&kubeconfig)
+        .arg(root.join("charts/kube9-operator"))
+        .args([NAMESPACE, &port, "18080", repository, tag])
+        .status()
+        .context("running the Helm SDK")?;
+    if !status.success() {
+        bail!("installing the chart failed");
+    }
+    let deployment = "deployment/kube9-kube9-operator";
+    print!("{}", kubectl(&["rollout", "status", deployment, "-n", NAMESPACE, "--timeout=120s"])?);
+    println!("$ kubectl -n {NAMESPACE} get pods -o wide");
+    print!("{}", kubectl(&["get", "pods", "-n", NAMESPACE, "-o", "wide"])?);
+    show_when(&kubectl, |json| json.contains("\"health\":\"healthy\""))?;
+
+    banner("Done");
+    println!("The operator runs as a Pod on node {}:", testenv::node::NODE_NAME);
+    println!("  export KUBECONFIG={}", kubeconfig.display());
+    println!("  kubectl -n {NAMESPACE} get pods; kubectl get operatorstatus");
+    println!("  ls /var/log/pods/{NAMESPACE}_*/operator/   # its logs (kubectl logs cannot reach the kubelet)");
+    println!("Stop everything with: cargo xtask testenv down");
     Ok(())
 }
 

@@ -4,6 +4,7 @@ mod bench;
 mod ci;
 mod crdgen;
 mod demo;
+mod image;
 mod pyenv;
 mod testenv;
 
@@ -33,7 +34,13 @@ enum Command {
         command: testenv::Command,
     },
     /// The operator against the local control plane: without a key, then with one.
-    Demo,
+    Demo {
+        /// Install the chart on a real node instead (`testenv up --node`), the operator as a Pod.
+        #[arg(long)]
+        node: bool,
+    },
+    /// The operator image (no container engine needed), imported into the testenv node.
+    Image,
     /// Figures: the release operator's idle memory and CPU, and its status latency.
     Bench,
     /// Every check CI runs: format, clippy, crdgen --check, unit tests, cluster tests, then
@@ -58,7 +65,9 @@ fn main() {
     let result: Result<()> = match cli.command {
         Command::Crdgen { check } => crdgen::run(&root(), check),
         Command::Testenv { command } => testenv::run(command),
-        Command::Demo => demo::run(&root()),
+        Command::Demo { node: false } => demo::run(&root()),
+        Command::Demo { node: true } => demo::run_node(&root()),
+        Command::Image => image::run(&root()),
         Command::Bench => bench::run(&root()),
         Command::Ci => ci::run(&root()),
         Command::ChartTest { pytest_args } => ci::chart_test(&root(), &pytest_args),

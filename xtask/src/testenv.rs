@@ -1,5 +1,6 @@
 //! `cargo xtask testenv up | down | env | status`: a real Kubernetes control plane on
-//! loopback (etcd, kube-apiserver, kube-controller-manager) with no Docker.
+//! loopback (etcd, kube-apiserver, kube-controller-manager) with no Docker, and with
+//! `up --node` a real node (containerd, kubelet, kube-scheduler; see node.rs).
 //!
 //! The binaries are built once from Debian's `kubernetes` source package (1.20) and cached
 //! under `${KUBE9_CACHE_DIR:-~/.cache/kube9-operator}`; runtime state (certificates, etcd
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod node;
+
 /// The testenv subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -21,6 +24,9 @@ pub enum Command {
         /// Build and start a local control plane even if KUBECONFIG points at a reachable cluster.
         #[arg(long)]
         local: bool,
+        /// Add a real node (containerd, kubelet, kube-scheduler) so Pods run.
+        #[arg(long)]
+        node: bool,
     },
     /// Stop the processes `up` started (safe to run twice).
     Down,
@@ -46,7 +52,7 @@ const SOURCES_FILE: &str = "/etc/apt/sources.list.d/kube9-src.sources";
 
 pub fn run(cmd: Command) -> Result<()> {
     match cmd {
-        Command::Up { local } => up(local).map(|_| ()),
+        Command::Up { local, node } => up(local, node).map(|_| ()),
         Command::Down => down(),
         Command::Env => {
             let kubeconfig = state_dir().join("kubeconfig");
@@ -97,7 +103,7 @@ fn ports() -> Result<Ports> {
 /// The three processes, in start order.
 const COMPONENTS: [&str; 3] = ["etcd", "kube-apiserver", "kube-controller-manager"];
 
-pub fn up(local: bool) -> Result<Cluster> {
+pub fn up(local: bool, with_node: bool) -> Result<Cluster> {
     let existing = std::env::var_os("KUBECONFIG").filter(|p| !p.is_empty() && !local).map(PathBuf::from);
     if let Some(path) = existing {
         if readyz(&path) {
@@ -111,8 +117,19 @@ pub fn up(local: bool) -> Result<Cluster> {
     let alive: Vec<bool> = COMPONENTS.iter().map(|c| running_pid(&state, c).is_some()).collect();
     if alive.iter().all(|a| *a) && readyz(&kubeconfig) {
         println!("testenv: the control plane is already running");
+        let mut started_here = false;
+        if with_node && !node::running(&state) {
+            let mut stopped = Vec::new();
+            node::down(&state, &mut stopped)?;
+            ensure_packages(node::PACKAGES)?;
+            if let Err(e) = node::up(&state, &ensure_binaries(true)?, &kubeconfig) {
+                let _ = node::down(&state, &mut stopped);
+                return Err(e);
+            }
+            started_here = true;
+        }
         print_usage(&kubeconfig);
-        return Ok(Cluster { kubeconfig, started_here: false });
+        return Ok(Cluster { kubeconfig, started_here });
     }
     if alive.iter().any(|a| *a) {
         println!("testenv: part of an earlier control plane is running; stopping it first");
@@ -120,7 +137,10 @@ pub fn up(local: bool) -> Result<Cluster> {
     }
 
     ensure_packages(RUNTIME_PACKAGES)?;
-    let bin = ensure_binaries()?;
+    if with_node {
+        ensure_packages(node::PACKAGES)?;
+    }
+    let bin = ensure_binaries(with_node)?;
     let ports = ports()?;
     for (port, var) in [
         (ports.etcd, "KUBE9_TESTENV_ETCD_PORT"),
@@ -208,6 +228,10 @@ pub fn up(local: bool) -> Result<Cluster> {
         kubectl_ok(&kubeconfig, &["get", "serviceaccount", "default", "-n", "default"])
     })?;
     println!("testenv: control plane ready in {:.1?}", started.elapsed());
+    if with_node && let Err(e) = node::up(&state, &bin, &kubeconfig) {
+        let _ = down();
+        return Err(e);
+    }
     print_usage(&kubeconfig);
     Ok(Cluster { kubeconfig, started_here: true })
 }
@@ -221,6 +245,7 @@ fn print_usage(kubeconfig: &Path) {
 pub fn down() -> Result<()> {
     let state = state_dir();
     let mut stopped = Vec::new();
+    node::down(&state, &mut stopped)?;
     for name in COMPONENTS.iter().rev() {
         let pid_file = state.join(format!("{name}.pid"));
         if let Some(pid) = running_pid(&state, name) {
@@ -252,7 +277,7 @@ pub fn down() -> Result<()> {
 
 fn status() -> Result<()> {
     let state = state_dir();
-    for name in COMPONENTS {
+    for name in COMPONENTS.iter().chain(node::COMPONENTS.iter()) {
         match running_pid(&state, name) {
             Some(pid) => println!("{name:<24} running (pid {pid})"),
             None => println!("{name:<24} not running"),
@@ -502,15 +527,22 @@ fn apt(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// The directory holding cached kube-apiserver and kube-controller-manager, building them
-/// if no cached copy exists.
-fn ensure_binaries() -> Result<PathBuf> {
+/// The directory holding cached kube-apiserver and kube-controller-manager (and kubelet and
+/// kube-scheduler with `node`), building what no cached copy has.
+fn ensure_binaries(node: bool) -> Result<PathBuf> {
     let cache = cache_dir();
-    if let Some(bin) = cached(&cache) {
+    let needed: Vec<&str> = BINARIES.iter().chain(if node { node::BINARIES } else { &[] }).copied().collect();
+    if let Some(bin) = cached(&cache).filter(|bin| needed.iter().all(|b| bin.join(b).is_file())) {
         return Ok(bin);
     }
-    build(&cache, BINARIES)?;
-    cached(&cache).context("the build finished but its binaries are not in the cache")
+    // A build keeps what the cache already has, so build only what is missing.
+    let have = cached(&cache);
+    let missing: Vec<&str> =
+        needed.iter().copied().filter(|b| !have.as_ref().is_some_and(|bin| bin.join(b).is_file())).collect();
+    build(&cache, &missing)?;
+    cached(&cache)
+        .filter(|bin| needed.iter().all(|b| bin.join(b).is_file()))
+        .context("the build finished but its binaries are not in the cache")
 }
 
 fn cached(cache: &Path) -> Option<PathBuf> {

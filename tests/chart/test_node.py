@@ -1,0 +1,283 @@
+"""End to end on a real node: the chart's operator runs as a Pod on a kubelet.
+
+Needs `cargo xtask testenv up --node` and `cargo xtask image` (`cargo xtask ci` does both).
+The API server listens on loopback only, so the Pod uses the host network and is told the
+API server's address (../shared/REAL-NODE.md); everything else (the image, the ServiceAccount
+token and CA the kubelet mounts, the security context, the probes) is what a production
+cluster does.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import helm_python as helm
+import pytest
+
+from conftest import (
+    CHART,
+    TARGET,
+    Kubectl,
+    ServerSim,
+    cluster_endpoint,
+    free_port,
+    operator_status,
+    wait_for,
+)
+
+KEY = "k9-node-key-0123456789"
+IMAGE = ("localhost/kube9-operator", "dev")
+INTERVAL = 5
+NODE_SOCKET = TARGET / "testenv" / "node" / "containerd.sock"
+
+
+def ctr(*args: str) -> str:
+    return subprocess.run(
+        ["ctr", "--address", str(NODE_SOCKET), "--namespace", "k8s.io", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+@pytest.fixture(scope="module")
+def node(kubectl: Kubectl, request: pytest.FixtureRequest) -> str:
+    nodes = kubectl.json("get", "nodes")["items"]
+    ready = [
+        n["metadata"]["name"]
+        for n in nodes
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+    ]
+    missing = "no Ready node: run `cargo xtask testenv up --node` and `cargo xtask image`"
+    if not ready or not NODE_SOCKET.exists():
+        if request.config.getoption("--require-node"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    images = ctr("images", "ls", "-q").split()
+    if f"{IMAGE[0]}:{IMAGE[1]}" not in images:
+        pytest.fail(f"the node has no {IMAGE[0]}:{IMAGE[1]} image: run `cargo xtask image` ({images})")
+    return ready[0]
+
+
+def node_values(kubectl: Kubectl, **extra: Any) -> dict[str, Any]:
+    server, _ = cluster_endpoint(kubectl)
+    host, port = server.removeprefix("https://").rsplit(":", 1)
+    values: dict[str, Any] = {
+        "image": {"repository": IMAGE[0], "tag": IMAGE[1], "pullPolicy": "Never"},
+        "hostNetwork": True,
+        "healthPort": free_port(),
+        "statusIntervalSeconds": INTERVAL,
+        "extraEnv": [
+            {"name": "KUBERNETES_SERVICE_HOST", "value": host},
+            {"name": "KUBERNETES_SERVICE_PORT", "value": port},
+        ],
+    }
+    values.update(extra)
+    return values
+
+
+class Release:
+    """One installed release on the node; uninstalled, and its Pods gone, afterwards."""
+
+    def __init__(self, config: helm.Config, kubectl: Kubectl, namespace: str, name: str) -> None:
+        self.config, self.kubectl, self.namespace, self.name = config, kubectl, namespace, name
+        self.deployment = f"{name}-kube9-operator"
+
+    def pods(self) -> list[dict[str, Any]]:
+        selector = f"app.kubernetes.io/instance={self.name}"
+        return self.kubectl.json("get", "pods", "-n", self.namespace, "-l", selector)["items"]
+
+    def wait_available(self, timeout: int = 120) -> dict[str, Any]:
+        proc = self.kubectl.run(
+            "rollout", "status", f"deployment/{self.deployment}", "-n", self.namespace, f"--timeout={timeout}s",
+            check=False,
+        )
+        if proc.returncode != 0:
+            pods = json.dumps([p.get("status") for p in self.pods()], indent=1)[-3000:]
+            pytest.fail(f"the Deployment did not become available: {proc.stderr.strip()}\n{pods}")
+        self.kubectl.run(
+            "wait", "--for=condition=Available", f"deployment/{self.deployment}", "-n", self.namespace, "--timeout=60s"
+        )
+        running = [p for p in self.pods() if p["metadata"].get("deletionTimestamp") is None]
+        assert len(running) == 1, [p["metadata"]["name"] for p in running]
+        return running[0]
+
+    def uninstall(self) -> None:
+        self.config.uninstall(self.name, ignore_not_found=True)
+        wait_for("the release's Pods to be gone", 60, lambda: self.pods() == [], interval=0.5)
+
+
+@pytest.fixture
+def installed(
+    node: str, singleton: None, helm_config: helm.Config, kubectl: Kubectl, namespace: str, release: str
+) -> Iterator[Release]:
+    handle = Release(helm_config, kubectl, namespace, release)
+    yield handle
+    handle.uninstall()
+
+
+def container_pid(pod: dict[str, Any]) -> int:
+    """The host pid of the pod's operator container, from containerd."""
+    (status,) = pod["status"]["containerStatuses"]
+    container_id = status["containerID"].removeprefix("containerd://")
+    for line in ctr("tasks", "ls").splitlines()[1:]:
+        fields = line.split()
+        if fields and fields[0] == container_id:
+            return int(fields[1])
+    raise AssertionError(f"containerd has no task {container_id}")
+
+
+def process_facts(pid: int) -> dict[str, Any]:
+    proc = pathlib.Path(f"/proc/{pid}")
+    uid = [line.split()[1:] for line in (proc / "status").read_text().splitlines() if line.startswith("Uid:")][0]
+    root_mount = [line.split() for line in (proc / "mountinfo").read_text().splitlines() if line.split()[4] == "/"]
+    environ = dict(
+        entry.split("=", 1) for entry in (proc / "environ").read_bytes().decode().split("\0") if "=" in entry
+    )
+    return {
+        "uid": set(uid),
+        "root_options": root_mount[-1][5].split(","),
+        "environ": environ,
+        "root": proc / "root",
+    }
+
+
+def test_the_chart_runs_the_operator_as_a_pod(installed: Release, kubectl: Kubectl) -> None:
+    installed.config.install(CHART, installed.name, node_values(kubectl), namespace=installed.namespace, timeout=60)
+    pod = installed.wait_available()
+
+    status = wait_for("the Pod's status", 60, lambda: operator_status(kubectl).get("health") == "healthy")
+    status = operator_status(kubectl)
+    assert (status["mode"], status["tier"], status["namespace"]) == ("operated", "free", installed.namespace)
+    configmap = kubectl.get("configmap", "kube9-operator-status", "-n", installed.namespace)
+    assert configmap is not None and json.loads(configmap["data"]["status"])["tier"] == "free"
+
+    facts = process_facts(container_pid(pod))
+    assert facts["uid"] == {"65532"}, "runs as the non-root user"
+    assert "ro" in facts["root_options"], "the root filesystem is read-only"
+    # In-cluster configuration: the kubelet's token and CA, no kubeconfig.
+    assert "KUBECONFIG" not in facts["environ"]
+    account = facts["root"] / "var/run/secrets/kubernetes.io/serviceaccount"
+    assert {p.name for p in account.iterdir()} >= {"token", "ca.crt", "namespace"}
+    assert not (facts["root"] / "bin/sh").exists(), "no shell in the image"
+    assert pod["spec"]["containers"][0]["image"] == ":".join(IMAGE)
+
+
+def test_a_deleted_pod_is_replaced_and_stops_on_sigterm(installed: Release, kubectl: Kubectl) -> None:
+    installed.config.install(CHART, installed.name, node_values(kubectl), namespace=installed.namespace, timeout=60)
+    old = installed.wait_available()
+    wait_for("the first status", 60, lambda: operator_status(kubectl).get("health") == "healthy")
+
+    # Watch the old Pod's own reports while it is deleted: its container must end by itself on
+    # SIGTERM (exit 0), well inside the 30 s grace period, never killed.
+    name = old["metadata"]["name"]
+    watch = subprocess.Popen(
+        ["kubectl", "--kubeconfig", kubectl.kubeconfig, "get", "pod", name, "-n", installed.namespace,
+         "--watch", "--output-watch-events", "-o", "json"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    updates: list[float] = []
+    seen = operator_status(kubectl).get("lastUpdate")
+    deleted_at = time.monotonic()
+    kubectl.run("delete", "pod", name, "-n", installed.namespace, "--wait=true", "--timeout=60s")
+    deletion = time.monotonic() - deleted_at
+    watch.terminate()
+    events, _ = watch.communicate(timeout=10)
+
+    # Status keeps flowing: the new Pod writes within the interval plus its start-up.
+    def new_write() -> bool:
+        nonlocal seen
+        current = operator_status(kubectl).get("lastUpdate")
+        if current != seen:
+            seen = current
+            updates.append(time.monotonic() - deleted_at)
+        return len(updates) >= 1 and installed.pods() != [] and all(
+            p["metadata"]["name"] != name for p in installed.pods()
+        )
+
+    wait_for("a status write by the new Pod", 90, new_write, interval=0.25)
+    new = installed.wait_available()
+    assert new["metadata"]["name"] != name
+
+    decoder, text, terminated = json.JSONDecoder(), events.strip(), []
+    while text:
+        event, end = decoder.raw_decode(text)
+        text = text[end:].lstrip()
+        for s in event["object"]["status"].get("containerStatuses", []):
+            if "terminated" in s.get("state", {}):
+                terminated.append(s["state"]["terminated"])
+    print(f"pod deletion took {deletion:.1f}s; first status after it at {updates[0]:.1f}s; exits: {terminated}")
+    assert deletion < 20, f"deleting the Pod took {deletion:.1f}s: the operator did not stop on SIGTERM"
+    assert terminated and terminated[-1]["exitCode"] == 0, terminated
+    assert updates[0] < INTERVAL + 30, f"no status for {updates[0]:.1f}s after the Pod was deleted"
+
+
+def test_an_upgrade_with_a_key_rolls_the_pod_and_reaches_pro(installed: Release, kubectl: Kubectl) -> None:
+    values = node_values(kubectl)
+    installed.config.install(CHART, installed.name, values, namespace=installed.namespace, timeout=60)
+    free = installed.wait_available()
+    wait_for("free and healthy", 60, lambda: operator_status(kubectl).get("health") == "healthy")
+    assert operator_status(kubectl)["tier"] == "free"
+
+    with ServerSim(KEY) as sim:
+        pro_values = {**values, "apiKey": KEY, "server": {"url": sim.url, "caBundle": sim.ca_path.read_text()}}
+        upgraded = installed.config.upgrade(CHART, installed.name, pro_values, namespace=installed.namespace, timeout=60)
+        assert upgraded["revision"] == 2
+        pro = installed.wait_available()
+        assert pro["metadata"]["name"] != free["metadata"]["name"], "the new key rolled the Pod"
+        status = wait_for(
+            "pro from the mounted key",
+            60,
+            lambda: (s := operator_status(kubectl)).get("tier") == "pro" and s.get("health") == "healthy" and s,
+        )
+        assert status["registered"] is True
+        facts = process_facts(container_pid(pro))
+        assert (facts["root"] / "var/run/secrets/kube9/api-key/api-key").read_text() == KEY
+        assert facts["environ"]["KUBE9_API_KEY_FILE"] == "/var/run/secrets/kube9/api-key/api-key"
+        assert "KUBE9_API_KEY" not in facts["environ"]
+        assert KEY not in json.dumps(kubectl.json("get", "operatorstatus", "kube9"))
+
+
+def memory_working_set(pid: int) -> tuple[int, int]:
+    """(working set, usage) in bytes of the pid's memory cgroup, as the kubelet computes it."""
+    lines = pathlib.Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    path = next(line.split(":", 2)[2] for line in lines if line.split(":")[1] in ("memory", ""))
+    base = pathlib.Path("/sys/fs/cgroup/memory") / path.lstrip("/")
+    if not base.exists():  # cgroup v2
+        base = pathlib.Path("/sys/fs/cgroup") / path.lstrip("/")
+        usage = int((base / "memory.current").read_text())
+        stat = dict(line.split() for line in (base / "memory.stat").read_text().splitlines())
+        return usage - int(stat.get("inactive_file", 0)), usage
+    usage = int((base / "memory.usage_in_bytes").read_text())
+    stat = dict(line.split() for line in (base / "memory.stat").read_text().splitlines())
+    return usage - int(stat.get("total_inactive_file", 0)), usage
+
+
+def test_the_containers_memory_stays_within_the_charts_limit(installed: Release, kubectl: Kubectl) -> None:
+    installed.config.install(CHART, installed.name, node_values(kubectl), namespace=installed.namespace, timeout=60)
+    pod = installed.wait_available()
+    wait_for("healthy", 60, lambda: operator_status(kubectl).get("health") == "healthy")
+    pid = container_pid(pod)
+    samples = []
+    for _ in range(12):  # two minutes of steady state
+        time.sleep(10)
+        samples.append(memory_working_set(pid))
+    working_set, usage = samples[-1]
+    peak = max(ws for ws, _ in samples)
+    rss = {
+        k: v.strip()
+        for k, v in (line.split(":", 1) for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines())
+        if k in ("VmRSS", "RssAnon", "RssFile")
+    }
+    resources = pod["spec"]["containers"][0]["resources"]
+    print(
+        f"operator container memory after 120 s: working set {working_set / 2**20:.1f} MiB "
+        f"(peak {peak / 2**20:.1f} MiB, cgroup usage {usage / 2**20:.1f} MiB); process {rss}; "
+        f"chart resources {resources}"
+    )
+    assert peak < 16 * 2**20, "the chart requests 16Mi: the request must cover the steady state"

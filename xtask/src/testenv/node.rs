@@ -1,0 +1,342 @@
+//! `cargo xtask testenv up --node`: a real node beside the control plane, so Pods run.
+//!
+//! containerd, runc and the CNI plugins come from Debian; kubelet and kube-scheduler are
+//! built from the same Debian kubernetes source as the control plane; the pause image is
+//! compiled from that source and built with buildah (no registry is reachable). Everything
+//! the node writes lives under `target/testenv/node`, with its own containerd socket, so it
+//! does not touch a containerd the machine may run. ../shared/REAL-NODE.md has the recipe.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use super::{alive, cache_dir, kubectl_ok, port, running_pid, signal, spawn, wait};
+
+/// Debian packages the node needs.
+pub const PACKAGES: &[&str] = &["containerd", "runc", "containernetworking-plugins", "buildah", "libc6-dev"];
+/// Binaries built from the kubernetes source for the node.
+pub const BINARIES: &[&str] = &["kubelet", "kube-scheduler"];
+/// The node's processes, in start order.
+pub const COMPONENTS: [&str; 3] = ["containerd", "kube-scheduler", "kubelet"];
+/// The node's name in the cluster.
+pub const NODE_NAME: &str = "kube9-node";
+/// The sandbox image, built locally.
+pub const PAUSE_IMAGE: &str = "localhost/kube9/pause:3.4";
+/// The containerd namespace the kubelet's containers live in.
+const K8S_NAMESPACE: &str = "k8s.io";
+
+/// `target/testenv/node`.
+pub fn dir(state: &Path) -> PathBuf {
+    state.join("node")
+}
+
+/// The node's containerd socket.
+pub fn socket(state: &Path) -> PathBuf {
+    dir(state).join("containerd.sock")
+}
+
+/// Whether every node process is running.
+pub fn running(state: &Path) -> bool {
+    COMPONENTS.iter().all(|c| running_pid(state, c).is_some())
+}
+
+/// Starts containerd, kube-scheduler and the kubelet, and waits for the node to be Ready.
+pub fn up(state: &Path, bin: &Path, kubeconfig: &Path) -> Result<()> {
+    let started = Instant::now();
+    let node = dir(state);
+    std::fs::create_dir_all(&node).with_context(|| format!("creating {}", node.display()))?;
+    let kubelet_port = port("KUBE9_TESTENV_KUBELET_PORT", 10250)?;
+    for p in [kubelet_port, kubelet_port - 2] {
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_err() {
+            bail!("port {p} on 127.0.0.1 is in use: stop what holds it, or set KUBE9_TESTENV_KUBELET_PORT");
+        }
+    }
+
+    // containerd, with every path under target/testenv/node.
+    let config = node.join("containerd.toml");
+    std::fs::write(&config, containerd_config(&node)?).context("writing the containerd configuration")?;
+    write_cni(&node)?;
+    let sock = socket(state);
+    let _ = std::fs::remove_file(&sock);
+    spawn(state, "containerd", Path::new("/usr/bin/containerd"), &["--config".into(), config.display().to_string()])?;
+    wait(state, "containerd", Duration::from_secs(30), || ctr(state, &["version"]).is_ok())?;
+    import_image(state, &pause_image(bin)?)?;
+
+    spawn(
+        state,
+        "kube-scheduler",
+        &bin.join("kube-scheduler"),
+        &[
+            format!("--kubeconfig={}", kubeconfig.display()),
+            "--leader-elect=false".into(),
+            "--port=0".into(),
+            "--secure-port=0".into(),
+        ],
+    )?;
+
+    let kubelet_config = node.join("kubelet.yaml");
+    std::fs::write(&kubelet_config, kubelet_configuration(kubelet_port))
+        .context("writing the kubelet configuration")?;
+    spawn(
+        state,
+        "kubelet",
+        &bin.join("kubelet"),
+        &[
+            format!("--kubeconfig={}", kubeconfig.display()),
+            format!("--config={}", kubelet_config.display()),
+            "--container-runtime=remote".into(),
+            format!("--container-runtime-endpoint=unix://{}", sock.display()),
+            format!("--hostname-override={NODE_NAME}"),
+            format!("--root-dir={}", node.join("kubelet").display()),
+            format!("--cert-dir={}", node.join("kubelet-pki").display()),
+            format!("--pod-infra-container-image={PAUSE_IMAGE}"),
+        ],
+    )?;
+    wait(state, "kubelet", Duration::from_secs(90), || {
+        kubectl_ok(kubeconfig, &["wait", "--for=condition=Ready", &format!("node/{NODE_NAME}"), "--timeout=1s"])
+    })?;
+    wait(state, "kube-scheduler", Duration::from_secs(10), || true)?;
+    println!("testenv: node {NODE_NAME} ready in {:.1?}", started.elapsed());
+    Ok(())
+}
+
+/// Stops the node: the kubelet first (so it restarts nothing), then every container it
+/// started, then containerd; unmounts what they mounted. Safe to run twice.
+pub fn down(state: &Path, stopped: &mut Vec<String>) -> Result<()> {
+    stop(state, "kubelet", stopped)?;
+    stop(state, "kube-scheduler", stopped)?;
+    if running_pid(state, "containerd").is_some() {
+        remove_containers(state);
+    }
+    stop(state, "containerd", stopped)?;
+    kill_shims(state);
+    unmount_under(&dir(state));
+    Ok(())
+}
+
+fn stop(state: &Path, name: &str, stopped: &mut Vec<String>) -> Result<()> {
+    if let Some(pid) = running_pid(state, name) {
+        signal(pid, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if alive(pid) {
+            signal(pid, "KILL");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if alive(pid) {
+            bail!("{name} (pid {pid}) survived SIGKILL; stop it by hand");
+        }
+        stopped.push(format!("{name} ({pid})"));
+    }
+    let _ = std::fs::remove_file(state.join(format!("{name}.pid")));
+    Ok(())
+}
+
+/// Kills and deletes every container and sandbox in the kubelet's namespace.
+fn remove_containers(state: &Path) {
+    let tasks = ctr(state, &["tasks", "ls", "-q"]).unwrap_or_default();
+    for id in tasks.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let _ = ctr(state, &["tasks", "kill", "-a", "-s", "SIGKILL", id]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for id in tasks.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        while ctr(state, &["tasks", "delete", id]).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let containers = ctr(state, &["containers", "ls", "-q"]).unwrap_or_default();
+    for id in containers.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let _ = ctr(state, &["containers", "delete", id]);
+    }
+}
+
+/// containerd's shims outlive it by design; ours are the ones naming our socket.
+fn kill_shims(state: &Path) {
+    let sock = socket(state).display().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        if args.first().is_some_and(|a| a.contains("containerd-shim")) && args.iter().any(|a| a == &sock) {
+            signal(pid, "KILL");
+        }
+    }
+}
+
+/// Unmounts everything mounted under `dir` (volumes, rootfs, shm), deepest first.
+fn unmount_under(dir: &Path) {
+    let prefix = dir.display().to_string();
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
+    let mut points: Vec<&str> =
+        mountinfo.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| p.starts_with(&prefix)).collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for point in points {
+        let _ = Process::new("umount").args(["-l", point]).status();
+    }
+}
+
+/// Runs `ctr` against the node's containerd in the kubelet's namespace.
+pub fn ctr(state: &Path, args: &[&str]) -> Result<String> {
+    let out = Process::new("ctr")
+        .arg("--address")
+        .arg(socket(state))
+        .args(["--namespace", K8S_NAMESPACE])
+        .args(args)
+        .output()
+        .context("running ctr (Debian package containerd)")?;
+    if !out.status.success() {
+        bail!("ctr {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Imports an OCI archive into the node's containerd.
+pub fn import_image(state: &Path, archive: &Path) -> Result<()> {
+    let path = archive.display().to_string();
+    ctr(state, &["images", "import", "--all-platforms", &path]).map(|_| ())
+}
+
+/// Builds an image from the files in `rootfs` with buildah into an OCI archive at `out`.
+pub fn build_image(name: &str, rootfs: &Path, user: Option<&str>, entrypoint: &str, out: &Path) -> Result<()> {
+    let store = cache_dir().join("buildah");
+    let buildah = |args: &[&str]| -> Result<String> {
+        let out = Process::new("buildah")
+            .args(["--storage-driver", "vfs", "--root"])
+            .arg(store.join("root"))
+            .arg("--runroot")
+            .arg(store.join("run"))
+            .args(args)
+            .output()
+            .context("running buildah (Debian package buildah)")?;
+        if !out.status.success() {
+            bail!("buildah {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let container = buildah(&["from", "scratch"])?;
+    let result = (|| {
+        let source = format!("{}/.", rootfs.display());
+        buildah(&["copy", &container, &source, "/"])?;
+        let entry = format!("[\"{entrypoint}\"]");
+        let mut config = vec!["config", "--entrypoint", &entry];
+        if let Some(user) = user {
+            config.extend(["--user", user]);
+        }
+        config.push(&container);
+        buildah(&config)?;
+        buildah(&["commit", "--quiet", &container, name])?;
+        let _ = std::fs::remove_file(out);
+        buildah(&["push", "--quiet", name, &format!("oci-archive:{}:{name}", out.display())])?;
+        buildah(&["rmi", name]).map(|_| ())
+    })();
+    let _ = buildah(&["rm", &container]);
+    result.with_context(|| format!("building the image {name}"))
+}
+
+/// The pause image as an OCI archive, built once from the kubernetes source's pause.c.
+fn pause_image(bin: &Path) -> Result<PathBuf> {
+    let archive = cache_dir().join("images/pause-3.4.oci.tar");
+    if archive.exists() {
+        return Ok(archive);
+    }
+    let source = bin.parent().context("the binaries' directory has no parent")?.join("src/build/pause/linux/pause.c");
+    let work = cache_dir().join("images/pause-rootfs");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let status = Process::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(work.join("pause"))
+        .arg(&source)
+        .status()
+        .context("running gcc")?;
+    if !status.success() {
+        bail!("compiling {} failed (is libc6-dev installed?)", source.display());
+    }
+    let tmp = archive.with_extension("tmp");
+    build_image(PAUSE_IMAGE, &work, None, "/pause", &tmp)?;
+    std::fs::rename(&tmp, &archive)?;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(archive)
+}
+
+fn containerd_config(node: &Path) -> Result<String> {
+    let out = Process::new("containerd").args(["config", "default"]).output().context("running containerd")?;
+    if !out.status.success() {
+        bail!("containerd config default failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let default = String::from_utf8_lossy(&out.stdout).into_owned();
+    let d = |name: &str| node.join(name).display().to_string();
+    let replacements = [
+        ("root = \"/var/lib/containerd\"", format!("root = \"{}\"", d("containerd/root"))),
+        ("state = \"/run/containerd\"", format!("state = \"{}\"", d("containerd/state"))),
+        ("address = \"/run/containerd/containerd.sock\"", format!("address = \"{}\"", d("containerd.sock"))),
+        ("sandbox_image = \"registry.k8s.io/pause:3.6\"", format!("sandbox_image = \"{PAUSE_IMAGE}\"")),
+        ("bin_dir = \"/opt/cni/bin\"", "bin_dir = \"/usr/lib/cni\"".into()),
+        ("conf_dir = \"/etc/cni/net.d\"", format!("conf_dir = \"{}\"", d("cni"))),
+        // These machines refuse a negative oom_score_adj; without this every sandbox fails.
+        ("restrict_oom_score_adj = false", "restrict_oom_score_adj = true".into()),
+    ];
+    let mut config = default;
+    for (from, to) in replacements {
+        if !config.contains(from) {
+            bail!("containerd's default configuration has no `{from}`: this containerd version is not supported");
+        }
+        config = config.replacen(from, &to, 1);
+    }
+    Ok(config)
+}
+
+fn write_cni(node: &Path) -> Result<()> {
+    let cni = node.join("cni");
+    std::fs::create_dir_all(&cni)?;
+    let ipam = node.join("cni-ipam").display().to_string();
+    std::fs::write(
+        cni.join("10-kube9.conflist"),
+        format!(
+            r#"{{"cniVersion": "0.4.0", "name": "kube9", "plugins": [{{"type": "bridge", "bridge": "kube9br0",
+"isGateway": true, "ipMasq": true, "ipam": {{"type": "host-local", "dataDir": "{ipam}",
+"ranges": [[{{"subnet": "10.244.0.0/24"}}]], "routes": [{{"dst": "0.0.0.0/0"}}]}}}},
+{{"type": "portmap", "capabilities": {{"portMappings": true}}}}]}}
+"#
+        ),
+    )?;
+    std::fs::write(cni.join("99-loopback.conf"), r#"{"cniVersion": "0.4.0", "name": "lo", "type": "loopback"}"#)?;
+    Ok(())
+}
+
+fn kubelet_configuration(port: u16) -> String {
+    format!(
+        "apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: 127.0.0.1
+port: {port}
+healthzBindAddress: 127.0.0.1
+healthzPort: {healthz}
+readOnlyPort: 0
+cgroupDriver: cgroupfs
+cgroupsPerQOS: false
+enforceNodeAllocatable: []
+failSwapOn: false
+authentication:
+  anonymous:
+    enabled: false
+  webhook:
+    enabled: false
+authorization:
+  mode: AlwaysAllow
+# The build machines' disks are shared; do not evict test Pods over them.
+evictionHard:
+  memory.available: 50Mi
+  nodefs.available: 1%
+  imagefs.available: 1%
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+",
+        healthz = port - 2
+    )
+}
