@@ -1,0 +1,155 @@
+//! Performance efficiency: whether the scheduler and autoscalers have what they need.
+
+use kube9_api::common::{Pillar, Severity};
+
+use crate::engine::Subject;
+use crate::registry::{Check, POD_KINDS, containers, image_pinned, per_container};
+
+const P: Pillar = Pillar::PerformanceEfficiency;
+
+fn has(c: &k8s_openapi::api::core::v1::Container, limits: bool, resource: &str) -> bool {
+    let r = c.resources.as_ref();
+    let map = if limits { r.and_then(|r| r.limits.as_ref()) } else { r.and_then(|r| r.requests.as_ref()) };
+    map.is_some_and(|m| m.contains_key(resource))
+        // A limit alone is also the request.
+        || (!limits && r.and_then(|r| r.limits.as_ref()).is_some_and(|m| m.contains_key(resource)))
+}
+
+pub static CHECKS: &[Check] = &[
+    Check {
+        id: "performanceEfficiency.cpu-requests",
+        pillar: P,
+        title: "No CPU request",
+        severity: Severity::Medium,
+        rationale: "Without a CPU request the scheduler packs the Pod anywhere and it gets the least CPU under contention.",
+        remediation: "Set resources.requests.cpu to the container's typical use.",
+        reads: POD_KINDS,
+        run: |s, e| per_container(s, e, |_, c| (!has(c, false, "cpu")).then(|| "has no CPU request".into())),
+    },
+    Check {
+        id: "performanceEfficiency.memory-requests",
+        pillar: P,
+        title: "No memory request",
+        severity: Severity::Medium,
+        rationale: "Without a memory request the Pod can be scheduled onto a node that cannot hold it, and is evicted first.",
+        remediation: "Set resources.requests.memory to the container's steady-state use.",
+        reads: POD_KINDS,
+        run: |s, e| per_container(s, e, |_, c| (!has(c, false, "memory")).then(|| "has no memory request".into())),
+    },
+    Check {
+        id: "performanceEfficiency.memory-limits",
+        pillar: P,
+        title: "No memory limit",
+        severity: Severity::Medium,
+        rationale: "A container without a memory limit can take the node's memory and get its neighbours killed.",
+        remediation: "Set resources.limits.memory above the container's peak use.",
+        reads: POD_KINDS,
+        run: |s, e| per_container(s, e, |_, c| (!has(c, true, "memory")).then(|| "has no memory limit".into())),
+    },
+    Check {
+        id: "performanceEfficiency.hpa-requests",
+        pillar: P,
+        title: "CPU autoscaling without CPU requests",
+        severity: Severity::High,
+        rationale: "CPU utilisation is measured against requests: without them the autoscaler cannot act.",
+        remediation: "Set resources.requests.cpu on every container of the target workload.",
+        reads: &["HorizontalPodAutoscaler", "Deployment", "StatefulSet"],
+        run: |s, e| {
+            for h in &s.hpas {
+                let Some(spec) = h.spec.as_ref() else { continue };
+                let on_cpu = spec
+                    .metrics
+                    .as_ref()
+                    .is_none_or(|m| m.iter().any(|m| m.resource.as_ref().is_some_and(|r| r.name == "cpu")));
+                let target = s.workloads.iter().find(|w| {
+                    w.kind.as_str() == spec.scale_target_ref.kind
+                        && w.metadata.name.as_deref() == Some(spec.scale_target_ref.name.as_str())
+                        && w.metadata.namespace == h.metadata.namespace
+                });
+                let (Some(target), true) = (target, on_cpu) else { continue };
+                let ok = target.template.spec.as_ref().is_some_and(|p| containers(p).all(|c| has(c, false, "cpu")));
+                e.expect(
+                    ok,
+                    Subject::new("autoscaling/v2", "HorizontalPodAutoscaler", &h.metadata),
+                    None,
+                    format!("scales {} on CPU but its containers have no CPU requests", spec.scale_target_ref.name),
+                );
+            }
+        },
+    },
+    Check {
+        id: "performanceEfficiency.hpa-range",
+        pillar: P,
+        title: "Autoscaler that cannot scale",
+        severity: Severity::Low,
+        rationale: "minReplicas equal to maxReplicas fixes the replica count: the autoscaler only costs API calls.",
+        remediation: "Widen the range, or remove the autoscaler and set replicas.",
+        reads: &["HorizontalPodAutoscaler"],
+        run: |s, e| {
+            for h in &s.hpas {
+                let Some(spec) = h.spec.as_ref() else { continue };
+                e.expect(
+                    spec.min_replicas.unwrap_or(1) < spec.max_replicas,
+                    Subject::new("autoscaling/v2", "HorizontalPodAutoscaler", &h.metadata),
+                    None,
+                    format!("minReplicas equals maxReplicas ({})", spec.max_replicas),
+                );
+            }
+        },
+    },
+    Check {
+        id: "performanceEfficiency.pull-always",
+        pillar: P,
+        title: "Pinned images pulled on every start",
+        severity: Severity::Low,
+        rationale: "imagePullPolicy: Always with a pinned tag contacts the registry on every start for nothing, slowing scale-out and recovery.",
+        remediation: "Use imagePullPolicy: IfNotPresent for pinned tags and digests.",
+        reads: POD_KINDS,
+        run: |s, e| {
+            per_container(s, e, |_, c| {
+                let pinned = c.image.as_deref().is_some_and(image_pinned);
+                (pinned && c.image_pull_policy.as_deref() == Some("Always"))
+                    .then(|| "pulls a pinned image on every start".into())
+            })
+        },
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::CHECKS;
+    use crate::testing::*;
+
+    fn hpa(min: i32, max: i32) -> serde_json::Value {
+        json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web", "namespace": "shop"},
+               "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": min, "maxReplicas": max,
+                        "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]}})
+    }
+
+    #[test]
+    fn every_performance_check_flags_its_fixture_and_passes_a_good_one() {
+        let good = deployment_with_container(json!({}));
+        let no_requests = deployment_with_container(json!({"resources": {"requests": null, "limits": null}}));
+        let cases: Vec<(&str, Vec<serde_json::Value>, Vec<serde_json::Value>)> = vec![
+            ("performanceEfficiency.cpu-requests", vec![no_requests.clone()], vec![good.clone()]),
+            ("performanceEfficiency.memory-requests", vec![no_requests.clone()], vec![good.clone()]),
+            ("performanceEfficiency.memory-limits", vec![no_requests.clone()], vec![good.clone()]),
+            ("performanceEfficiency.hpa-requests", vec![no_requests, hpa(2, 6)], vec![good.clone(), hpa(2, 6)]),
+            ("performanceEfficiency.hpa-range", vec![hpa(3, 3)], vec![hpa(2, 6)]),
+            (
+                "performanceEfficiency.pull-always",
+                vec![deployment_with_container(json!({"imagePullPolicy": "Always"}))],
+                vec![good],
+            ),
+        ];
+        let covered: Vec<&str> = cases.iter().map(|c| c.0).collect();
+        for check in CHECKS {
+            assert!(covered.contains(&check.id), "{} has no fixture", check.id);
+        }
+        for (id, flagged, passing) in cases {
+            flags_and_passes(id, &flagged, &passing);
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! Runs the registry's checks over a snapshot: selection, exemptions, totals and scores.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube9_api::assessment::{Finding, ObjectReference, OutcomeCounts, PillarResult, SeverityCounts};
+use kube9_api::common::{Pillar, Severity};
+
+use crate::registry::{Check, registry};
+use crate::snapshot::Snapshot;
+
+/// The annotation, on an object or its namespace, listing the checks (ids, or a pillar name
+/// for all of its checks) that do not apply to it.
+pub const EXEMPT_ANNOTATION: &str = "kube9.io/exempt";
+
+/// What to run.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Pillars to run; empty means all.
+    pub pillars: Vec<Pillar>,
+    /// Check ids (or pillar names) to run; empty means all.
+    pub include_checks: Vec<String>,
+    pub exclude_checks: Vec<String>,
+    /// Namespaces to assess; empty means all. Cluster-scoped objects are always assessed.
+    pub include_namespaces: Vec<String>,
+    pub exclude_namespaces: Vec<String>,
+}
+
+/// The object a finding is about.
+#[derive(Clone, Copy, Debug)]
+pub struct Subject<'a> {
+    pub api_version: &'a str,
+    pub kind: &'a str,
+    pub meta: &'a ObjectMeta,
+}
+
+impl<'a> Subject<'a> {
+    pub fn new(api_version: &'a str, kind: &'a str, meta: &'a ObjectMeta) -> Subject<'a> {
+        Subject { api_version, kind, meta }
+    }
+}
+
+/// The outcome of one check.
+#[derive(Clone, Debug)]
+pub struct CheckResult {
+    pub check: &'static Check,
+    pub passed: u32,
+    pub failed: Vec<Finding>,
+    pub exempted: Vec<Finding>,
+    /// Set when a kind the check needs could not be read.
+    pub unavailable: Option<String>,
+}
+
+impl CheckResult {
+    /// Objects evaluated, exemptions included.
+    pub fn evaluated(&self) -> u32 {
+        self.passed + self.failed.len() as u32 + self.exempted.len() as u32
+    }
+}
+
+/// Handed to a check: records each object's outcome.
+pub struct Eval<'s> {
+    snapshot: &'s Snapshot,
+    options: &'s Options,
+    result: CheckResult,
+}
+
+impl Eval<'_> {
+    /// Whether an object in `namespace` is in scope (cluster-scoped objects always are).
+    pub fn in_scope(&self, namespace: Option<&str>) -> bool {
+        let Some(ns) = namespace else { return true };
+        (self.options.include_namespaces.is_empty() || self.options.include_namespaces.iter().any(|n| n == ns))
+            && !self.options.exclude_namespaces.iter().any(|n| n == ns)
+    }
+
+    /// The object meets the check.
+    pub fn pass(&mut self, subject: Subject<'_>) {
+        if self.in_scope(subject.meta.namespace.as_deref()) {
+            self.result.passed += 1;
+        }
+    }
+
+    /// The object fails the check; `container` names the container where it matters.
+    pub fn fail(&mut self, subject: Subject<'_>, container: Option<&str>, message: impl Into<String>) {
+        if !self.in_scope(subject.meta.namespace.as_deref()) {
+            return;
+        }
+        let check = self.result.check;
+        let finding = Finding {
+            check_id: check.id.to_owned(),
+            pillar: check.pillar,
+            severity: check.severity,
+            object: ObjectReference {
+                api_version: subject.api_version.to_owned(),
+                kind: subject.kind.to_owned(),
+                namespace: subject.meta.namespace.clone(),
+                name: subject.meta.name.clone().unwrap_or_default(),
+                container: container.map(str::to_owned),
+            },
+            message: message.into(),
+            remediation: check.remediation.to_owned(),
+            exempted: false,
+        };
+        if self.exempt(subject.meta) {
+            self.result.exempted.push(Finding { exempted: true, ..finding });
+        } else {
+            self.result.failed.push(finding);
+        }
+    }
+
+    /// Passes when `ok`, fails with `message` otherwise.
+    pub fn expect(&mut self, ok: bool, subject: Subject<'_>, container: Option<&str>, message: impl Into<String>) {
+        if ok { self.pass(subject) } else { self.fail(subject, container, message) }
+    }
+
+    fn exempt(&self, meta: &ObjectMeta) -> bool {
+        let listed = |m: &ObjectMeta| {
+            m.annotations.as_ref().and_then(|a| a.get(EXEMPT_ANNOTATION)).is_some_and(|v| {
+                v.split(',').map(str::trim).any(|item| {
+                    let check = self.result.check;
+                    item == check.id || item == "*" || item == check.id.split('.').next().unwrap_or_default()
+                })
+            })
+        };
+        listed(meta)
+            || meta
+                .namespace
+                .as_deref()
+                .and_then(|ns| self.snapshot.namespace(ns))
+                .is_some_and(|ns| listed(&ns.metadata))
+    }
+}
+
+/// Every check's result, in registry order.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub results: Vec<CheckResult>,
+}
+
+/// Runs the selected checks.
+pub fn run(snapshot: &Snapshot, options: &Options) -> Report {
+    let results = registry()
+        .iter()
+        .filter(|check| selected(check, options))
+        .map(|check| {
+            let mut eval = Eval {
+                snapshot,
+                options,
+                result: CheckResult { check, passed: 0, failed: Vec::new(), exempted: Vec::new(), unavailable: None },
+            };
+            let missing: Vec<&str> =
+                check.reads.iter().copied().filter(|kind| snapshot.unavailable.iter().any(|u| u == kind)).collect();
+            if missing.is_empty() {
+                (check.run)(snapshot, &mut eval);
+            } else {
+                eval.result.unavailable = Some(format!("could not read {}", missing.join(", ")));
+            }
+            eval.result
+        })
+        .collect();
+    Report { results }
+}
+
+fn selected(check: &Check, options: &Options) -> bool {
+    let pillar_name = check.id.split('.').next().unwrap_or_default();
+    let matches = |item: &String| item == check.id || item == pillar_name;
+    (options.pillars.is_empty() || options.pillars.contains(&check.pillar))
+        && (options.include_checks.is_empty() || options.include_checks.iter().any(matches))
+        && !options.exclude_checks.iter().any(matches)
+}
+
+fn weight(severity: Severity) -> u64 {
+    match severity {
+        Severity::Critical => 8,
+        Severity::High => 5,
+        Severity::Medium => 3,
+        Severity::Low => 2,
+        Severity::Info => 1,
+    }
+}
+
+impl Report {
+    /// Object outcomes summed over every check.
+    pub fn totals(&self) -> OutcomeCounts {
+        let mut totals = OutcomeCounts::default();
+        for r in &self.results {
+            totals.passed += r.passed;
+            totals.failed += r.failed.len() as u32;
+            totals.exempted += r.exempted.len() as u32;
+            totals.errored += u32::from(r.unavailable.is_some());
+        }
+        totals
+    }
+
+    /// Failed findings by severity.
+    pub fn by_severity(&self) -> SeverityCounts {
+        let mut counts = SeverityCounts::default();
+        for finding in self.findings() {
+            match finding.severity {
+                Severity::Critical => counts.critical += 1,
+                Severity::High => counts.high += 1,
+                Severity::Medium => counts.medium += 1,
+                Severity::Low => counts.low += 1,
+                Severity::Info => counts.info += 1,
+            }
+        }
+        counts
+    }
+
+    /// Every failed finding, most severe first (exempted ones are in `exempted()`).
+    pub fn findings(&self) -> Vec<&Finding> {
+        let mut all: Vec<&Finding> = self.results.iter().flat_map(|r| r.failed.iter()).collect();
+        all.sort_by(|a, b| {
+            (a.severity, &a.check_id, &a.object.namespace, &a.object.name).cmp(&(
+                b.severity,
+                &b.check_id,
+                &b.object.namespace,
+                &b.object.name,
+            ))
+        });
+        all
+    }
+
+    pub fn exempted(&self) -> impl Iterator<Item = &Finding> {
+        self.results.iter().flat_map(|r| r.exempted.iter())
+    }
+
+    /// A 0-100 score per pillar run: the severity-weighted share of object evaluations that
+    /// passed (exemptions count as passed; a pillar with nothing to evaluate scores 100).
+    pub fn pillars(&self) -> Vec<PillarResult> {
+        let mut by_pillar: BTreeMap<Pillar, (u64, u64, OutcomeCounts)> = BTreeMap::new();
+        for r in &self.results {
+            let entry = by_pillar.entry(r.check.pillar).or_default();
+            let w = weight(r.check.severity);
+            entry.0 += w * u64::from(r.passed + r.exempted.len() as u32);
+            entry.1 += w * u64::from(r.evaluated());
+            entry.2.passed += r.passed;
+            entry.2.failed += r.failed.len() as u32;
+            entry.2.exempted += r.exempted.len() as u32;
+            entry.2.errored += u32::from(r.unavailable.is_some());
+        }
+        by_pillar
+            .into_iter()
+            .map(|(pillar, (good, all, totals))| PillarResult { pillar, score: score(good, all), totals })
+            .collect()
+    }
+
+    /// The overall score: the same share over every check run.
+    pub fn score(&self) -> u8 {
+        let (good, all) = self.results.iter().fold((0, 0), |(good, all), r| {
+            let w = weight(r.check.severity);
+            (good + w * u64::from(r.passed + r.exempted.len() as u32), all + w * u64::from(r.evaluated()))
+        });
+        score(good, all)
+    }
+}
+
+fn score(good: u64, all: u64) -> u8 {
+    (good * 100).checked_div(all).map_or(100, |s| s as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::*;
+
+    #[test]
+    fn the_registry_covers_every_pillar_with_unique_ids() {
+        let all = registry();
+        assert!(all.len() >= 50, "{} checks", all.len());
+        let ids: HashSet<&str> = all.iter().map(|c| c.id).collect();
+        assert_eq!(ids.len(), all.len(), "duplicate check ids");
+        for pillar in Pillar::ALL {
+            let n = all.iter().filter(|c| c.pillar == pillar).count();
+            assert!(n >= 3, "{pillar:?} has {n} checks");
+        }
+        assert!(all.iter().filter(|c| c.pillar == Pillar::Security).count() >= 15);
+        for check in all {
+            let prefix = serde_json::to_value(check.pillar).unwrap();
+            assert_eq!(Some(check.id.split('.').next().unwrap()), prefix.as_str(), "{}", check.id);
+            assert!(!check.title.is_empty() && !check.rationale.is_empty() && !check.remediation.is_empty());
+            assert!(!check.reads.is_empty(), "{} reads nothing", check.id);
+        }
+    }
+
+    #[test]
+    fn an_annotation_on_the_object_or_its_namespace_exempts_and_is_counted() {
+        let privileged = json!({"securityContext": {"privileged": true}});
+        let on_object = deployment(
+            pod_spec(json!({"containers": [container(privileged.clone())]})),
+            json!({"metadata": {"annotations": {EXEMPT_ANNOTATION: "reliability.replicas, security.privileged"}}}),
+        );
+        assert_eq!(outcome("security.privileged", &[on_object]), (0, 0, 1));
+
+        let ns = namespace(json!({"metadata": {"annotations": {EXEMPT_ANNOTATION: "security"}}}));
+        assert_eq!(outcome("security.privileged", &[ns, deployment_with_container(privileged.clone())]), (0, 0, 1));
+
+        let other = namespace(json!({"metadata": {"annotations": {EXEMPT_ANNOTATION: "reliability"}}}));
+        assert_eq!(outcome("security.privileged", &[other, deployment_with_container(privileged)]), (0, 1, 0));
+    }
+
+    #[test]
+    fn selection_by_pillar_check_and_namespace() {
+        let s = snapshot(&[deployment_with_container(json!({"securityContext": {"privileged": true}}))]);
+        let only = |options: Options| run(&s, &options).results.iter().map(|r| r.check.id).collect::<Vec<_>>();
+        let reliability = only(Options { pillars: vec![Pillar::Reliability], ..Options::default() });
+        assert!(!reliability.is_empty() && reliability.iter().all(|id| id.starts_with("reliability.")));
+        let excluded = only(Options { exclude_checks: vec!["security".into()], ..Options::default() });
+        assert!(excluded.iter().all(|id| !id.starts_with("security.")));
+
+        let elsewhere = Options {
+            include_checks: vec!["security.privileged".into()],
+            include_namespaces: vec!["payments".into()],
+            ..Options::default()
+        };
+        let report = run(&s, &elsewhere);
+        assert_eq!(report.results[0].evaluated(), 0, "objects outside the namespaces are not assessed");
+    }
+
+    #[test]
+    fn totals_scores_and_ordering() {
+        let s = snapshot(&[
+            deployment_with_container(json!({"securityContext": {"privileged": true}})),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "debug", "namespace": "shop"}, "spec": pod_spec(json!({}))}),
+        ]);
+        let report = run(&s, &Options::default());
+        let totals = report.totals();
+        assert!(totals.failed >= 2 && totals.passed > totals.failed);
+        let findings = report.findings();
+        assert_eq!(findings[0].severity, Severity::Critical, "most severe first");
+        assert_eq!(findings[0].object.container.as_deref(), Some("app"));
+        assert_eq!(report.by_severity().critical, 1);
+        let pillars = report.pillars();
+        assert_eq!(pillars.len(), 6);
+        let security = pillars.iter().find(|p| p.pillar == Pillar::Security).unwrap();
+        assert!(security.score < 100 && security.score > 0);
+        assert!(report.score() < 100);
+        assert_eq!(run(&Snapshot::default(), &Options::default()).score(), 100);
+    }
+
+    #[test]
+    fn a_kind_that_could_not_be_read_is_reported_not_passed() {
+        let mut s = snapshot(&[]);
+        s.unavailable.push("PodDisruptionBudget".into());
+        let report =
+            run(&s, &Options { include_checks: vec!["reliability.disruption-budget".into()], ..Options::default() });
+        assert_eq!(report.results[0].unavailable.as_deref(), Some("could not read PodDisruptionBudget"));
+        assert_eq!(report.totals().errored, 1);
+    }
+}

@@ -1,0 +1,411 @@
+//! The objects the checks read, folded from whatever the cluster (or a manifest file) holds.
+//!
+//! Objects arrive as JSON in any served API version; kinds whose older versions differ only
+//! in the fields the checks do not read (PodDisruptionBudget policy/v1beta1, HPA
+//! autoscaling/v2beta2, CronJob batch/v1beta1) are read into the current typed struct.
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, LimitRange, Namespace, Node, PersistentVolumeClaim, Pod, PodTemplateSpec, ResourceQuota, Service,
+};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use serde::de::DeserializeOwned;
+
+/// The kinds of workload a person edits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    Job,
+    CronJob,
+    ReplicaSet,
+}
+
+impl WorkloadKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+            WorkloadKind::Job => "Job",
+            WorkloadKind::CronJob => "CronJob",
+            WorkloadKind::ReplicaSet => "ReplicaSet",
+        }
+    }
+
+    pub fn api_version(self) -> &'static str {
+        match self {
+            WorkloadKind::Job | WorkloadKind::CronJob => "batch/v1",
+            _ => "apps/v1",
+        }
+    }
+
+    /// Long-running workloads (not run-to-completion).
+    pub fn serves(self) -> bool {
+        !matches!(self, WorkloadKind::Job | WorkloadKind::CronJob)
+    }
+}
+
+/// A workload and the pod template it runs, whatever its kind.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    pub kind: WorkloadKind,
+    pub metadata: ObjectMeta,
+    /// Desired replicas (Deployment, StatefulSet, ReplicaSet); None for the others.
+    pub replicas: Option<i32>,
+    pub selector: Option<LabelSelector>,
+    pub template: PodTemplateSpec,
+    /// Deployment, StatefulSet, DaemonSet, ReplicaSet history kept, where the kind has it.
+    pub revision_history_limit: Option<i32>,
+    /// Job: ttlSecondsAfterFinished; CronJob: of its job template.
+    pub ttl_seconds_after_finished: Option<i32>,
+    /// CronJob only.
+    pub cron: Option<CronSettings>,
+    /// Deployment rolling update maxUnavailable, as written.
+    pub max_unavailable: Option<String>,
+    /// StatefulSet volumeClaimTemplates names.
+    pub claim_templates: Vec<String>,
+}
+
+/// The CronJob settings the checks read.
+#[derive(Clone, Debug, Default)]
+pub struct CronSettings {
+    pub concurrency_policy: Option<String>,
+    pub successful_jobs_history_limit: Option<i32>,
+    pub failed_jobs_history_limit: Option<i32>,
+    pub starting_deadline_seconds: Option<i64>,
+}
+
+/// Everything the checks read.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub namespaces: Vec<Namespace>,
+    pub workloads: Vec<Workload>,
+    /// Pods that no workload controls (controlled Pods are assessed through their workload).
+    pub pods: Vec<Pod>,
+    pub services: Vec<Service>,
+    pub ingresses: Vec<Ingress>,
+    pub network_policies: Vec<NetworkPolicy>,
+    pub pdbs: Vec<PodDisruptionBudget>,
+    pub hpas: Vec<HorizontalPodAutoscaler>,
+    pub resource_quotas: Vec<ResourceQuota>,
+    pub limit_ranges: Vec<LimitRange>,
+    pub pvcs: Vec<PersistentVolumeClaim>,
+    pub roles: Vec<Role>,
+    pub cluster_roles: Vec<ClusterRole>,
+    pub role_bindings: Vec<RoleBinding>,
+    pub cluster_role_bindings: Vec<ClusterRoleBinding>,
+    pub config_maps: Vec<ConfigMap>,
+    pub nodes: Vec<Node>,
+    /// Names of the CustomResourceDefinitions present.
+    pub crds: Vec<String>,
+    /// Kinds that could not be read (not served, or forbidden): checks that need them say so.
+    pub unavailable: Vec<String>,
+}
+
+/// An object the snapshot could not take.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum Skip {
+    #[error("{kind} {name}: {why}")]
+    Invalid { kind: String, name: String, why: String },
+    #[error("not a Kubernetes object (no apiVersion or kind)")]
+    NotAnObject,
+}
+
+impl Snapshot {
+    /// Adds one object, in any served version of its kind. Kinds no check reads are ignored;
+    /// a `List` adds its items. Returns what could not be added, with the reason.
+    pub fn add(&mut self, object: serde_json::Value) -> Vec<Skip> {
+        let mut skipped = Vec::new();
+        self.add_into(object, &mut skipped);
+        skipped
+    }
+
+    fn add_into(&mut self, object: serde_json::Value, skipped: &mut Vec<Skip>) {
+        let (Some(api_version), Some(kind)) = (
+            object.get("apiVersion").and_then(|v| v.as_str()).map(str::to_owned),
+            object.get("kind").and_then(|v| v.as_str()).map(str::to_owned),
+        ) else {
+            skipped.push(Skip::NotAnObject);
+            return;
+        };
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g).to_owned();
+        let name = object.pointer("/metadata/name").and_then(|v| v.as_str()).unwrap_or("<unnamed>").to_owned();
+        let result = match (group.as_str(), kind.as_str()) {
+            _ if kind.ends_with("List") => {
+                if let Some(serde_json::Value::Array(items)) = object.get("items").cloned() {
+                    for item in items {
+                        self.add_into(item, skipped);
+                    }
+                }
+                Ok(())
+            }
+            ("", "Namespace") => typed(object).map(|o| self.namespaces.push(o)),
+            ("", "Pod") => typed::<Pod>(object).map(|pod| {
+                let controlled = pod
+                    .metadata
+                    .owner_references
+                    .as_ref()
+                    .is_some_and(|owners| owners.iter().any(|o| o.controller == Some(true)));
+                if !controlled {
+                    self.pods.push(pod);
+                }
+            }),
+            ("", "Service") => typed(object).map(|o| self.services.push(o)),
+            ("", "ResourceQuota") => typed(object).map(|o| self.resource_quotas.push(o)),
+            ("", "LimitRange") => typed(object).map(|o| self.limit_ranges.push(o)),
+            ("", "PersistentVolumeClaim") => typed(object).map(|o| self.pvcs.push(o)),
+            ("", "ConfigMap") => typed(object).map(|o| self.config_maps.push(o)),
+            ("", "Node") => typed(object).map(|o| self.nodes.push(o)),
+            ("networking.k8s.io" | "extensions", "Ingress") => typed(object).map(|o| self.ingresses.push(o)),
+            ("networking.k8s.io", "NetworkPolicy") => typed(object).map(|o| self.network_policies.push(o)),
+            ("policy", "PodDisruptionBudget") => typed(object).map(|o| self.pdbs.push(o)),
+            ("autoscaling", "HorizontalPodAutoscaler") => typed(object).map(|o| self.hpas.push(o)),
+            ("rbac.authorization.k8s.io", "Role") => typed(object).map(|o| self.roles.push(o)),
+            ("rbac.authorization.k8s.io", "ClusterRole") => typed(object).map(|o| self.cluster_roles.push(o)),
+            ("rbac.authorization.k8s.io", "RoleBinding") => typed(object).map(|o| self.role_bindings.push(o)),
+            ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+                typed(object).map(|o| self.cluster_role_bindings.push(o))
+            }
+            ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+                self.crds.push(name.clone());
+                Ok(())
+            }
+            ("apps" | "extensions", "Deployment") => typed::<Deployment>(object).map(|d| {
+                let spec = d.spec.unwrap_or_default();
+                let max_unavailable = spec
+                    .strategy
+                    .as_ref()
+                    .and_then(|s| s.rolling_update.as_ref())
+                    .and_then(|r| r.max_unavailable.as_ref())
+                    .map(int_or_string);
+                self.workloads.push(Workload {
+                    kind: WorkloadKind::Deployment,
+                    metadata: d.metadata,
+                    replicas: Some(spec.replicas.unwrap_or(1)),
+                    selector: Some(spec.selector),
+                    template: spec.template,
+                    revision_history_limit: spec.revision_history_limit,
+                    max_unavailable,
+                    ..Workload::new(WorkloadKind::Deployment)
+                })
+            }),
+            ("apps", "StatefulSet") => typed::<StatefulSet>(object).map(|s| {
+                let spec = s.spec.unwrap_or_default();
+                let claim_templates = spec
+                    .volume_claim_templates
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|c| c.metadata.name)
+                    .collect();
+                self.workloads.push(Workload {
+                    metadata: s.metadata,
+                    replicas: Some(spec.replicas.unwrap_or(1)),
+                    selector: Some(spec.selector),
+                    template: spec.template,
+                    revision_history_limit: spec.revision_history_limit,
+                    claim_templates,
+                    ..Workload::new(WorkloadKind::StatefulSet)
+                })
+            }),
+            ("apps" | "extensions", "DaemonSet") => typed::<DaemonSet>(object).map(|d| {
+                let spec = d.spec.unwrap_or_default();
+                self.workloads.push(Workload {
+                    metadata: d.metadata,
+                    selector: Some(spec.selector),
+                    template: spec.template,
+                    revision_history_limit: spec.revision_history_limit,
+                    ..Workload::new(WorkloadKind::DaemonSet)
+                })
+            }),
+            ("apps", "ReplicaSet") => typed::<ReplicaSet>(object).map(|r| {
+                // A ReplicaSet a Deployment controls is assessed through the Deployment.
+                let controlled =
+                    r.metadata.owner_references.as_ref().is_some_and(|o| o.iter().any(|o| o.controller == Some(true)));
+                if !controlled {
+                    let spec = r.spec.unwrap_or_default();
+                    self.workloads.push(Workload {
+                        metadata: r.metadata,
+                        replicas: Some(spec.replicas.unwrap_or(1)),
+                        selector: Some(spec.selector),
+                        template: spec.template.unwrap_or_default(),
+                        ..Workload::new(WorkloadKind::ReplicaSet)
+                    })
+                }
+            }),
+            ("batch", "Job") => typed::<Job>(object).map(|j| {
+                let controlled =
+                    j.metadata.owner_references.as_ref().is_some_and(|o| o.iter().any(|o| o.controller == Some(true)));
+                if !controlled {
+                    let spec = j.spec.unwrap_or_default();
+                    self.workloads.push(Workload {
+                        metadata: j.metadata,
+                        selector: spec.selector,
+                        template: spec.template,
+                        ttl_seconds_after_finished: spec.ttl_seconds_after_finished,
+                        ..Workload::new(WorkloadKind::Job)
+                    })
+                }
+            }),
+            ("batch", "CronJob") => typed::<CronJob>(object).map(|c| {
+                let spec = c.spec.unwrap_or_default();
+                let job = spec.job_template.spec.unwrap_or_default();
+                self.workloads.push(Workload {
+                    metadata: c.metadata,
+                    selector: job.selector,
+                    template: job.template,
+                    ttl_seconds_after_finished: job.ttl_seconds_after_finished,
+                    cron: Some(CronSettings {
+                        concurrency_policy: spec.concurrency_policy,
+                        successful_jobs_history_limit: spec.successful_jobs_history_limit,
+                        failed_jobs_history_limit: spec.failed_jobs_history_limit,
+                        starting_deadline_seconds: spec.starting_deadline_seconds,
+                    }),
+                    ..Workload::new(WorkloadKind::CronJob)
+                })
+            }),
+            _ => Ok(()),
+        };
+        if let Err(why) = result {
+            skipped.push(Skip::Invalid { kind, name, why });
+        }
+    }
+
+    /// The namespace object named `name`, if the snapshot has it.
+    pub fn namespace(&self, name: &str) -> Option<&Namespace> {
+        self.namespaces.iter().find(|n| n.metadata.name.as_deref() == Some(name))
+    }
+
+    /// The namespaces that hold at least one workload or bare Pod.
+    pub fn namespaces_in_use(&self) -> std::collections::BTreeSet<&str> {
+        self.workloads
+            .iter()
+            .filter_map(|w| w.metadata.namespace.as_deref())
+            .chain(self.pods.iter().filter_map(|p| p.metadata.namespace.as_deref()))
+            .collect()
+    }
+}
+
+impl Workload {
+    fn new(kind: WorkloadKind) -> Workload {
+        Workload {
+            kind,
+            metadata: ObjectMeta::default(),
+            replicas: None,
+            selector: None,
+            template: PodTemplateSpec::default(),
+            revision_history_limit: None,
+            ttl_seconds_after_finished: None,
+            cron: None,
+            max_unavailable: None,
+            claim_templates: Vec::new(),
+        }
+    }
+
+    /// The labels its Pods carry.
+    pub fn pod_labels(&self) -> std::collections::BTreeMap<String, String> {
+        self.template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default()
+    }
+}
+
+/// Reads an object of any served version into the current typed struct.
+fn typed<T: DeserializeOwned + k8s_openapi::Resource>(mut object: serde_json::Value) -> Result<T, String> {
+    if let Some(map) = object.as_object_mut() {
+        map.insert("apiVersion".into(), T::API_VERSION.into());
+    }
+    serde_json::from_value(object).map_err(|e| e.to_string())
+}
+
+fn int_or_string(v: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString) -> String {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    match v {
+        IntOrString::Int(i) => i.to_string(),
+        IntOrString::String(s) => s.clone(),
+    }
+}
+
+/// Whether `selector` selects Pods labelled `labels` (matchLabels and matchExpressions).
+pub fn selects(selector: &LabelSelector, labels: &std::collections::BTreeMap<String, String>) -> bool {
+    let labels_match =
+        selector.match_labels.as_ref().is_none_or(|want| want.iter().all(|(k, v)| labels.get(k) == Some(v)));
+    let expressions_match = selector.match_expressions.as_ref().is_none_or(|exprs| {
+        exprs.iter().all(|e| {
+            let values = e.values.as_deref().unwrap_or_default();
+            match e.operator.as_str() {
+                "In" => labels.get(&e.key).is_some_and(|v| values.contains(v)),
+                "NotIn" => labels.get(&e.key).is_none_or(|v| !values.contains(v)),
+                "Exists" => labels.contains_key(&e.key),
+                "DoesNotExist" => !labels.contains_key(&e.key),
+                _ => false,
+            }
+        })
+    });
+    let empty = selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
+        && selector.match_expressions.as_ref().is_none_or(|m| m.is_empty());
+    labels_match && expressions_match && !empty
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn lists_and_older_api_versions_are_read() {
+        let mut s = Snapshot::default();
+        let skipped = s.add(json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget", "metadata": {"name": "a", "namespace": "x"},
+             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "a"}}}},
+            {"apiVersion": "autoscaling/v2beta2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "a", "namespace": "x"},
+             "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "a"}, "maxReplicas": 3}},
+            {"apiVersion": "batch/v1beta1", "kind": "CronJob", "metadata": {"name": "c", "namespace": "x"},
+             "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}},
+            {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "ignored"}}
+        ]}));
+        assert!(skipped.is_empty(), "{skipped:?}");
+        assert_eq!((s.pdbs.len(), s.hpas.len(), s.workloads.len()), (1, 1, 1));
+        assert_eq!(s.workloads[0].kind, WorkloadKind::CronJob);
+    }
+
+    #[test]
+    fn pods_and_replica_sets_a_controller_owns_are_left_to_it() {
+        let owner =
+            json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "u", "controller": true}]);
+        let mut s = Snapshot::default();
+        s.add(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1-x", "ownerReferences": owner}, "spec": {"containers": []}}));
+        s.add(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-1", "ownerReferences": owner},
+                     "spec": {"selector": {}, "template": {}}}));
+        s.add(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "debug"}, "spec": {"containers": []}}));
+        assert_eq!(s.pods.len(), 1);
+        assert!(s.workloads.is_empty());
+    }
+
+    #[test]
+    fn a_malformed_object_is_reported_with_its_kind_and_name() {
+        let mut s = Snapshot::default();
+        let skipped = s.add(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": "three"}}));
+        assert!(matches!(&skipped[..], [Skip::Invalid { kind, name, .. }] if kind == "Deployment" && name == "web"));
+        assert_eq!(s.add(json!({"hello": "world"})), vec![Skip::NotAnObject]);
+    }
+
+    #[test]
+    fn selectors_match_labels_and_expressions() {
+        let labels = [("app".to_owned(), "web".to_owned()), ("tier".to_owned(), "front".to_owned())].into();
+        let sel = |v: serde_json::Value| serde_json::from_value::<LabelSelector>(v).unwrap();
+        assert!(selects(&sel(json!({"matchLabels": {"app": "web"}})), &labels));
+        assert!(!selects(&sel(json!({"matchLabels": {"app": "api"}})), &labels));
+        assert!(selects(
+            &sel(json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front"]}]})),
+            &labels
+        ));
+        assert!(!selects(&sel(json!({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]})), &labels));
+        assert!(!selects(&sel(json!({})), &labels), "an empty selector selects nothing here");
+    }
+}
