@@ -490,7 +490,7 @@ fn is_root() -> bool {
 }
 
 /// Installs the Debian packages that are missing.
-fn ensure_packages(packages: &[&str]) -> Result<()> {
+pub fn ensure_packages(packages: &[&str]) -> Result<()> {
     let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
         return Ok(());

@@ -203,6 +203,7 @@ pub fn import_image(state: &Path, archive: &Path) -> Result<()> {
 
 /// Builds an image from the files in `rootfs` with buildah into an OCI archive at `out`.
 pub fn build_image(name: &str, rootfs: &Path, user: Option<&str>, entrypoint: &str, out: &Path) -> Result<()> {
+    super::ensure_packages(&["buildah"])?;
     let store = cache_dir().join("buildah");
     let buildah = |args: &[&str]| -> Result<String> {
         let out = Process::new("buildah")
