@@ -143,14 +143,37 @@ def test_rbac_has_no_wildcards_and_writes_only_the_operators_own_objects(chart: 
             writes = set(rule["verbs"]) - read
             if not writes:
                 continue
-            # A write is either a create (which RBAC cannot limit by name) of the operator's own
-            # kinds, or limited by name to the operator's own objects.
-            own = {"operatorstatuses", "operatorstatuses/status", "configmaps"}
-            assert set(rule["resources"]) <= own, (role["kind"], rule)
-            assert writes == {"create"} or rule.get("resourceNames"), (role["kind"], rule)
+            resources = set(rule["resources"])
+            if resources == {"assessments/status"}:
+                # Any Assessment a person creates gets its result written; never its spec.
+                assert writes == {"patch"}, rule
+            elif resources == {"events"}:
+                assert role["kind"] == "Role" and role["metadata"]["namespace"] == "default", role
+                assert (rule["apiGroups"], writes) == (["events.k8s.io"], {"create", "patch"}), rule
+            else:
+                # A create (which RBAC cannot limit by name) of the operator's own kinds, or a
+                # write limited by name to the operator's own objects.
+                assert resources <= {"operatorstatuses", "operatorstatuses/status", "configmaps"}, rule
+                assert writes == {"create"} or rule.get("resourceNames"), (role["kind"], rule)
     cluster_rules = one(objects, "ClusterRole")["rules"]
-    assert {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]} in cluster_rules
-    assert not any("secrets" in r["resources"] for r in cluster_rules)
+    everything = [r for rule in cluster_rules for r in rule["resources"]]
+    assert "nodes" in everything and "pods" in everything and "deployments" in everything
+    assert not {"secrets", "configmaps"} & set(everything)
+    for rule in cluster_rules:
+        if rule["apiGroups"] != ["kube9.io"]:
+            assert rule["verbs"] == ["list"], rule
+
+
+def test_a_scheduled_assessment_is_created_by_default_and_can_be_turned_off(chart: helm.Chart) -> None:
+    scheduled = one(render(chart), "Assessment")
+    assert scheduled["metadata"]["name"] == "kube9-kube9-operator-scheduled"
+    assert scheduled["spec"] == {"schedule": {"intervalSeconds": 3600}}
+    tuned = {"intervalSeconds": 600, "pillars": ["security"], "excludeChecks": ["security.privileged"],
+             "excludeNamespaces": ["kube-system"]}
+    spec = one(render(chart, {"assessment": tuned}), "Assessment")["spec"]
+    assert spec == {"schedule": {"intervalSeconds": 600}, "pillars": ["security"],
+                    "checks": {"exclude": ["security.privileged"]}, "namespaces": {"exclude": ["kube-system"]}}
+    assert not find(render(chart, {"assessment": {"enabled": False}}), "Assessment")
 
 
 def test_host_network_and_extra_env_are_passed_through(chart: helm.Chart) -> None:
@@ -184,6 +207,9 @@ def test_rbac_can_be_left_to_the_administrator(chart: helm.Chart) -> None:
         ({"resources": {"limits": {"memory": "lots"}}}, "at '/resources/limits/memory': 'lots' does not match"),
         ({"existingSecret": "Not_A_Name"}, "at '/existingSecret': 'Not_A_Name' does not match"),
         ({"rbac": {"create": "yes"}}, "at '/rbac/create': got string, want boolean"),
+        ({"assessment": {"intervalSeconds": 5}}, "at '/assessment/intervalSeconds': minimum: got 5, want 60"),
+        ({"assessment": {"pillars": ["speed"]}}, "at '/assessment/pillars/0': value must be one of"),
+        ({"assessment": {"excludeChecks": ["privileged"]}}, "at '/assessment/excludeChecks/0': 'privileged' does not match"),
     ],
 )
 def test_the_schema_refuses_bad_values_with_a_readable_message(

@@ -28,6 +28,7 @@ def key_env(template: dict[str, Any]) -> list[str]:
 
 
 def test_install_upgrade_rollback_and_uninstall(
+    singleton: None,
     helm_config: helm.Config, kubectl: Kubectl, namespace: str, release: str, uninstall_after: list[str]
 ) -> None:
     uninstall_after.append(release)
@@ -41,6 +42,9 @@ def test_install_upgrade_rollback_and_uninstall(
     assert kubectl.get("clusterrole", name)
     assert kubectl.get("clusterrolebinding", name)
     assert kubectl.get("crd", "operatorstatuses.kube9.io")
+    assert kubectl.get("role", f"{name}-events", "-n", "default")
+    scheduled = kubectl.get("assessment", f"{name}-scheduled")
+    assert scheduled is not None and scheduled["spec"]["schedule"] == {"intervalSeconds": 3600}
     assert kubectl.get("secret", f"{name}-api-key", "-n", namespace) is None
     free = pod_template(kubectl, namespace, release)
     assert key_env(free) == []
@@ -69,14 +73,18 @@ def test_install_upgrade_rollback_and_uninstall(
         ("rolebinding", ["-n", namespace]),
         ("clusterrole", []),
         ("clusterrolebinding", []),
+        ("role", ["-n", "default"]),
+        ("assessment", []),
     ]:
-        assert kubectl.get(kind, name, *extra) is None, f"{kind} {name} survived the uninstall"
+        left = {"assessment": f"{name}-scheduled"}.get(kind, f"{name}-events" if extra == ["-n", "default"] else name)
+        assert kubectl.get(kind, left, *extra) is None, f"{kind} {left} survived the uninstall"
     assert helm_config.list() == []
     # CRDs from crds/ are never deleted by Helm; the README says how to remove them.
     assert kubectl.get("crd", "operatorstatuses.kube9.io")
 
 
 def test_install_with_an_existing_secret(
+    singleton: None,
     helm_config: helm.Config, kubectl: Kubectl, namespace: str, release: str, uninstall_after: list[str]
 ) -> None:
     uninstall_after.append(release)

@@ -78,6 +78,25 @@ def test_the_operator_runs_with_exactly_the_charts_permissions(
             assert '"tier":"pro"' in configmap["data"]["status"].replace(" ", "")
             ready = urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
             assert ready.status == 200
+            # The chart's scheduled Assessment runs with list-only access, its Event is recorded in
+            # `default`, and its summary reaches the OperatorStatus.
+            scheduled = f"{account}-scheduled"
+            done = wait_for(
+                "the scheduled Assessment to complete",
+                60,
+                lambda: (a := kubectl.get("assessment", scheduled)) and a.get("status", {}).get("phase") in ("Completed", "Failed") and a,
+            )
+            assert done["status"]["phase"] == "Completed", done["status"]
+            skipped = [c["checkId"] for c in done["status"]["checks"] if c["state"] == "skipped"]
+            assert skipped == [], "checks skipped for want of access"
+            events = kubectl.json("get", "events", "-n", "default", "--field-selector", f"involvedObject.name={scheduled}")
+            assert [e["reason"] for e in events["items"]] == ["AssessmentCompleted"]
+            summary = wait_for(
+                "the assessment summary in OperatorStatus",
+                30,
+                lambda: kubectl.json("get", "operatorstatus", "kube9")["status"].get("assessment", {}).get("lastScheduledRunId"),
+            )
+            assert summary == done["status"]["runId"]
             # Deleting the ConfigMap is restored with the Role's create.
             kubectl.run("delete", "configmap", "kube9-operator-status", "-n", namespace)
             wait_for(
@@ -102,7 +121,16 @@ def test_the_operator_runs_with_exactly_the_charts_permissions(
     refused(as_operator, "scale", "deployment", account, "-n", namespace, "--replicas=2")
     refused(as_operator, "delete", "deployment", account, "-n", namespace)
     refused(as_operator, "create", "deployment", "miner", "-n", namespace, "--image=busybox")
-    refused(as_operator, "get", "pods", "-n", "kube-system")
+    refused(as_operator, "get", "pod", "anything", "-n", "kube-system")
+    refused(as_operator, "get", "configmaps", "--all-namespaces")
+    refused(as_operator, "get", "deployment", account, "-n", namespace)
+    refused(as_operator, "patch", "assessment", f"{account}-scheduled", "--type=merge", "-p", '{"spec":{"suspend":true}}')
+    refused(as_operator, "delete", "assessment", f"{account}-scheduled")
+    for where in (namespace, "kube-system"):
+        can = as_operator.run("auth", "can-i", "create", "events.events.k8s.io", "-n", where, check=False)
+        assert can.stdout.strip() == "no", (where, can.stdout)
+    can = as_operator.run("auth", "can-i", "watch", "pods", "--all-namespaces", check=False)
+    assert can.stdout.strip() == "no", can.stdout
     refused(as_operator, "delete", "operatorstatus", "kube9")
     refused(as_operator, "patch", "rolebinding", account, "-n", namespace, "-p", '{"metadata":{"labels":{"a":"b"}}}')
     refused(as_operator, "create", "clusterrolebinding", "escalate", "--clusterrole=cluster-admin", "--user=x")

@@ -76,6 +76,8 @@ async fn operator_status_round_trips_spec_and_status() {
 #[tokio::test]
 async fn assessment_round_trips_spec_and_status() {
     scenario(|ctx| async move {
+        // An operator running beside this test would run the Assessment and overwrite its status.
+        let _lock = kube9_tests::operator::singleton_lock(&ctx.client).await;
         let api: Api<Assessment> = Api::all(ctx.client.clone());
         let name = unique_name("assessment");
         ctx.cleanup::<Assessment>(None, &name);

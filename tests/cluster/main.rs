@@ -1,5 +1,6 @@
 //! Cluster tests: the wiring, proven against a real kube-apiserver.
 
+mod assessments;
 mod crds;
 mod namespaces;
 mod operator;

@@ -1,6 +1,7 @@
 //! Project automation, run as `cargo xtask <command>`.
 
 mod bench;
+mod checksdoc;
 mod ci;
 mod crdgen;
 mod demo;
@@ -22,6 +23,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write docs/checks.md from the check registry.
+    ChecksDoc {
+        /// Write nothing; fail and show the difference when the committed copy is stale.
+        #[arg(long)]
+        check: bool,
+    },
     /// Write the CRD YAML (crds/ and the chart's crds/) from the Rust types.
     Crdgen {
         /// Write nothing; fail and show the difference when a committed copy is stale.
@@ -64,6 +71,7 @@ fn main() {
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
         Command::Crdgen { check } => crdgen::run(&root(), check),
+        Command::ChecksDoc { check } => checksdoc::run(&root(), check),
         Command::Testenv { command } => testenv::run(command),
         Command::Demo { node: false } => demo::run(&root()),
         Command::Demo { node: true } => demo::run_node(&root()),

@@ -193,12 +193,104 @@ pub struct AssessmentStatus {
     /// How many findings were left out of `findings` to bound the object's size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated: Option<u32>,
+    /// Every check the latest run ran, with its outcome.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckOutcome>,
     /// The generation of the spec the latest run used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::common::conditions_schema")]
     pub conditions: Vec<Condition>,
+}
+
+/// How one check came out, over every object it evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckState {
+    /// Nothing failed (exempted objects included).
+    Passed,
+    /// An object failed a check of medium severity or above.
+    Failed,
+    /// An object failed a low or info check.
+    Warning,
+    /// The check could not run (a kind it reads could not be listed).
+    Skipped,
+}
+
+/// One check's result in a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckOutcome {
+    pub check_id: String,
+    pub title: String,
+    pub pillar: Pillar,
+    pub severity: Severity,
+    pub state: CheckState,
+    pub passed: u32,
+    pub failed: u32,
+    pub exempted: u32,
+    /// What failed (the first objects), or why the check was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1000))]
+    pub message: Option<String>,
+    pub remediation: String,
+}
+
+/// The latest scheduled run, in the shape the VS Code extension reads (OperatorStatus
+/// `status.assessment` and the legacy ConfigMap's `assessment`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledSummary {
+    /// RFC 3339, UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scheduled_completed_at: Option<String>,
+    pub last_scheduled_outcome: ScheduledOutcome,
+    /// pending, running, completed or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scheduled_run_state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scheduled_run_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scheduled_totals: Option<ScheduledTotals>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scheduled_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_scheduled_checks: Vec<ScheduledCheck>,
+    pub scheduling_enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_interval_seconds: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduledOutcome {
+    #[default]
+    None,
+    Success,
+    Failed,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledTotals {
+    pub total_checks: u32,
+    pub completed_checks: u32,
+    pub passed_checks: u32,
+    pub failed_checks: u32,
+    pub warning_checks: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledCheck {
+    pub check_id: String,
+    pub check_name: String,
+    pub pillar: Pillar,
+    pub status: CheckState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub remediation: String,
 }
 
 #[cfg(test)]

@@ -25,6 +25,9 @@ pub struct LegacyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_id: Option<String>,
     pub namespace: String,
+    /// The latest scheduled assessment, once one has run or is scheduled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assessment: Option<crate::assessment::ScheduledSummary>,
 }
 
 #[cfg(test)]
@@ -43,6 +46,7 @@ mod tests {
             error: None,
             cluster_id: None,
             namespace: "kube9-system".into(),
+            assessment: None,
         };
         let json = serde_json::to_value(&status).unwrap();
         assert_eq!(

@@ -129,6 +129,9 @@ pub struct OperatorStatusStatus {
     /// The generation of the spec this status reflects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The latest scheduled Well-Architected assessment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assessment: Option<crate::assessment::ScheduledSummary>,
     /// Standard Kubernetes conditions (for example `Ready`, `Registered`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::common::conditions_schema")]

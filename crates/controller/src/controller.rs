@@ -11,6 +11,7 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube9_api::assessment::ScheduledSummary;
 use kube9_api::legacy::CONFIGMAP_NAME;
 use kube9_api::operator_status::{OperatorStatus, SINGLETON_NAME};
 use tokio::sync::watch;
@@ -27,6 +28,8 @@ pub struct Context {
     pub client: kube::Client,
     pub config: Config,
     pub registration: watch::Receiver<Registration>,
+    /// The latest scheduled assessment, kept by the Assessment controller.
+    pub assessment: watch::Receiver<Option<ScheduledSummary>>,
     pub metrics: Metrics,
     pub diagnostics: Diagnostics,
 }
@@ -139,7 +142,8 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
 
     let existing = object.status.clone().unwrap_or_default();
     let conditions = conditions::conditions(&existing.conditions, &standing, &registration, generation, now);
-    let desired = writer::render(&standing, namespace, generation, conditions, now);
+    let assessment = ctx.assessment.borrow().clone();
+    let desired = writer::render(&standing, assessment.as_ref(), namespace, generation, conditions, now);
     let status_left = refresh_in(
         writer::same_content(&existing, &desired),
         existing.last_update.as_ref().map(|t| t.0),
@@ -162,7 +166,7 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
         Err(e) => Err(Error::ConfigMapRead(e)),
         Ok(cm) => {
             let (have, shaped) = configmap::current(cm.as_ref());
-            let want = configmap::render(&standing, namespace, now);
+            let want = configmap::render(&standing, assessment.as_ref(), namespace, now);
             let left = match &have {
                 Some(have) if shaped => {
                     refresh_in(configmap::same_content(have, &want), configmap::last_update(have), now, interval)
@@ -239,8 +243,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         }
     });
 
-    let kicks =
-        WatchStream::from_changes(ctx.registration.clone()).map(|_| ObjectRef::<OperatorStatus>::new(SINGLETON_NAME));
+    let kicks = futures::stream::select(
+        WatchStream::from_changes(ctx.registration.clone()).map(|_| ()),
+        WatchStream::from_changes(ctx.assessment.clone()).map(|_| ()),
+    )
+    .map(|()| ObjectRef::<OperatorStatus>::new(SINGLETON_NAME));
     Controller::for_stream(stream, reader)
         .watches(configmaps, shim, |_| Some(ObjectRef::new(SINGLETON_NAME)))
         .reconcile_on(kicks)

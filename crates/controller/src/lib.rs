@@ -1,6 +1,9 @@
 //! The kube9-operator library: configuration, registration with kube9-server, the
-//! OperatorStatus reconciler, the legacy ConfigMap shim, health and metrics.
+//! OperatorStatus reconciler, the legacy ConfigMap shim, the Assessment controller, health
+//! and metrics.
 
+pub mod assess;
+pub mod assessment;
 pub mod config;
 pub mod controller;
 pub mod health;
@@ -56,10 +59,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     };
 
+    let (summary_tx, summary_rx) = watch::channel(None);
+    let assessments = Arc::new(assessment::Context::new(client.clone(), summary_tx));
     let ctx = Arc::new(Context {
         client,
         config: config.clone(),
         registration: rx,
+        assessment: summary_rx,
         metrics,
         diagnostics: Diagnostics::default(),
     });
@@ -75,6 +81,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on --health-addr {}", config.health_addr))?;
     let health = tokio::spawn(health::serve(listener, ctx.clone(), stopped()));
     let controller = tokio::spawn(controller::run(ctx, stopped()));
+    let assessor = tokio::spawn(assessment::run(assessments, stopped()));
 
     let signal = shutdown_signal().await;
     tracing::info!(signal, "shutting down");
@@ -83,6 +90,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         task.abort();
     }
     let _ = controller.await;
+    let _ = assessor.await;
     if let Ok(Err(e)) = health.await {
         return Err(e).with_context(|| format!("health server on {}", config.health_addr));
     }

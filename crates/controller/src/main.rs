@@ -5,6 +5,9 @@ use kube9_operator::config::{Config, Flags};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "assess") {
+        return assess(std::env::args_os().skip(1));
+    }
     let flags = Flags::parse();
     let config = match Config::from_flags(flags, std::env::var("KUBE9_API_KEY").ok()) {
         Ok(config) => config,
@@ -23,4 +26,14 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `kube9-operator assess`: the checks over manifests, offline.
+fn assess(args: impl Iterator<Item = std::ffi::OsString>) -> std::process::ExitCode {
+    use std::io::Write;
+    let args = kube9_operator::assess::Args::parse_from(args);
+    let outcome = kube9_operator::assess::run(&args);
+    let _ = std::io::stderr().write_all(outcome.stderr.as_bytes());
+    let _ = std::io::stdout().write_all(outcome.stdout.as_bytes());
+    std::process::ExitCode::from(outcome.code)
 }

@@ -6,13 +6,19 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ObjectMeta, PostParams};
+use kube9_api::assessment::ScheduledSummary;
 use kube9_api::legacy::{CONFIGMAP_KEY, CONFIGMAP_NAME, LegacyStatus};
 
 use crate::status::tier::Standing;
 use crate::status::writer::FIELD_MANAGER;
 
 /// The JSON for this standing.
-pub fn render(standing: &Standing, namespace: &str, now: Timestamp) -> LegacyStatus {
+pub fn render(
+    standing: &Standing,
+    assessment: Option<&ScheduledSummary>,
+    namespace: &str,
+    now: Timestamp,
+) -> LegacyStatus {
     LegacyStatus {
         mode: standing.mode,
         tier: standing.tier,
@@ -23,6 +29,7 @@ pub fn render(standing: &Standing, namespace: &str, now: Timestamp) -> LegacySta
         error: standing.error.clone(),
         cluster_id: standing.cluster_id.clone(),
         namespace: namespace.to_owned(),
+        assessment: assessment.cloned(),
     }
 }
 
@@ -118,7 +125,7 @@ mod tests {
     #[test]
     fn the_json_follows_the_contract() {
         let now: Timestamp = "2026-11-22T10:00:00.123Z".parse().unwrap();
-        let status = render(&decide(&Registration::NoKey, None), "kube9-system", now);
+        let status = render(&decide(&Registration::NoKey, None), None, "kube9-system", now);
         let json = serde_json::to_value(&status).unwrap();
         assert_eq!(json["lastUpdate"], "2026-11-22T10:00:00Z");
         assert_eq!(json["error"], serde_json::Value::Null);
@@ -129,7 +136,7 @@ mod tests {
     #[test]
     fn a_hand_edited_configmap_is_not_current() {
         let now = Timestamp::UNIX_EPOCH;
-        let status = render(&decide(&Registration::NoKey, None), "ns", now);
+        let status = render(&decide(&Registration::NoKey, None), None, "ns", now);
         let mut cm = ConfigMap {
             metadata: ObjectMeta { labels: Some(labels_wanted()), ..Default::default() },
             data: Some(BTreeMap::from([(CONFIGMAP_KEY.to_owned(), serde_json::to_string(&status).unwrap())])),

@@ -3,6 +3,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube9_api::assessment::ScheduledSummary;
 use kube9_api::operator_status::{OperatorStatus, OperatorStatusStatus, SINGLETON_NAME};
 
 use super::tier::Standing;
@@ -25,6 +26,7 @@ pub async fn ensure_singleton(api: &Api<OperatorStatus>) -> Result<(), kube::Err
 /// The status to write for this standing.
 pub fn render(
     standing: &Standing,
+    assessment: Option<&ScheduledSummary>,
     namespace: &str,
     generation: Option<i64>,
     conditions: Vec<Condition>,
@@ -41,6 +43,7 @@ pub fn render(
         last_update: Some(Time(now)),
         namespace: Some(namespace.to_owned()),
         observed_generation: generation,
+        assessment: assessment.cloned(),
         conditions,
     }
 }

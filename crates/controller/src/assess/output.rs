@@ -1,0 +1,222 @@
+//! The offline assessment's three outputs: a table for people, JSON for scripts, and SARIF
+//! 2.1.0 for code-scanning tools.
+
+use std::fmt::Write;
+
+use kube9_api::assessment::Finding;
+use kube9_api::common::Severity;
+use kube9_checks::Report;
+use serde_json::{Value, json};
+
+use super::input::Loaded;
+
+fn severity_name(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Critical => "critical",
+        Severity::High => "high",
+        Severity::Medium => "medium",
+        Severity::Low => "low",
+        Severity::Info => "info",
+    }
+}
+
+fn object(finding: &Finding) -> String {
+    let o = &finding.object;
+    let mut text = match &o.namespace {
+        Some(ns) => format!("{} {ns}/{}", o.kind, o.name),
+        None => format!("{} {}", o.kind, o.name),
+    };
+    if let Some(container) = &o.container {
+        let _ = write!(text, " ({container})");
+    }
+    text
+}
+
+fn place(loaded: &Loaded, finding: &Finding) -> String {
+    let o = &finding.object;
+    loaded
+        .origin(&o.kind, o.namespace.as_deref(), &o.name)
+        .map_or_else(String::new, |o| format!("{}:{}", o.path, o.line))
+}
+
+/// A readable table: one line per finding, most severe first, then how to fix each failed
+/// check, then the totals.
+pub fn table(report: &Report, loaded: &Loaded) -> String {
+    let findings = report.findings();
+    let rows: Vec<[String; 5]> = findings
+        .iter()
+        .map(|f| {
+            [severity_name(f.severity).to_owned(), f.check_id.clone(), object(f), place(loaded, f), f.message.clone()]
+        })
+        .collect();
+    let mut out = String::new();
+    if rows.is_empty() {
+        out.push_str("No findings.\n");
+    } else {
+        let header = ["SEVERITY", "CHECK", "OBJECT", "WHERE", "WHAT"].map(str::to_owned);
+        let widths: Vec<usize> =
+            (0..4).map(|i| rows.iter().chain([&header]).map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+        for row in [&header].into_iter().chain(&rows) {
+            for (i, width) in widths.iter().enumerate() {
+                let _ = write!(out, "{:<width$}  ", row[i]);
+            }
+            let _ = writeln!(out, "{}", row[4]);
+        }
+        out.push_str("\nHow to fix:\n");
+        for result in report.results.iter().filter(|r| !r.failed.is_empty()) {
+            let _ = writeln!(out, "  {} ({}): {}", result.check.id, result.check.title, result.check.remediation);
+        }
+    }
+    let exempted: Vec<String> = report.exempted().map(|f| format!("{} on {}", f.check_id, object(f))).collect();
+    if !exempted.is_empty() {
+        let _ = writeln!(out, "\nExempted by annotation ({}):", exempted.len());
+        for line in exempted {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    let skipped: Vec<_> =
+        report.results.iter().filter_map(|r| r.unavailable.as_ref().map(|w| (r.check.id, w))).collect();
+    for (id, why) in &skipped {
+        let _ = writeln!(out, "skipped {id}: {why}");
+    }
+    let s = report.by_severity();
+    let totals = report.totals();
+    let _ = writeln!(
+        out,
+        "\n{} findings ({} critical, {} high, {} medium, {} low, {} info), {} exempted, {} checks passed everywhere; score {}/100",
+        totals.failed,
+        s.critical,
+        s.high,
+        s.medium,
+        s.low,
+        s.info,
+        totals.exempted,
+        report.results.iter().filter(|r| r.failed.is_empty() && r.unavailable.is_none()).count(),
+        report.score()
+    );
+    let _ = writeln!(
+        out,
+        "{} checks over {} documents in {} files; {} could not be read",
+        report.results.len(),
+        loaded.documents,
+        loaded.files,
+        loaded.errors.len()
+    );
+    out
+}
+
+/// Everything, for scripts: the same fields as an Assessment's status, plus where each
+/// finding's object is and what could not be read.
+pub fn json(report: &Report, loaded: &Loaded) -> Value {
+    let with_place = |f: &Finding| {
+        let mut value = serde_json::to_value(f).unwrap_or_default();
+        if let Some(origin) = loaded.origin(&f.object.kind, f.object.namespace.as_deref(), &f.object.name) {
+            value["source"] = json!({"path": origin.path, "line": origin.line});
+        }
+        value
+    };
+    json!({
+        "score": report.score(),
+        "totals": report.totals(),
+        "bySeverity": report.by_severity(),
+        "pillars": report.pillars(),
+        "findings": report.findings().into_iter().map(with_place).collect::<Vec<_>>(),
+        "exempted": report.exempted().map(with_place).collect::<Vec<_>>(),
+        "checks": crate::assessment::result::check_outcomes(report),
+        "inputs": {"files": loaded.files, "documents": loaded.documents},
+        "errors": loaded.errors,
+    })
+}
+
+fn level(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Critical | Severity::High => "error",
+        Severity::Medium => "warning",
+        Severity::Low | Severity::Info => "note",
+    }
+}
+
+/// SARIF 2.1.0: every check that ran is a rule; every finding a result at its file and line;
+/// exempted findings are results with an in-source suppression; unreadable input is a tool
+/// notification.
+pub fn sarif(report: &Report, loaded: &Loaded) -> Value {
+    let rules: Vec<Value> = report
+        .results
+        .iter()
+        .map(|r| {
+            let c = r.check;
+            json!({
+                "id": c.id,
+                "name": c.id.replace(['.', '-'], "_"),
+                "shortDescription": {"text": c.title},
+                "fullDescription": {"text": c.rationale},
+                "help": {"text": c.remediation},
+                "defaultConfiguration": {"level": level(c.severity)},
+                "properties": {"pillar": c.pillar, "severity": c.severity, "tags": [c.pillar]},
+            })
+        })
+        .collect();
+    let index = |id: &str| report.results.iter().position(|r| r.check.id == id);
+    let result = |f: &Finding, suppressed: bool| {
+        let mut value = json!({
+            "ruleId": f.check_id,
+            "ruleIndex": index(&f.check_id),
+            "level": level(f.severity),
+            "message": {"text": format!("{}: {}", object(f), f.message)},
+        });
+        if let Some(origin) = loaded.origin(&f.object.kind, f.object.namespace.as_deref(), &f.object.name) {
+            value["locations"] = json!([{"physicalLocation": {
+                "artifactLocation": {"uri": uri(&origin.path)},
+                "region": {"startLine": origin.line},
+            }}]);
+        }
+        if suppressed {
+            value["suppressions"] = json!([{"kind": "inSource", "justification": "kube9.io/exempt annotation on the object or its namespace"}]);
+        }
+        value
+    };
+    let mut results: Vec<Value> = report.findings().into_iter().map(|f| result(f, false)).collect();
+    results.extend(report.exempted().map(|f| result(f, true)));
+    let notifications: Vec<Value> = loaded
+        .errors
+        .iter()
+        .map(|e| {
+            let mut location = json!({"artifactLocation": {"uri": uri(&e.path)}});
+            if let Some(line) = e.line {
+                location["region"] = json!({"startLine": line});
+            }
+            json!({"level": "error", "message": {"text": e.message}, "locations": [{"physicalLocation": location}]})
+        })
+        .collect();
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "kube9-operator",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://github.com/alto9/kube9-operator",
+                "rules": rules,
+            }},
+            "invocations": [{
+                "executionSuccessful": loaded.errors.is_empty(),
+                "toolExecutionNotifications": notifications,
+            }],
+            "results": results,
+        }],
+    })
+}
+
+/// A relative path as a URI reference (SARIF wants `/` separators and percent-encoding).
+fn uri(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for byte in path.replace('\\', "/").bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => out.push(byte as char),
+            other => {
+                let _ = write!(out, "%{other:02X}");
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,159 @@
+//! Gathers the snapshot the checks read from the cluster.
+//!
+//! Every kind is listed page by page (bounded memory: a page is folded into the snapshot, which
+//! keeps only what the checks read, before the next is fetched), in the first version the
+//! cluster serves. A kind that is not served, or that the operator may not list, is recorded
+//! as unavailable; the checks that need it say so and the others still run.
+
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube9_checks::Snapshot;
+
+/// A kind the checks read: its name in `Check::reads`, plural, and the versions to try.
+struct Kind {
+    name: &'static str,
+    group: &'static str,
+    versions: &'static [&'static str],
+    plural: &'static str,
+}
+
+const KINDS: &[Kind] = &[
+    Kind { name: "Namespace", group: "", versions: &["v1"], plural: "namespaces" },
+    Kind { name: "Node", group: "", versions: &["v1"], plural: "nodes" },
+    Kind { name: "Pod", group: "", versions: &["v1"], plural: "pods" },
+    Kind { name: "Service", group: "", versions: &["v1"], plural: "services" },
+    Kind { name: "ResourceQuota", group: "", versions: &["v1"], plural: "resourcequotas" },
+    Kind { name: "LimitRange", group: "", versions: &["v1"], plural: "limitranges" },
+    Kind { name: "PersistentVolumeClaim", group: "", versions: &["v1"], plural: "persistentvolumeclaims" },
+    Kind { name: "Deployment", group: "apps", versions: &["v1"], plural: "deployments" },
+    Kind { name: "StatefulSet", group: "apps", versions: &["v1"], plural: "statefulsets" },
+    Kind { name: "DaemonSet", group: "apps", versions: &["v1"], plural: "daemonsets" },
+    Kind { name: "ReplicaSet", group: "apps", versions: &["v1"], plural: "replicasets" },
+    Kind { name: "Job", group: "batch", versions: &["v1"], plural: "jobs" },
+    Kind { name: "CronJob", group: "batch", versions: &["v1", "v1beta1"], plural: "cronjobs" },
+    Kind { name: "Ingress", group: "networking.k8s.io", versions: &["v1", "v1beta1"], plural: "ingresses" },
+    Kind { name: "NetworkPolicy", group: "networking.k8s.io", versions: &["v1"], plural: "networkpolicies" },
+    Kind { name: "PodDisruptionBudget", group: "policy", versions: &["v1", "v1beta1"], plural: "poddisruptionbudgets" },
+    Kind {
+        name: "HorizontalPodAutoscaler",
+        group: "autoscaling",
+        versions: &["v2", "v2beta2"],
+        plural: "horizontalpodautoscalers",
+    },
+    Kind { name: "Role", group: "rbac.authorization.k8s.io", versions: &["v1"], plural: "roles" },
+    Kind { name: "ClusterRole", group: "rbac.authorization.k8s.io", versions: &["v1"], plural: "clusterroles" },
+    Kind { name: "RoleBinding", group: "rbac.authorization.k8s.io", versions: &["v1"], plural: "rolebindings" },
+    Kind {
+        name: "ClusterRoleBinding",
+        group: "rbac.authorization.k8s.io",
+        versions: &["v1"],
+        plural: "clusterrolebindings",
+    },
+];
+
+/// Objects per list page.
+const PAGE: u32 = 500;
+
+/// What gathering saw, besides the snapshot.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    pub snapshot: Snapshot,
+    /// Objects listed, over every kind.
+    pub objects: usize,
+    /// Objects the snapshot could not read (malformed), with why.
+    pub skipped: Vec<String>,
+}
+
+/// Lists the kinds in `needed` (names as in `Check::reads`).
+pub async fn gather(client: &kube::Client, needed: &[&str]) -> Result<Gathered, kube::Error> {
+    let mut gathered = Gathered::default();
+    for kind in KINDS.iter().filter(|k| needed.contains(&k.name)) {
+        if !list_kind(client, kind, &mut gathered).await? {
+            gathered.snapshot.unavailable.push(kind.name.to_owned());
+        }
+    }
+    Ok(gathered)
+}
+
+/// Lists one kind into the snapshot; false when no version is served or listing is forbidden.
+async fn list_kind(client: &kube::Client, kind: &Kind, gathered: &mut Gathered) -> Result<bool, kube::Error> {
+    for version in kind.versions {
+        let gvk = GroupVersionKind::gvk(kind.group, version, kind.name);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, kind.plural);
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let mut params = ListParams::default().limit(PAGE);
+        loop {
+            let page = match api.list(&params).await {
+                Ok(page) => page,
+                // Not served in this version: try the next one.
+                Err(kube::Error::Api(e)) if e.code == 404 => break,
+                Err(kube::Error::Api(e)) if e.code == 403 => {
+                    tracing::warn!(kind = kind.name, error = %e.message, "may not list; checks that need it are skipped");
+                    return Ok(false);
+                }
+                Err(e) => return Err(e),
+            };
+            for mut object in page.items {
+                gathered.objects += 1;
+                // Nothing reads who wrote which field; dropping it early roughly halves memory.
+                object.metadata.managed_fields = None;
+                // The list does not repeat apiVersion and kind on each item.
+                object.types = Some(kube::core::TypeMeta {
+                    api_version: resource.api_version.clone(),
+                    kind: kind.name.to_owned(),
+                });
+                let value = serde_json::to_value(&object).unwrap_or_default();
+                for skip in gathered.snapshot.add(value) {
+                    gathered.skipped.push(skip.to_string());
+                }
+            }
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(true),
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Every kind any check reads, for callers that run all checks.
+pub fn all_kinds() -> Vec<&'static str> {
+    KINDS.iter().map(|k| k.name).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_a_check_reads_is_gathered() {
+        let gathered = all_kinds();
+        for check in kube9_checks::registry() {
+            for kind in check.reads {
+                assert!(gathered.contains(kind), "{} reads {kind}, which is never listed", check.id);
+            }
+        }
+    }
+
+    #[test]
+    fn the_charts_cluster_role_lists_exactly_these_kinds() {
+        let template = include_str!("../../../../charts/kube9-operator/templates/clusterrole.yaml");
+        let block = template
+            .split_once("# checks-read: begin")
+            .and_then(|(_, rest)| rest.split_once("# checks-read: end"))
+            .expect("the ClusterRole marks the checks' rules")
+            .0;
+        let rules: Vec<serde_yaml::Value> = serde_yaml::from_str(block).unwrap();
+        let mut granted = std::collections::BTreeSet::new();
+        for rule in rules {
+            assert_eq!(rule["verbs"], serde_yaml::to_value(["list"]).unwrap(), "only list: {rule:?}");
+            let group = rule["apiGroups"][0].as_str().unwrap().to_owned();
+            for resource in rule["resources"].as_sequence().unwrap() {
+                granted.insert((group.clone(), resource.as_str().unwrap().to_owned()));
+            }
+        }
+        let listed: std::collections::BTreeSet<_> =
+            KINDS.iter().map(|k| (k.group.to_owned(), k.plural.to_owned())).collect();
+        assert_eq!(granted, listed);
+    }
+}

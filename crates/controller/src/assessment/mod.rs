@@ -1,0 +1,358 @@
+//! The Assessment controller: decides when an Assessment runs, gathers the snapshot, runs the
+//! check engine, writes the result into the Assessment's status, and reports the latest
+//! scheduled run to the OperatorStatus reconciler.
+
+pub mod gather;
+pub mod result;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::{Resource, ResourceExt};
+use kube9_api::assessment::{Assessment, AssessmentStatus, Phase, RUN_REQUESTED_ANNOTATION, ScheduledSummary};
+use tokio::sync::watch;
+
+use crate::status::writer::FIELD_MANAGER;
+
+/// What every Assessment reconcile gets.
+pub struct Context {
+    pub client: kube::Client,
+    pub recorder: Recorder,
+    /// The latest scheduled run, for the OperatorStatus and the legacy ConfigMap.
+    pub summary: watch::Sender<Option<ScheduledSummary>>,
+    /// The latest run this process finished, per Assessment: the watch may still show that
+    /// run as running for a moment after its result is written, and it must not run again.
+    finished: Mutex<HashMap<String, String>>,
+}
+
+impl Context {
+    pub fn new(client: kube::Client, summary: watch::Sender<Option<ScheduledSummary>>) -> Context {
+        let reporter = Reporter { controller: "kube9-operator".into(), instance: std::env::var("POD_NAME").ok() };
+        Context { recorder: Recorder::new(client.clone(), reporter), client, summary, finished: Mutex::default() }
+    }
+}
+
+/// Why an Assessment could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot write the Assessment status: {0}")]
+    StatusWrite(#[source] kube::Error),
+}
+
+/// How long after a failed run the next attempt starts.
+pub const RETRY_AFTER_FAILURE: SignedDuration = SignedDuration::from_secs(60);
+
+/// When the next run is due.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Due {
+    /// Run now, for this reason.
+    Now(&'static str),
+    /// Nothing to do until then (the schedule).
+    At(Timestamp),
+    /// Nothing to do until the object changes.
+    Never,
+}
+
+/// Decides whether `assessment` runs now: when it is new or its spec changed, when a run is
+/// requested by annotation, when a run was interrupted, and on its schedule.
+pub fn due(assessment: &Assessment, now: Timestamp) -> Due {
+    let status = assessment.status.clone().unwrap_or_default();
+    if status.observed_generation != assessment.metadata.generation {
+        return Due::Now(if status.observed_generation.is_none() { "created" } else { "spec changed" });
+    }
+    let requested = assessment.annotations().get(RUN_REQUESTED_ANNOTATION);
+    if requested.is_some() && requested != status.last_run_request.as_ref() {
+        return Due::Now("requested");
+    }
+    if status.phase == Some(Phase::Running) {
+        return Due::Now("interrupted");
+    }
+    if status.phase == Some(Phase::Failed) {
+        let retry = status.completed_at.as_ref().map(|t| t.0 + RETRY_AFTER_FAILURE);
+        return match retry {
+            Some(at) if at > now => Due::At(at),
+            _ => Due::Now("retry"),
+        };
+    }
+    match (&assessment.spec.schedule, assessment.spec.suspend) {
+        (Some(schedule), false) => {
+            let last = status.completed_at.as_ref().or(status.started_at.as_ref()).map(|t| t.0);
+            let next = last.map(|t| t + SignedDuration::from_secs(i64::from(schedule.interval_seconds)));
+            match next {
+                Some(next) if next > now => Due::At(next),
+                _ => Due::Now("scheduled"),
+            }
+        }
+        _ => Due::Never,
+    }
+}
+
+async fn reconcile(assessment: Arc<Assessment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = assessment.name_any();
+    let now = Timestamp::now();
+    let status = assessment.status.as_ref();
+    let run_id = status.and_then(|s| s.run_id.as_ref());
+    if status.and_then(|s| s.phase) == Some(Phase::Running)
+        && run_id.is_some()
+        && ctx.finished.lock().expect("not poisoned").get(&name) == run_id
+    {
+        // A stale view of a run this process has just finished; the next event brings its result.
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
+    let reason = match due(&assessment, now) {
+        Due::Now(reason) => reason,
+        Due::At(next) => {
+            let wait = (next - now).try_into().unwrap_or(Duration::from_secs(1));
+            return Ok(Action::requeue(wait));
+        }
+        Due::Never => return Ok(Action::await_change()),
+    };
+
+    let span = tracing::info_span!("assessment", name = %name, reason);
+    let _guard = span.enter();
+    let api: Api<Assessment> = Api::all(ctx.client.clone());
+    let run_id = format!("{name}-{}", now.as_millisecond());
+    let running = AssessmentStatus {
+        phase: Some(Phase::Running),
+        run_id: Some(run_id.clone()),
+        started_at: Some(Time(now)),
+        ..assessment.status.clone().unwrap_or_default()
+    };
+    write_status(&api, &name, &running).await?;
+    tracing::info!(run_id, "assessment started");
+
+    let options = result::options(&assessment.spec);
+    let needed = result::kinds_needed(&options);
+    let gathered = gather::gather(&ctx.client, &needed).await;
+    let gathered = match gathered {
+        Ok(g) => g,
+        Err(e) => {
+            let failed = AssessmentStatus {
+                phase: Some(Phase::Failed),
+                completed_at: Some(Time(Timestamp::now())),
+                next_run_at: Some(Time(Timestamp::now() + RETRY_AFTER_FAILURE)),
+                observed_generation: assessment.metadata.generation,
+                last_run_request: assessment.annotations().get(RUN_REQUESTED_ANNOTATION).cloned(),
+                conditions: result::conditions(false, &e.to_string(), assessment.metadata.generation),
+                ..running
+            };
+            write_status(&api, &name, &failed).await?;
+            ctx.finished.lock().expect("not poisoned").insert(name.clone(), run_id.clone());
+            event(&ctx, &assessment, EventType::Warning, "AssessmentFailed", format!("cannot read the cluster: {e}"))
+                .await;
+            tracing::warn!(run_id, error = %e, "assessment failed; retrying in {}s", RETRY_AFTER_FAILURE.as_secs());
+            return Ok(Action::requeue(RETRY_AFTER_FAILURE.try_into().expect("positive")));
+        }
+    };
+    let objects = gathered.objects;
+    let snapshot = gathered.snapshot;
+    let report = tokio::task::spawn_blocking(move || kube9_checks::run(&snapshot, &options))
+        .await
+        .expect("the check engine does not panic");
+    let completed_at = Timestamp::now();
+    let interval = assessment.spec.schedule.as_ref().map(|s| i64::from(s.interval_seconds));
+    let next_run_at =
+        interval.filter(|_| !assessment.spec.suspend).map(|secs| Time(completed_at + SignedDuration::from_secs(secs)));
+    let done = result::status(
+        &report,
+        running,
+        completed_at,
+        next_run_at.clone(),
+        assessment.metadata.generation,
+        assessment.annotations().get(RUN_REQUESTED_ANNOTATION).cloned(),
+    );
+    write_status(&api, &name, &done).await?;
+    ctx.finished.lock().expect("not poisoned").insert(name.clone(), run_id.clone());
+    let totals = report.totals();
+    let note = format!(
+        "score {}: {} passed, {} failed, {} exempted over {} objects ({} skipped as malformed)",
+        report.score(),
+        totals.passed,
+        totals.failed,
+        totals.exempted,
+        objects,
+        gathered.skipped.len()
+    );
+    tracing::info!(run_id, score = report.score(), failed = totals.failed, "assessment completed");
+    event(&ctx, &assessment, EventType::Normal, "AssessmentCompleted", note).await;
+    match next_run_at {
+        Some(next) => Ok(Action::requeue((next.0 - Timestamp::now()).try_into().unwrap_or(Duration::from_secs(1)))),
+        None => Ok(Action::await_change()),
+    }
+}
+
+/// The scheduled Assessment the extension hears about: the one that ran (or started) last;
+/// with none scheduled, a summary that says scheduling is off.
+pub fn latest_scheduled(assessments: &[Arc<Assessment>]) -> ScheduledSummary {
+    let activity = |a: &Assessment| {
+        let status = a.status.as_ref();
+        let last = status.and_then(|s| s.completed_at.as_ref().or(s.started_at.as_ref())).map(|t| t.0);
+        (last, a.metadata.creation_timestamp.as_ref().map(|t| t.0), a.name_any())
+    };
+    assessments
+        .iter()
+        .filter(|a| a.spec.schedule.is_some())
+        .max_by_key(|a| activity(a))
+        .map(|a| result::summary(&a.spec, a.status.as_ref()))
+        .unwrap_or_else(|| result::summary(&Default::default(), None))
+}
+
+fn publish_summary(ctx: &Context, summary: ScheduledSummary) {
+    ctx.summary.send_if_modified(|current| {
+        if current.as_ref() == Some(&summary) {
+            return false;
+        }
+        *current = Some(summary);
+        true
+    });
+}
+
+async fn write_status(api: &Api<Assessment>, name: &str, status: &AssessmentStatus) -> Result<(), Error> {
+    let patch = serde_json::json!({"apiVersion": "kube9.io/v1alpha1", "kind": "Assessment", "status": status});
+    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .map(|_| ())
+        .map_err(Error::StatusWrite)
+}
+
+async fn event(ctx: &Context, assessment: &Assessment, type_: EventType, reason: &str, note: String) {
+    let note = crate::status::tier::truncate(&note, 1000);
+    let event = Event { type_, reason: reason.into(), note: Some(note), action: "Assess".into(), secondary: None };
+    if let Err(e) = ctx.recorder.publish(&event, &assessment.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "cannot record the event");
+    }
+}
+
+fn error_policy(_assessment: Arc<Assessment>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(error = %error, "assessment failed; retrying in 30 s");
+    Action::requeue(Duration::from_secs(30))
+}
+
+/// Runs the Assessment controller until `shutdown` completes.
+pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let api: Api<Assessment> = Api::all(ctx.client.clone());
+    let (reader, writer) = reflector::store();
+    let store = reader.clone();
+    let summary_ctx = ctx.clone();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .inspect(move |event| {
+            // Every change to any Assessment (its deletion included) may change the summary.
+            if matches!(event, Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone)) {
+                publish_summary(&summary_ctx, latest_scheduled(&store.state()));
+            }
+        })
+        .applied_objects();
+    Controller::for_stream(stream, reader)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "assessment controller event");
+            }
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use kube9_api::assessment::{AssessmentSpec, Schedule};
+
+    use super::*;
+
+    fn assessment(generation: i64, schedule: Option<u32>, status: Option<AssessmentStatus>) -> Assessment {
+        let mut a = Assessment::new(
+            "nightly",
+            AssessmentSpec {
+                schedule: schedule.map(|interval_seconds| Schedule { interval_seconds }),
+                ..AssessmentSpec::default()
+            },
+        );
+        a.metadata.generation = Some(generation);
+        a.status = status;
+        a
+    }
+
+    fn completed(generation: i64, at: Timestamp) -> AssessmentStatus {
+        AssessmentStatus {
+            phase: Some(Phase::Completed),
+            observed_generation: Some(generation),
+            started_at: Some(Time(at)),
+            completed_at: Some(Time(at)),
+            ..AssessmentStatus::default()
+        }
+    }
+
+    #[test]
+    fn new_and_changed_assessments_run() {
+        let now = Timestamp::now();
+        assert_eq!(due(&assessment(1, None, None), now), Due::Now("created"));
+        assert_eq!(due(&assessment(2, None, Some(completed(1, now))), now), Due::Now("spec changed"));
+        assert_eq!(due(&assessment(1, None, Some(completed(1, now))), now), Due::Never);
+    }
+
+    #[test]
+    fn a_request_annotation_runs_once_per_value() {
+        let now = Timestamp::now();
+        let mut a = assessment(1, None, Some(completed(1, now)));
+        a.metadata.annotations = Some([(RUN_REQUESTED_ANNOTATION.to_owned(), "1".to_owned())].into());
+        assert_eq!(due(&a, now), Due::Now("requested"));
+        a.status.as_mut().unwrap().last_run_request = Some("1".into());
+        assert_eq!(due(&a, now), Due::Never);
+    }
+
+    #[test]
+    fn schedules_run_when_the_interval_has_passed_unless_suspended() {
+        let now = Timestamp::now();
+        let earlier = now - SignedDuration::from_secs(30);
+        let a = assessment(1, Some(60), Some(completed(1, earlier)));
+        assert_eq!(due(&a, now), Due::At(earlier + SignedDuration::from_secs(60)));
+        assert_eq!(due(&a, now + SignedDuration::from_secs(31)), Due::Now("scheduled"));
+        let mut suspended = a.clone();
+        suspended.spec.suspend = true;
+        assert_eq!(due(&suspended, now + SignedDuration::from_secs(31)), Due::Never);
+    }
+
+    #[test]
+    fn a_failed_run_is_retried_after_a_pause() {
+        let now = Timestamp::now();
+        let mut status = completed(1, now);
+        status.phase = Some(Phase::Failed);
+        let a = assessment(1, None, Some(status));
+        assert_eq!(due(&a, now), Due::At(now + RETRY_AFTER_FAILURE));
+        assert_eq!(due(&a, now + RETRY_AFTER_FAILURE), Due::Now("retry"));
+    }
+
+    #[test]
+    fn the_summary_follows_the_scheduled_assessment_that_ran_last() {
+        let now = Timestamp::now();
+        let mut old = assessment(1, Some(60), Some(completed(1, now - SignedDuration::from_secs(600))));
+        old.metadata.name = Some("old".into());
+        old.status.as_mut().unwrap().run_id = Some("old-1".into());
+        let mut new = assessment(1, Some(60), Some(completed(1, now)));
+        new.status.as_mut().unwrap().run_id = Some("nightly-2".into());
+        let manual = assessment(1, None, Some(completed(1, now + SignedDuration::from_secs(5))));
+        let all: Vec<Arc<Assessment>> = [old, new, manual].into_iter().map(Arc::new).collect();
+        assert_eq!(latest_scheduled(&all).last_scheduled_run_id.as_deref(), Some("nightly-2"));
+        let off = latest_scheduled(&all[2..]);
+        assert!(!off.scheduling_enabled);
+        assert_eq!(off.last_scheduled_outcome, kube9_api::assessment::ScheduledOutcome::None);
+    }
+
+    #[test]
+    fn an_interrupted_run_runs_again() {
+        let now = Timestamp::now();
+        let mut status = completed(1, now);
+        status.phase = Some(Phase::Running);
+        assert_eq!(due(&assessment(1, None, Some(status)), now), Due::Now("interrupted"));
+    }
+}

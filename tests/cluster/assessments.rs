@@ -1,0 +1,194 @@
+//! The Assessment controller in the real operator binary against the local control plane:
+//! a run over real workloads, its status, its Event, the scheduled-run summary in the
+//! OperatorStatus and the ConfigMap, a schedule that runs again on its own, exemptions, and
+//! a run requested by annotation.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Event;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube9_api::assessment::{
+    Assessment, AssessmentSpec, AssessmentStatus, CheckState, Phase, RUN_REQUESTED_ANNOTATION, Schedule,
+    ScheduledOutcome, Selection,
+};
+use kube9_tests::operator::{Operator, singleton_lock, wait_for_both};
+use kube9_tests::{Ctx, scenario, unique_name, wait_for};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A Deployment that runs privileged, from a `latest` image, with no resources set.
+async fn careless_deployment(ctx: &Ctx, ns: &str, name: &str, annotations: serde_json::Value) -> anyhow::Result<()> {
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": ns, "annotations": annotations},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "shop/web:latest", "securityContext": {"privileged": true}}]}
+            }
+        }
+    }))?;
+    Api::<Deployment>::namespaced(ctx.client.clone(), ns).create(&PostParams::default(), &deployment).await?;
+    Ok(())
+}
+
+async fn create_assessment(ctx: &Ctx, ns: &str, schedule: Option<u32>) -> anyhow::Result<String> {
+    let name = unique_name("assess");
+    ctx.cleanup::<Assessment>(None, &name);
+    let spec = AssessmentSpec {
+        namespaces: Some(Selection { include: vec![ns.to_owned()], exclude: vec![] }),
+        schedule: schedule.map(|interval_seconds| Schedule { interval_seconds }),
+        ..AssessmentSpec::default()
+    };
+    Api::<Assessment>::all(ctx.client.clone()).create(&PostParams::default(), &Assessment::new(&name, spec)).await?;
+    Ok(name)
+}
+
+/// Waits for a finished run whose id is not `previous`, and returns its status.
+async fn next_run(
+    ctx: &Ctx,
+    name: &str,
+    previous: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<AssessmentStatus> {
+    let api: Api<Assessment> = Api::all(ctx.client.clone());
+    let found = std::sync::Arc::new(std::sync::Mutex::new(None));
+    wait_for(timeout, || {
+        let (api, found) = (api.clone(), found.clone());
+        async move {
+            let status = api.get(name).await?.status.unwrap_or_default();
+            let finished = matches!(status.phase, Some(Phase::Completed | Phase::Failed));
+            let new = status.run_id.is_some() && status.run_id.as_deref() != previous;
+            *found.lock().expect("not poisoned") = Some(status);
+            Ok(finished && new)
+        }
+    })
+    .await
+    .map_err(|e| e.context(format!("last seen: {:#?}", found.lock().ok().and_then(|f| f.clone()))))?;
+    Ok(found.lock().expect("not poisoned").take().expect("seen"))
+}
+
+#[tokio::test]
+async fn a_scheduled_assessment_reports_findings_an_event_and_the_summary_and_runs_again() {
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("assess").await?;
+        careless_deployment(&ctx, &ns, "careless", json!({})).await?;
+        careless_deployment(&ctx, &ns, "accepted", json!({"kube9.io/exempt": "security.privileged"})).await?;
+        let _op = Operator::start(&ns, &["--status-interval", "3s"], &[])?;
+        let name = create_assessment(&ctx, &ns, Some(10)).await?;
+
+        let first = next_run(&ctx, &name, None, WAIT).await?;
+        assert_eq!(first.phase, Some(Phase::Completed), "{first:#?}");
+        assert_eq!(first.observed_generation, Some(1));
+        let privileged: Vec<_> = first.findings.iter().filter(|f| f.check_id == "security.privileged").collect();
+        let failed: Vec<_> = privileged.iter().filter(|f| !f.exempted).map(|f| f.object.name.as_str()).collect();
+        let exempted: Vec<_> = privileged.iter().filter(|f| f.exempted).map(|f| f.object.name.as_str()).collect();
+        assert_eq!((failed, exempted), (vec!["careless"], vec!["accepted"]));
+        let finding = privileged.iter().find(|f| !f.exempted).expect("a failed finding");
+        assert_eq!((finding.object.kind.as_str(), finding.object.container.as_deref()), ("Deployment", Some("app")));
+        assert_eq!(finding.object.namespace.as_deref(), Some(ns.as_str()));
+        let outcome = first.checks.iter().find(|c| c.check_id == "security.privileged").expect("the check ran");
+        assert_eq!((outcome.state, outcome.failed, outcome.exempted), (CheckState::Failed, 1, 1));
+        assert!(first.totals.expect("totals").exempted >= 1);
+        assert!(first.score.is_some() && first.next_run_at.is_some() && !first.pillars.is_empty());
+        assert!(first.checks.iter().all(|c| c.state != CheckState::Skipped), "nothing skipped with full access");
+
+        // The Event, in `default` (Assessments are cluster-scoped).
+        let events: Api<Event> = Api::namespaced(ctx.client.clone(), "default");
+        let selector = format!("involvedObject.name={name}");
+        wait_for(Duration::from_secs(10), || {
+            let (events, selector) = (events.clone(), selector.clone());
+            async move {
+                let list = events.list(&ListParams::default().fields(&selector)).await?;
+                Ok(list.items.iter().any(|e| e.reason.as_deref() == Some("AssessmentCompleted")))
+            }
+        })
+        .await?;
+
+        // The summary, in the shape the extension reads, in both places.
+        let run_id = first.run_id.clone();
+        let (status, legacy) = wait_for_both(&ctx.client, &ns, WAIT, |s, l| {
+            let done = |a: &Option<kube9_api::assessment::ScheduledSummary>| {
+                a.as_ref().is_some_and(|a| a.last_scheduled_run_id.is_some() && a.last_scheduled_completed_at.is_some())
+            };
+            done(&s.assessment) && done(&l.assessment)
+        })
+        .await?;
+        let summary = status.assessment.expect("a summary");
+        assert_eq!(legacy.assessment.as_ref().map(|a| &a.last_scheduled_run_id), Some(&summary.last_scheduled_run_id));
+        assert!(summary.scheduling_enabled);
+        assert_eq!(summary.schedule_interval_seconds, Some(10));
+        assert_eq!(summary.last_scheduled_outcome, ScheduledOutcome::Success);
+        let totals = summary.last_scheduled_totals.expect("totals");
+        assert_eq!(totals.total_checks as usize, first.checks.len());
+        assert!(totals.failed_checks >= 1 && totals.passed_checks >= 1);
+        let check = summary.last_scheduled_checks.iter().find(|c| c.check_id == "security.privileged").expect("listed");
+        assert_eq!(check.status, CheckState::Failed);
+        assert!(check.message.as_deref().unwrap_or_default().contains("careless"));
+
+        // A 10 s schedule runs again on its own, and the summary follows.
+        let second = next_run(&ctx, &name, run_id.as_deref(), WAIT).await?;
+        assert_eq!(second.phase, Some(Phase::Completed));
+        let second_id = second.run_id.clone();
+        wait_for_both(&ctx.client, &ns, WAIT, |s, l| {
+            s.assessment.as_ref().map(|a| &a.last_scheduled_run_id) == Some(&second_id)
+                && l.assessment.as_ref().map(|a| &a.last_scheduled_run_id) == Some(&second_id)
+        })
+        .await?;
+
+        // With the schedule gone, scheduling shows as off.
+        Api::<Assessment>::all(ctx.client.clone()).delete(&name, &Default::default()).await?;
+        wait_for_both(&ctx.client, &ns, WAIT, |s, l| {
+            s.assessment.as_ref().is_some_and(|a| !a.scheduling_enabled)
+                && l.assessment.as_ref().is_some_and(|a| !a.scheduling_enabled)
+        })
+        .await?;
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_one_off_assessment_runs_once_and_again_when_requested() {
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("assess1").await?;
+        careless_deployment(&ctx, &ns, "careless", json!({})).await?;
+        let _op = Operator::start(&ns, &["--status-interval", "3s"], &[])?;
+        let name = create_assessment(&ctx, &ns, None).await?;
+        let api: Api<Assessment> = Api::all(ctx.client.clone());
+
+        let first = next_run(&ctx, &name, None, WAIT).await?;
+        assert_eq!(first.phase, Some(Phase::Completed), "{first:#?}");
+        assert!(first.next_run_at.is_none());
+
+        // Nothing runs again by itself (a one-off has no schedule).
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(api.get(&name).await?.status.and_then(|s| s.run_id), first.run_id);
+
+        // Exempting the namespace turns its findings into exempted ones on the requested run.
+        let patch = json!({"metadata": {"annotations": {"kube9.io/exempt": "security.privileged"}}});
+        kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(ctx.client.clone())
+            .patch(&ns, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        let request = json!({"metadata": {"annotations": {RUN_REQUESTED_ANNOTATION: "1"}}});
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&request)).await?;
+        let second = next_run(&ctx, &name, first.run_id.as_deref(), WAIT).await?;
+        assert_eq!(second.last_run_request.as_deref(), Some("1"));
+        let outcome = second.checks.iter().find(|c| c.check_id == "security.privileged").expect("the check ran");
+        assert_eq!((outcome.state, outcome.failed, outcome.exempted), (CheckState::Passed, 0, 1));
+
+        // A spec change is a new run too.
+        let narrow = json!({"spec": {"pillars": ["reliability"]}});
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&narrow)).await?;
+        let third = next_run(&ctx, &name, second.run_id.as_deref(), WAIT).await?;
+        assert_eq!(third.observed_generation, Some(2));
+        assert!(third.checks.iter().all(|c| c.check_id.starts_with("reliability.")), "{:?}", third.checks);
+        Ok(())
+    })
+    .await;
+}
