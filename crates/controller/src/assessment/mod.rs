@@ -14,7 +14,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Resource, ResourceExt};
 use kube9_api::assessment::{Assessment, AssessmentStatus, Phase, RUN_REQUESTED_ANNOTATION, ScheduledSummary};
@@ -25,7 +24,8 @@ use crate::status::writer::FIELD_MANAGER;
 /// What every Assessment reconcile gets.
 pub struct Context {
     pub client: kube::Client,
-    pub recorder: Recorder,
+    /// This operator's Pod, for the Events it records.
+    pub instance: Option<String>,
     /// The latest scheduled run, for the OperatorStatus and the legacy ConfigMap.
     pub summary: watch::Sender<Option<ScheduledSummary>>,
     /// The latest run this process finished, per Assessment: the watch may still show that
@@ -35,8 +35,7 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: kube::Client, summary: watch::Sender<Option<ScheduledSummary>>) -> Context {
-        let reporter = Reporter { controller: "kube9-operator".into(), instance: std::env::var("POD_NAME").ok() };
-        Context { recorder: Recorder::new(client.clone(), reporter), client, summary, finished: Mutex::default() }
+        Context { client, instance: std::env::var("POD_NAME").ok(), summary, finished: Mutex::default() }
     }
 }
 
@@ -46,6 +45,9 @@ pub enum Error {
     #[error("cannot write the Assessment status: {0}")]
     StatusWrite(#[source] kube::Error),
 }
+
+/// Where Events about Assessments (cluster-scoped) are recorded.
+pub const EVENT_NAMESPACE: &str = "default";
 
 /// How long after a failed run the next attempt starts.
 pub const RETRY_AFTER_FAILURE: SignedDuration = SignedDuration::from_secs(60);
@@ -146,8 +148,7 @@ async fn reconcile(assessment: Arc<Assessment>, ctx: Arc<Context>) -> Result<Act
             };
             write_status(&api, &name, &failed).await?;
             ctx.finished.lock().expect("not poisoned").insert(name.clone(), run_id.clone());
-            event(&ctx, &assessment, EventType::Warning, "AssessmentFailed", format!("cannot read the cluster: {e}"))
-                .await;
+            event(&ctx, &assessment, "Warning", "AssessmentFailed", format!("cannot read the cluster: {e}")).await;
             tracing::warn!(run_id, error = %e, "assessment failed; retrying in {}s", RETRY_AFTER_FAILURE.as_secs());
             return Ok(Action::requeue(RETRY_AFTER_FAILURE.try_into().expect("positive")));
         }
@@ -182,7 +183,7 @@ async fn reconcile(assessment: Arc<Assessment>, ctx: Arc<Context>) -> Result<Act
         gathered.skipped.len()
     );
     tracing::info!(run_id, score = report.score(), failed = totals.failed, "assessment completed");
-    event(&ctx, &assessment, EventType::Normal, "AssessmentCompleted", note).await;
+    event(&ctx, &assessment, "Normal", "AssessmentCompleted", note).await;
     match next_run_at {
         Some(next) => Ok(Action::requeue((next.0 - Timestamp::now()).try_into().unwrap_or(Duration::from_secs(1)))),
         None => Ok(Action::await_change()),
@@ -223,10 +224,41 @@ async fn write_status(api: &Api<Assessment>, name: &str, status: &AssessmentStat
         .map_err(Error::StatusWrite)
 }
 
-async fn event(ctx: &Context, assessment: &Assessment, type_: EventType, reason: &str, note: String) {
-    let note = crate::status::tier::truncate(&note, 1000);
-    let event = Event { type_, reason: reason.into(), note: Some(note), action: "Assess".into(), secondary: None };
-    if let Err(e) = ctx.recorder.publish(&event, &assessment.object_ref(&())).await {
+/// Records a core/v1 Event about `assessment`. Assessments are cluster-scoped, so the Event
+/// goes to `default`, as client-go's recorder does: the API servers from 1.20 on accept that
+/// for core Events, while an events.k8s.io Event about a cluster-scoped object is refused
+/// outside `kube-system` before 1.22.
+async fn event(ctx: &Context, assessment: &Assessment, type_: &str, reason: &str, note: String) {
+    use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+    let now = Time(Timestamp::now());
+    let name = assessment.name_any();
+    let event = Event {
+        metadata: kube::api::ObjectMeta {
+            name: Some(format!("{name}.{:x}", now.0.as_nanosecond())),
+            namespace: Some(EVENT_NAMESPACE.into()),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some(Assessment::api_version(&()).into_owned()),
+            kind: Some(Assessment::kind(&()).into_owned()),
+            name: Some(name),
+            uid: assessment.metadata.uid.clone(),
+            resource_version: assessment.metadata.resource_version.clone(),
+            ..Default::default()
+        },
+        reason: Some(reason.into()),
+        message: Some(crate::status::tier::truncate(&note, 1000)),
+        type_: Some(type_.into()),
+        count: Some(1),
+        first_timestamp: Some(now.clone()),
+        last_timestamp: Some(now),
+        source: Some(EventSource { component: Some("kube9-operator".into()), host: None }),
+        reporting_component: Some("kube9-operator".into()),
+        reporting_instance: ctx.instance.clone(),
+        ..Default::default()
+    };
+    let events: Api<Event> = Api::namespaced(ctx.client.clone(), EVENT_NAMESPACE);
+    if let Err(e) = events.create(&kube::api::PostParams::default(), &event).await {
         tracing::warn!(error = %e, reason, "cannot record the event");
     }
 }
