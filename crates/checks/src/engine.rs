@@ -1,5 +1,6 @@
 //! Runs the registry's checks over a snapshot: selection, exemptions, totals and scores.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -29,14 +30,62 @@ pub struct Options {
 /// The object a finding is about.
 #[derive(Clone, Copy, Debug)]
 pub struct Subject<'a> {
-    pub api_version: &'a str,
-    pub kind: &'a str,
+    pub api_version: &'static str,
+    pub kind: &'static str,
     pub meta: &'a ObjectMeta,
 }
 
 impl<'a> Subject<'a> {
-    pub fn new(api_version: &'a str, kind: &'a str, meta: &'a ObjectMeta) -> Subject<'a> {
+    pub fn new(api_version: &'static str, kind: &'static str, meta: &'a ObjectMeta) -> Subject<'a> {
         Subject { api_version, kind, meta }
+    }
+}
+
+/// One object a check flagged, kept small: a large cluster has tens of thousands, so the
+/// check's own texts (id, remediation) are not copied into each, and fixed messages are not
+/// allocated. `Found::finding` makes the full API `Finding` when one is needed.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub namespace: Option<String>,
+    pub name: String,
+    /// The container the finding is about, when it is about one.
+    pub container: Option<String>,
+    pub message: Cow<'static, str>,
+}
+
+/// A hit with the check that made it.
+#[derive(Clone, Copy, Debug)]
+pub struct Found<'r> {
+    pub check: &'static Check,
+    pub hit: &'r Hit,
+    pub exempted: bool,
+}
+
+impl Found<'_> {
+    pub fn severity(&self) -> Severity {
+        self.check.severity
+    }
+
+    /// The finding as the Assessment status and the CLI's JSON show it.
+    pub fn finding(&self) -> Finding {
+        let (check, hit) = (self.check, self.hit);
+        Finding {
+            check_id: check.id.to_owned(),
+            pillar: check.pillar,
+            severity: check.severity,
+            object: ObjectReference {
+                api_version: hit.api_version.to_owned(),
+                kind: hit.kind.to_owned(),
+                namespace: hit.namespace.clone(),
+                name: hit.name.clone(),
+                container: hit.container.clone(),
+            },
+            message: hit.message.clone().into_owned(),
+            remediation: check.remediation.to_owned(),
+            exempted: self.exempted,
+        }
     }
 }
 
@@ -45,8 +94,8 @@ impl<'a> Subject<'a> {
 pub struct CheckResult {
     pub check: &'static Check,
     pub passed: u32,
-    pub failed: Vec<Finding>,
-    pub exempted: Vec<Finding>,
+    pub failed: Vec<Hit>,
+    pub exempted: Vec<Hit>,
     /// Set when a kind the check needs could not be read.
     pub unavailable: Option<String>,
 }
@@ -81,35 +130,33 @@ impl Eval<'_> {
     }
 
     /// The object fails the check; `container` names the container where it matters.
-    pub fn fail(&mut self, subject: Subject<'_>, container: Option<&str>, message: impl Into<String>) {
+    pub fn fail(&mut self, subject: Subject<'_>, container: Option<&str>, message: impl Into<Cow<'static, str>>) {
         if !self.in_scope(subject.meta.namespace.as_deref()) {
             return;
         }
-        let check = self.result.check;
-        let finding = Finding {
-            check_id: check.id.to_owned(),
-            pillar: check.pillar,
-            severity: check.severity,
-            object: ObjectReference {
-                api_version: subject.api_version.to_owned(),
-                kind: subject.kind.to_owned(),
-                namespace: subject.meta.namespace.clone(),
-                name: subject.meta.name.clone().unwrap_or_default(),
-                container: container.map(str::to_owned),
-            },
+        let hit = Hit {
+            api_version: subject.api_version,
+            kind: subject.kind,
+            namespace: subject.meta.namespace.clone(),
+            name: subject.meta.name.clone().unwrap_or_default(),
+            container: container.map(str::to_owned),
             message: message.into(),
-            remediation: check.remediation.to_owned(),
-            exempted: false,
         };
         if self.exempt(subject.meta) {
-            self.result.exempted.push(Finding { exempted: true, ..finding });
+            self.result.exempted.push(hit);
         } else {
-            self.result.failed.push(finding);
+            self.result.failed.push(hit);
         }
     }
 
     /// Passes when `ok`, fails with `message` otherwise.
-    pub fn expect(&mut self, ok: bool, subject: Subject<'_>, container: Option<&str>, message: impl Into<String>) {
+    pub fn expect(
+        &mut self,
+        ok: bool,
+        subject: Subject<'_>,
+        container: Option<&str>,
+        message: impl Into<Cow<'static, str>>,
+    ) {
         if ok { self.pass(subject) } else { self.fail(subject, container, message) }
     }
 
@@ -195,34 +242,39 @@ impl Report {
     /// Failed findings by severity.
     pub fn by_severity(&self) -> SeverityCounts {
         let mut counts = SeverityCounts::default();
-        for finding in self.findings() {
-            match finding.severity {
-                Severity::Critical => counts.critical += 1,
-                Severity::High => counts.high += 1,
-                Severity::Medium => counts.medium += 1,
-                Severity::Low => counts.low += 1,
-                Severity::Info => counts.info += 1,
+        for r in &self.results {
+            let n = r.failed.len() as u32;
+            match r.check.severity {
+                Severity::Critical => counts.critical += n,
+                Severity::High => counts.high += n,
+                Severity::Medium => counts.medium += n,
+                Severity::Low => counts.low += n,
+                Severity::Info => counts.info += n,
             }
         }
         counts
     }
 
     /// Every failed finding, most severe first (exempted ones are in `exempted()`).
-    pub fn findings(&self) -> Vec<&Finding> {
-        let mut all: Vec<&Finding> = self.results.iter().flat_map(|r| r.failed.iter()).collect();
+    pub fn findings(&self) -> Vec<Found<'_>> {
+        let mut all: Vec<Found<'_>> = self
+            .results
+            .iter()
+            .flat_map(|r| r.failed.iter().map(|hit| Found { check: r.check, hit, exempted: false }))
+            .collect();
         all.sort_by(|a, b| {
-            (a.severity, &a.check_id, &a.object.namespace, &a.object.name).cmp(&(
-                b.severity,
-                &b.check_id,
-                &b.object.namespace,
-                &b.object.name,
+            (a.check.severity, a.check.id, &a.hit.namespace, &a.hit.name).cmp(&(
+                b.check.severity,
+                b.check.id,
+                &b.hit.namespace,
+                &b.hit.name,
             ))
         });
         all
     }
 
-    pub fn exempted(&self) -> impl Iterator<Item = &Finding> {
-        self.results.iter().flat_map(|r| r.exempted.iter())
+    pub fn exempted(&self) -> impl Iterator<Item = Found<'_>> {
+        self.results.iter().flat_map(|r| r.exempted.iter().map(|hit| Found { check: r.check, hit, exempted: true }))
     }
 
     /// A 0-100 score per pillar run: the severity-weighted share of object evaluations that
@@ -331,8 +383,14 @@ mod tests {
         let totals = report.totals();
         assert!(totals.failed >= 2 && totals.passed > totals.failed);
         let findings = report.findings();
-        assert_eq!(findings[0].severity, Severity::Critical, "most severe first");
-        assert_eq!(findings[0].object.container.as_deref(), Some("app"));
+        assert_eq!(findings[0].severity(), Severity::Critical, "most severe first");
+        assert_eq!(findings[0].hit.container.as_deref(), Some("app"));
+        assert!(findings.windows(2).all(|w| w[0].severity() <= w[1].severity()));
+        let full = findings[0].finding();
+        assert_eq!(
+            (full.check_id.as_str(), full.remediation.as_str()),
+            (findings[0].check.id, findings[0].check.remediation)
+        );
         assert_eq!(report.by_severity().critical, 1);
         let pillars = report.pillars();
         assert_eq!(pillars.len(), 6);

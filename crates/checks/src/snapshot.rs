@@ -318,6 +318,12 @@ impl Workload {
 fn typed<T: DeserializeOwned + k8s_openapi::Resource>(mut object: serde_json::Value) -> Result<T, String> {
     if let Some(map) = object.as_object_mut() {
         map.insert("apiVersion".into(), T::API_VERSION.into());
+        // Checks read what people declare, never what controllers observe: dropping status
+        // (and the field-manager bookkeeping) keeps the snapshot small.
+        map.remove("status");
+        if let Some(meta) = map.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            meta.remove("managedFields");
+        }
     }
     serde_json::from_value(object).map_err(|e| e.to_string())
 }

@@ -7,6 +7,7 @@ pub mod assessment;
 pub mod config;
 pub mod controller;
 pub mod health;
+pub mod memory;
 pub mod metrics;
 pub mod registration;
 pub mod shim;

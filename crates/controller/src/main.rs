@@ -3,11 +3,21 @@
 use clap::Parser;
 use kube9_operator::config::{Config, Flags};
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    kube9_operator::memory::limit_arenas();
     if std::env::args_os().nth(1).is_some_and(|a| a == "assess") {
         return assess(std::env::args_os().skip(1));
     }
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(operate()),
+        Err(e) => {
+            eprintln!("kube9-operator: cannot start the async runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn operate() -> std::process::ExitCode {
     let flags = Flags::parse();
     let config = match Config::from_flags(flags, std::env::var("KUBE9_API_KEY").ok()) {
         Ok(config) => config,

@@ -117,7 +117,10 @@ pub fn run(args: &Args) -> Outcome {
         Format::Sarif => format!("{:#}\n", output::sarif(&report, &loaded)),
     };
     let stderr: String = loaded.errors.iter().map(|e| format!("kube9-operator assess: {e}\n")).collect();
-    let failing = args.fail_on.threshold().is_some_and(|t| report.findings().iter().any(|f| f.severity <= t));
+    let failing = args
+        .fail_on
+        .threshold()
+        .is_some_and(|t| report.results.iter().any(|r| !r.failed.is_empty() && r.check.severity <= t));
     let code = if !loaded.errors.is_empty() {
         2
     } else if failing {

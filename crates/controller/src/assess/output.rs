@@ -42,10 +42,11 @@ fn place(loaded: &Loaded, finding: &Finding) -> String {
 /// A readable table: one line per finding, most severe first, then how to fix each failed
 /// check, then the totals.
 pub fn table(report: &Report, loaded: &Loaded) -> String {
-    let findings = report.findings();
-    let rows: Vec<[String; 5]> = findings
+    let rows: Vec<[String; 5]> = report
+        .findings()
         .iter()
         .map(|f| {
+            let f = &f.finding();
             [severity_name(f.severity).to_owned(), f.check_id.clone(), object(f), place(loaded, f), f.message.clone()]
         })
         .collect();
@@ -67,7 +68,8 @@ pub fn table(report: &Report, loaded: &Loaded) -> String {
             let _ = writeln!(out, "  {} ({}): {}", result.check.id, result.check.title, result.check.remediation);
         }
     }
-    let exempted: Vec<String> = report.exempted().map(|f| format!("{} on {}", f.check_id, object(f))).collect();
+    let exempted: Vec<String> =
+        report.exempted().map(|f| format!("{} on {}", f.check.id, object(&f.finding()))).collect();
     if !exempted.is_empty() {
         let _ = writeln!(out, "\nExempted by annotation ({}):", exempted.len());
         for line in exempted {
@@ -120,8 +122,8 @@ pub fn json(report: &Report, loaded: &Loaded) -> Value {
         "totals": report.totals(),
         "bySeverity": report.by_severity(),
         "pillars": report.pillars(),
-        "findings": report.findings().into_iter().map(with_place).collect::<Vec<_>>(),
-        "exempted": report.exempted().map(with_place).collect::<Vec<_>>(),
+        "findings": report.findings().iter().map(|f| with_place(&f.finding())).collect::<Vec<_>>(),
+        "exempted": report.exempted().map(|f| with_place(&f.finding())).collect::<Vec<_>>(),
         "checks": crate::assessment::result::check_outcomes(report),
         "inputs": {"files": loaded.files, "documents": loaded.documents},
         "errors": loaded.errors,
@@ -175,8 +177,8 @@ pub fn sarif(report: &Report, loaded: &Loaded) -> Value {
         }
         value
     };
-    let mut results: Vec<Value> = report.findings().into_iter().map(|f| result(f, false)).collect();
-    results.extend(report.exempted().map(|f| result(f, true)));
+    let mut results: Vec<Value> = report.findings().iter().map(|f| result(&f.finding(), false)).collect();
+    results.extend(report.exempted().map(|f| result(&f.finding(), true)));
     let notifications: Vec<Value> = loaded
         .errors
         .iter()

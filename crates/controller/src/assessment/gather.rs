@@ -5,8 +5,10 @@
 //! cluster serves. A kind that is not served, or that the operator may not list, is recorded
 //! as unavailable; the checks that need it say so and the others still run.
 
-use kube::api::{Api, DynamicObject, ListParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
+use kube::Resource;
+use kube::api::{DynamicObject, ListParams};
+use kube::core::{ApiResource, GroupVersionKind, Request};
 use kube9_checks::Snapshot;
 
 /// A kind the checks read: its name in `Check::reads`, plural, and the versions to try.
@@ -75,15 +77,25 @@ pub async fn gather(client: &kube::Client, needed: &[&str]) -> Result<Gathered, 
     Ok(gathered)
 }
 
+/// One page of a list, as the API server sends it (items are parsed once, straight into JSON
+/// values the snapshot takes over, rather than into typed objects and back).
+#[derive(serde::Deserialize)]
+struct Page {
+    #[serde(default)]
+    items: Vec<serde_json::Value>,
+    #[serde(default)]
+    metadata: ListMeta,
+}
+
 /// Lists one kind into the snapshot; false when no version is served or listing is forbidden.
 async fn list_kind(client: &kube::Client, kind: &Kind, gathered: &mut Gathered) -> Result<bool, kube::Error> {
     for version in kind.versions {
         let gvk = GroupVersionKind::gvk(kind.group, version, kind.name);
         let resource = ApiResource::from_gvk_with_plural(&gvk, kind.plural);
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let request = Request::new(DynamicObject::url_path(&resource, None));
         let mut params = ListParams::default().limit(PAGE);
         loop {
-            let page = match api.list(&params).await {
+            let page: Page = match client.request(request.list(&params).map_err(kube::Error::BuildRequest)?).await {
                 Ok(page) => page,
                 // Not served in this version: try the next one.
                 Err(kube::Error::Api(e)) if e.code == 404 => break,
@@ -95,15 +107,13 @@ async fn list_kind(client: &kube::Client, kind: &Kind, gathered: &mut Gathered) 
             };
             for mut object in page.items {
                 gathered.objects += 1;
-                // Nothing reads who wrote which field; dropping it early roughly halves memory.
-                object.metadata.managed_fields = None;
-                // The list does not repeat apiVersion and kind on each item.
-                object.types = Some(kube::core::TypeMeta {
-                    api_version: resource.api_version.clone(),
-                    kind: kind.name.to_owned(),
-                });
-                let value = serde_json::to_value(&object).unwrap_or_default();
-                for skip in gathered.snapshot.add(value) {
+                // The list does not repeat apiVersion and kind on each item. (The snapshot
+                // drops status and managedFields: no check reads them.)
+                if let Some(map) = object.as_object_mut() {
+                    map.insert("apiVersion".into(), resource.api_version.clone().into());
+                    map.insert("kind".into(), kind.name.into());
+                }
+                for skip in gathered.snapshot.add(object) {
                     gathered.skipped.push(skip.to_string());
                 }
             }

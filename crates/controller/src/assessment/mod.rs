@@ -183,6 +183,8 @@ async fn reconcile(assessment: Arc<Assessment>, ctx: Arc<Context>) -> Result<Act
         gathered.skipped.len()
     );
     tracing::info!(run_id, score = report.score(), failed = totals.failed, "assessment completed");
+    drop(report);
+    crate::memory::release();
     event(&ctx, &assessment, "Normal", "AssessmentCompleted", note).await;
     match next_run_at {
         Some(next) => Ok(Action::requeue((next.0 - Timestamp::now()).try_into().unwrap_or(Duration::from_secs(1)))),

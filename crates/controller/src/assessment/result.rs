@@ -8,7 +8,7 @@ use kube9_api::assessment::{
     ScheduledSummary, ScheduledTotals,
 };
 use kube9_api::common::Severity;
-use kube9_checks::engine::CheckResult;
+use kube9_checks::engine::{CheckResult, Found, Hit};
 use kube9_checks::{Options, Report};
 
 /// Findings kept in the status; the rest are counted in `truncated`.
@@ -48,15 +48,14 @@ fn state(result: &CheckResult) -> CheckState {
     }
 }
 
-fn describe(finding: &Finding) -> String {
-    let o = &finding.object;
+fn describe(o: &Hit) -> String {
     let place = match (&o.namespace, &o.container) {
         (Some(ns), Some(c)) => format!("{} {ns}/{} ({c})", o.kind, o.name),
         (Some(ns), None) => format!("{} {ns}/{}", o.kind, o.name),
         (None, Some(c)) => format!("{} {} ({c})", o.kind, o.name),
         (None, None) => format!("{} {}", o.kind, o.name),
     };
-    format!("{place}: {}", finding.message)
+    format!("{place}: {}", o.message)
 }
 
 /// One line on what failed: the first few objects and how many more.
@@ -113,9 +112,9 @@ pub fn status(
     run_request: Option<String>,
 ) -> AssessmentStatus {
     // Failed findings, most severe first, then the exempted ones (marked), within the bound.
-    let all: Vec<&Finding> = report.findings().into_iter().chain(report.exempted()).collect();
+    let all: Vec<Found<'_>> = report.findings().into_iter().chain(report.exempted()).collect();
     let truncated = all.len().saturating_sub(MAX_FINDINGS) as u32;
-    let findings: Vec<Finding> = all.into_iter().take(MAX_FINDINGS).cloned().collect();
+    let findings: Vec<Finding> = all.iter().take(MAX_FINDINGS).map(Found::finding).collect();
     let totals = report.totals();
     let message = format!("score {}: {} findings over {} checks", report.score(), totals.failed, report.results.len());
     AssessmentStatus {
