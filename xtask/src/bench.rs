@@ -1,4 +1,6 @@
-//! `cargo xtask bench`: the operator's figures (idle memory and CPU, status latency), measured
+//! `cargo xtask bench`: every benchmark, each printing its figures and a baseline measured in
+//! the same run. The check engine and the offline CLI need no cluster; the operator's figures
+//! (idle memory and CPU, status latency) and an Assessment over 2,000 Deployments are measured
 //! on the release binary against a control plane this command starts (or the one KUBECONFIG
 //! names) and stops again.
 
@@ -19,19 +21,29 @@ pub fn run(root: &Path) -> Result<()> {
     if !status.success() {
         bail!("building the release operator failed");
     }
+    let binary = root.join("target/release/kube9-operator");
+    let bench = |package: &str, name: &str, kubeconfig: Option<&Path>| -> Result<()> {
+        let mut command = Command::new(&cargo);
+        command
+            .current_dir(root)
+            .args(["bench", "--locked", "-p", package, "--bench", name])
+            .env("KUBE9_OPERATOR_BIN", &binary);
+        if let Some(kubeconfig) = kubeconfig {
+            command.env("KUBECONFIG", kubeconfig);
+        }
+        let status = command.status().with_context(|| format!("running cargo bench --bench {name}"))?;
+        if !status.success() {
+            bail!("the {name} benchmark failed");
+        }
+        Ok(())
+    };
+    bench("kube9-checks", "engine", None)?;
+    bench("kube9-tests", "cli", None)?;
     let cluster = testenv::up(false, false)?;
-    let result = Command::new(&cargo)
-        .current_dir(root)
-        .args(["bench", "--locked", "-p", "kube9-tests", "--bench", "operator"])
-        .env("KUBECONFIG", &cluster.kubeconfig)
-        .env("KUBE9_OPERATOR_BIN", root.join("target/release/kube9-operator"))
-        .status()
-        .context("running cargo bench");
+    let result = bench("kube9-tests", "operator", Some(&cluster.kubeconfig))
+        .and_then(|()| bench("kube9-tests", "assessment", Some(&cluster.kubeconfig)));
     if cluster.started_here {
         testenv::down()?;
     }
-    if !result?.success() {
-        bail!("the benchmark failed");
-    }
-    Ok(())
+    result
 }

@@ -104,6 +104,67 @@ pub fn run(root: &Path) -> Result<()> {
     show_when(&kubectl, |json| json.contains("\"health\":\"degraded\""))?;
     drop(operator);
 
+    banner("4. A Well-Architected assessment, scheduled, of the workloads in examples/workloads.yaml");
+    let examples = root.join("examples");
+    let _ = kubectl(&["delete", "assessment", "kube9-demo", "--ignore-not-found"]);
+    print!("{}", kubectl(&["apply", "-f", &examples.join("workloads.yaml").display().to_string()])?);
+    print!("{}", kubectl(&["apply", "-f", &examples.join("assessment.yaml").display().to_string()])?);
+    let operator = start_operator(&bin, &kubeconfig, &work, &[])?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while kubectl(&["get", "assessment", "kube9-demo", "-o", "jsonpath={.status.phase}"]).unwrap_or_default()
+        != "Completed"
+    {
+        if Instant::now() > deadline {
+            bail!("the Assessment did not complete within 60 s; see {}", work.join("operator.log").display());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    println!("$ kubectl get assessments");
+    print!("{}", kubectl(&["get", "assessments"])?);
+    let findings = "jsonpath={range .status.findings[*]}{.severity}{\"\\t\"}{.checkId}{\"\\t\"}{.object.kind} \
+                    {.object.namespace}/{.object.name}{\"\\t\"}{.message}{\"\\n\"}{end}";
+    println!("$ kubectl get assessment kube9-demo -o '{findings}'   # the first 8");
+    for line in kubectl(&["get", "assessment", "kube9-demo", "-o", findings])?.lines().take(8) {
+        println!("{line}");
+    }
+    println!(
+        "$ kubectl get configmap kube9-operator-status -n {NAMESPACE} -o jsonpath='{{.data.status}}'   # its assessment field, without lastScheduledChecks"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let summary = loop {
+        let json =
+            kubectl(&["get", "configmap", "kube9-operator-status", "-n", NAMESPACE, "-o", "jsonpath={.data.status}"])?;
+        let mut status: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+        let mut summary = status["assessment"].take();
+        if summary["lastScheduledOutcome"] == "success" || Instant::now() > deadline {
+            if let Some(map) = summary.as_object_mut() {
+                map.remove("lastScheduledChecks");
+            }
+            break summary;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    drop(operator);
+
+    banner("5. The same checks offline, as in CI: kube9-operator assess -f examples/ --fail-on critical");
+    let offline = Command::new(bin.join("kube9-operator"))
+        .args(["assess", "-f"])
+        .arg(&examples)
+        .args(["--fail-on", "critical"])
+        .current_dir(root)
+        .output()
+        .context("running kube9-operator assess")?;
+    let table = String::from_utf8_lossy(&offline.stdout);
+    for line in table.lines().take(6) {
+        println!("{line}");
+    }
+    println!("...");
+    for line in table.lines().rev().take(2).collect::<Vec<_>>().into_iter().rev() {
+        println!("{line}");
+    }
+    println!("exit status {} (a critical finding; 0 without one)", offline.status.code().unwrap_or(-1));
+
     banner("Done");
     println!("The control plane is still running: export KUBECONFIG={}", kubeconfig.display());
     println!("Stop it with: cargo xtask testenv down");

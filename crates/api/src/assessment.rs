@@ -28,7 +28,8 @@ pub const RUN_REQUESTED_ANNOTATION: &str = "kube9.io/run-requested";
     printcolumn(name = "Score", type_ = "integer", json_path = ".status.score"),
     printcolumn(name = "Failed", type_ = "integer", json_path = ".status.totals.failed"),
     printcolumn(name = "Completed", type_ = "date", json_path = ".status.completedAt"),
-    printcolumn(name = "Next Run", type_ = "date", json_path = ".status.nextRunAt"),
+    // A future time printed as a date (an age) shows as <invalid> in kubectl: print the timestamp.
+    printcolumn(name = "Next Run", type_ = "string", json_path = ".status.nextRunAt"),
     printcolumn(name = "Suspended", type_ = "boolean", json_path = ".spec.suspend", priority = 1)
 )]
 #[serde(rename_all = "camelCase")]

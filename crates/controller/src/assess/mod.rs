@@ -113,8 +113,8 @@ pub fn run(args: &Args) -> Outcome {
     let report = kube9_checks::run(&loaded.snapshot, &options);
     let stdout = match args.output {
         Format::Table => output::table(&report, &loaded),
-        Format::Json => format!("{:#}\n", output::json(&report, &loaded)),
-        Format::Sarif => format!("{:#}\n", output::sarif(&report, &loaded)),
+        Format::Json => pretty(&output::json(&report, &loaded)),
+        Format::Sarif => pretty(&output::sarif(&report, &loaded)),
     };
     let stderr: String = loaded.errors.iter().map(|e| format!("kube9-operator assess: {e}\n")).collect();
     let failing = args
@@ -129,6 +129,12 @@ pub fn run(args: &Args) -> Outcome {
         0
     };
     Outcome { stdout, stderr, code }
+}
+
+fn pretty(value: &impl serde::Serialize) -> String {
+    let mut text = serde_json::to_string_pretty(value).expect("the report serializes");
+    text.push('\n');
+    text
 }
 
 #[cfg(test)]

@@ -1,14 +1,17 @@
 //! The offline assessment's three outputs: a table for people, JSON for scripts, and SARIF
 //! 2.1.0 for code-scanning tools.
 
+use std::cell::Cell;
 use std::fmt::Write;
 
-use kube9_api::assessment::Finding;
+use kube9_api::assessment::{CheckOutcome, Finding, OutcomeCounts, PillarResult, SeverityCounts};
 use kube9_api::common::Severity;
 use kube9_checks::Report;
+use kube9_checks::engine::Found;
+use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::input::Loaded;
+use super::input::{InputError, Loaded};
 
 fn severity_name(severity: Severity) -> &'static str {
     match severity {
@@ -107,27 +110,75 @@ pub fn table(report: &Report, loaded: &Loaded) -> String {
     out
 }
 
+/// Serializes an iterator as a JSON array as it goes, so a large report is never held twice
+/// (once as findings, once as a JSON tree).
+struct Stream<I>(Cell<Option<I>>);
+
+impl<I> Stream<I> {
+    fn new(items: I) -> Stream<I> {
+        Stream(Cell::new(Some(items)))
+    }
+}
+
+impl<I: Iterator<Item = T>, T: Serialize> Serialize for Stream<I> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.take().into_iter().flatten())
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase", bound(serialize = "Stream<F>: Serialize, Stream<E>: Serialize"))]
+struct JsonReport<'a, F, E> {
+    score: u8,
+    totals: OutcomeCounts,
+    by_severity: SeverityCounts,
+    pillars: Vec<PillarResult>,
+    findings: Stream<F>,
+    exempted: Stream<E>,
+    checks: Vec<CheckOutcome>,
+    inputs: Value,
+    errors: &'a [InputError],
+}
+
 /// Everything, for scripts: the same fields as an Assessment's status, plus where each
 /// finding's object is and what could not be read.
-pub fn json(report: &Report, loaded: &Loaded) -> Value {
-    let with_place = |f: &Finding| {
-        let mut value = serde_json::to_value(f).unwrap_or_default();
+pub fn json<'a>(report: &'a Report, loaded: &'a Loaded) -> impl Serialize + 'a {
+    let with_place = |f: Found<'_>| {
+        let f = f.finding();
+        let mut value = serde_json::to_value(&f).unwrap_or_default();
         if let Some(origin) = loaded.origin(&f.object.kind, f.object.namespace.as_deref(), &f.object.name) {
             value["source"] = json!({"path": origin.path, "line": origin.line});
         }
         value
     };
-    json!({
-        "score": report.score(),
-        "totals": report.totals(),
-        "bySeverity": report.by_severity(),
-        "pillars": report.pillars(),
-        "findings": report.findings().iter().map(|f| with_place(&f.finding())).collect::<Vec<_>>(),
-        "exempted": report.exempted().map(|f| with_place(&f.finding())).collect::<Vec<_>>(),
-        "checks": crate::assessment::result::check_outcomes(report),
-        "inputs": {"files": loaded.files, "documents": loaded.documents},
-        "errors": loaded.errors,
-    })
+    JsonReport {
+        score: report.score(),
+        totals: report.totals(),
+        by_severity: report.by_severity(),
+        pillars: report.pillars(),
+        findings: Stream::new(report.findings().into_iter().map(with_place)),
+        exempted: Stream::new(report.exempted().map(with_place)),
+        checks: crate::assessment::result::check_outcomes(report),
+        inputs: json!({"files": loaded.files, "documents": loaded.documents}),
+        errors: &loaded.errors,
+    }
+}
+
+#[derive(Serialize)]
+#[serde(bound(serialize = "Stream<R>: Serialize"))]
+struct Sarif<R> {
+    #[serde(rename = "$schema")]
+    schema: &'static str,
+    version: &'static str,
+    runs: [SarifRun<R>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(bound(serialize = "Stream<R>: Serialize"))]
+struct SarifRun<R> {
+    tool: Value,
+    invocations: Value,
+    results: Stream<R>,
 }
 
 fn level(severity: Severity) -> &'static str {
@@ -141,7 +192,7 @@ fn level(severity: Severity) -> &'static str {
 /// SARIF 2.1.0: every check that ran is a rule; every finding a result at its file and line;
 /// exempted findings are results with an in-source suppression; unreadable input is a tool
 /// notification.
-pub fn sarif(report: &Report, loaded: &Loaded) -> Value {
+pub fn sarif<'a>(report: &'a Report, loaded: &'a Loaded) -> impl Serialize + 'a {
     let rules: Vec<Value> = report
         .results
         .iter()
@@ -159,12 +210,13 @@ pub fn sarif(report: &Report, loaded: &Loaded) -> Value {
         })
         .collect();
     let index = |id: &str| report.results.iter().position(|r| r.check.id == id);
-    let result = |f: &Finding, suppressed: bool| {
+    let result = move |found: Found<'_>| {
+        let f = found.finding();
         let mut value = json!({
             "ruleId": f.check_id,
             "ruleIndex": index(&f.check_id),
             "level": level(f.severity),
-            "message": {"text": format!("{}: {}", object(f), f.message)},
+            "message": {"text": format!("{}: {}", object(&f), f.message)},
         });
         if let Some(origin) = loaded.origin(&f.object.kind, f.object.namespace.as_deref(), &f.object.name) {
             value["locations"] = json!([{"physicalLocation": {
@@ -172,13 +224,11 @@ pub fn sarif(report: &Report, loaded: &Loaded) -> Value {
                 "region": {"startLine": origin.line},
             }}]);
         }
-        if suppressed {
+        if found.exempted {
             value["suppressions"] = json!([{"kind": "inSource", "justification": "kube9.io/exempt annotation on the object or its namespace"}]);
         }
         value
     };
-    let mut results: Vec<Value> = report.findings().iter().map(|f| result(&f.finding(), false)).collect();
-    results.extend(report.exempted().map(|f| result(&f.finding(), true)));
     let notifications: Vec<Value> = loaded
         .errors
         .iter()
@@ -190,23 +240,23 @@ pub fn sarif(report: &Report, loaded: &Loaded) -> Value {
             json!({"level": "error", "message": {"text": e.message}, "locations": [{"physicalLocation": location}]})
         })
         .collect();
-    json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
+    Sarif {
+        schema: "https://json.schemastore.org/sarif-2.1.0.json",
+        version: "2.1.0",
+        runs: [SarifRun {
+            tool: json!({"driver": {
                 "name": "kube9-operator",
                 "version": env!("CARGO_PKG_VERSION"),
                 "informationUri": "https://github.com/alto9/kube9-operator",
                 "rules": rules,
-            }},
-            "invocations": [{
+            }}),
+            invocations: json!([{
                 "executionSuccessful": loaded.errors.is_empty(),
                 "toolExecutionNotifications": notifications,
-            }],
-            "results": results,
+            }]),
+            results: Stream::new(report.findings().into_iter().chain(report.exempted()).map(result)),
         }],
-    })
+    }
 }
 
 /// A relative path as a URI reference (SARIF wants `/` separators and percent-encoding).
