@@ -176,6 +176,12 @@ def test_a_scheduled_assessment_is_created_by_default_and_can_be_turned_off(char
     assert not find(render(chart, {"assessment": {"enabled": False}}), "Assessment")
 
 
+def test_the_object_bound_reaches_the_operator_as_an_integer(chart: helm.Chart) -> None:
+    assert env(render(chart))["KUBE9_ASSESSMENT_MAX_OBJECTS"] == "5000"
+    # Helm reads numbers as floats: a large bound must not become 1e+06.
+    assert env(render(chart, {"assessment": {"maxObjects": 1000000}}))["KUBE9_ASSESSMENT_MAX_OBJECTS"] == "1000000"
+
+
 def test_host_network_and_extra_env_are_passed_through(chart: helm.Chart) -> None:
     extra = [{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"}]
     objects = render(chart, {"hostNetwork": True, "extraEnv": extra, "healthPort": 18080})
@@ -208,6 +214,7 @@ def test_rbac_can_be_left_to_the_administrator(chart: helm.Chart) -> None:
         ({"existingSecret": "Not_A_Name"}, "at '/existingSecret': 'Not_A_Name' does not match"),
         ({"rbac": {"create": "yes"}}, "at '/rbac/create': got string, want boolean"),
         ({"assessment": {"intervalSeconds": 5}}, "at '/assessment/intervalSeconds': minimum: got 5, want 60"),
+        ({"assessment": {"maxObjects": -1}}, "at '/assessment/maxObjects': minimum: got -1, want 0"),
         ({"assessment": {"pillars": ["speed"]}}, "at '/assessment/pillars/0': value must be one of"),
         ({"assessment": {"excludeChecks": ["privileged"]}}, "at '/assessment/excludeChecks/0': 'privileged' does not match"),
     ],

@@ -1,7 +1,7 @@
 //! The Assessment controller in the real operator binary against the local control plane:
 //! a run over real workloads, its status, its Event, the scheduled-run summary in the
 //! OperatorStatus and the ConfigMap, a schedule that runs again on its own, exemptions, and
-//! a run requested by annotation.
+//! a run requested by annotation, and a cluster over the operator's object bound.
 
 use std::time::Duration;
 
@@ -188,6 +188,60 @@ async fn a_one_off_assessment_runs_once_and_again_when_requested() {
         let third = next_run(&ctx, &name, second.run_id.as_deref(), WAIT).await?;
         assert_eq!(third.observed_generation, Some(2));
         assert!(third.checks.iter().all(|c| c.check_id.starts_with("reliability.")), "{:?}", third.checks);
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_cluster_over_the_object_bound_fails_the_run_with_an_event_and_the_summary_says_so() {
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("assessbig").await?;
+        // Every cluster has more than two Namespaces, which every run reads.
+        let _op = Operator::start(&ns, &["--status-interval", "3s", "--assessment-max-objects", "2"], &[])?;
+        let name = create_assessment(&ctx, &ns, Some(600)).await?;
+
+        let run = next_run(&ctx, &name, None, WAIT).await?;
+        assert_eq!(run.phase, Some(Phase::Failed), "{run:#?}");
+        let complete = run.conditions.iter().find(|c| c.type_ == "Complete").expect("a Complete condition");
+        assert_eq!((complete.status.as_str(), complete.reason.as_str()), ("False", "Failed"));
+        assert!(complete.message.contains("more than 2 objects"), "{}", complete.message);
+        assert!(complete.message.contains("assessment.maxObjects"), "{}", complete.message);
+        // Tried again on the schedule, not every minute: the cluster will not shrink by then.
+        let (done, next) =
+            (run.completed_at.clone().expect("completed").0, run.next_run_at.clone().expect("a next run").0);
+        assert!(next.duration_since(done).as_secs() >= 590, "next run {next} after {done}");
+        assert!(run.findings.is_empty() && run.totals.is_none(), "no partial result: {run:#?}");
+
+        let events: Api<Event> = Api::namespaced(ctx.client.clone(), "default");
+        let selector = format!("involvedObject.name={name}");
+        wait_for(Duration::from_secs(10), || {
+            let (events, selector) = (events.clone(), selector.clone());
+            async move {
+                let list = events.list(&ListParams::default().fields(&selector)).await?;
+                Ok(list.items.iter().any(|e| {
+                    e.reason.as_deref() == Some("AssessmentFailed")
+                        && e.type_.as_deref() == Some("Warning")
+                        && e.message.as_deref().is_some_and(|m| m.contains("more than 2 objects"))
+                }))
+            }
+        })
+        .await?;
+
+        let (status, legacy) = wait_for_both(&ctx.client, &ns, WAIT, |s, l| {
+            let failed = |a: &Option<kube9_api::assessment::ScheduledSummary>| {
+                a.as_ref().is_some_and(|a| a.last_scheduled_outcome == ScheduledOutcome::Failed)
+            };
+            failed(&s.assessment) && failed(&l.assessment)
+        })
+        .await?;
+        for summary in [status.assessment, legacy.assessment] {
+            let summary = summary.expect("a summary");
+            assert_eq!(summary.last_scheduled_run_id, run.run_id);
+            let error = summary.last_scheduled_error.unwrap_or_default();
+            assert!(error.contains("more than 2 objects"), "{error}");
+        }
         Ok(())
     })
     .await;

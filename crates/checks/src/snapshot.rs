@@ -278,6 +278,32 @@ impl Snapshot {
     }
 
     /// The namespace object named `name`, if the snapshot has it.
+    /// Objects held (controlled Pods are not: they are assessed through their workload).
+    pub fn len(&self) -> usize {
+        self.namespaces.len()
+            + self.workloads.len()
+            + self.pods.len()
+            + self.services.len()
+            + self.ingresses.len()
+            + self.network_policies.len()
+            + self.pdbs.len()
+            + self.hpas.len()
+            + self.resource_quotas.len()
+            + self.limit_ranges.len()
+            + self.pvcs.len()
+            + self.roles.len()
+            + self.cluster_roles.len()
+            + self.role_bindings.len()
+            + self.cluster_role_bindings.len()
+            + self.config_maps.len()
+            + self.nodes.len()
+            + self.crds.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn namespace(&self, name: &str) -> Option<&Namespace> {
         self.namespaces.iter().find(|n| n.metadata.name.as_deref() == Some(name))
     }

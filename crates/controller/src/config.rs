@@ -72,6 +72,12 @@ pub struct Flags {
     /// Address of the /healthz, /readyz and /metrics server.
     #[arg(long, env = "KUBE9_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
     pub health_addr: SocketAddr,
+
+    /// Most objects an Assessment run holds in memory (about 16 KiB each at the peak); a larger
+    /// cluster fails the run with a message saying so rather than outgrowing the memory limit.
+    /// 0: no bound.
+    #[arg(long, env = "KUBE9_ASSESSMENT_MAX_OBJECTS", default_value_t = 5000)]
+    pub assessment_max_objects: usize,
 }
 
 /// A setting that cannot be used, named so the administrator knows what to fix.
@@ -113,6 +119,8 @@ pub struct Config {
     pub log_level: String,
     pub log_format: LogFormat,
     pub health_addr: SocketAddr,
+    /// 0: no bound.
+    pub assessment_max_objects: usize,
 }
 
 impl Config {
@@ -155,6 +163,7 @@ impl Config {
             log_level: flags.log_level,
             log_format: flags.log_format,
             health_addr: flags.health_addr,
+            assessment_max_objects: flags.assessment_max_objects,
         })
     }
 }
@@ -239,6 +248,8 @@ mod tests {
         assert!(config.api_key.is_none());
         assert_eq!(config.status_interval, Duration::from_secs(60));
         assert_eq!(config.server_url.as_str(), "https://api.kube9.io/");
+        assert_eq!(config.assessment_max_objects, 5000, "the chart's default, sized for its 128Mi limit");
+        assert!(Flags::try_parse_from(["kube9-operator", "--assessment-max-objects", "many"]).is_err());
     }
 
     #[test]

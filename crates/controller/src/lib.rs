@@ -61,7 +61,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
 
     let (summary_tx, summary_rx) = watch::channel(None);
-    let assessments = Arc::new(assessment::Context::new(client.clone(), summary_tx));
+    let assessments = Arc::new(assessment::Context::new(client.clone(), summary_tx, config.assessment_max_objects));
     let ctx = Arc::new(Context {
         client,
         config: config.clone(),

@@ -56,6 +56,19 @@ const KINDS: &[Kind] = &[
 /// Objects per list page.
 const PAGE: u32 = 500;
 
+/// Why gathering stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum GatherError {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    #[error(
+        "the checks would hold more than {limit} objects (stopped while listing {kind}); raise \
+         --assessment-max-objects (chart value assessment.maxObjects) together with the memory limit, \
+         about 16 KiB per object"
+    )]
+    TooLarge { limit: usize, kind: &'static str },
+}
+
 /// What gathering saw, besides the snapshot.
 #[derive(Debug, Default)]
 pub struct Gathered {
@@ -66,11 +79,12 @@ pub struct Gathered {
     pub skipped: Vec<String>,
 }
 
-/// Lists the kinds in `needed` (names as in `Check::reads`).
-pub async fn gather(client: &kube::Client, needed: &[&str]) -> Result<Gathered, kube::Error> {
+/// Lists the kinds in `needed` (names as in `Check::reads`), stopping once the snapshot holds
+/// more than `max_objects` objects (0: no bound).
+pub async fn gather(client: &kube::Client, needed: &[&str], max_objects: usize) -> Result<Gathered, GatherError> {
     let mut gathered = Gathered::default();
     for kind in KINDS.iter().filter(|k| needed.contains(&k.name)) {
-        if !list_kind(client, kind, &mut gathered).await? {
+        if !list_kind(client, kind, &mut gathered, max_objects).await? {
             gathered.snapshot.unavailable.push(kind.name.to_owned());
         }
     }
@@ -88,14 +102,20 @@ struct Page {
 }
 
 /// Lists one kind into the snapshot; false when no version is served or listing is forbidden.
-async fn list_kind(client: &kube::Client, kind: &Kind, gathered: &mut Gathered) -> Result<bool, kube::Error> {
+async fn list_kind(
+    client: &kube::Client,
+    kind: &'static Kind,
+    gathered: &mut Gathered,
+    max_objects: usize,
+) -> Result<bool, GatherError> {
     for version in kind.versions {
         let gvk = GroupVersionKind::gvk(kind.group, version, kind.name);
         let resource = ApiResource::from_gvk_with_plural(&gvk, kind.plural);
         let request = Request::new(DynamicObject::url_path(&resource, None));
         let mut params = ListParams::default().limit(PAGE);
         loop {
-            let page: Page = match client.request(request.list(&params).map_err(kube::Error::BuildRequest)?).await {
+            let list = request.list(&params).map_err(kube::Error::BuildRequest)?;
+            let page: Page = match client.request(list).await {
                 Ok(page) => page,
                 // Not served in this version: try the next one.
                 Err(kube::Error::Api(e)) if e.code == 404 => break,
@@ -103,7 +123,7 @@ async fn list_kind(client: &kube::Client, kind: &Kind, gathered: &mut Gathered) 
                     tracing::warn!(kind = kind.name, error = %e.message, "may not list; checks that need it are skipped");
                     return Ok(false);
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             };
             for mut object in page.items {
                 gathered.objects += 1;
@@ -116,6 +136,9 @@ async fn list_kind(client: &kube::Client, kind: &Kind, gathered: &mut Gathered) 
                 for skip in gathered.snapshot.add(object) {
                     gathered.skipped.push(skip.to_string());
                 }
+            }
+            if max_objects > 0 && gathered.snapshot.len() > max_objects {
+                return Err(GatherError::TooLarge { limit: max_objects, kind: kind.name });
             }
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(token) => params = params.continue_token(&token),

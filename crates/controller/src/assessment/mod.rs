@@ -31,11 +31,13 @@ pub struct Context {
     /// The latest run this process finished, per Assessment: the watch may still show that
     /// run as running for a moment after its result is written, and it must not run again.
     finished: Mutex<HashMap<String, String>>,
+    /// Most objects a run holds (0: no bound).
+    pub max_objects: usize,
 }
 
 impl Context {
-    pub fn new(client: kube::Client, summary: watch::Sender<Option<ScheduledSummary>>) -> Context {
-        Context { client, instance: std::env::var("POD_NAME").ok(), summary, finished: Mutex::default() }
+    pub fn new(client: kube::Client, summary: watch::Sender<Option<ScheduledSummary>>, max_objects: usize) -> Context {
+        Context { client, instance: std::env::var("POD_NAME").ok(), summary, finished: Mutex::default(), max_objects }
     }
 }
 
@@ -78,10 +80,12 @@ pub fn due(assessment: &Assessment, now: Timestamp) -> Due {
         return Due::Now("interrupted");
     }
     if status.phase == Some(Phase::Failed) {
-        let retry = status.completed_at.as_ref().map(|t| t.0 + RETRY_AFTER_FAILURE);
-        return match retry {
+        // The failed run said when to try again: a minute for an API error, the schedule (or
+        // only on request) for a cluster over the object bound.
+        return match status.next_run_at.as_ref().map(|t| t.0) {
             Some(at) if at > now => Due::At(at),
-            _ => Due::Now("retry"),
+            Some(_) => Due::Now("retry"),
+            None => Due::Never,
         };
     }
     match (&assessment.spec.schedule, assessment.spec.suspend) {
@@ -133,14 +137,26 @@ async fn reconcile(assessment: Arc<Assessment>, ctx: Arc<Context>) -> Result<Act
 
     let options = result::options(&assessment.spec);
     let needed = result::kinds_needed(&options);
-    let gathered = gather::gather(&ctx.client, &needed).await;
+    let gathered = gather::gather(&ctx.client, &needed, ctx.max_objects).await;
     let gathered = match gathered {
         Ok(g) => g,
         Err(e) => {
+            // A cluster too large for the bound stays too large for a while: try again on
+            // the schedule (or when asked); anything else is retried after a minute.
+            let retry = match &e {
+                gather::GatherError::TooLarge { .. } => assessment
+                    .spec
+                    .schedule
+                    .as_ref()
+                    .filter(|_| !assessment.spec.suspend)
+                    .map(|s| SignedDuration::from_secs(i64::from(s.interval_seconds))),
+                gather::GatherError::Kube(_) => Some(RETRY_AFTER_FAILURE),
+            };
+            let next_run_at = retry.map(|after| Time(Timestamp::now() + after));
             let failed = AssessmentStatus {
                 phase: Some(Phase::Failed),
                 completed_at: Some(Time(Timestamp::now())),
-                next_run_at: Some(Time(Timestamp::now() + RETRY_AFTER_FAILURE)),
+                next_run_at: next_run_at.clone(),
                 observed_generation: assessment.metadata.generation,
                 last_run_request: assessment.annotations().get(RUN_REQUESTED_ANNOTATION).cloned(),
                 conditions: result::conditions(false, &e.to_string(), assessment.metadata.generation),
@@ -148,9 +164,16 @@ async fn reconcile(assessment: Arc<Assessment>, ctx: Arc<Context>) -> Result<Act
             };
             write_status(&api, &name, &failed).await?;
             ctx.finished.lock().expect("not poisoned").insert(name.clone(), run_id.clone());
-            event(&ctx, &assessment, "Warning", "AssessmentFailed", format!("cannot read the cluster: {e}")).await;
-            tracing::warn!(run_id, error = %e, "assessment failed; retrying in {}s", RETRY_AFTER_FAILURE.as_secs());
-            return Ok(Action::requeue(RETRY_AFTER_FAILURE.try_into().expect("positive")));
+            let why = match &e {
+                gather::GatherError::Kube(e) => format!("cannot read the cluster: {e}"),
+                too_large => too_large.to_string(),
+            };
+            event(&ctx, &assessment, "Warning", "AssessmentFailed", why).await;
+            tracing::warn!(run_id, error = %e, next_run_at = ?next_run_at.as_ref().map(|t| t.0), "assessment failed");
+            return Ok(match next_run_at {
+                Some(next) => Action::requeue((next.0 - Timestamp::now()).try_into().unwrap_or(Duration::from_secs(1))),
+                None => Action::await_change(),
+            });
         }
     };
     let objects = gathered.objects;
@@ -357,13 +380,17 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_run_is_retried_after_a_pause() {
+    fn a_failed_run_is_retried_when_it_said() {
         let now = Timestamp::now();
         let mut status = completed(1, now);
         status.phase = Some(Phase::Failed);
-        let a = assessment(1, None, Some(status));
+        status.next_run_at = Some(Time(now + RETRY_AFTER_FAILURE));
+        let a = assessment(1, None, Some(status.clone()));
         assert_eq!(due(&a, now), Due::At(now + RETRY_AFTER_FAILURE));
         assert_eq!(due(&a, now + RETRY_AFTER_FAILURE), Due::Now("retry"));
+        // Too large and run once: only a change or a request runs it again.
+        status.next_run_at = None;
+        assert_eq!(due(&assessment(1, None, Some(status)), now + RETRY_AFTER_FAILURE), Due::Never);
     }
 
     #[test]
