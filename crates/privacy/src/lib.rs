@@ -1,0 +1,10 @@
+//! The pure core of the pro tier's privacy pipeline (see DESIGN.md, "Privacy pipeline"):
+//! real object names become deterministic, reversible mock names derived from a per-cluster
+//! secret key, and every payload is validated before it may leave the cluster. No I/O: the
+//! key's storage (a Secret), the collectors and the upload live in the operator.
+
+pub mod obfuscate;
+pub mod validate;
+
+pub use obfuscate::{Key, KeyError, Mapping};
+pub use validate::{Forbidden, Leak, LeakKind, check};
