@@ -71,6 +71,21 @@ async fn next_run(
     Ok(found.lock().expect("not poisoned").take().expect("seen"))
 }
 
+/// Waits for an Event about the Assessment `name` (recorded in `default`: Assessments are
+/// cluster-scoped) that satisfies `wanted`.
+async fn wait_for_event(ctx: &Ctx, name: &str, wanted: fn(&Event) -> bool) -> anyhow::Result<()> {
+    let events: Api<Event> = Api::namespaced(ctx.client.clone(), "default");
+    let selector = format!("involvedObject.name={name}");
+    wait_for(Duration::from_secs(10), || {
+        let (events, selector) = (events.clone(), selector.clone());
+        async move {
+            let list = events.list(&ListParams::default().fields(&selector)).await?;
+            Ok(list.items.iter().any(wanted))
+        }
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_scheduled_assessment_reports_findings_an_event_and_the_summary_and_runs_again() {
     scenario(|ctx| async move {
@@ -98,16 +113,7 @@ async fn a_scheduled_assessment_reports_findings_an_event_and_the_summary_and_ru
         assert!(first.checks.iter().all(|c| c.state != CheckState::Skipped), "nothing skipped with full access");
 
         // The Event, in `default` (Assessments are cluster-scoped).
-        let events: Api<Event> = Api::namespaced(ctx.client.clone(), "default");
-        let selector = format!("involvedObject.name={name}");
-        wait_for(Duration::from_secs(10), || {
-            let (events, selector) = (events.clone(), selector.clone());
-            async move {
-                let list = events.list(&ListParams::default().fields(&selector)).await?;
-                Ok(list.items.iter().any(|e| e.reason.as_deref() == Some("AssessmentCompleted")))
-            }
-        })
-        .await?;
+        wait_for_event(&ctx, &name, |e| e.reason.as_deref() == Some("AssessmentCompleted")).await?;
 
         // The summary, in the shape the extension reads, in both places.
         let run_id = first.run_id.clone();
@@ -214,18 +220,10 @@ async fn a_cluster_over_the_object_bound_fails_the_run_with_an_event_and_the_sum
         assert!(next.duration_since(done).as_secs() >= 590, "next run {next} after {done}");
         assert!(run.findings.is_empty() && run.totals.is_none(), "no partial result: {run:#?}");
 
-        let events: Api<Event> = Api::namespaced(ctx.client.clone(), "default");
-        let selector = format!("involvedObject.name={name}");
-        wait_for(Duration::from_secs(10), || {
-            let (events, selector) = (events.clone(), selector.clone());
-            async move {
-                let list = events.list(&ListParams::default().fields(&selector)).await?;
-                Ok(list.items.iter().any(|e| {
-                    e.reason.as_deref() == Some("AssessmentFailed")
-                        && e.type_.as_deref() == Some("Warning")
-                        && e.message.as_deref().is_some_and(|m| m.contains("more than 2 objects"))
-                }))
-            }
+        wait_for_event(&ctx, &name, |e| {
+            e.reason.as_deref() == Some("AssessmentFailed")
+                && e.type_.as_deref() == Some("Warning")
+                && e.message.as_deref().is_some_and(|m| m.contains("more than 2 objects"))
         })
         .await?;
 

@@ -277,7 +277,6 @@ impl Snapshot {
         }
     }
 
-    /// The namespace object named `name`, if the snapshot has it.
     /// Objects held (controlled Pods are not: they are assessed through their workload).
     pub fn len(&self) -> usize {
         self.namespaces.len()
@@ -304,6 +303,7 @@ impl Snapshot {
         self.len() == 0
     }
 
+    /// The namespace object named `name`, if the snapshot has it.
     pub fn namespace(&self, name: &str) -> Option<&Namespace> {
         self.namespaces.iter().find(|n| n.metadata.name.as_deref() == Some(name))
     }

@@ -16,7 +16,9 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Resource, ResourceExt};
-use kube9_api::assessment::{Assessment, AssessmentStatus, Phase, RUN_REQUESTED_ANNOTATION, ScheduledSummary};
+use kube9_api::assessment::{
+    Assessment, AssessmentSpec, AssessmentStatus, Phase, RUN_REQUESTED_ANNOTATION, ScheduledSummary,
+};
 use tokio::sync::watch;
 
 use crate::status::writer::FIELD_MANAGER;
@@ -88,16 +90,11 @@ pub fn due(assessment: &Assessment, now: Timestamp) -> Due {
             None => Due::Never,
         };
     }
-    match (&assessment.spec.schedule, assessment.spec.suspend) {
-        (Some(schedule), false) => {
-            let last = status.completed_at.as_ref().or(status.started_at.as_ref()).map(|t| t.0);
-            let next = last.map(|t| t + SignedDuration::from_secs(i64::from(schedule.interval_seconds)));
-            match next {
-                Some(next) if next > now => Due::At(next),
-                _ => Due::Now("scheduled"),
-            }
-        }
-        _ => Due::Never,
+    let Some(every) = schedule_interval(&assessment.spec) else { return Due::Never };
+    let last = status.completed_at.as_ref().or(status.started_at.as_ref()).map(|t| t.0);
+    match last.map(|t| t + every) {
+        Some(next) if next > now => Due::At(next),
+        _ => Due::Now("scheduled"),
     }
 }
 
@@ -143,19 +140,15 @@ async fn reconcile(assessment: Arc<Assessment>, ctx: Arc<Context>) -> Result<Act
         Err(e) => {
             // A cluster too large for the bound stays too large for a while: try again on
             // the schedule (or when asked); anything else is retried after a minute.
+            let failed_at = Timestamp::now();
             let retry = match &e {
-                gather::GatherError::TooLarge { .. } => assessment
-                    .spec
-                    .schedule
-                    .as_ref()
-                    .filter(|_| !assessment.spec.suspend)
-                    .map(|s| SignedDuration::from_secs(i64::from(s.interval_seconds))),
+                gather::GatherError::TooLarge { .. } => schedule_interval(&assessment.spec),
                 gather::GatherError::Kube(_) => Some(RETRY_AFTER_FAILURE),
             };
-            let next_run_at = retry.map(|after| Time(Timestamp::now() + after));
+            let next_run_at = retry.map(|after| Time(failed_at + after));
             let failed = AssessmentStatus {
                 phase: Some(Phase::Failed),
-                completed_at: Some(Time(Timestamp::now())),
+                completed_at: Some(Time(failed_at)),
                 next_run_at: next_run_at.clone(),
                 observed_generation: assessment.metadata.generation,
                 last_run_request: assessment.annotations().get(RUN_REQUESTED_ANNOTATION).cloned(),
@@ -168,12 +161,11 @@ async fn reconcile(assessment: Arc<Assessment>, ctx: Arc<Context>) -> Result<Act
                 gather::GatherError::Kube(e) => format!("cannot read the cluster: {e}"),
                 too_large => too_large.to_string(),
             };
-            event(&ctx, &assessment, "Warning", "AssessmentFailed", why).await;
             tracing::warn!(run_id, error = %e, next_run_at = ?next_run_at.as_ref().map(|t| t.0), "assessment failed");
-            return Ok(match next_run_at {
-                Some(next) => Action::requeue((next.0 - Timestamp::now()).try_into().unwrap_or(Duration::from_secs(1))),
-                None => Action::await_change(),
-            });
+            // The partial snapshot is gone; give its memory back as a completed run does.
+            crate::memory::release();
+            event(&ctx, &assessment, "Warning", "AssessmentFailed", why).await;
+            return Ok(until(next_run_at.as_ref()));
         }
     };
     let objects = gathered.objects;
@@ -182,9 +174,7 @@ async fn reconcile(assessment: Arc<Assessment>, ctx: Arc<Context>) -> Result<Act
         .await
         .expect("the check engine does not panic");
     let completed_at = Timestamp::now();
-    let interval = assessment.spec.schedule.as_ref().map(|s| i64::from(s.interval_seconds));
-    let next_run_at =
-        interval.filter(|_| !assessment.spec.suspend).map(|secs| Time(completed_at + SignedDuration::from_secs(secs)));
+    let next_run_at = schedule_interval(&assessment.spec).map(|after| Time(completed_at + after));
     let done = result::status(
         &report,
         running,
@@ -209,9 +199,19 @@ async fn reconcile(assessment: Arc<Assessment>, ctx: Arc<Context>) -> Result<Act
     drop(report);
     crate::memory::release();
     event(&ctx, &assessment, "Normal", "AssessmentCompleted", note).await;
-    match next_run_at {
-        Some(next) => Ok(Action::requeue((next.0 - Timestamp::now()).try_into().unwrap_or(Duration::from_secs(1)))),
-        None => Ok(Action::await_change()),
+    Ok(until(next_run_at.as_ref()))
+}
+
+/// The time between scheduled runs; none for a one-off or a suspended Assessment.
+fn schedule_interval(spec: &AssessmentSpec) -> Option<SignedDuration> {
+    spec.schedule.as_ref().filter(|_| !spec.suspend).map(|s| SignedDuration::from_secs(i64::from(s.interval_seconds)))
+}
+
+/// Wakes at `next`, or only when the object changes.
+fn until(next: Option<&Time>) -> Action {
+    match next {
+        Some(next) => Action::requeue((next.0 - Timestamp::now()).try_into().unwrap_or(Duration::from_secs(1))),
+        None => Action::await_change(),
     }
 }
 
