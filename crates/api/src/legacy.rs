@@ -28,6 +28,9 @@ pub struct LegacyStatus {
     /// The latest scheduled assessment, once one has run or is scheduled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assessment: Option<crate::assessment::ScheduledSummary>,
+    /// How the collectors are doing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection_stats: Option<crate::operator_status::CollectionStats>,
 }
 
 #[cfg(test)]
@@ -47,6 +50,7 @@ mod tests {
             cluster_id: None,
             namespace: "kube9-system".into(),
             assessment: None,
+            collection_stats: None,
         };
         let json = serde_json::to_value(&status).unwrap();
         assert_eq!(

@@ -132,10 +132,149 @@ pub struct OperatorStatusStatus {
     /// The latest scheduled Well-Architected assessment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assessment: Option<crate::assessment::ScheduledSummary>,
+    /// How the in-cluster collectors are doing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection_stats: Option<CollectionStats>,
+    /// The latest upload of sanitized collections to kube9-server (pro tier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<UploadStatus>,
+    /// AI insights from kube9-server, mapped back to real objects; most severe and newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 500))]
+    pub insights: Vec<Insight>,
+    /// Insights kube9-server sent that did not fit in `insights`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insights_omitted: Option<u32>,
+    /// Delivery of each `spec.acknowledgements` entry to kube9-server, keyed by insight id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub acknowledgements: BTreeMap<String, AcknowledgementSync>,
     /// Standard Kubernetes conditions (for example `Ready`, `Registered`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::common::conditions_schema")]
     pub conditions: Vec<Condition>,
+}
+
+/// How the collectors are doing (also in the legacy ConfigMap).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectionStats {
+    /// Collections that completed, since the operator started.
+    pub total_success_count: u64,
+    /// Collections that failed, since the operator started.
+    pub total_failure_count: u64,
+    /// Collections held now (bounded by the retention per collector).
+    pub collections_stored_count: u64,
+    /// When the latest collection completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_time: Option<Time>,
+}
+
+/// The latest upload to kube9-server.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadStatus {
+    /// When the latest upload was attempted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_time: Option<Time>,
+    /// When an upload last succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_time: Option<Time>,
+    /// Size of the latest payload sent, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_bytes: Option<u64>,
+    /// Why the latest attempt failed (never a name or a value from the payload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 500))]
+    pub last_error: Option<String>,
+}
+
+/// One AI insight about an object in this cluster.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Insight {
+    /// kube9-server's id; the key of an acknowledgement.
+    pub id: String,
+    /// The object the insight is about, by its real name when `mapped`.
+    pub object: InsightObject,
+    /// False when the server's (obfuscated) names matched no object the operator knows: the
+    /// insight is kept with the names as sent.
+    pub mapped: bool,
+    /// The kind of finding, for example `missing-resource-limits`.
+    #[serde(rename = "type")]
+    pub insight_type: String,
+    pub severity: crate::common::Severity,
+    pub title: String,
+    pub text: String,
+    #[serde(default)]
+    pub recommendation: String,
+    pub status: InsightState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+    /// 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// How the insight was made, for example `rules` or `llm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation_method: Option<String>,
+}
+
+/// The object an insight is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InsightObject {
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+/// Where an insight stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InsightState {
+    Active,
+    Acknowledged,
+    Resolved,
+    Dismissed,
+}
+
+/// Delivery of one acknowledgement to kube9-server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AcknowledgementSync {
+    /// The state this record is about (from the spec when it was last attempted).
+    pub state: AcknowledgementState,
+    /// The note this record is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub sync: SyncState,
+    /// Attempts for this state and note.
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 500))]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_time: Option<Time>,
+}
+
+/// Where the delivery of an acknowledgement stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum SyncState {
+    /// Not sent yet.
+    Pending,
+    /// kube9-server has it.
+    Synced,
+    /// The latest attempt failed; retried with backoff.
+    Failed,
+    /// kube9-server knows no insight with this id; not retried until the acknowledgement changes.
+    UnknownInsight,
 }
 
 #[cfg(test)]

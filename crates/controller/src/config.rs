@@ -78,6 +78,28 @@ pub struct Flags {
     /// 0: no bound.
     #[arg(long, env = "KUBE9_ASSESSMENT_MAX_OBJECTS", default_value_t = 5000)]
     pub assessment_max_objects: usize,
+
+    /// Collector intervals to change, as name=duration pairs (clusterMetadata,
+    /// resourceInventory, configurationPatterns, performanceMetrics, securityPosture), for
+    /// example performanceMetrics=5m,resourceInventory=1h. Each run is spread ±10 %.
+    #[arg(long, env = "KUBE9_COLLECTION_INTERVALS", default_value = "")]
+    pub collection_intervals: String,
+
+    /// Collections kept in memory per collector.
+    #[arg(long, env = "KUBE9_COLLECTION_RETENTION", default_value_t = 4)]
+    pub collection_retention: usize,
+
+    /// Upload interval (pro tier) until kube9-server configures one at registration.
+    #[arg(long, env = "KUBE9_METRICS_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub metrics_interval: Duration,
+
+    /// Most insights kept in the OperatorStatus (most severe and newest first).
+    #[arg(long, env = "KUBE9_MAX_INSIGHTS", default_value_t = 50)]
+    pub max_insights: usize,
+
+    /// The Secret (in the operator's namespace) holding the obfuscation key; created on first use.
+    #[arg(long, env = "KUBE9_OBFUSCATION_KEY_SECRET", default_value = "kube9-operator-obfuscation-key")]
+    pub obfuscation_key_secret: String,
 }
 
 /// A setting that cannot be used, named so the administrator knows what to fix.
@@ -101,6 +123,10 @@ pub enum ConfigError {
     Duration { name: &'static str, why: String },
     #[error("--log-level {0:?} is not a valid filter (try info, debug, or kube9_operator=debug)")]
     LogLevel(String),
+    #[error("--collection-intervals / KUBE9_COLLECTION_INTERVALS: {0}")]
+    CollectionIntervals(String),
+    #[error("--{name}: {why}")]
+    Setting { name: &'static str, why: String },
 }
 
 /// Validated configuration.
@@ -121,6 +147,12 @@ pub struct Config {
     pub health_addr: SocketAddr,
     /// 0: no bound.
     pub assessment_max_objects: usize,
+    /// The interval of each collector, in `Collector::ALL` order.
+    pub collection_intervals: [Duration; 5],
+    pub collection_retention: usize,
+    pub metrics_interval: Duration,
+    pub max_insights: usize,
+    pub obfuscation_key_secret: String,
 }
 
 impl Config {
@@ -150,6 +182,25 @@ impl Config {
         if tracing_subscriber::EnvFilter::try_new(&flags.log_level).is_err() {
             return Err(ConfigError::LogLevel(flags.log_level));
         }
+        let collection_intervals = parse_intervals(&flags.collection_intervals)?;
+        if !(1..=100).contains(&flags.collection_retention) {
+            return Err(ConfigError::Setting { name: "collection-retention", why: "must be 1 to 100".into() });
+        }
+        check_duration(
+            "metrics-interval",
+            flags.metrics_interval,
+            Duration::from_secs(1),
+            Duration::from_secs(7 * 86400),
+        )?;
+        if !(1..=500).contains(&flags.max_insights) {
+            return Err(ConfigError::Setting { name: "max-insights", why: "must be 1 to 500".into() });
+        }
+        if !is_dns_subdomain(&flags.obfuscation_key_secret) {
+            return Err(ConfigError::Setting {
+                name: "obfuscation-key-secret",
+                why: format!("{:?} is not a valid Secret name", flags.obfuscation_key_secret),
+            });
+        }
         Ok(Config {
             namespace: flags.namespace,
             api_key,
@@ -164,6 +215,11 @@ impl Config {
             log_format: flags.log_format,
             health_addr: flags.health_addr,
             assessment_max_objects: flags.assessment_max_objects,
+            collection_intervals,
+            collection_retention: flags.collection_retention,
+            metrics_interval: flags.metrics_interval,
+            max_insights: flags.max_insights,
+            obfuscation_key_secret: flags.obfuscation_key_secret,
         })
     }
 }
@@ -174,6 +230,30 @@ fn is_dns_label(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
+}
+
+fn is_dns_subdomain(name: &str) -> bool {
+    name.len() <= 253 && name.split('.').all(is_dns_label)
+}
+
+/// `name=duration,...` over the defaults of `Collector::ALL`.
+fn parse_intervals(text: &str) -> Result<[Duration; 5], ConfigError> {
+    use crate::collect::Collector;
+    let mut intervals = Collector::ALL.map(Collector::default_interval);
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let fail = |why: String| ConfigError::CollectionIntervals(format!("{pair:?}: {why}"));
+        let (name, value) = pair.split_once('=').ok_or_else(|| fail("expected name=duration".into()))?;
+        let index = Collector::ALL.iter().position(|c| c.name() == name.trim()).ok_or_else(|| {
+            let names: Vec<&str> = Collector::ALL.iter().map(|c| c.name()).collect();
+            fail(format!("no collector of that name (one of {})", names.join(", ")))
+        })?;
+        let value = humantime::parse_duration(value.trim()).map_err(|e| fail(e.to_string()))?;
+        if value < Duration::from_secs(1) || value > Duration::from_secs(7 * 86400) {
+            return Err(fail("must be 1s to 7d".into()));
+        }
+        intervals[index] = value;
+    }
+    Ok(intervals)
 }
 
 fn parse_server_url(text: &str) -> Result<reqwest::Url, ConfigError> {
@@ -250,6 +330,17 @@ mod tests {
         assert_eq!(config.server_url.as_str(), "https://api.kube9.io/");
         assert_eq!(config.assessment_max_objects, 5000, "the chart's default, sized for its 128Mi limit");
         assert!(Flags::try_parse_from(["kube9-operator", "--assessment-max-objects", "many"]).is_err());
+        assert_eq!(config.collection_intervals[0], Duration::from_secs(24 * 3600));
+        assert_eq!(config.collection_intervals[3], Duration::from_secs(15 * 60));
+    }
+
+    #[test]
+    fn collection_intervals_override_the_named_collectors_only() {
+        let config =
+            Config::from_flags(flags(&["--collection-intervals", "performanceMetrics=5m, resourceInventory=1h"]), None)
+                .unwrap();
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        assert_eq!(config.collection_intervals, [hours(24), hours(1), hours(12), Duration::from_secs(300), hours(24)]);
     }
 
     #[test]
@@ -281,6 +372,12 @@ mod tests {
             (vec!["--server-ca-file", "/nonexistent/ca.pem"], None, "KUBE9_SERVER_CA_FILE"),
             (vec![], Some("has space"), "KUBE9_API_KEY"),
             (vec!["--log-level", "info,=[bad"], None, "--log-level"),
+            (vec!["--collection-intervals", "inventory=1h"], None, "one of clusterMetadata"),
+            (vec!["--collection-intervals", "resourceInventory=soon"], None, "KUBE9_COLLECTION_INTERVALS"),
+            (vec!["--collection-intervals", "resourceInventory=10ms"], None, "1s to 7d"),
+            (vec!["--collection-retention", "0"], None, "--collection-retention"),
+            (vec!["--max-insights", "0"], None, "--max-insights"),
+            (vec!["--obfuscation-key-secret", "Bad_Name"], None, "--obfuscation-key-secret"),
         ];
         for (args, env_key, expected) in cases {
             let err = Config::from_flags(flags(&args), env_key.map(str::to_owned)).unwrap_err().to_string();

@@ -1,6 +1,7 @@
 //! The OperatorStatus reconciler: one singleton, its status and the legacy ConfigMap, both
 //! rendered from the same standing and written only when they change or grow stale.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube9_api::assessment::ScheduledSummary;
 use kube9_api::legacy::CONFIGMAP_NAME;
-use kube9_api::operator_status::{OperatorStatus, SINGLETON_NAME};
+use kube9_api::operator_status::{Acknowledgement, CollectionStats, OperatorStatus, SINGLETON_NAME};
 use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
 
@@ -30,6 +31,13 @@ pub struct Context {
     pub registration: watch::Receiver<Registration>,
     /// The latest scheduled assessment, kept by the Assessment controller.
     pub assessment: watch::Receiver<Option<ScheduledSummary>>,
+    /// The collectors' counts.
+    pub collection: watch::Receiver<Option<CollectionStats>>,
+    /// The pro tier's report; None until it has read the previous status (the status then
+    /// keeps what it holds).
+    pub pro: watch::Receiver<Option<crate::pro::Report>>,
+    /// Where `spec.acknowledgements` goes, for the pro tier.
+    pub spec: watch::Sender<Option<BTreeMap<String, Acknowledgement>>>,
     pub metrics: Metrics,
     pub diagnostics: Diagnostics,
 }
@@ -133,17 +141,35 @@ async fn reconcile(object: Arc<OperatorStatus>, ctx: Arc<Context>) -> Result<Act
 /// Renders the standing and writes whichever of the two reports differs or is due.
 async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error> {
     let registration = ctx.registration.borrow().clone();
-    let standing = tier::decide(&registration, ctx.diagnostics.write_failure().as_deref());
+    let acknowledgements = object.spec.acknowledgements.clone();
+    ctx.spec.send_if_modified(|old| {
+        let changed = old.as_ref() != Some(&acknowledgements);
+        *old = Some(acknowledgements);
+        changed
+    });
+    let existing = object.status.clone().unwrap_or_default();
+    let pro = ctx.pro.borrow().clone().unwrap_or_else(|| crate::pro::Report {
+        upload: existing.upload.clone(),
+        insights: existing.insights.clone(),
+        insights_omitted: existing.insights_omitted,
+        acknowledgements: existing.acknowledgements.clone(),
+        failure: None,
+    });
+    let standing = tier::with_pro_failure(
+        tier::decide(&registration, ctx.diagnostics.write_failure().as_deref()),
+        pro.failure.as_deref(),
+    );
     ctx.metrics.standing(standing.tier, standing.health);
     let now = Timestamp::now();
     let interval = interval(&ctx.config, &registration);
     let namespace = &ctx.config.namespace;
     let generation = object.metadata.generation;
 
-    let existing = object.status.clone().unwrap_or_default();
     let conditions = conditions::conditions(&existing.conditions, &standing, &registration, generation, now);
     let assessment = ctx.assessment.borrow().clone();
-    let desired = writer::render(&standing, assessment.as_ref(), namespace, generation, conditions, now);
+    let collection = ctx.collection.borrow().clone();
+    let reports = writer::Reports { assessment: assessment.as_ref(), collection: collection.as_ref(), pro: &pro };
+    let desired = writer::render(&standing, &reports, namespace, generation, conditions, now);
     let status_left = refresh_in(
         writer::same_content(&existing, &desired),
         existing.last_update.as_ref().map(|t| t.0),
@@ -166,7 +192,7 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
         Err(e) => Err(Error::ConfigMapRead(e)),
         Ok(cm) => {
             let (have, shaped) = configmap::current(cm.as_ref());
-            let want = configmap::render(&standing, assessment.as_ref(), namespace, now);
+            let want = configmap::render(&standing, assessment.as_ref(), collection.as_ref(), namespace, now);
             let left = match &have {
                 Some(have) if shaped => {
                     refresh_in(configmap::same_content(have, &want), configmap::last_update(have), now, interval)
@@ -243,10 +269,12 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         }
     });
 
-    let kicks = futures::stream::select(
-        WatchStream::from_changes(ctx.registration.clone()).map(|_| ()),
-        WatchStream::from_changes(ctx.assessment.clone()).map(|_| ()),
-    )
+    let kicks = futures::stream::select_all([
+        WatchStream::from_changes(ctx.registration.clone()).map(|_| ()).boxed(),
+        WatchStream::from_changes(ctx.assessment.clone()).map(|_| ()).boxed(),
+        WatchStream::from_changes(ctx.collection.clone()).map(|_| ()).boxed(),
+        WatchStream::from_changes(ctx.pro.clone()).map(|_| ()).boxed(),
+    ])
     .map(|()| ObjectRef::<OperatorStatus>::new(SINGLETON_NAME));
     Controller::for_stream(stream, reader)
         .watches(configmaps, shim, |_| Some(ObjectRef::new(SINGLETON_NAME)))

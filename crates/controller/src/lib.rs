@@ -4,11 +4,13 @@
 
 pub mod assess;
 pub mod assessment;
+pub mod collect;
 pub mod config;
 pub mod controller;
 pub mod health;
 pub mod memory;
 pub mod metrics;
+pub mod pro;
 pub mod registration;
 pub mod shim;
 pub mod status;
@@ -35,9 +37,34 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let initial = if config.api_key.is_some() { Registration::Pending } else { Registration::NoKey };
     let (tx, rx) = watch::channel(initial);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let collections = Arc::new(collect::Collections::new(config.collection_retention));
+    let collection_rx = collections.changed.subscribe();
+    let (spec_tx, spec_rx) = watch::channel(None);
+    // Without a key there is no pro report: the status shows no insights.
+    let (pro_tx, pro_rx) = watch::channel(config.api_key.is_none().then(pro::Report::default));
     let registration = match &config.api_key {
         Some(key) => {
             let server = ServerClient::new(&config, key.clone())?;
+            tokio::spawn(pro::run(
+                pro::Pro {
+                    client: client.clone(),
+                    server: server.clone(),
+                    config: config.clone(),
+                    collections: collections.clone(),
+                    registration: rx.clone(),
+                    spec: spec_rx,
+                    report: pro_tx,
+                    metrics: metrics.clone(),
+                },
+                stopped(),
+            ));
             let policy = Policy {
                 reregistration_interval: config.reregistration_interval,
                 retry_initial: config.retry_initial,
@@ -62,21 +89,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let (summary_tx, summary_rx) = watch::channel(None);
     let assessments = Arc::new(assessment::Context::new(client.clone(), summary_tx, config.assessment_max_objects));
+    let collectors = tokio::spawn(collect::run(
+        client.clone(),
+        collect::Settings { intervals: config.collection_intervals, max_objects: config.assessment_max_objects },
+        collections,
+        metrics.clone(),
+        stopped(),
+    ));
     let ctx = Arc::new(Context {
         client,
         config: config.clone(),
         registration: rx,
         assessment: summary_rx,
+        collection: collection_rx,
+        pro: pro_rx,
+        spec: spec_tx,
         metrics,
         diagnostics: Diagnostics::default(),
     });
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-    };
     let listener = health::bind(config.health_addr)
         .await
         .with_context(|| format!("cannot listen on --health-addr {}", config.health_addr))?;
@@ -92,6 +122,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let _ = controller.await;
     let _ = assessor.await;
+    let _ = collectors.await;
     if let Ok(Err(e)) = health.await {
         return Err(e).with_context(|| format!("health server on {}", config.health_addr));
     }

@@ -28,6 +28,12 @@ struct WriteLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CollectionLabel {
+    collector: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TierLabel {
     tier: &'static str,
 }
@@ -48,6 +54,10 @@ pub struct Metrics {
     status_writes: Family<WriteLabel, Counter>,
     tier: Family<TierLabel, Gauge>,
     health: Family<HealthLabel, Gauge>,
+    collections: Family<CollectionLabel, Counter>,
+    uploads: Family<OutcomeLabel, Counter>,
+    payloads_refused: Counter,
+    acknowledgement_syncs: Family<OutcomeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -60,6 +70,22 @@ impl Default for Metrics {
         let status_writes = Family::<WriteLabel, Counter>::default();
         let tier = Family::<TierLabel, Gauge>::default();
         let health = Family::<HealthLabel, Gauge>::default();
+        let collections = Family::<CollectionLabel, Counter>::default();
+        let uploads = Family::<OutcomeLabel, Counter>::default();
+        let payloads_refused = Counter::default();
+        let acknowledgement_syncs = Family::<OutcomeLabel, Counter>::default();
+        registry.register("collections", "Collector runs, by collector and result", collections.clone());
+        registry.register("uploads", "Uploads to kube9-server, by outcome", uploads.clone());
+        registry.register(
+            "payloads_refused",
+            "Payloads the validator refused to send (a real name or a secret-like value)",
+            payloads_refused.clone(),
+        );
+        registry.register(
+            "acknowledgement_syncs",
+            "Acknowledgement deliveries to kube9-server, by outcome",
+            acknowledgement_syncs.clone(),
+        );
         registry.register("reconciles", "OperatorStatus reconciles", reconciles.clone());
         registry.register("reconcile_errors", "Reconciles that failed, by error", reconcile_errors.clone());
         registry.register("reconcile_duration_seconds", "Time spent in one reconcile", reconcile_duration.clone());
@@ -84,6 +110,10 @@ impl Default for Metrics {
             status_writes,
             tier,
             health,
+            collections,
+            uploads,
+            payloads_refused,
+            acknowledgement_syncs,
         }
     }
 }
@@ -105,6 +135,23 @@ impl Metrics {
     pub fn status_write(&self, target: &'static str, ok: bool) {
         let result = if ok { "ok" } else { "error" };
         self.status_writes.get_or_create(&WriteLabel { target, result }).inc();
+    }
+
+    pub fn collection(&self, collector: &'static str, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.collections.get_or_create(&CollectionLabel { collector, result }).inc();
+    }
+
+    pub fn upload(&self, outcome: &'static str) {
+        self.uploads.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    pub fn payload_refused(&self) {
+        self.payloads_refused.inc();
+    }
+
+    pub fn acknowledgement_sync(&self, outcome: &'static str) {
+        self.acknowledgement_syncs.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
     /// Sets the tier and health gauges: 1 for the current value, 0 for the others.
@@ -139,6 +186,10 @@ mod tests {
         m.registration("registered");
         m.status_write("configmap", true);
         m.standing(Tier::Pro, Health::Degraded);
+        m.collection("resourceInventory", true);
+        m.upload("ok");
+        m.payload_refused();
+        m.acknowledgement_sync("synced");
         let text = m.encode();
         for needle in [
             "kube9_reconciles_total 1",
@@ -148,6 +199,10 @@ mod tests {
             "kube9_tier{tier=\"free\"} 0",
             "kube9_health{health=\"degraded\"} 1",
             "kube9_reconcile_duration_seconds_count 1",
+            "kube9_collections_total{collector=\"resourceInventory\",result=\"ok\"} 1",
+            "kube9_uploads_total{outcome=\"ok\"} 1",
+            "kube9_payloads_refused_total 1",
+            "kube9_acknowledgement_syncs_total{outcome=\"synced\"} 1",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

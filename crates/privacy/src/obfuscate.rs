@@ -120,6 +120,11 @@ impl Mapping {
         self.forward.is_empty()
     }
 
+    /// Every `(kind, real name, mock name)`, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+        self.forward.iter().map(|((kind, real), mock)| (kind.as_str(), real.as_str(), mock.as_str()))
+    }
+
     /// Every real name mapped, for the validator.
     pub fn real_names(&self) -> impl Iterator<Item = &str> {
         self.forward.keys().map(|(_, real)| real.as_str())

@@ -31,6 +31,13 @@ struct Cli {
     status_interval_seconds: u64,
     #[arg(long, default_value_t = 24.0)]
     reregistration_interval_hours: f64,
+    /// `configuration.metricsIntervalSeconds` told to registering operators.
+    #[arg(long, default_value_t = 3600)]
+    metrics_interval_seconds: u64,
+    /// Answer every metrics upload with one more insight, about an object no operator sent
+    /// (also `PUT /_sim/unmappable`).
+    #[arg(long)]
+    extra_unmappable_insight: bool,
 }
 
 #[tokio::main]
@@ -45,6 +52,8 @@ async fn main() -> anyhow::Result<()> {
         expired_keys: cli.expired_keys,
         status_update_interval_seconds: cli.status_interval_seconds,
         reregistration_interval_hours: cli.reregistration_interval_hours,
+        metrics_interval_seconds: cli.metrics_interval_seconds,
+        extra_unmappable_insight: cli.extra_unmappable_insight,
     })
     .await?;
     if let (Some(path), Some(pem)) = (&cli.ca_out, sim.ca_pem()) {

@@ -5,6 +5,8 @@
 //! cluster serves. A kind that is not served, or that the operator may not list, is recorded
 //! as unavailable; the checks that need it say so and the others still run.
 
+use std::collections::HashSet;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
 use kube::Resource;
 use kube::api::{DynamicObject, ListParams};
@@ -77,12 +79,39 @@ pub struct Gathered {
     pub objects: usize,
     /// Objects the snapshot could not read (malformed), with why.
     pub skipped: Vec<String>,
+    /// When asked for: every name, namespace and identifying label value seen, the words an
+    /// upload must not contain.
+    pub words: Option<HashSet<String>>,
+}
+
+/// Whether a label value could identify something (`true`, `1` or `v2` cannot).
+pub fn identifying(value: &str) -> bool {
+    value.len() >= 3 && !value.bytes().all(|b| b.is_ascii_digit()) && !matches!(value, "true" | "false")
+}
+
+/// Adds an object's name, namespace and identifying label values to `words`.
+pub(crate) fn note_words(object: &serde_json::Value, words: &mut HashSet<String>) {
+    let metadata = &object["metadata"];
+    for field in ["name", "namespace"] {
+        if let Some(text) = metadata[field].as_str() {
+            words.insert(text.to_owned());
+        }
+    }
+    if let Some(labels) = metadata["labels"].as_object() {
+        words.extend(labels.values().filter_map(|v| v.as_str()).filter(|v| identifying(v)).map(str::to_owned));
+    }
 }
 
 /// Lists the kinds in `needed` (names as in `Check::reads`), stopping once the snapshot holds
-/// more than `max_objects` objects (0: no bound).
-pub async fn gather(client: &kube::Client, needed: &[&str], max_objects: usize) -> Result<Gathered, GatherError> {
-    let mut gathered = Gathered::default();
+/// more than `max_objects` objects (0: no bound). With `keep_words`, also records the words
+/// an upload must not contain.
+pub async fn gather(
+    client: &kube::Client,
+    needed: &[&str],
+    max_objects: usize,
+    keep_words: bool,
+) -> Result<Gathered, GatherError> {
+    let mut gathered = Gathered { words: keep_words.then(HashSet::new), ..Default::default() };
     for kind in KINDS.iter().filter(|k| needed.contains(&k.name)) {
         if !list_kind(client, kind, &mut gathered, max_objects).await? {
             gathered.snapshot.unavailable.push(kind.name.to_owned());
@@ -127,6 +156,9 @@ async fn list_kind(
             };
             for mut object in page.items {
                 gathered.objects += 1;
+                if let Some(words) = &mut gathered.words {
+                    note_words(&object, words);
+                }
                 // The list does not repeat apiVersion and kind on each item. (The snapshot
                 // drops status and managedFields: no check reads them.)
                 if let Some(map) = object.as_object_mut() {
@@ -157,6 +189,17 @@ pub fn all_kinds() -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_namespaces_and_identifying_label_values_are_words() {
+        let mut words = HashSet::new();
+        let object = serde_json::json!({"metadata": {"name": "checkout", "namespace": "shop",
+            "labels": {"team": "payments", "enabled": "true", "rev": "12", "v": "v2"}}});
+        note_words(&object, &mut words);
+        let mut sorted: Vec<_> = words.into_iter().collect();
+        sorted.sort();
+        assert_eq!(sorted, ["checkout", "payments", "shop"]);
+    }
 
     #[test]
     fn every_kind_a_check_reads_is_gathered() {

@@ -31,12 +31,24 @@ struct RegisterResponse {
 struct ServerConfiguration {
     status_update_interval_seconds: Option<f64>,
     reregistration_interval_hours: Option<f64>,
+    #[serde(default)]
+    metrics_enabled: Option<bool>,
+    #[serde(default)]
+    metrics_interval_seconds: Option<f64>,
 }
 
 #[derive(Deserialize)]
 struct ErrorBody {
     error: Option<String>,
     message: Option<String>,
+}
+
+/// An HTTP answer from kube9-server.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub body: Vec<u8>,
 }
 
 /// Could not build the client (a TLS setting).
@@ -67,6 +79,28 @@ impl ServerClient {
         }
         let http = builder.build().map_err(|e| ClientError(e.to_string()))?;
         Ok(ServerClient { http, base: config.server_url.clone(), key })
+    }
+
+    /// POSTs a JSON body to a path of kube9-server: the answer, or why there was none.
+    pub async fn post(&self, path: &str, body: Vec<u8>) -> Result<Answer, String> {
+        let url = self.base.join(path).map_err(|e| format!("bad server URL: {e}"))?;
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(self.key.expose())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let body = response.bytes().await.map_err(|e| describe(&e))?.to_vec();
+        Ok(Answer { status, retry_after, body })
     }
 
     /// One registration attempt; every way it can end is an `Outcome`.
@@ -126,6 +160,8 @@ fn settings(config: ServerConfiguration) -> ServerSettings {
     ServerSettings {
         status_update_interval: config.status_update_interval_seconds.and_then(seconds),
         reregistration_interval: config.reregistration_interval_hours.and_then(|h| seconds(h * 3600.0)),
+        metrics_enabled: config.metrics_enabled,
+        metrics_interval: config.metrics_interval_seconds.and_then(seconds),
     }
 }
 
@@ -169,7 +205,8 @@ mod tests {
     #[test]
     fn a_200_with_configuration_registers() {
         let body = br#"{"status":"registered","clusterId":"cls_0123456789ab","tier":"pro",
-            "configuration":{"statusUpdateIntervalSeconds":30,"reregistrationIntervalHours":0.5}}"#;
+            "configuration":{"statusUpdateIntervalSeconds":30,"reregistrationIntervalHours":0.5,
+            "metricsEnabled":true,"metricsIntervalSeconds":900}}"#;
         let outcome = classify(StatusCode::OK, None, body);
         assert_eq!(
             outcome,
@@ -178,6 +215,8 @@ mod tests {
                 settings: ServerSettings {
                     status_update_interval: Some(Duration::from_secs(30)),
                     reregistration_interval: Some(Duration::from_secs(1800)),
+                    metrics_enabled: Some(true),
+                    metrics_interval: Some(Duration::from_secs(900)),
                 },
             }
         );
@@ -219,6 +258,8 @@ mod tests {
         let s = settings(ServerConfiguration {
             status_update_interval_seconds: Some(-1.0),
             reregistration_interval_hours: Some(f64::NAN),
+            metrics_enabled: None,
+            metrics_interval_seconds: Some(0.0),
         });
         assert_eq!(s, ServerSettings::default());
     }

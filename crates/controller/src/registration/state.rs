@@ -10,6 +10,9 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 pub struct ServerSettings {
     pub status_update_interval: Option<Duration>,
     pub reregistration_interval: Option<Duration>,
+    /// False when kube9-server wants no uploads.
+    pub metrics_enabled: Option<bool>,
+    pub metrics_interval: Option<Duration>,
 }
 
 /// Where registration stands.
@@ -175,7 +178,7 @@ pub fn step(
 }
 
 /// Exponential backoff with ±20 % jitter: initial × 2^failures, capped.
-fn backoff(policy: &Policy, failures: u32, jitter: f64) -> Duration {
+pub fn backoff(policy: &Policy, failures: u32, jitter: f64) -> Duration {
     let base = policy.retry_initial.saturating_mul(2u32.saturating_pow(failures.min(20))).min(policy.retry_max);
     base.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0)).min(policy.retry_max)
 }
@@ -209,6 +212,7 @@ mod tests {
             settings: ServerSettings {
                 status_update_interval: Some(Duration::from_secs(30)),
                 reregistration_interval: Some(Duration::from_secs(7200)),
+                ..Default::default()
             },
             failure: None,
         }
@@ -217,7 +221,7 @@ mod tests {
     #[test]
     fn success_registers_and_waits_for_the_servers_reregistration_interval() {
         let settings =
-            ServerSettings { status_update_interval: None, reregistration_interval: Some(Duration::from_secs(3600)) };
+            ServerSettings { reregistration_interval: Some(Duration::from_secs(3600)), ..Default::default() };
         let step = step(
             &Registration::Pending,
             3,

@@ -8,6 +8,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube9_api::assessment::ScheduledSummary;
 use kube9_api::legacy::{CONFIGMAP_KEY, CONFIGMAP_NAME, LegacyStatus};
+use kube9_api::operator_status::CollectionStats;
 
 use crate::status::tier::Standing;
 use crate::status::writer::FIELD_MANAGER;
@@ -16,6 +17,7 @@ use crate::status::writer::FIELD_MANAGER;
 pub fn render(
     standing: &Standing,
     assessment: Option<&ScheduledSummary>,
+    collection: Option<&CollectionStats>,
     namespace: &str,
     now: Timestamp,
 ) -> LegacyStatus {
@@ -30,6 +32,7 @@ pub fn render(
         cluster_id: standing.cluster_id.clone(),
         namespace: namespace.to_owned(),
         assessment: assessment.cloned(),
+        collection_stats: collection.cloned(),
     }
 }
 
@@ -125,7 +128,7 @@ mod tests {
     #[test]
     fn the_json_follows_the_contract() {
         let now: Timestamp = "2026-11-22T10:00:00.123Z".parse().unwrap();
-        let status = render(&decide(&Registration::NoKey, None), None, "kube9-system", now);
+        let status = render(&decide(&Registration::NoKey, None), None, None, "kube9-system", now);
         let json = serde_json::to_value(&status).unwrap();
         assert_eq!(json["lastUpdate"], "2026-11-22T10:00:00Z");
         assert_eq!(json["error"], serde_json::Value::Null);
@@ -136,7 +139,7 @@ mod tests {
     #[test]
     fn a_hand_edited_configmap_is_not_current() {
         let now = Timestamp::UNIX_EPOCH;
-        let status = render(&decide(&Registration::NoKey, None), None, "ns", now);
+        let status = render(&decide(&Registration::NoKey, None), None, None, "ns", now);
         let mut cm = ConfigMap {
             metadata: ObjectMeta { labels: Some(labels_wanted()), ..Default::default() },
             data: Some(BTreeMap::from([(CONFIGMAP_KEY.to_owned(), serde_json::to_string(&status).unwrap())])),

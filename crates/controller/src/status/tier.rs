@@ -46,6 +46,21 @@ pub fn decide(registration: &Registration, publish_failure: Option<&str>) -> Sta
     standing
 }
 
+/// A failing pro-tier pipeline (uploads, acknowledgements) degrades a registered operator.
+pub fn with_pro_failure(mut standing: Standing, failure: Option<&str>) -> Standing {
+    if let (true, Some(failure)) = (standing.registered, failure) {
+        if standing.health == Health::Healthy {
+            standing.health = Health::Degraded;
+        }
+        let error = match standing.error.take() {
+            Some(error) => format!("{error}; {failure}"),
+            None => failure.to_owned(),
+        };
+        standing.error = Some(truncate(&error, MAX_ERROR_CHARS));
+    }
+    standing
+}
+
 fn standing(mode: Mode, tier: Tier, cluster_id: Option<String>, error: Option<&String>) -> Standing {
     Standing {
         mode,
@@ -106,6 +121,21 @@ mod tests {
         let s = decide(&Registration::Failing { reason: "503".into() }, Some("forbidden"));
         assert_eq!(s.health, Health::Unhealthy);
         assert_eq!(s.error.as_deref(), Some("status cannot be written: forbidden; 503"));
+    }
+
+    #[test]
+    fn a_failing_upload_degrades_only_a_registered_operator() {
+        let registered = Registration::Registered {
+            cluster_id: "cls_abcdefghijkl".into(),
+            settings: ServerSettings::default(),
+            failure: None,
+        };
+        let s = with_pro_failure(decide(&registered, None), Some("upload failed"));
+        assert_eq!((s.health, s.error.as_deref()), (Health::Degraded, Some("upload failed")));
+        let s = with_pro_failure(decide(&registered, Some("forbidden")), Some("upload failed"));
+        assert_eq!(s.health, Health::Unhealthy, "never better than it was");
+        let s = with_pro_failure(decide(&Registration::Pending, None), Some("upload failed"));
+        assert_eq!((s.health, s.error), (Health::Healthy, None));
     }
 
     #[test]

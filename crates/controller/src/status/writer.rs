@@ -4,7 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube9_api::assessment::ScheduledSummary;
-use kube9_api::operator_status::{OperatorStatus, OperatorStatusStatus, SINGLETON_NAME};
+use kube9_api::operator_status::{CollectionStats, OperatorStatus, OperatorStatusStatus, SINGLETON_NAME};
 
 use super::tier::Standing;
 
@@ -23,10 +23,17 @@ pub async fn ensure_singleton(api: &Api<OperatorStatus>) -> Result<(), kube::Err
     }
 }
 
+/// What the other parts of the operator report, beside the standing.
+pub struct Reports<'a> {
+    pub assessment: Option<&'a ScheduledSummary>,
+    pub collection: Option<&'a CollectionStats>,
+    pub pro: &'a crate::pro::Report,
+}
+
 /// The status to write for this standing.
 pub fn render(
     standing: &Standing,
-    assessment: Option<&ScheduledSummary>,
+    reports: &Reports<'_>,
     namespace: &str,
     generation: Option<i64>,
     conditions: Vec<Condition>,
@@ -43,7 +50,12 @@ pub fn render(
         last_update: Some(Time(now)),
         namespace: Some(namespace.to_owned()),
         observed_generation: generation,
-        assessment: assessment.cloned(),
+        assessment: reports.assessment.cloned(),
+        collection_stats: reports.collection.cloned(),
+        upload: reports.pro.upload.clone(),
+        insights: reports.pro.insights.clone(),
+        insights_omitted: reports.pro.insights_omitted,
+        acknowledgements: reports.pro.acknowledgements.clone(),
         conditions,
     }
 }

@@ -1,0 +1,290 @@
+//! The five collectors (docs/pro-tier.md): each on its own interval with jitter, one listing
+//! the cluster at a time (so their peaks never add up), results kept in memory with bounded
+//! retention. Nothing here sends anything anywhere; the pro tier's upload reads the newest
+//! collection of each collector.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube9_api::operator_status::CollectionStats;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::assessment::gather;
+use crate::metrics::Metrics;
+
+/// One of the five collectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Collector {
+    ClusterMetadata,
+    ResourceInventory,
+    ConfigurationPatterns,
+    PerformanceMetrics,
+    SecurityPosture,
+}
+
+impl Collector {
+    pub const ALL: [Collector; 5] = [
+        Collector::ClusterMetadata,
+        Collector::ResourceInventory,
+        Collector::ConfigurationPatterns,
+        Collector::PerformanceMetrics,
+        Collector::SecurityPosture,
+    ];
+
+    /// The collection's `type`, also the name in `--collection-intervals`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Collector::ClusterMetadata => "clusterMetadata",
+            Collector::ResourceInventory => "resourceInventory",
+            Collector::ConfigurationPatterns => "configurationPatterns",
+            Collector::PerformanceMetrics => "performanceMetrics",
+            Collector::SecurityPosture => "securityPosture",
+        }
+    }
+
+    pub fn default_interval(self) -> Duration {
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        match self {
+            Collector::ClusterMetadata | Collector::SecurityPosture => hours(24),
+            Collector::ResourceInventory => hours(6),
+            Collector::ConfigurationPatterns => hours(12),
+            Collector::PerformanceMetrics => Duration::from_secs(15 * 60),
+        }
+    }
+
+    fn index(self) -> usize {
+        Collector::ALL.iter().position(|c| *c == self).unwrap_or(0)
+    }
+}
+
+/// One collector's result, with real names; it never leaves the cluster as it is.
+#[derive(Debug)]
+pub struct Collection {
+    pub collector: Collector,
+    pub collected_at: Timestamp,
+    pub data: Value,
+    /// Every name, namespace and identifying label value the collector saw: what an upload
+    /// built from this collection must not contain.
+    pub words: HashSet<String>,
+}
+
+/// The collections held, and the counts behind `collectionStats`.
+#[derive(Debug)]
+pub struct Store {
+    retention: usize,
+    held: [VecDeque<Arc<Collection>>; 5],
+    successes: u64,
+    failures: u64,
+    last_success: Option<Timestamp>,
+}
+
+impl Store {
+    pub fn new(retention: usize) -> Store {
+        Store { retention: retention.max(1), held: Default::default(), successes: 0, failures: 0, last_success: None }
+    }
+
+    /// Keeps a new collection, dropping the oldest of its collector beyond the retention.
+    pub fn add(&mut self, collection: Collection) {
+        self.successes += 1;
+        self.last_success = Some(self.last_success.map_or(collection.collected_at, |t| t.max(collection.collected_at)));
+        let held = &mut self.held[collection.collector.index()];
+        held.push_front(Arc::new(collection));
+        held.truncate(self.retention);
+    }
+
+    pub fn failed(&mut self) {
+        self.failures += 1;
+    }
+
+    pub fn stats(&self) -> CollectionStats {
+        CollectionStats {
+            total_success_count: self.successes,
+            total_failure_count: self.failures,
+            collections_stored_count: self.held.iter().map(|h| h.len() as u64).sum(),
+            last_success_time: self.last_success.map(Time),
+        }
+    }
+
+    /// The newest collection of each collector that has one.
+    pub fn latest(&self) -> Vec<Arc<Collection>> {
+        self.held.iter().filter_map(|h| h.front().cloned()).collect()
+    }
+}
+
+/// The store, shared with the upload, and a channel that says when it changed.
+pub struct Collections {
+    pub store: Mutex<Store>,
+    pub changed: watch::Sender<Option<CollectionStats>>,
+}
+
+impl Collections {
+    pub fn new(retention: usize) -> Collections {
+        Collections { store: Mutex::new(Store::new(retention)), changed: watch::Sender::new(None) }
+    }
+
+    pub fn latest(&self) -> Vec<Arc<Collection>> {
+        self.store.lock().map(|s| s.latest()).unwrap_or_default()
+    }
+
+    fn record(&self, result: Result<Collection, String>) {
+        let Ok(mut store) = self.store.lock() else { return };
+        match result {
+            Ok(collection) => store.add(collection),
+            Err(_) => store.failed(),
+        }
+        self.changed.send_replace(Some(store.stats()));
+    }
+}
+
+/// What a run needs.
+pub struct Settings {
+    pub intervals: [Duration; 5],
+    pub max_objects: usize,
+}
+
+/// The first wait: a random part of a tenth of the interval, at most a minute.
+pub fn first_delay(interval: Duration, random: f64) -> Duration {
+    (interval / 10).min(Duration::from_secs(60)).mul_f64(random.clamp(0.0, 1.0))
+}
+
+/// The wait between runs: the interval ±10 %.
+pub fn next_delay(interval: Duration, random: f64) -> Duration {
+    interval.mul_f64(0.9 + 0.2 * random.clamp(0.0, 1.0))
+}
+
+/// Runs every collector on its schedule until `shutdown` completes.
+pub async fn run(
+    client: kube::Client,
+    settings: Settings,
+    collections: Arc<Collections>,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()>,
+) {
+    let listing = tokio::sync::Mutex::new(());
+    let loops = Collector::ALL.map(|collector| {
+        let (client, collections, metrics, listing) = (&client, &collections, &metrics, &listing);
+        let interval = settings.intervals[collector.index()];
+        let max_objects = settings.max_objects;
+        async move {
+            tokio::time::sleep(first_delay(interval, rand::random())).await;
+            loop {
+                let result = {
+                    let _turn = listing.lock().await;
+                    let result = collect(client, collector, max_objects).await;
+                    crate::memory::release();
+                    result
+                };
+                metrics.collection(collector.name(), result.is_ok());
+                match &result {
+                    Ok(c) => tracing::debug!(collector = collector.name(), words = c.words.len(), "collected"),
+                    Err(e) => tracing::warn!(collector = collector.name(), error = %e, "collection failed"),
+                }
+                collections.record(result);
+                tokio::time::sleep(next_delay(interval, rand::random())).await;
+            }
+        }
+    });
+    tokio::select! {
+        _ = futures::future::join_all(loops) => {}
+        _ = shutdown => {}
+    }
+}
+
+/// One run of one collector.
+async fn collect(client: &kube::Client, collector: Collector, max_objects: usize) -> Result<Collection, String> {
+    let (data, words) = match collector {
+        Collector::PerformanceMetrics => performance(client).await?,
+        _ => {
+            let needed = kube9_collect::kinds_needed(collector.name());
+            let gathered =
+                gather::gather(client, needed, max_objects, true).await.map_err(|e| format!("listing objects: {e}"))?;
+            let snapshot = &gathered.snapshot;
+            let data = match collector {
+                Collector::ClusterMetadata => {
+                    let version = client.apiserver_version().await.map(|v| v.git_version).unwrap_or_default();
+                    kube9_collect::cluster_metadata(&version, snapshot)
+                }
+                Collector::ResourceInventory => kube9_collect::resource_inventory(snapshot),
+                Collector::ConfigurationPatterns => kube9_collect::configuration_patterns(snapshot),
+                _ => kube9_collect::security_posture(snapshot),
+            };
+            (data, gathered.words.unwrap_or_default())
+        }
+    };
+    Ok(Collection { collector, collected_at: Timestamp::now(), data, words })
+}
+
+/// Pod metrics from `metrics.k8s.io`, or a record that the cluster does not serve them.
+async fn performance(client: &kube::Client) -> Result<(Value, HashSet<String>), String> {
+    use kube::core::Request;
+    let request = Request::new("/apis/metrics.k8s.io/v1beta1/pods");
+    let mut words = HashSet::new();
+    let mut pods = Vec::new();
+    let mut params = kube::api::ListParams::default().limit(500);
+    loop {
+        let list = request.list(&params).map_err(|e| e.to_string())?;
+        let page: Value = match client.request(list).await {
+            Ok(page) => page,
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                return Ok((kube9_collect::performance_unavailable("metrics.k8s.io is not served"), words));
+            }
+            Err(kube::Error::Api(e)) if e.code == 403 => {
+                return Ok((kube9_collect::performance_unavailable("reading metrics.k8s.io is not permitted"), words));
+            }
+            Err(kube::Error::Api(e)) if e.code == 503 => {
+                return Ok((kube9_collect::performance_unavailable("metrics.k8s.io is not answering"), words));
+            }
+            Err(e) => return Err(format!("listing pod metrics: {e}")),
+        };
+        for item in page["items"].as_array().into_iter().flatten() {
+            gather::note_words(item, &mut words);
+            pods.push(item.clone());
+        }
+        match page["metadata"]["continue"].as_str().filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(token),
+            None => break,
+        }
+    }
+    Ok((kube9_collect::performance_metrics(&pods), words))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collection(collector: Collector, at: &str) -> Collection {
+        Collection { collector, collected_at: at.parse().unwrap(), data: Value::Null, words: HashSet::new() }
+    }
+
+    #[test]
+    fn retention_is_per_collector_and_stats_count_everything() {
+        let mut store = Store::new(2);
+        for minute in 0..5 {
+            store.add(collection(Collector::ResourceInventory, &format!("2026-11-23T10:0{minute}:00Z")));
+        }
+        store.add(collection(Collector::ClusterMetadata, "2026-11-23T09:00:00Z"));
+        store.failed();
+        let stats = store.stats();
+        assert_eq!((stats.total_success_count, stats.total_failure_count, stats.collections_stored_count), (6, 1, 3));
+        assert_eq!(stats.last_success_time, Some(Time("2026-11-23T10:04:00Z".parse().unwrap())));
+        let latest = store.latest();
+        assert_eq!(latest.len(), 2);
+        assert_eq!(latest[1].collected_at, "2026-11-23T10:04:00Z".parse().unwrap(), "the newest is kept");
+    }
+
+    #[test]
+    fn runs_are_spread_around_the_interval() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(first_delay(hour, 0.0), Duration::ZERO);
+        assert_eq!(first_delay(hour, 1.0), Duration::from_secs(60), "at most a minute");
+        assert_eq!(first_delay(Duration::from_secs(10), 0.5), Duration::from_millis(500));
+        assert_eq!(next_delay(hour, 0.0), Duration::from_secs(3240));
+        assert_eq!(next_delay(hour, 1.0), Duration::from_secs(3960));
+        let names: HashSet<&str> = Collector::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(names.len(), 5);
+    }
+}
