@@ -4,3 +4,4 @@ mod assessments;
 mod crds;
 mod namespaces;
 mod operator;
+mod pro;

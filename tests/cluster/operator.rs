@@ -11,10 +11,13 @@ use kube9_server_sim::{Behavior, Options, Simulator};
 use kube9_tests::operator::{Operator, legacy_status, operator_status, singleton_lock, wait_for_both};
 use kube9_tests::{Ctx, scenario, unique_name, wait_for};
 
-const KEY: &str = "k9_test_0123456789abcdef";
+pub(crate) const KEY: &str = "k9_test_0123456789abcdef";
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn simulator(behavior: Behavior, reregistration_hours: f64) -> anyhow::Result<(Simulator, std::path::PathBuf)> {
+pub(crate) async fn simulator(
+    behavior: Behavior,
+    reregistration_hours: f64,
+) -> anyhow::Result<(Simulator, std::path::PathBuf)> {
     let sim = Simulator::start(Options {
         tls: true,
         api_keys: vec![KEY.into()],
@@ -30,7 +33,13 @@ async fn simulator(behavior: Behavior, reregistration_hours: f64) -> anyhow::Res
 }
 
 /// Starts the operator with a key from a file, against the simulator.
-fn start_with_key(ns: &str, url: &str, ca: &std::path::Path, key: &str, extra: &[&str]) -> anyhow::Result<Operator> {
+pub(crate) fn start_with_key(
+    ns: &str,
+    url: &str,
+    ca: &std::path::Path,
+    key: &str,
+    extra: &[&str],
+) -> anyhow::Result<Operator> {
     let key_file = std::env::temp_dir().join(unique_name("key"));
     std::fs::write(&key_file, format!("{key}\n"))?;
     let mut args = vec![

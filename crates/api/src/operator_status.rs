@@ -205,7 +205,6 @@ pub struct Insight {
     pub severity: crate::common::Severity,
     pub title: String,
     pub text: String,
-    #[serde(default)]
     pub recommendation: String,
     pub status: InsightState,
     #[serde(default, skip_serializing_if = "Option::is_none")]

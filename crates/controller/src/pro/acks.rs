@@ -162,7 +162,7 @@ mod tests {
     fn a_delivery_updates_the_insight() {
         let mut insight: Insight = serde_json::from_value(serde_json::json!({
             "id": "ins_1", "object": {"kind": "Deployment", "name": "web"}, "mapped": true, "type": "t",
-            "severity": "high", "title": "t", "text": "t", "status": "active"
+            "severity": "high", "title": "t", "text": "t", "recommendation": "r", "status": "active"
         }))
         .unwrap();
         let mut records = BTreeMap::new();
