@@ -46,7 +46,8 @@ def test_the_operator_runs_with_exactly_the_charts_permissions(
     tmp_path: pathlib.Path,
 ) -> None:
     uninstall_after.append(release)
-    helm_config.install(CHART, release, {}, namespace=namespace, timeout=60)
+    # With an API key (a Secret the Pod would mount): the pro tier's Secret rule is granted.
+    helm_config.install(CHART, release, {"existingSecret": "kube9-api-key"}, namespace=namespace, timeout=60)
     account = f"{release}-kube9-operator"
     as_operator = Kubectl(token_kubeconfig(kubectl, service_account_token(kubectl, namespace, account), tmp_path))
     whoami = as_operator.run("auth", "can-i", "list", "nodes").stdout.strip()
@@ -66,6 +67,10 @@ def test_the_operator_runs_with_exactly_the_charts_permissions(
             "KUBE9_HEALTH_ADDR": f"127.0.0.1:{port}",
             "KUBE9_LOG_FORMAT": "json",
             "KUBE9_LOG_LEVEL": "debug",
+            "KUBE9_COLLECTION_INTERVALS": ",".join(
+                f"{c}=2s"
+                for c in ("clusterMetadata", "resourceInventory", "configurationPatterns", "performanceMetrics", "securityPosture")
+            ),
         }
         with Process([str(binary("kube9-operator", "KUBE9_OPERATOR_BIN"))], env, "kube9-operator") as operator:
             status = wait_for_status(kubectl, "pro and healthy as the ServiceAccount", 60, operator, tier="pro", health="healthy")
@@ -97,6 +102,16 @@ def test_the_operator_runs_with_exactly_the_charts_permissions(
                 lambda: kubectl.json("get", "operatorstatus", "kube9")["status"].get("assessment", {}).get("lastScheduledRunId"),
             )
             assert summary == done["status"]["runId"]
+            # Every collector runs with the chart's access, and the pro upload (which creates the
+            # obfuscation key Secret) succeeds.
+            uploaded = wait_for(
+                "an upload to kube9-server",
+                60,
+                lambda: (s := kubectl.json("get", "operatorstatus", "kube9")["status"]).get("upload", {}).get("lastSuccessTime") and s,
+            )
+            stats = uploaded["collectionStats"]
+            assert stats["totalFailureCount"] == 0 and stats["totalSuccessCount"] >= 5, stats
+            assert kubectl.get("secret", "kube9-operator-obfuscation-key", "-n", namespace)
             # Deleting the ConfigMap is restored with the Role's create.
             kubectl.run("delete", "configmap", "kube9-operator-status", "-n", namespace)
             wait_for(
@@ -112,6 +127,9 @@ def test_the_operator_runs_with_exactly_the_charts_permissions(
     # Nothing beyond its own objects.
     kubectl.run("create", "configmap", "someone-elses", "-n", namespace, "--from-literal=a=b")
     refused(as_operator, "get", "secrets", "-n", namespace)
+    kubectl.run("create", "secret", "generic", "someone-elses-secret", "-n", namespace, "--from-literal=a=b")
+    refused(as_operator, "get", "secret", "someone-elses-secret", "-n", namespace)
+    refused(as_operator, "delete", "secret", "kube9-operator-obfuscation-key", "-n", namespace)
     refused(as_operator, "get", "secrets", "-n", "default")
     refused(as_operator, "get", "secrets", "--all-namespaces")
     refused(as_operator, "create", "configmap", "elsewhere", "-n", "default", "--from-literal=a=b")

@@ -225,3 +225,41 @@ async fn acknowledgements_survive_a_server_outage_and_an_operator_restart() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_payload_the_validator_refuses_is_not_sent_and_degrades() {
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("refused").await?;
+        // A label value equal to a word the payload itself contains (a collection type): the
+        // validator cannot tell it from a leak, so nothing may be sent.
+        let deployment: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": ns, "labels": {"purpose": "configurationPatterns"}},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "paused": true, "template": {
+                "metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "web:1"}]}}}
+        }))?;
+        let deployments = Api::<Deployment>::namespaced(ctx.client.clone(), &ns);
+        deployments.create(&PostParams::default(), &deployment).await?;
+        let (sim, ca) = simulator().await?;
+        let op = start_with_key(&ns, &sim.url(), &ca, KEY, FAST)?;
+        let status = wait_status(&ctx, WAIT, |s| {
+            s.error.as_deref().is_some_and(|e| e.contains("the payload was not sent: a real name at /collections/"))
+        })
+        .await?;
+        assert_eq!(status.health, Some(Health::Degraded));
+        assert!(status.registered == Some(true));
+        let (_, metrics) = op.get("/metrics").await?;
+        let refused = metrics.lines().find_map(|l| l.strip_prefix("kube9_payloads_refused_total "));
+        assert!(refused.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n >= 1), "{metrics}");
+        assert_eq!(sim.requests().iter().filter(|r| r.path == "/api/metrics").count(), 0, "nothing was sent");
+        let refusal =
+            op.logs().lines().find(|l| l.contains("validator refused")).map(str::to_owned).unwrap_or_default();
+        assert!(refusal.contains("\"pointer\":\"/collections/"), "{refusal}");
+        assert!(!refusal.contains("configurationPatterns"), "the log line names the value: {refusal}");
+        // Leave no such label behind for the next test's operator.
+        deployments.delete("web", &Default::default()).await?;
+        wait_for(WAIT, || async { Ok(deployments.get_opt("web").await?.is_none()) }).await?;
+        Ok(())
+    })
+    .await;
+}

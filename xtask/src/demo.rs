@@ -165,6 +165,69 @@ pub fn run(root: &Path) -> Result<()> {
     }
     println!("exit status {} (a critical finding; 0 without one)", offline.status.code().unwrap_or(-1));
 
+    banner("6. Pro tier: collections uploaded with mock names, insights shown by real name, one acknowledged");
+    let mut sim = Command::new(bin.join("kube9-server-sim"));
+    sim.args(["--listen", "127.0.0.1:0", "--tls", "--metrics-interval-seconds", "5", "--ca-out"])
+        .arg(&ca)
+        .args(["--api-key", DEMO_KEY])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut sim = Running(sim.spawn().context("starting kube9-server-sim")?);
+    let url = simulator_url(&mut sim.0)?;
+    let _ = kubectl(&["delete", "operatorstatus", "kube9", "--ignore-not-found"]);
+    let fast =
+        "clusterMetadata=3s,resourceInventory=3s,configurationPatterns=3s,performanceMetrics=3s,securityPosture=3s";
+    let mut pro_args = args.to_vec();
+    pro_args[3] = &url;
+    pro_args.extend(["--collection-intervals", fast]);
+    let operator = start_operator(&bin, &kubeconfig, &work, &pro_args)?;
+    let insights = "jsonpath={range .status.insights[*]}{.severity}{\"\\t\"}{.id}{\"\\t\"}{.object.kind} \
+                    {.object.namespace}/{.object.name}{\"\\t\"}{.title}{\"\\n\"}{end}";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let listed = loop {
+        let listed = kubectl(&["get", "operatorstatus", "kube9", "-o", insights]).unwrap_or_default();
+        if listed.contains("kube9-demo-shop/web") {
+            break listed;
+        }
+        if Instant::now() > deadline {
+            bail!("no insight about kube9-demo-shop/web within 60 s; see {}", work.join("operator.log").display());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    println!("$ kubectl get operatorstatus kube9 -o '{insights}'");
+    print!("{listed}");
+    let id = listed
+        .lines()
+        .find(|l| l.contains("kube9-demo-shop/web"))
+        .and_then(|l| l.split('\t').nth(1))
+        .context("an insight id")?
+        .to_owned();
+    let patch = format!(
+        r#"{{"spec":{{"acknowledgements":{{"{id}":{{"state":"acknowledged","note":"web gets limits next sprint"}}}}}}}}"#
+    );
+    println!("$ kubectl patch operatorstatus kube9 --type merge -p '{patch}'");
+    print!("{}", kubectl(&["patch", "operatorstatus", "kube9", "--type", "merge", "-p", &patch])?);
+    let record = format!("jsonpath={{.status.acknowledgements.{id}}}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let json = kubectl(&["get", "operatorstatus", "kube9", "-o", &record]).unwrap_or_default();
+        if json.contains("\"sync\":\"synced\"") {
+            println!("$ kubectl get operatorstatus kube9 -o 'jsonpath={{.status.acknowledgements.{id}}}'");
+            println!("{json}");
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the acknowledgement was not synced within 30 s: {json}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!(
+        "kube9-server received the note as {:?} (real names never leave the cluster)",
+        received_note(&url, &ca).unwrap_or_default()
+    );
+    drop(operator);
+    drop(sim);
+
     banner("Done");
     println!("The control plane is still running: export KUBECONFIG={}", kubeconfig.display());
     println!("Stop it with: cargo xtask testenv down");
@@ -264,6 +327,18 @@ fn show_when(kubectl: &dyn Fn(&[&str]) -> Result<String>, done: impl Fn(&str) ->
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// The note of the latest acknowledgement the simulator recorded (through curl, as a person would).
+fn received_note(url: &str, ca: &Path) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(ca)
+        .arg(format!("{url}/_sim/acknowledgements"))
+        .output()
+        .ok()?;
+    let acks: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    acks.as_array()?.last()?["note"].as_str().map(str::to_owned)
 }
 
 /// Reads the simulator's `listening on <url>` line.

@@ -84,9 +84,12 @@ pub struct Gathered {
     pub words: Option<HashSet<String>>,
 }
 
-/// Whether a label value could identify something (`true`, `1` or `v2` cannot).
+/// Whether a label value could identify something: `true`, `12`, `v2` or a version such as
+/// `1.4.0` cannot (and the payload's own versions must stay sendable).
 pub fn identifying(value: &str) -> bool {
-    value.len() >= 3 && !value.bytes().all(|b| b.is_ascii_digit()) && !matches!(value, "true" | "false")
+    let version = value.strip_prefix('v').unwrap_or(value);
+    let version_like = version.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    value.len() >= 3 && !version_like && !matches!(value, "true" | "false")
 }
 
 /// Adds an object's name, namespace and identifying label values to `words`.
@@ -194,11 +197,12 @@ mod tests {
     fn names_namespaces_and_identifying_label_values_are_words() {
         let mut words = HashSet::new();
         let object = serde_json::json!({"metadata": {"name": "checkout", "namespace": "shop",
-            "labels": {"team": "payments", "enabled": "true", "rev": "12", "v": "v2"}}});
+            "labels": {"team": "payments", "enabled": "true", "rev": "12", "v": "v2", "version": "0.1.0",
+            "release": "v1.20.2", "build": "1.2-eu"}}});
         note_words(&object, &mut words);
         let mut sorted: Vec<_> = words.into_iter().collect();
         sorted.sort();
-        assert_eq!(sorted, ["checkout", "payments", "shop"]);
+        assert_eq!(sorted, ["1.2-eu", "checkout", "payments", "shop"]);
     }
 
     #[test]
