@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: every benchmark, each printing its figures and a baseline measured in
 //! the same run. The check engine and the offline CLI need no cluster; the operator's figures
 //! (idle memory and CPU, status latency) and an Assessment over 2,000 Deployments are measured
-//! on the release binary against a control plane this command starts (or the one KUBECONFIG
+//! on the release binary, as are the pro tier's (upload size for 2,000 Deployments, mapping back
+//! 1,000 insights, `kubectl patch` to acknowledgement), against a control plane this command starts (or the one KUBECONFIG
 //! names) and stops again.
 
 use std::path::Path;
@@ -41,7 +42,8 @@ pub fn run(root: &Path) -> Result<()> {
     bench("kube9-tests", "cli", None)?;
     let cluster = testenv::up(false, false)?;
     let result = bench("kube9-tests", "operator", Some(&cluster.kubeconfig))
-        .and_then(|()| bench("kube9-tests", "assessment", Some(&cluster.kubeconfig)));
+        .and_then(|()| bench("kube9-tests", "assessment", Some(&cluster.kubeconfig)))
+        .and_then(|()| bench("kube9-tests", "pro", Some(&cluster.kubeconfig)));
     if cluster.started_here {
         testenv::down()?;
     }

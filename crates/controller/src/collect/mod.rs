@@ -80,24 +80,40 @@ pub struct Store {
     successes: u64,
     failures: u64,
     last_success: Option<Timestamp>,
+    attempted: [bool; 5],
 }
 
 impl Store {
     pub fn new(retention: usize) -> Store {
-        Store { retention: retention.max(1), held: Default::default(), successes: 0, failures: 0, last_success: None }
+        Store {
+            retention: retention.max(1),
+            held: Default::default(),
+            successes: 0,
+            failures: 0,
+            last_success: None,
+            attempted: [false; 5],
+        }
     }
 
     /// Keeps a new collection, dropping the oldest of its collector beyond the retention.
     pub fn add(&mut self, collection: Collection) {
         self.successes += 1;
+        self.attempted[collection.collector.index()] = true;
         self.last_success = Some(self.last_success.map_or(collection.collected_at, |t| t.max(collection.collected_at)));
         let held = &mut self.held[collection.collector.index()];
         held.push_front(Arc::new(collection));
         held.truncate(self.retention);
     }
 
-    pub fn failed(&mut self) {
+    pub fn failed(&mut self, collector: Collector) {
         self.failures += 1;
+        self.attempted[collector.index()] = true;
+    }
+
+    /// Whether every collector has run once (successfully or not): the first upload waits for
+    /// that, so it describes the whole cluster.
+    pub fn all_attempted(&self) -> bool {
+        self.attempted.iter().all(|a| *a)
     }
 
     pub fn stats(&self) -> CollectionStats {
@@ -126,15 +142,16 @@ impl Collections {
         Collections { store: Mutex::new(Store::new(retention)), changed: watch::Sender::new(None) }
     }
 
+    /// The newest collection of each collector, once every collector has run.
     pub fn latest(&self) -> Vec<Arc<Collection>> {
-        self.store.lock().map(|s| s.latest()).unwrap_or_default()
+        self.store.lock().ok().filter(|s| s.all_attempted()).map(|s| s.latest()).unwrap_or_default()
     }
 
-    fn record(&self, result: Result<Collection, String>) {
+    fn record(&self, collector: Collector, result: Result<Collection, String>) {
         let Ok(mut store) = self.store.lock() else { return };
         match result {
             Ok(collection) => store.add(collection),
-            Err(_) => store.failed(),
+            Err(_) => store.failed(collector),
         }
         self.changed.send_replace(Some(store.stats()));
     }
@@ -183,7 +200,7 @@ pub async fn run(
                     Ok(c) => tracing::debug!(collector = collector.name(), words = c.words.len(), "collected"),
                     Err(e) => tracing::warn!(collector = collector.name(), error = %e, "collection failed"),
                 }
-                collections.record(result);
+                collections.record(collector, result);
                 tokio::time::sleep(next_delay(interval, rand::random())).await;
             }
         }
@@ -267,9 +284,14 @@ mod tests {
             store.add(collection(Collector::ResourceInventory, &format!("2026-11-23T10:0{minute}:00Z")));
         }
         store.add(collection(Collector::ClusterMetadata, "2026-11-23T09:00:00Z"));
-        store.failed();
+        store.failed(Collector::SecurityPosture);
+        assert!(!store.all_attempted());
+        for c in [Collector::ConfigurationPatterns, Collector::PerformanceMetrics] {
+            store.failed(c);
+        }
+        assert!(store.all_attempted());
         let stats = store.stats();
-        assert_eq!((stats.total_success_count, stats.total_failure_count, stats.collections_stored_count), (6, 1, 3));
+        assert_eq!((stats.total_success_count, stats.total_failure_count, stats.collections_stored_count), (6, 3, 3));
         assert_eq!(stats.last_success_time, Some(Time("2026-11-23T10:04:00Z".parse().unwrap())));
         let latest = store.latest();
         assert_eq!(latest.len(), 2);
