@@ -130,8 +130,29 @@ async fn a_pro_run_maps_insights_back_and_no_real_name_leaves_the_cluster() {
         let unmapped = status.insights.iter().find(|i| !i.mapped).unwrap();
         assert_eq!(unmapped.object.name, "deployment-000000");
 
-        // Every byte the simulator received: uploads happened, and no distinctive string is in them.
-        let requests = sim.requests();
+        // kube9-server goes down: the insights stay, the operator is degraded; it comes back at
+        // the same address and the next retry uploads again.
+        let (addr, identity, mut requests) = (sim.addr(), sim.tls_identity(), sim.requests());
+        sim.shutdown().await;
+        let status = wait_status(&ctx, WAIT, |s| {
+            s.health == Some(Health::Degraded) && s.error.as_deref().is_some_and(|e| e.contains("could not be reached"))
+        })
+        .await?;
+        assert!(insight(&status, &ns, "quixotic-payroll", "missing-resource-limits").is_some(), "insights kept");
+        let back = Simulator::start(Options {
+            listen: addr,
+            tls: true,
+            tls_identity: identity,
+            api_keys: vec![KEY.into()],
+            metrics_interval_seconds: 2,
+            ..Default::default()
+        })
+        .await?;
+        wait_status(&ctx, WAIT, |s| s.health == Some(Health::Healthy) && !s.insights.is_empty()).await?;
+        assert!(back.metrics_uploads() >= 1);
+
+        // Every byte either simulator received: uploads happened, and no distinctive string is in them.
+        requests.extend(back.requests());
         let uploads = requests.iter().filter(|r| r.path == "/api/metrics").count();
         assert!(uploads >= 2, "{uploads} uploads");
         let mut all = Vec::new();

@@ -309,7 +309,7 @@ async fn deliver_due(pro: &Pro, round: &mut Round) -> Option<Instant> {
                         Err(_) => continue,
                     }
                 }
-                let forbidden = round.forbidden.as_ref()?;
+                let Some(forbidden) = round.forbidden.as_ref() else { continue };
                 Some(payload::obfuscate_note(note, &round.mapping, forbidden))
             }
         };
