@@ -168,6 +168,21 @@ async fn a_pro_run_maps_insights_back_and_no_real_name_leaves_the_cluster() {
         for secret in ["zanzibar", "quixotic", "ultraviolet", "marmalade", "zq-", "hunter2", "DATABASE_PASSWORD", &ns] {
             assert!(!all.contains(secret), "{secret:?} reached kube9-server");
         }
+        // The inventory counted the Deployment in its (obfuscated) namespace.
+        let body: serde_json::Value = serde_json::from_slice(
+            &requests.iter().rev().find(|r| r.path == "/api/metrics").map(|r| r.body.clone()).unwrap_or_default(),
+        )?;
+        let inventory = body["collections"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "resourceInventory"))
+            .map(|c| c["data"].clone())
+            .unwrap_or_default();
+        let counted = inventory["byNamespace"].as_object().is_some_and(|by| {
+            by.iter().any(|(ns, kinds)| {
+                ns.starts_with("namespace-") && kinds["Deployment"] == 1 && kinds.get("Pod").is_none()
+            })
+        });
+        assert!(counted, "{inventory}");
         // The upload did describe the Deployment, under its mock name.
         assert!(all.contains("\"kind\":\"Deployment\"") && all.contains("deployment-"), "no workload was uploaded");
         Ok(())

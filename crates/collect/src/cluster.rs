@@ -2,11 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::Metadata;
 use k8s_openapi::api::core::v1::Node;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube9_checks::Snapshot;
-use kube9_checks::snapshot::WorkloadKind;
 use serde_json::{Value, json};
 
 use crate::ALL_KINDS;
@@ -87,67 +84,33 @@ fn architecture(node: &Node) -> &'static str {
     }
 }
 
+/// Objects as listed, every one counted (owned Pods, ReplicaSets and Jobs included), by kind
+/// and namespace (`None` for cluster-scoped kinds).
+pub type Counts = BTreeMap<(String, Option<String>), u64>;
+
 /// Object counts per kind (`totals`) and per namespace for namespaced kinds (`byNamespace`).
-/// Kinds the snapshot could not read are listed in `unavailable` instead. The snapshot keeps
-/// only the Pods, ReplicaSets and Jobs no controller owns, so those are what is counted.
-pub fn resource_inventory(snapshot: &Snapshot) -> Value {
-    let s = snapshot;
-    let workloads = |kind: WorkloadKind| s.workloads.iter().filter(|w| w.kind == kind).map(|w| &w.metadata).collect();
-    // (kind, namespaced, objects)
-    let kinds: Vec<(&'static str, bool, Vec<&ObjectMeta>)> = vec![
-        ("Namespace", false, metas(&s.namespaces)),
-        ("Node", false, metas(&s.nodes)),
-        ("Pod", true, metas(&s.pods)),
-        ("Service", true, metas(&s.services)),
-        ("ResourceQuota", true, metas(&s.resource_quotas)),
-        ("LimitRange", true, metas(&s.limit_ranges)),
-        ("PersistentVolumeClaim", true, metas(&s.pvcs)),
-        ("Deployment", true, workloads(WorkloadKind::Deployment)),
-        ("StatefulSet", true, workloads(WorkloadKind::StatefulSet)),
-        ("DaemonSet", true, workloads(WorkloadKind::DaemonSet)),
-        ("ReplicaSet", true, workloads(WorkloadKind::ReplicaSet)),
-        ("Job", true, workloads(WorkloadKind::Job)),
-        ("CronJob", true, workloads(WorkloadKind::CronJob)),
-        ("Ingress", true, metas(&s.ingresses)),
-        ("NetworkPolicy", true, metas(&s.network_policies)),
-        ("PodDisruptionBudget", true, metas(&s.pdbs)),
-        ("HorizontalPodAutoscaler", true, metas(&s.hpas)),
-        ("Role", true, metas(&s.roles)),
-        ("ClusterRole", false, metas(&s.cluster_roles)),
-        ("RoleBinding", true, metas(&s.role_bindings)),
-        ("ClusterRoleBinding", false, metas(&s.cluster_role_bindings)),
-        ("ConfigMap", true, metas(&s.config_maps)),
-    ];
-    let unavailable = |kind: &str| s.unavailable.iter().any(|u| u == kind);
-    let mut totals = BTreeMap::<&str, usize>::new();
-    let mut by_namespace = BTreeMap::<&str, BTreeMap<&str, usize>>::new();
-    for (kind, namespaced, objects) in &kinds {
-        // Kinds outside the gather list (ConfigMap) only when the snapshot holds some.
-        if unavailable(kind) || (objects.is_empty() && !ALL_KINDS.contains(kind)) {
-            continue;
-        }
-        totals.insert(kind, objects.len());
-        if *namespaced {
-            for ns in objects.iter().filter_map(|m| m.namespace.as_deref()) {
-                *by_namespace.entry(ns).or_default().entry(kind).or_default() += 1;
-            }
+/// Kinds that could not be listed are in `unavailable` instead; only known kind names are
+/// written (a kind name is a fixed word, anything else might not be).
+pub fn resource_inventory(counts: &Counts, unavailable: &[String]) -> Value {
+    let known = |kind: &str| ALL_KINDS.iter().copied().find(|k| *k == kind);
+    let gone = |kind: &str| unavailable.iter().any(|u| u == kind);
+    let mut totals: BTreeMap<&str, u64> = ALL_KINDS.iter().filter(|k| !gone(k)).map(|k| (*k, 0)).collect();
+    let mut by_namespace = BTreeMap::<&str, BTreeMap<&str, u64>>::new();
+    for ((kind, namespace), n) in counts {
+        let Some(kind) = known(kind) else { continue };
+        *totals.entry(kind).or_default() += n;
+        if let Some(ns) = namespace {
+            *by_namespace.entry(ns.as_str()).or_default().entry(kind).or_default() += n;
         }
     }
-    if !s.crds.is_empty() {
-        totals.insert("CustomResourceDefinition", s.crds.len());
-    }
-    // Only known kind names: anything else in `unavailable` is not a fixed word.
-    let mut gone: Vec<&str> = kinds.iter().map(|k| k.0).filter(|k| unavailable(k)).collect();
+    let mut gone: Vec<&str> = unavailable.iter().filter_map(|k| known(k)).collect();
     gone.sort_unstable();
+    gone.dedup();
     let mut out = json!({"totals": totals, "byNamespace": by_namespace});
     if !gone.is_empty() {
         out["unavailable"] = json!(gone);
     }
     out
-}
-
-fn metas<T: Metadata<Ty = ObjectMeta>>(objects: &[T]) -> Vec<&ObjectMeta> {
-    objects.iter().map(Metadata::metadata).collect()
 }
 
 #[cfg(test)]
@@ -227,34 +190,26 @@ mod tests {
 
     #[test]
     fn inventory_counts_per_kind_and_namespace() {
-        let obj = |api: &str, kind: &str, name: &str, ns: Option<&str>| {
-            let mut o = json!({"apiVersion": api, "kind": kind, "metadata": {"name": name}});
-            if let Some(ns) = ns {
-                o["metadata"]["namespace"] = ns.into();
-            }
-            o
-        };
-        let mut s = snapshot(&[
-            obj("v1", "Namespace", "a", None),
-            obj("v1", "Namespace", "b", None),
-            obj("v1", "Node", "n1", None),
-            obj("v1", "Service", "s1", Some("a")),
-            obj("v1", "Service", "s2", Some("a")),
-            obj("v1", "Service", "s3", Some("b")),
-            obj("apps/v1", "Deployment", "d", Some("b")),
-            obj("rbac.authorization.k8s.io/v1", "ClusterRole", "r", None),
-            obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", "w.example.com", None),
-        ]);
-        s.unavailable = vec!["Ingress".into(), "Something else".into()];
-        let out = resource_inventory(&s);
+        let count = |kind: &str, ns: Option<&str>, n: u64| ((kind.to_owned(), ns.map(str::to_owned)), n);
+        let counts: Counts = [
+            count("Namespace", None, 2),
+            count("Service", Some("a"), 2),
+            count("Service", Some("b"), 1),
+            count("Deployment", Some("b"), 1),
+            count("Pod", Some("b"), 30),
+            count("ClusterRole", None, 1),
+            count("Not a kind", Some("b"), 5),
+        ]
+        .into_iter()
+        .collect();
+        let out = resource_inventory(&counts, &["Ingress".into(), "Something else".into()]);
         assert_eq!(out["totals"]["Service"], 3);
         assert_eq!(out["totals"]["Namespace"], 2);
-        assert_eq!(out["totals"]["ClusterRole"], 1);
-        assert_eq!(out["totals"]["Pod"], 0);
-        assert_eq!(out["totals"]["CustomResourceDefinition"], 1);
-        assert!(out["totals"].get("Ingress").is_none() && out["totals"].get("ConfigMap").is_none());
-        assert_eq!(out["byNamespace"], json!({"a": {"Service": 2}, "b": {"Service": 1, "Deployment": 1}}));
+        assert_eq!(out["totals"]["Pod"], 30, "owned Pods are counted too");
+        assert_eq!(out["totals"]["Node"], 0);
+        assert!(out["totals"].get("Ingress").is_none() && out["totals"].get("Not a kind").is_none());
+        assert_eq!(out["byNamespace"], json!({"a": {"Service": 2}, "b": {"Service": 1, "Deployment": 1, "Pod": 30}}));
         assert_eq!(out["unavailable"], json!(["Ingress"]));
-        assert!(resource_inventory(&Snapshot::default()).get("unavailable").is_none());
+        assert!(resource_inventory(&Counts::new(), &[]).get("unavailable").is_none());
     }
 }

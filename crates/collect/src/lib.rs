@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube9_checks::snapshot::{Workload, WorkloadKind};
 use serde_json::{Map, Value};
 
-pub use cluster::{cluster_metadata, resource_inventory};
+pub use cluster::{Counts, cluster_metadata, resource_inventory};
 pub use metrics::{parse_quantity, performance_metrics, performance_unavailable};
 pub use workloads::{configuration_patterns, security_posture};
 
@@ -174,7 +174,12 @@ mod privacy_tests {
             "window": "zq", "containers": [{"name": "zq-container", "usage": {"cpu": "zq", "memory": "1Mi"}}]})];
         let outputs = [
             cluster_metadata("zq free text v1.2.3", &s),
-            resource_inventory(&s),
+            resource_inventory(
+                &[(("Deployment".to_owned(), Some("zq-ns-1".to_owned())), 1), (("zq-kind".to_owned(), None), 1)]
+                    .into_iter()
+                    .collect(),
+                &["zq-unavailable".to_owned()],
+            ),
             configuration_patterns(&s),
             security_posture(&s),
             performance_metrics(&metrics),

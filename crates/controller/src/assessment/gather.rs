@@ -82,6 +82,19 @@ pub struct Gathered {
     /// When asked for: every name, namespace and identifying label value seen, the words an
     /// upload must not contain.
     pub words: Option<HashSet<String>>,
+    /// With `Purpose::Count`: every object listed, by kind and namespace.
+    pub counts: kube9_collect::Counts,
+}
+
+/// What a gathering is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// The checks: the snapshot.
+    Checks,
+    /// A collector: the snapshot, and the words an upload built from it must not contain.
+    Collect,
+    /// The inventory: counts and words only; no object is kept, so there is no bound.
+    Count,
 }
 
 /// Whether a label value could identify something: `true`, `12`, `v2` or a version such as
@@ -106,17 +119,16 @@ pub(crate) fn note_words(object: &serde_json::Value, words: &mut HashSet<String>
 }
 
 /// Lists the kinds in `needed` (names as in `Check::reads`), stopping once the snapshot holds
-/// more than `max_objects` objects (0: no bound). With `keep_words`, also records the words
-/// an upload must not contain.
+/// more than `max_objects` objects (0: no bound).
 pub async fn gather(
     client: &kube::Client,
     needed: &[&str],
     max_objects: usize,
-    keep_words: bool,
+    purpose: Purpose,
 ) -> Result<Gathered, GatherError> {
-    let mut gathered = Gathered { words: keep_words.then(HashSet::new), ..Default::default() };
+    let mut gathered = Gathered { words: (purpose != Purpose::Checks).then(HashSet::new), ..Default::default() };
     for kind in KINDS.iter().filter(|k| needed.contains(&k.name)) {
-        if !list_kind(client, kind, &mut gathered, max_objects).await? {
+        if !list_kind(client, kind, &mut gathered, max_objects, purpose).await? {
             gathered.snapshot.unavailable.push(kind.name.to_owned());
         }
     }
@@ -139,6 +151,7 @@ async fn list_kind(
     kind: &'static Kind,
     gathered: &mut Gathered,
     max_objects: usize,
+    purpose: Purpose,
 ) -> Result<bool, GatherError> {
     for version in kind.versions {
         let gvk = GroupVersionKind::gvk(kind.group, version, kind.name);
@@ -161,6 +174,11 @@ async fn list_kind(
                 gathered.objects += 1;
                 if let Some(words) = &mut gathered.words {
                     note_words(&object, words);
+                }
+                if purpose == Purpose::Count {
+                    let namespace = object["metadata"]["namespace"].as_str().map(str::to_owned);
+                    *gathered.counts.entry((kind.name.to_owned(), namespace)).or_default() += 1;
+                    continue;
                 }
                 // The list does not repeat apiVersion and kind on each item. (The snapshot
                 // drops status and managedFields: no check reads them.)

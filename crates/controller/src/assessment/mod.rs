@@ -134,7 +134,7 @@ async fn reconcile(assessment: Arc<Assessment>, ctx: Arc<Context>) -> Result<Act
 
     let options = result::options(&assessment.spec);
     let needed = result::kinds_needed(&options);
-    let gathered = gather::gather(&ctx.client, &needed, ctx.max_objects, false).await;
+    let gathered = gather::gather(&ctx.client, &needed, ctx.max_objects, gather::Purpose::Checks).await;
     let gathered = match gathered {
         Ok(g) => g,
         Err(e) => {

@@ -217,15 +217,22 @@ async fn collect(client: &kube::Client, collector: Collector, max_objects: usize
         Collector::PerformanceMetrics => performance(client).await?,
         _ => {
             let needed = kube9_collect::kinds_needed(collector.name());
-            let gathered =
-                gather::gather(client, needed, max_objects, true).await.map_err(|e| format!("listing objects: {e}"))?;
+            let purpose = match collector {
+                Collector::ResourceInventory => gather::Purpose::Count,
+                _ => gather::Purpose::Collect,
+            };
+            let gathered = gather::gather(client, needed, max_objects, purpose)
+                .await
+                .map_err(|e| format!("listing objects: {e}"))?;
             let snapshot = &gathered.snapshot;
             let data = match collector {
                 Collector::ClusterMetadata => {
                     let version = client.apiserver_version().await.map(|v| v.git_version).unwrap_or_default();
                     kube9_collect::cluster_metadata(&version, snapshot)
                 }
-                Collector::ResourceInventory => kube9_collect::resource_inventory(snapshot),
+                Collector::ResourceInventory => {
+                    kube9_collect::resource_inventory(&gathered.counts, &snapshot.unavailable)
+                }
                 Collector::ConfigurationPatterns => kube9_collect::configuration_patterns(snapshot),
                 _ => kube9_collect::security_posture(snapshot),
             };
