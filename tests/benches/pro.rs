@@ -94,6 +94,13 @@ fn mapping_back() {
     );
 }
 
+fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -170,6 +177,7 @@ async fn run(client: &kube::Client, names: &[String]) -> anyhow::Result<()> {
     })
     .await?;
     let to_insights = started.elapsed();
+    let (peak, now) = (status_kib(op.pid(), "VmHWM"), status_kib(op.pid(), "VmRSS"));
     let upload = sim.requests().into_iter().find(|r| r.path == "/api/metrics").map(|r| r.body.len()).unwrap_or(0);
     let status = operator_status(client).await?.unwrap_or_default();
     println!(
@@ -183,6 +191,11 @@ async fn run(client: &kube::Client, names: &[String]) -> anyhow::Result<()> {
         status.insights.len(),
         status.insights_omitted.unwrap_or(0),
         to_insights.as_secs_f64(),
+    );
+    println!(
+        "operator memory through the five collections and the upload: peak resident {:.1} MiB, {:.1} MiB after",
+        peak as f64 / 1024.0,
+        now as f64 / 1024.0
     );
 
     // 3. kubectl patch -> the acknowledgement at the server.

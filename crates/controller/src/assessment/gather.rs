@@ -105,6 +105,11 @@ pub fn identifying(value: &str) -> bool {
     value.len() >= 3 && !version_like && !matches!(value, "true" | "false")
 }
 
+/// Well-known labels whose values (`amd64`, `linux`) the collectors report as fixed words:
+/// they name no one's object.
+const REPORTED_LABELS: &[&str] =
+    &["kubernetes.io/arch", "beta.kubernetes.io/arch", "kubernetes.io/os", "beta.kubernetes.io/os"];
+
 /// Adds an object's name, namespace and identifying label values to `words`.
 pub(crate) fn note_words(object: &serde_json::Value, words: &mut HashSet<String>) {
     let metadata = &object["metadata"];
@@ -114,7 +119,15 @@ pub(crate) fn note_words(object: &serde_json::Value, words: &mut HashSet<String>
         }
     }
     if let Some(labels) = metadata["labels"].as_object() {
-        words.extend(labels.values().filter_map(|v| v.as_str()).filter(|v| identifying(v)).map(str::to_owned));
+        let reported = |key: &str| REPORTED_LABELS.contains(&key);
+        words.extend(
+            labels
+                .iter()
+                .filter(|(key, _)| !reported(key))
+                .filter_map(|(_, v)| v.as_str())
+                .filter(|v| identifying(v))
+                .map(str::to_owned),
+        );
     }
 }
 
@@ -216,7 +229,7 @@ mod tests {
         let mut words = HashSet::new();
         let object = serde_json::json!({"metadata": {"name": "checkout", "namespace": "shop",
             "labels": {"team": "payments", "enabled": "true", "rev": "12", "v": "v2", "version": "0.1.0",
-            "release": "v1.20.2", "build": "1.2-eu"}}});
+            "release": "v1.20.2", "build": "1.2-eu", "kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux"}}});
         note_words(&object, &mut words);
         let mut sorted: Vec<_> = words.into_iter().collect();
         sorted.sort();
