@@ -89,6 +89,8 @@ pub async fn run(mut pro: Pro, shutdown: impl Future<Output = ()>) {
                 let latest = pro.collections.latest();
                 if !latest.is_empty() && Instant::now() >= round.next_upload {
                     upload(&pro, &mut round, &cluster_id, &latest, interval).await;
+                    // The payload and the answer were the largest things held; give them back.
+                    crate::memory::release();
                 }
                 if !latest.is_empty() {
                     wake = Some(round.next_upload);
