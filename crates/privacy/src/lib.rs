@@ -7,4 +7,4 @@ pub mod obfuscate;
 pub mod validate;
 
 pub use obfuscate::{Key, KeyError, Mapping};
-pub use validate::{Forbidden, Leak, LeakKind, check};
+pub use validate::{Forbidden, Leak, LeakKind, check, replace_words};

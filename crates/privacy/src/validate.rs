@@ -83,15 +83,46 @@ fn inspect(text: &str, pointer: &str, forbidden: &Forbidden) -> Result<(), Leak>
     if secret_like(text) {
         return leak(LeakKind::SecretLike);
     }
-    if forbidden.words.contains(text) || tokens(text).any(|t| forbidden.words.contains(t)) {
+    if forbidden.words.contains(text) || words(text).any(|w| forbidden.words.contains(w)) {
         return leak(LeakKind::RealName);
     }
     Ok(())
 }
 
-/// Runs of the characters a Kubernetes name or label value may hold.
-fn tokens(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))).filter(|t| !t.is_empty())
+fn name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')
+}
+
+/// Runs of the characters a Kubernetes name or label value may hold, without the punctuation
+/// neither may start or end with: `checkout.` at the end of a sentence is the word `checkout`.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !name_char(c)).map(|t| t.trim_matches(['-', '.', '_'])).filter(|w| !w.is_empty())
+}
+
+/// `text` with every word (as the validator splits them) that `replace` maps swapped for its
+/// replacement; everything else is kept as it is.
+pub fn replace_words<R: AsRef<str>>(text: &str, mut replace: impl FnMut(&str) -> Option<R>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(name_char) {
+        let (before, run) = rest.split_at(start);
+        out.push_str(before);
+        let end = run.find(|c: char| !name_char(c)).unwrap_or(run.len());
+        let (token, after) = run.split_at(end);
+        let word = token.trim_start_matches(['-', '.', '_']);
+        let lead = &token[..token.len() - word.len()];
+        let word = word.trim_end_matches(['-', '.', '_']);
+        let trail = &token[lead.len() + word.len()..];
+        out.push_str(lead);
+        match replace(word) {
+            Some(new) if !word.is_empty() => out.push_str(new.as_ref()),
+            _ => out.push_str(word),
+        }
+        out.push_str(trail);
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Private keys, JWTs (service-account tokens), cloud access keys, and long random-looking
@@ -167,6 +198,25 @@ mod tests {
         let forbidden = Forbidden::new(["db", "a7"]);
         assert_eq!(check(&json!(["statefulset-a7f3db", "database"]), &forbidden), Ok(()));
         assert!(check(&json!(["svc db:5432"]), &forbidden).is_err());
+    }
+
+    #[test]
+    fn a_name_at_the_end_of_a_sentence_is_still_a_name() {
+        let forbidden = Forbidden::new(["web"]);
+        assert!(check(&json!("blame web."), &forbidden).is_err());
+        assert!(check(&json!("(web)"), &forbidden).is_err());
+        assert!(check(&json!("web.example"), &forbidden).is_ok(), "a longer name is another name");
+    }
+
+    #[test]
+    fn words_are_replaced_and_everything_else_kept() {
+        let swap = |w: &str| (w == "web").then_some("deployment-abc123");
+        assert_eq!(
+            replace_words("web: fix web. Not webby, (web)!", swap),
+            "deployment-abc123: fix deployment-abc123. Not webby, (deployment-abc123)!"
+        );
+        assert_eq!(replace_words("", swap), "");
+        assert_eq!(replace_words("..--", swap), "..--");
     }
 
     #[test]

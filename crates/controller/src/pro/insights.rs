@@ -120,28 +120,7 @@ pub fn order(mut insights: Vec<Insight>, max: usize) -> (Vec<Insight>, u32) {
 
 /// Text with each mock name the mapping knows replaced by the real name.
 pub fn unmask(text: &str, mapping: &Mapping) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while !rest.is_empty() {
-        let end =
-            rest.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))).unwrap_or(rest.len());
-        let (token, after) = rest.split_at(end);
-        // A sentence's full stop is not part of the name before it.
-        let trimmed = token.trim_end_matches('.');
-        match mapping.real(trimmed) {
-            Some((_, real)) => {
-                out.push_str(real);
-                out.push_str(&token[trimmed.len()..]);
-            }
-            None => out.push_str(token),
-        }
-        let mut chars = after.chars();
-        if let Some(c) = chars.next() {
-            out.push(c);
-        }
-        rest = chars.as_str();
-    }
-    out
+    kube9_privacy::replace_words(text, |word| mapping.real(word).map(|(_, real)| real))
 }
 
 fn clean(text: &str, max: usize) -> String {

@@ -123,21 +123,7 @@ pub fn build(key: &Key, cluster_id: &str, collections: &[Arc<Collection>], now: 
 /// when what is left still holds a forbidden word or a secret-like value.
 pub fn obfuscate_note(note: &str, mapping: &Mapping, forbidden: &Forbidden) -> Option<String> {
     let mocks: HashMap<&str, &str> = mapping.entries().map(|(_, real, mock)| (real, mock)).collect();
-    let mut out = String::with_capacity(note.len());
-    let mut token = String::new();
-    let flush = |token: &mut String, out: &mut String| {
-        out.push_str(mocks.get(token.as_str()).copied().unwrap_or(token));
-        token.clear();
-    };
-    for c in note.chars() {
-        if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') {
-            token.push(c);
-        } else {
-            flush(&mut token, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut token, &mut out);
+    let out = kube9_privacy::replace_words(note, |word| mocks.get(word).copied());
     kube9_privacy::check(&Value::from(out.as_str()), forbidden).ok().map(|()| out)
 }
 
@@ -217,7 +203,13 @@ mod tests {
             obfuscate_note("checkout: fixed in 2.1, see ticket", &mapping, &forbidden).as_deref(),
             Some(format!("{mock}: fixed in 2.1, see ticket").as_str())
         );
+        assert_eq!(
+            obfuscate_note("blame checkout.", &mapping, &forbidden).as_deref(),
+            Some(format!("blame {mock}.").as_str()),
+            "a name ending a sentence"
+        );
         assert_eq!(obfuscate_note("blame billing-db", &mapping, &forbidden), None, "a name it cannot map");
+        assert_eq!(obfuscate_note("blame billing-db.", &mapping, &forbidden), None, "nor one ending a sentence");
     }
 
     fn name() -> impl Strategy<Value = String> {
