@@ -148,13 +148,7 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
         changed
     });
     let existing = object.status.clone().unwrap_or_default();
-    let pro = ctx.pro.borrow().clone().unwrap_or_else(|| crate::pro::Report {
-        upload: existing.upload.clone(),
-        insights: existing.insights.clone(),
-        insights_omitted: existing.insights_omitted,
-        acknowledgements: existing.acknowledgements.clone(),
-        failure: None,
-    });
+    let pro = ctx.pro.borrow().clone().unwrap_or_else(|| crate::pro::Report::from_status(&existing));
     let standing = tier::with_pro_failure(
         tier::decide(&registration, ctx.diagnostics.write_failure().as_deref()),
         pro.failure.as_deref(),

@@ -65,11 +65,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 },
                 stopped(),
             ));
-            let policy = Policy {
-                reregistration_interval: config.reregistration_interval,
-                retry_initial: config.retry_initial,
-                retry_max: config.retry_max,
-            };
+            let policy = Policy::from_config(&config);
             tracing::info!(server = %config.server_url, "API key configured; registering with kube9-server");
             Some(tokio::spawn(registration::task::run(
                 client.clone(),

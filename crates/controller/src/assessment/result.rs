@@ -156,10 +156,7 @@ pub fn summary(spec: &AssessmentSpec, status: Option<&AssessmentStatus>) -> Sche
         .then(|| status.conditions.iter().find(|c| c.type_ == "Complete").map(|c| c.message.clone()))
         .flatten();
     ScheduledSummary {
-        last_scheduled_completed_at: status
-            .completed_at
-            .as_ref()
-            .map(|t| t.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        last_scheduled_completed_at: status.completed_at.as_ref().map(|t| crate::status::rfc3339(t.0)),
         last_scheduled_outcome: outcome,
         last_scheduled_run_state: status.phase.map(|p| format!("{p:?}").to_lowercase()),
         last_scheduled_run_id: status.run_id.clone(),

@@ -8,6 +8,7 @@ use kube9_privacy::Mapping;
 use serde::Deserialize;
 
 use super::payload::NAMESPACE;
+use crate::registration::state::printable;
 
 /// The answer to an upload.
 #[derive(Debug, Deserialize)]
@@ -71,13 +72,13 @@ pub fn map_back(insight: ServerInsight, mapping: &Mapping) -> Insight {
         .as_deref()
         .map(|ns| mapping.real(ns).filter(|(kind, _)| *kind == NAMESPACE).map(|(_, real)| real.to_owned()).ok_or(ns));
     let mapped = name.is_some() && !matches!(namespace, Some(Err(_)));
-    let clean = |text: &str, max: usize| clean(&unmask(text, mapping), max);
+    let clean = |text: &str, max: usize| printable(&unmask(text, mapping), max);
     Insight {
         id: insight.id,
         object: InsightObject {
-            kind: clean(&object.kind, 63),
-            namespace: namespace.map(|ns| ns.unwrap_or_else(|mock| mock.to_owned())).map(|ns| clean(&ns, 253)),
-            name: clean(&name.unwrap_or(object.name), 253),
+            kind: printable(&object.kind, 63),
+            namespace: namespace.map(|ns| ns.unwrap_or_else(|mock| mock.to_owned())).map(|ns| printable(&ns, 253)),
+            name: printable(&name.unwrap_or(object.name), 253),
         },
         mapped,
         insight_type: clean(&insight.insight_type, 100),
@@ -91,17 +92,23 @@ pub fn map_back(insight: ServerInsight, mapping: &Mapping) -> Insight {
         title: clean(&insight.title, 200),
         text: clean(&insight.text, 2000),
         recommendation: clean(&insight.recommendation, 2000),
-        status: match insight.status.as_str() {
-            "acknowledged" => InsightState::Acknowledged,
-            "resolved" => InsightState::Resolved,
-            "dismissed" => InsightState::Dismissed,
-            _ => InsightState::Active,
-        },
+        status: state(&insight.status).unwrap_or(InsightState::Active),
         acknowledged_at: time(insight.acknowledged_at.as_deref()),
         created_at: time(insight.created_at.as_deref()),
         expires_at: time(insight.expires_at.as_deref()),
         confidence: insight.confidence.filter(|c| c.is_finite()).map(|c| c.clamp(0.0, 1.0)),
-        generation_method: insight.generation_method.map(|m| clean(&m, 50)),
+        generation_method: insight.generation_method.map(|m| printable(&m, 50)),
+    }
+}
+
+/// An insight state as kube9-server spells it.
+pub fn state(text: &str) -> Option<InsightState> {
+    match text {
+        "active" => Some(InsightState::Active),
+        "acknowledged" => Some(InsightState::Acknowledged),
+        "resolved" => Some(InsightState::Resolved),
+        "dismissed" => Some(InsightState::Dismissed),
+        _ => None,
     }
 }
 
@@ -121,11 +128,6 @@ pub fn order(mut insights: Vec<Insight>, max: usize) -> (Vec<Insight>, u32) {
 /// Text with each mock name the mapping knows replaced by the real name.
 pub fn unmask(text: &str, mapping: &Mapping) -> String {
     kube9_privacy::replace_words(text, |word| mapping.real(word).map(|(_, real)| real))
-}
-
-fn clean(text: &str, max: usize) -> String {
-    let printable: String = text.chars().filter(|c| !c.is_control()).collect();
-    crate::status::tier::truncate(&printable, max)
 }
 
 fn time(text: Option<&str>) -> Option<Time> {

@@ -15,8 +15,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube9_api::operator_status::{
-    Acknowledgement, AcknowledgementState, AcknowledgementSync, Insight, InsightState, OperatorStatus, SINGLETON_NAME,
-    SyncState, UploadStatus,
+    Acknowledgement, AcknowledgementState, AcknowledgementSync, Insight, OperatorStatus, OperatorStatusStatus,
+    SINGLETON_NAME, SyncState, UploadStatus,
 };
 use kube9_privacy::{Forbidden, Key, Mapping};
 use tokio::sync::watch;
@@ -37,6 +37,19 @@ pub struct Report {
     pub acknowledgements: BTreeMap<String, AcknowledgementSync>,
     /// Why the pro tier is not working, when it is not.
     pub failure: Option<String>,
+}
+
+impl Report {
+    /// What a status written earlier holds: insights and delivery records outlive a restart.
+    pub fn from_status(status: &OperatorStatusStatus) -> Report {
+        Report {
+            upload: status.upload.clone(),
+            insights: status.insights.clone(),
+            insights_omitted: status.insights_omitted,
+            acknowledgements: status.acknowledgements.clone(),
+            failure: None,
+        }
+    }
 }
 
 /// Everything the task needs.
@@ -137,13 +150,7 @@ async fn seed(client: &kube::Client) -> Report {
             Default::default()
         }
     };
-    Report {
-        upload: status.upload,
-        insights: status.insights,
-        insights_omitted: status.insights_omitted,
-        acknowledgements: status.acknowledgements,
-        failure: None,
-    }
+    Report::from_status(&status)
 }
 
 fn failure(round: &Round) -> Option<String> {
@@ -165,19 +172,8 @@ async fn key(pro: &Pro, round: &mut Round) -> Result<Key, String> {
     Ok(key)
 }
 
-fn policy(config: &Config) -> Policy {
-    Policy {
-        reregistration_interval: config.reregistration_interval,
-        retry_initial: config.retry_initial,
-        retry_max: config.retry_max,
-    }
-}
-
 fn at(wait: Duration) -> String {
-    let now = Timestamp::now();
-    payload::rfc3339(
-        now.checked_add(k8s_openapi::jiff::SignedDuration::try_from(wait).unwrap_or_default()).unwrap_or(now),
-    )
+    crate::status::at(Timestamp::now(), wait)
 }
 
 /// One upload: build, validate, send, read the insights.
@@ -191,7 +187,9 @@ async fn upload(
     let now = Timestamp::now();
     let upload = round.report.upload.get_or_insert_with(Default::default);
     upload.last_attempt_time = Some(Time(now));
-    let backoff = |failures: u32| crate::registration::state::backoff(&policy(&pro.config), failures, rand::random());
+    let backoff = |failures: u32| {
+        crate::registration::state::backoff(&Policy::from_config(&pro.config), failures, rand::random())
+    };
     let key = match key(pro, round).await {
         Ok(key) => key,
         Err(e) => {
@@ -358,21 +356,14 @@ async fn deliver(pro: &Pro, id: &str, state: AcknowledgementState, note: Option<
         status: Option<String>,
         acknowledged_at: Option<String>,
     }
-    let body = serde_json::json!({"state": state, "note": note});
-    let body = match note {
-        Some(_) => body,
-        None => serde_json::json!({"state": state}),
-    };
+    let mut body = serde_json::json!({"state": state});
+    if let Some(note) = note {
+        body["note"] = note.into();
+    }
     match pro.server.post(&format!("api/insights/{id}/acknowledge"), body.to_string().into_bytes()).await {
         Ok(answer) if answer.status == 200 => {
             let parsed = serde_json::from_slice::<Answer>(&answer.body).ok();
-            let status = parsed.as_ref().and_then(|a| a.status.as_deref()).and_then(|s| match s {
-                "acknowledged" => Some(InsightState::Acknowledged),
-                "dismissed" => Some(InsightState::Dismissed),
-                "resolved" => Some(InsightState::Resolved),
-                "active" => Some(InsightState::Active),
-                _ => None,
-            });
+            let status = parsed.as_ref().and_then(|a| a.status.as_deref()).and_then(insights::state);
             let acknowledged_at = parsed.and_then(|a| a.acknowledged_at).and_then(|t| t.parse().ok()).map(Time);
             acks::Delivery::Synced { status, acknowledged_at }
         }

@@ -15,6 +15,7 @@ use kube9_privacy::{Forbidden, Key, Leak, Mapping};
 use serde_json::{Map, Value};
 
 use crate::collect::Collection;
+use crate::status::rfc3339;
 
 /// The kind namespaces are obfuscated as.
 pub const NAMESPACE: &str = "Namespace";
@@ -62,7 +63,7 @@ pub fn obfuscate(data: &Value, mapping: &Mapping) -> Value {
     let mock = |kind: &str, real: &str| Value::from(mapping.mock(kind, real).unwrap_or("unmapped"));
     match data {
         Value::Object(map) => {
-            let named = reference(map).map(|(kind, name)| (kind.to_owned(), name.to_owned()));
+            let named = reference(map);
             let mut out = Map::with_capacity(map.len());
             for (key, value) in map {
                 let value = match (key.as_str(), value, &named) {
@@ -125,10 +126,6 @@ pub fn obfuscate_note(note: &str, mapping: &Mapping, forbidden: &Forbidden) -> O
     let mocks: HashMap<&str, &str> = mapping.entries().map(|(_, real, mock)| (real, mock)).collect();
     let out = kube9_privacy::replace_words(note, |word| mocks.get(word).copied());
     kube9_privacy::check(&Value::from(out.as_str()), forbidden).ok().map(|()| out)
-}
-
-pub fn rfc3339(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 #[cfg(test)]

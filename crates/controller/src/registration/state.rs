@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 
 /// What kube9-server configured at registration.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -87,6 +87,16 @@ pub struct Policy {
     pub retry_max: Duration,
 }
 
+impl Policy {
+    pub fn from_config(config: &crate::config::Config) -> Policy {
+        Policy {
+            reregistration_interval: config.reregistration_interval,
+            retry_initial: config.retry_initial,
+            retry_max: config.retry_max,
+        }
+    }
+}
+
 /// The result of one step: the new state, how long to wait before the next attempt, and
 /// the number of consecutive transient failures so far (for backoff).
 #[derive(Clone, Debug, PartialEq)]
@@ -114,10 +124,7 @@ pub fn step(
         _ => None,
     }
     .unwrap_or(policy.reregistration_interval);
-    let at = |wait: Duration| {
-        let when = now.checked_add(SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX)).unwrap_or(now);
-        when.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-    };
+    let at = |wait: Duration| crate::status::at(now, wait);
     let (reason, wait, failures) = match outcome {
         Outcome::Registered { cluster_id, settings } => {
             let wait = settings.reregistration_interval.unwrap_or(policy.reregistration_interval);
@@ -185,7 +192,7 @@ pub fn backoff(policy: &Policy, failures: u32, jitter: f64) -> Duration {
 
 /// Text from the server, cut to `max` characters and stripped of control characters, so a
 /// hostile or broken server cannot flood the status.
-fn printable(text: &str, max: usize) -> String {
+pub(crate) fn printable(text: &str, max: usize) -> String {
     let clean: String = text.chars().filter(|c| !c.is_control()).collect();
     crate::status::tier::truncate(&clean, max)
 }

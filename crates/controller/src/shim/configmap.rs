@@ -26,7 +26,7 @@ pub fn render(
         tier: standing.tier,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         health: standing.health,
-        last_update: now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        last_update: crate::status::rfc3339(now),
         registered: standing.registered,
         error: standing.error.clone(),
         cluster_id: standing.cluster_id.clone(),

@@ -8,6 +8,17 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
+/// A time as the reports write it: RFC 3339, UTC, whole seconds.
+pub fn rfc3339(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// When `wait` from `now` will be, as the reports write it (for "retrying at ...").
+pub fn at(now: Timestamp, wait: Duration) -> String {
+    let wait = k8s_openapi::jiff::SignedDuration::try_from(wait).unwrap_or(k8s_openapi::jiff::SignedDuration::MAX);
+    rfc3339(now.checked_add(wait).unwrap_or(now))
+}
+
 /// When a report must be written again: `None` means now (it differs from what is there, or
 /// it is as old as the refresh interval), `Some(d)` means it is current for `d` more.
 pub fn refresh_in(
