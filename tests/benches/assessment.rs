@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube9_api::assessment::{Assessment, AssessmentSpec, Phase, RUN_REQUESTED_ANNOTATION};
-use kube9_tests::operator::{Operator, delete_singleton};
+use kube9_tests::operator::{Operator, create_namespaces, delete_singleton, status_kib};
 use kube9_tests::{client, ensure_crds, unique_name};
 use serde_json::json;
 
@@ -41,20 +41,8 @@ async fn main() -> anyhow::Result<()> {
     result
 }
 
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .unwrap_or(0)
-}
-
 async fn run(client: &kube::Client, names: &[String]) -> anyhow::Result<()> {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    for ns in names {
-        let object =
-            Namespace { metadata: ObjectMeta { name: Some(ns.clone()), ..Default::default() }, ..Default::default() };
-        namespaces.create(&PostParams::default(), &object).await?;
-    }
+    create_namespaces(client, names).await?;
     let started = Instant::now();
     futures::stream::iter(0..DEPLOYMENTS)
         .map(|i| {

@@ -16,7 +16,7 @@ use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube9_api::legacy::{CONFIGMAP_KEY, CONFIGMAP_NAME};
 use kube9_server_sim::{Behavior, Options, Simulator};
-use kube9_tests::operator::{Operator, delete_singleton};
+use kube9_tests::operator::{Operator, delete_singleton, status_kib};
 use kube9_tests::{client, ensure_crds, unique_name};
 
 const KEY: &str = "k9_bench_0123456789";
@@ -124,14 +124,14 @@ async fn run(client: &kube::Client, ns: &str) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut peak = 0;
     while started.elapsed() < Duration::from_secs(seconds) {
-        peak = peak.max(rss_kib(pid));
+        peak = peak.max(status_kib(pid, "VmRSS:"));
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let wall = started.elapsed().as_secs_f64();
     let tick = 100.0; // USER_HZ on Linux
     let cpu = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / tick / wall * 100.0;
     let op_cpu = cpu(start.0, cpu_ticks(pid));
-    let op_rss = rss_kib(pid);
+    let op_rss = status_kib(pid, "VmRSS:");
     println!(
         "operator idle over {seconds} s: RSS {:.1} MiB now, {:.1} MiB peak; CPU {:.3} % of one core",
         op_rss as f64 / 1024.0,
@@ -141,7 +141,7 @@ async fn run(client: &kube::Client, ns: &str) -> anyhow::Result<()> {
     println!("  against the 20 MiB target: {:.2}x", peak as f64 / 1024.0 / 20.0);
     if let (Some(api_pid), Some(api_start)) = (apiserver, start.1) {
         let api_cpu = cpu(api_start, cpu_ticks(api_pid));
-        let api_rss = rss_kib(api_pid);
+        let api_rss = status_kib(api_pid, "VmRSS:");
         println!(
             "kube-apiserver over the same window: RSS {:.1} MiB, CPU {:.3} %; operator/apiserver RSS ratio {:.3}",
             api_rss as f64 / 1024.0,
@@ -151,15 +151,6 @@ async fn run(client: &kube::Client, ns: &str) -> anyhow::Result<()> {
     }
     drop(op);
     Ok(())
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// utime + stime, in clock ticks.

@@ -15,11 +15,11 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube9_operator::pro::{insights, payload};
 use kube9_privacy::{Key, Mapping};
 use kube9_server_sim::{Options, Simulator};
-use kube9_tests::operator::{Operator, delete_singleton, operator_status};
+use kube9_tests::operator::{Operator, create_namespaces, delete_singleton, operator_status, status_kib};
 use kube9_tests::{client, ensure_crds, kubeconfig_path, unique_name, wait_for};
 use serde_json::json;
 
@@ -94,24 +94,12 @@ fn mapping_back() {
     );
 }
 
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .unwrap_or(0)
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
 async fn run(client: &kube::Client, names: &[String]) -> anyhow::Result<()> {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    for ns in names {
-        let object =
-            Namespace { metadata: ObjectMeta { name: Some(ns.clone()), ..Default::default() }, ..Default::default() };
-        namespaces.create(&PostParams::default(), &object).await?;
-    }
+    create_namespaces(client, names).await?;
     futures::stream::iter(0..DEPLOYMENTS)
         .map(|i| {
             let api: Api<Deployment> = Api::namespaced(client.clone(), &names[i % NAMESPACES]);
@@ -177,7 +165,7 @@ async fn run(client: &kube::Client, names: &[String]) -> anyhow::Result<()> {
     })
     .await?;
     let to_insights = started.elapsed();
-    let (peak, now) = (status_kib(op.pid(), "VmHWM"), status_kib(op.pid(), "VmRSS"));
+    let (peak, now) = (status_kib(op.pid(), "VmHWM:"), status_kib(op.pid(), "VmRSS:"));
     let upload = sim.requests().into_iter().find(|r| r.path == "/api/metrics").map(|r| r.body.len()).unwrap_or(0);
     let status = operator_status(client).await?.unwrap_or_default();
     println!(

@@ -68,6 +68,28 @@ pub fn binary() -> Result<PathBuf> {
     Ok(path)
 }
 
+/// A `/proc/<pid>/status` figure in KiB (`VmRSS:`, `VmHWM:`), 0 when unreadable.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Creates these namespaces (a benchmark's; it deletes them itself).
+pub async fn create_namespaces(client: &kube::Client, names: &[String]) -> Result<()> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let api: Api<Namespace> = Api::all(client.clone());
+    for name in names {
+        let object = Namespace {
+            metadata: kube::api::ObjectMeta { name: Some(name.clone()), ..Default::default() },
+            ..Default::default()
+        };
+        api.create(&Default::default(), &object).await?;
+    }
+    Ok(())
+}
+
 /// A free TCP port on loopback.
 pub fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
