@@ -74,14 +74,7 @@ pub fn run(root: &Path) -> Result<()> {
 
     banner("2. An API key, kube9-server (simulated) accepts it: enabled mode, pro tier");
     let ca = work.join("sim-ca.pem");
-    let mut sim = Command::new(bin.join("kube9-server-sim"));
-    sim.args(["--listen", "127.0.0.1:0", "--tls", "--ca-out"])
-        .arg(&ca)
-        .args(["--api-key", DEMO_KEY])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut sim = Running(sim.spawn().context("starting kube9-server-sim")?);
-    let url = simulator_url(&mut sim.0)?;
+    let (sim, url) = start_simulator(&bin, &ca, &[])?;
     println!("kube9-server simulator at {url}");
     let key_file = work.join("api-key");
     std::fs::write(&key_file, DEMO_KEY)?;
@@ -166,14 +159,7 @@ pub fn run(root: &Path) -> Result<()> {
     println!("exit status {} (a critical finding; 0 without one)", offline.status.code().unwrap_or(-1));
 
     banner("6. Pro tier: collections uploaded with mock names, insights shown by real name, one acknowledged");
-    let mut sim = Command::new(bin.join("kube9-server-sim"));
-    sim.args(["--listen", "127.0.0.1:0", "--tls", "--metrics-interval-seconds", "5", "--ca-out"])
-        .arg(&ca)
-        .args(["--api-key", DEMO_KEY])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut sim = Running(sim.spawn().context("starting kube9-server-sim")?);
-    let url = simulator_url(&mut sim.0)?;
+    let (sim, url) = start_simulator(&bin, &ca, &["--metrics-interval-seconds", "5"])?;
     let _ = kubectl(&["delete", "operatorstatus", "kube9", "--ignore-not-found"]);
     let fast =
         "clusterMetadata=3s,resourceInventory=3s,configurationPatterns=3s,performanceMetrics=3s,securityPosture=3s";
@@ -339,6 +325,20 @@ fn received_note(url: &str, ca: &Path) -> Option<String> {
         .ok()?;
     let acks: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     acks.as_array()?.last()?["note"].as_str().map(str::to_owned)
+}
+
+/// Starts the simulator over TLS, accepting the demo key, writing its CA to `ca`.
+fn start_simulator(bin: &Path, ca: &Path, extra: &[&str]) -> Result<(Running, String)> {
+    let mut sim = Command::new(bin.join("kube9-server-sim"));
+    sim.args(["--listen", "127.0.0.1:0", "--tls", "--ca-out"])
+        .arg(ca)
+        .args(["--api-key", DEMO_KEY])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut sim = Running(sim.spawn().context("starting kube9-server-sim")?);
+    let url = simulator_url(&mut sim.0)?;
+    Ok((sim, url))
 }
 
 /// Reads the simulator's `listening on <url>` line.
