@@ -31,6 +31,42 @@ impl Pillar {
         Pillar::OperationalExcellence,
         Pillar::Sustainability,
     ];
+
+    /// The name as the API writes it, and the prefix of its check ids.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pillar::Security => "security",
+            Pillar::Reliability => "reliability",
+            Pillar::PerformanceEfficiency => "performanceEfficiency",
+            Pillar::CostOptimization => "costOptimization",
+            Pillar::OperationalExcellence => "operationalExcellence",
+            Pillar::Sustainability => "sustainability",
+        }
+    }
+
+    /// The name a person reads.
+    pub fn title(self) -> &'static str {
+        match self {
+            Pillar::Security => "Security",
+            Pillar::Reliability => "Reliability",
+            Pillar::PerformanceEfficiency => "Performance Efficiency",
+            Pillar::CostOptimization => "Cost Optimization",
+            Pillar::OperationalExcellence => "Operational Excellence",
+            Pillar::Sustainability => "Sustainability",
+        }
+    }
+}
+
+impl std::str::FromStr for Pillar {
+    type Err = String;
+
+    /// A pillar by its API name; the error lists the names.
+    fn from_str(text: &str) -> Result<Pillar, String> {
+        Pillar::ALL.into_iter().find(|p| p.as_str() == text).ok_or_else(|| {
+            let names: Vec<String> = Pillar::ALL.iter().map(|p| format!("\"{}\"", p.as_str())).collect();
+            format!("not a pillar; one of {}", names.join(", "))
+        })
+    }
 }
 
 /// How much a failed check matters, most severe first.
@@ -47,6 +83,31 @@ pub enum Severity {
     Low,
     /// For information only.
     Info,
+}
+
+impl Severity {
+    /// All severities, most severe first.
+    pub const ALL: [Severity; 5] =
+        [Severity::Critical, Severity::High, Severity::Medium, Severity::Low, Severity::Info];
+
+    /// The name as the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::High => "high",
+            Severity::Medium => "medium",
+            Severity::Low => "low",
+            Severity::Info => "info",
+        }
+    }
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Severity, String> {
+        Severity::ALL.into_iter().find(|s| s.as_str() == text).ok_or_else(|| format!("not a severity: {text:?}"))
+    }
 }
 
 /// Schema for a `conditions` list: a list-map keyed by `type`, so server-side apply merges
@@ -77,6 +138,19 @@ mod tests {
                 "sustainability"
             ]
         );
+    }
+
+    #[test]
+    fn names_match_the_serialized_form_and_parse_back() {
+        for p in Pillar::ALL {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
+            assert_eq!(p.as_str().parse::<Pillar>(), Ok(p));
+        }
+        for s in Severity::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+            assert_eq!(s.as_str().parse::<Severity>(), Ok(s));
+        }
+        assert!("speed".parse::<Pillar>().unwrap_err().contains("\"costOptimization\""));
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod assessment;
 pub mod common;
 pub mod legacy;
 pub mod operator_status;
+pub mod text;
 
 pub use assessment::{Assessment, AssessmentSpec, AssessmentStatus};
 pub use common::{Pillar, Severity};

@@ -27,6 +27,36 @@ pub struct Options {
     pub exclude_namespaces: Vec<String>,
 }
 
+impl Options {
+    /// The options an Assessment's spec asks for.
+    pub fn from_spec(spec: &kube9_api::assessment::AssessmentSpec) -> Options {
+        let (checks, namespaces) =
+            (spec.checks.clone().unwrap_or_default(), spec.namespaces.clone().unwrap_or_default());
+        Options {
+            pillars: spec.pillars.clone(),
+            include_checks: checks.include,
+            exclude_checks: checks.exclude,
+            include_namespaces: namespaces.include,
+            exclude_namespaces: namespaces.exclude,
+        }
+    }
+
+    /// The checks these options select, in registry order.
+    pub fn selected(&self) -> impl Iterator<Item = &'static Check> + '_ {
+        registry().iter().filter(|check| selected(check, self))
+    }
+
+    /// The kinds the selected checks read, and `Namespace` (exemptions may sit on namespaces),
+    /// sorted: nothing else needs listing.
+    pub fn kinds_needed(&self) -> Vec<&'static str> {
+        let mut kinds: Vec<&'static str> = self.selected().flat_map(|check| check.reads.iter().copied()).collect();
+        kinds.push("Namespace");
+        kinds.sort_unstable();
+        kinds.dedup();
+        kinds
+    }
+}
+
 /// The object a finding is about.
 #[derive(Clone, Copy, Debug)]
 pub struct Subject<'a> {
@@ -186,9 +216,8 @@ pub struct Report {
 
 /// Runs the selected checks.
 pub fn run(snapshot: &Snapshot, options: &Options) -> Report {
-    let results = registry()
-        .iter()
-        .filter(|check| selected(check, options))
+    let results = options
+        .selected()
         .map(|check| {
             let mut eval = Eval {
                 snapshot,
@@ -332,8 +361,7 @@ mod tests {
         }
         assert!(all.iter().filter(|c| c.pillar == Pillar::Security).count() >= 15);
         for check in all {
-            let prefix = serde_json::to_value(check.pillar).unwrap();
-            assert_eq!(Some(check.id.split('.').next().unwrap()), prefix.as_str(), "{}", check.id);
+            assert_eq!(check.id.split('.').next().unwrap(), check.pillar.as_str(), "{}", check.id);
             assert!(!check.title.is_empty() && !check.rationale.is_empty() && !check.remediation.is_empty());
             assert!(!check.reads.is_empty(), "{} reads nothing", check.id);
         }
@@ -398,6 +426,13 @@ mod tests {
         assert!(security.score < 100 && security.score > 0);
         assert!(report.score() < 100);
         assert_eq!(run(&Snapshot::default(), &Options::default()).score(), 100);
+    }
+
+    #[test]
+    fn only_the_kinds_the_selected_checks_read_are_listed() {
+        let only = Options { include_checks: vec!["costOptimization.load-balancers".into()], ..Options::default() };
+        assert_eq!(only.kinds_needed(), vec!["Namespace", "Service"]);
+        assert!(Options::default().kinds_needed().len() > 15);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 pub mod checks;
 pub mod engine;
+pub mod kinds;
+pub mod outcome;
 pub mod registry;
 pub mod snapshot;
 

@@ -6,8 +6,6 @@ use k8s_openapi::api::core::v1::Node;
 use kube9_checks::Snapshot;
 use serde_json::{Value, json};
 
-use crate::ALL_KINDS;
-
 /// Kubernetes version, node count, provider and node architectures. A `kubernetes_version`
 /// not shaped like `v1.2.3[-+suffix]` is recorded as `"unknown"`.
 pub fn cluster_metadata(kubernetes_version: &str, snapshot: &Snapshot) -> Value {
@@ -92,9 +90,10 @@ pub type Counts = BTreeMap<(String, Option<String>), u64>;
 /// Kinds that could not be listed are in `unavailable` instead; only known kind names are
 /// written (a kind name is a fixed word, anything else might not be).
 pub fn resource_inventory(counts: &Counts, unavailable: &[String]) -> Value {
-    let known = |kind: &str| ALL_KINDS.iter().copied().find(|k| *k == kind);
+    let known = |kind: &str| kube9_checks::kinds::names().iter().copied().find(|k| *k == kind);
     let gone = |kind: &str| unavailable.iter().any(|u| u == kind);
-    let mut totals: BTreeMap<&str, u64> = ALL_KINDS.iter().filter(|k| !gone(k)).map(|k| (*k, 0)).collect();
+    let mut totals: BTreeMap<&str, u64> =
+        kube9_checks::kinds::names().iter().filter(|k| !gone(k)).map(|k| (*k, 0)).collect();
     let mut by_namespace = BTreeMap::<&str, BTreeMap<&str, u64>>::new();
     for ((kind, namespace), n) in counts {
         let Some(kind) = known(kind) else { continue };

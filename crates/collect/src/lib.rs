@@ -9,6 +9,8 @@ mod cluster;
 mod metrics;
 mod workloads;
 
+use std::time::Duration;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube9_checks::snapshot::{Workload, WorkloadKind};
 use serde_json::{Map, Value};
@@ -17,57 +19,74 @@ pub use cluster::{Counts, cluster_metadata, resource_inventory};
 pub use metrics::{parse_quantity, performance_metrics, performance_unavailable};
 pub use workloads::{configuration_patterns, security_posture};
 
-/// Every kind the operator can gather, as named in its gather list.
-pub const ALL_KINDS: &[&str] = &[
-    "Namespace",
-    "Node",
-    "Pod",
-    "Service",
-    "ResourceQuota",
-    "LimitRange",
-    "PersistentVolumeClaim",
-    "Deployment",
-    "StatefulSet",
-    "DaemonSet",
-    "ReplicaSet",
-    "Job",
-    "CronJob",
-    "Ingress",
-    "NetworkPolicy",
-    "PodDisruptionBudget",
-    "HorizontalPodAutoscaler",
-    "Role",
-    "ClusterRole",
-    "RoleBinding",
-    "ClusterRoleBinding",
-];
+/// One of the five collectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Collector {
+    ClusterMetadata,
+    ResourceInventory,
+    ConfigurationPatterns,
+    PerformanceMetrics,
+    SecurityPosture,
+}
 
-/// The collector `type`s, as in docs/pro-tier.md.
-pub const COLLECTORS: &[&str] =
-    &["clusterMetadata", "resourceInventory", "configurationPatterns", "performanceMetrics", "securityPosture"];
+impl Collector {
+    pub const ALL: [Collector; 5] = [
+        Collector::ClusterMetadata,
+        Collector::ResourceInventory,
+        Collector::ConfigurationPatterns,
+        Collector::PerformanceMetrics,
+        Collector::SecurityPosture,
+    ];
 
-const WORKLOAD_KINDS: &[&str] = &["Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"];
+    /// The collection's `type` (docs/pro-tier.md), also the name in `--collection-intervals`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Collector::ClusterMetadata => "clusterMetadata",
+            Collector::ResourceInventory => "resourceInventory",
+            Collector::ConfigurationPatterns => "configurationPatterns",
+            Collector::PerformanceMetrics => "performanceMetrics",
+            Collector::SecurityPosture => "securityPosture",
+        }
+    }
 
-/// The snapshot kinds a collector reads (empty for `performanceMetrics` and unknown collectors).
-pub fn kinds_needed(collector: &str) -> &'static [&'static str] {
-    match collector {
-        "clusterMetadata" => &["Node"],
-        "resourceInventory" => ALL_KINDS,
-        "configurationPatterns" => WORKLOAD_KINDS,
-        "securityPosture" => &[
-            "Namespace",
-            "Pod",
-            "Deployment",
-            "StatefulSet",
-            "DaemonSet",
-            "Job",
-            "CronJob",
-            "NetworkPolicy",
-            "ClusterRoleBinding",
-        ],
-        _ => &[],
+    pub fn default_interval(self) -> Duration {
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        match self {
+            Collector::ClusterMetadata | Collector::SecurityPosture => hours(24),
+            Collector::ResourceInventory => hours(6),
+            Collector::ConfigurationPatterns => hours(12),
+            Collector::PerformanceMetrics => Duration::from_secs(15 * 60),
+        }
+    }
+
+    /// Its place in [`Collector::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The snapshot kinds it reads (none for `PerformanceMetrics`, which reads metrics.k8s.io).
+    pub fn kinds_needed(self) -> &'static [&'static str] {
+        match self {
+            Collector::ClusterMetadata => &["Node"],
+            Collector::ResourceInventory => kube9_checks::kinds::names(),
+            Collector::ConfigurationPatterns => WORKLOAD_KINDS,
+            Collector::SecurityPosture => &[
+                "Namespace",
+                "Pod",
+                "Deployment",
+                "StatefulSet",
+                "DaemonSet",
+                "Job",
+                "CronJob",
+                "NetworkPolicy",
+                "ClusterRoleBinding",
+            ],
+            Collector::PerformanceMetrics => &[],
+        }
     }
 }
+
+const WORKLOAD_KINDS: &[&str] = &["Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"];
 
 /// The workloads the configuration and security collectors analyse: every Deployment,
 /// StatefulSet, DaemonSet and CronJob, and the Jobs nothing owns.
@@ -195,13 +214,15 @@ mod privacy_tests {
 
     #[test]
     fn kinds_needed_are_gatherable() {
-        for c in COLLECTORS {
-            assert!(kinds_needed(c).iter().all(|k| ALL_KINDS.contains(k)), "{c}");
+        let all = kube9_checks::kinds::names();
+        for c in Collector::ALL {
+            assert!(c.kinds_needed().iter().all(|k| all.contains(k)), "{c:?}");
+            assert_eq!(Collector::ALL[c.index()], c);
         }
-        assert_eq!(kinds_needed("clusterMetadata"), ["Node"]);
-        assert!(kinds_needed("performanceMetrics").is_empty());
-        assert!(kinds_needed("securityPosture").contains(&"ClusterRoleBinding"));
-        assert_eq!(kinds_needed("resourceInventory").len(), 21);
+        assert_eq!(Collector::ClusterMetadata.kinds_needed(), ["Node"]);
+        assert!(Collector::PerformanceMetrics.kinds_needed().is_empty());
+        assert!(Collector::SecurityPosture.kinds_needed().contains(&"ClusterRoleBinding"));
+        assert_eq!(Collector::ResourceInventory.kinds_needed().len(), 21);
     }
 }
 

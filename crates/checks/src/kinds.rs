@@ -1,0 +1,77 @@
+//! The kinds the checks (and the collectors) read: for each, its API group, the versions to
+//! try in order (the newest first, then the ones older clusters serve), and its plural. The
+//! operator lists exactly these; the chart's ClusterRole grants exactly these (a test in the
+//! operator ties the two).
+
+use std::sync::LazyLock;
+
+/// A kind as the API server serves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kind {
+    /// The name checks use in `Check::reads`.
+    pub name: &'static str,
+    pub group: &'static str,
+    pub versions: &'static [&'static str],
+    pub plural: &'static str,
+}
+
+/// Every kind any check or collector reads.
+pub const KINDS: &[Kind] = &[
+    Kind { name: "Namespace", group: "", versions: &["v1"], plural: "namespaces" },
+    Kind { name: "Node", group: "", versions: &["v1"], plural: "nodes" },
+    Kind { name: "Pod", group: "", versions: &["v1"], plural: "pods" },
+    Kind { name: "Service", group: "", versions: &["v1"], plural: "services" },
+    Kind { name: "ResourceQuota", group: "", versions: &["v1"], plural: "resourcequotas" },
+    Kind { name: "LimitRange", group: "", versions: &["v1"], plural: "limitranges" },
+    Kind { name: "PersistentVolumeClaim", group: "", versions: &["v1"], plural: "persistentvolumeclaims" },
+    Kind { name: "Deployment", group: "apps", versions: &["v1"], plural: "deployments" },
+    Kind { name: "StatefulSet", group: "apps", versions: &["v1"], plural: "statefulsets" },
+    Kind { name: "DaemonSet", group: "apps", versions: &["v1"], plural: "daemonsets" },
+    Kind { name: "ReplicaSet", group: "apps", versions: &["v1"], plural: "replicasets" },
+    Kind { name: "Job", group: "batch", versions: &["v1"], plural: "jobs" },
+    Kind { name: "CronJob", group: "batch", versions: &["v1", "v1beta1"], plural: "cronjobs" },
+    Kind { name: "Ingress", group: "networking.k8s.io", versions: &["v1", "v1beta1"], plural: "ingresses" },
+    Kind { name: "NetworkPolicy", group: "networking.k8s.io", versions: &["v1"], plural: "networkpolicies" },
+    Kind { name: "PodDisruptionBudget", group: "policy", versions: &["v1", "v1beta1"], plural: "poddisruptionbudgets" },
+    Kind {
+        name: "HorizontalPodAutoscaler",
+        group: "autoscaling",
+        versions: &["v2", "v2beta2"],
+        plural: "horizontalpodautoscalers",
+    },
+    Kind { name: "Role", group: "rbac.authorization.k8s.io", versions: &["v1"], plural: "roles" },
+    Kind { name: "ClusterRole", group: "rbac.authorization.k8s.io", versions: &["v1"], plural: "clusterroles" },
+    Kind { name: "RoleBinding", group: "rbac.authorization.k8s.io", versions: &["v1"], plural: "rolebindings" },
+    Kind {
+        name: "ClusterRoleBinding",
+        group: "rbac.authorization.k8s.io",
+        versions: &["v1"],
+        plural: "clusterrolebindings",
+    },
+];
+
+static NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| KINDS.iter().map(|k| k.name).collect());
+
+/// The names of every kind in [`KINDS`], in its order.
+pub fn names() -> &'static [&'static str] {
+    &NAMES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry;
+
+    #[test]
+    fn every_kind_a_check_reads_is_in_the_table_once() {
+        for check in registry() {
+            for kind in check.reads {
+                assert!(names().contains(kind), "{} reads {kind}, which is never listed", check.id);
+            }
+        }
+        let mut sorted = names().to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), KINDS.len());
+    }
+}

@@ -1,3 +1,0 @@
-//! Compatibility with older extensions.
-
-pub mod configmap;

@@ -1,0 +1,334 @@
+//! The Assessment controller: runs an Assessment when [`due`] says, gathers the snapshot, runs
+//! the check engine, writes the result into the Assessment's status with an Event, and reports
+//! the latest scheduled run for the OperatorStatus.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::{Resource, ResourceExt};
+use kube9_api::assessment::{Assessment, AssessmentStatus, Phase, RUN_REQUESTED_ANNOTATION, ScheduledSummary};
+use kube9_checks::Options;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use super::result;
+use super::schedule::{Due, RETRY_AFTER_FAILURE, due, latest_scheduled, schedule_interval};
+use crate::base::metrics::Metrics;
+use crate::base::{apply, memory, truncate};
+use crate::gather;
+
+/// What every Assessment reconcile gets.
+pub struct Context {
+    pub client: kube::Client,
+    /// This operator's Pod, for the Events it records.
+    pub instance: Option<String>,
+    /// The latest scheduled run, for the OperatorStatus and the legacy ConfigMap.
+    pub summary: watch::Sender<Option<ScheduledSummary>>,
+    /// The latest run this process finished, per Assessment: the watch may still show that
+    /// run as running for a moment after its result is written, and it must not run again.
+    finished: Mutex<HashMap<String, String>>,
+    /// Most objects a run holds (0: no bound).
+    pub max_objects: usize,
+    pub metrics: Metrics,
+}
+
+impl Context {
+    pub fn new(
+        client: kube::Client,
+        config: &crate::base::config::Config,
+        summary: watch::Sender<Option<ScheduledSummary>>,
+        metrics: Metrics,
+    ) -> Context {
+        Context {
+            client,
+            instance: config.pod_name.clone(),
+            summary,
+            finished: Mutex::default(),
+            max_objects: config.assessment_max_objects,
+            metrics,
+        }
+    }
+
+    fn finished(&self, name: &str, run_id: &str) {
+        if let Ok(mut finished) = self.finished.lock() {
+            finished.insert(name.to_owned(), run_id.to_owned());
+        }
+    }
+
+    fn just_finished(&self, name: &str, run_id: &str) -> bool {
+        self.finished.lock().is_ok_and(|finished| finished.get(name).map(String::as_str) == Some(run_id))
+    }
+}
+
+/// Why an Assessment could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot write the Assessment status: {0}")]
+    StatusWrite(#[source] kube::Error),
+}
+
+/// Where Events about Assessments (cluster-scoped) are recorded.
+pub const EVENT_NAMESPACE: &str = "default";
+
+async fn reconcile(assessment: Arc<Assessment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = assessment.name_any();
+    let now = Timestamp::now();
+    let status = assessment.status.as_ref();
+    if status.and_then(|s| s.phase) == Some(Phase::Running)
+        && status.and_then(|s| s.run_id.as_deref()).is_some_and(|run_id| ctx.just_finished(&name, run_id))
+    {
+        // A stale view of a run this process has just finished; the next event brings its result.
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
+    let reason = match due(&assessment, now) {
+        Due::Now(reason) => reason,
+        Due::At(next) => {
+            let wait = (next - now).try_into().unwrap_or(Duration::from_secs(1));
+            return Ok(Action::requeue(wait));
+        }
+        Due::Never => return Ok(Action::await_change()),
+    };
+    let span = tracing::info_span!("assessment", name = %name, reason);
+    run_once(&assessment, &ctx, now).instrument(span).await
+}
+
+/// One run: Running, gather, check, then Completed or Failed, each with its Event.
+async fn run_once(assessment: &Assessment, ctx: &Context, now: Timestamp) -> Result<Action, Error> {
+    let started = Instant::now();
+    let name = assessment.name_any();
+    let api: Api<Assessment> = Api::all(ctx.client.clone());
+    let run_id = format!("{name}-{}", now.as_millisecond());
+    let running = AssessmentStatus {
+        phase: Some(Phase::Running),
+        run_id: Some(run_id.clone()),
+        started_at: Some(Time(now)),
+        ..assessment.status.clone().unwrap_or_default()
+    };
+    write_status(&api, &name, &running).await?;
+    tracing::info!(run_id, "assessment started");
+
+    let options = Options::from_spec(&assessment.spec);
+    let needed = options.kinds_needed();
+    let gathered = match gather::gather(&ctx.client, &needed, ctx.max_objects, gather::Purpose::Checks).await {
+        Ok(g) => g,
+        Err(e) => {
+            // A cluster too large for the bound stays too large for a while: try again on
+            // the schedule (or when asked); anything else is retried after a minute.
+            let retry = match &e {
+                gather::GatherError::TooLarge { .. } => schedule_interval(&assessment.spec),
+                gather::GatherError::Kube(_) => Some(RETRY_AFTER_FAILURE),
+            };
+            let why = match &e {
+                gather::GatherError::Kube(e) => format!("cannot read the cluster: {e}"),
+                too_large => too_large.to_string(),
+            };
+            let failure = Failure { condition: e.to_string(), event: why, retry };
+            return fail(assessment, ctx, &api, running, &run_id, failure, started).await;
+        }
+    };
+    let objects = gathered.objects;
+    let skipped = gathered.skipped.len();
+    let snapshot = gathered.snapshot;
+    let report = match tokio::task::spawn_blocking(move || kube9_checks::run(&snapshot, &options)).await {
+        Ok(report) => report,
+        Err(e) => {
+            // A check that panics fails this run, not the controller: the next run may pass.
+            let why = format!("the check engine failed: {}", panic_message(e));
+            let failure = Failure { condition: why.clone(), event: why, retry: Some(RETRY_AFTER_FAILURE) };
+            return fail(assessment, ctx, &api, running, &run_id, failure, started).await;
+        }
+    };
+    let completed_at = Timestamp::now();
+    let next_run_at = schedule_interval(&assessment.spec).map(|after| Time(completed_at + after));
+    let done = result::status(
+        &report,
+        running,
+        completed_at,
+        next_run_at.clone(),
+        assessment.metadata.generation,
+        assessment.annotations().get(RUN_REQUESTED_ANNOTATION).cloned(),
+    );
+    write_status(&api, &name, &done).await?;
+    ctx.finished(&name, &run_id);
+    ctx.metrics.assessment_run("completed", started.elapsed().as_secs_f64());
+    let totals = report.totals();
+    let note = format!(
+        "score {}: {} passed, {} failed, {} exempted over {} objects ({} skipped as malformed)",
+        report.score(),
+        totals.passed,
+        totals.failed,
+        totals.exempted,
+        objects,
+        skipped
+    );
+    tracing::info!(run_id, score = report.score(), failed = totals.failed, "assessment completed");
+    drop(report);
+    memory::release();
+    event(ctx, assessment, "Normal", "AssessmentCompleted", note).await;
+    Ok(until(next_run_at.as_ref()))
+}
+
+/// Why a run failed: the condition's message, the Event's note, and when to try again (None:
+/// only when the object changes or a run is requested).
+struct Failure {
+    condition: String,
+    event: String,
+    retry: Option<SignedDuration>,
+}
+
+/// Records a failed run: its status, the metric, the log line and the Event.
+async fn fail(
+    assessment: &Assessment,
+    ctx: &Context,
+    api: &Api<Assessment>,
+    running: AssessmentStatus,
+    run_id: &str,
+    failure: Failure,
+    started: Instant,
+) -> Result<Action, Error> {
+    let name = assessment.name_any();
+    let failed_at = Timestamp::now();
+    let next_run_at = failure.retry.map(|after| Time(failed_at + after));
+    let failed = AssessmentStatus {
+        phase: Some(Phase::Failed),
+        completed_at: Some(Time(failed_at)),
+        next_run_at: next_run_at.clone(),
+        observed_generation: assessment.metadata.generation,
+        last_run_request: assessment.annotations().get(RUN_REQUESTED_ANNOTATION).cloned(),
+        conditions: result::conditions(false, &failure.condition, assessment.metadata.generation),
+        ..running
+    };
+    write_status(api, &name, &failed).await?;
+    ctx.finished(&name, run_id);
+    ctx.metrics.assessment_run("failed", started.elapsed().as_secs_f64());
+    tracing::warn!(run_id, error = %failure.condition, next_run_at = ?next_run_at.as_ref().map(|t| t.0), "assessment failed");
+    // The partial snapshot is gone; give its memory back as a completed run does.
+    memory::release();
+    event(ctx, assessment, "Warning", "AssessmentFailed", failure.event).await;
+    Ok(until(next_run_at.as_ref()))
+}
+
+/// What a panicking task said, as text.
+fn panic_message(error: tokio::task::JoinError) -> String {
+    match error.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a check panicked".to_owned()),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Wakes at `next`, or only when the object changes.
+fn until(next: Option<&Time>) -> Action {
+    match next {
+        Some(next) => Action::requeue((next.0 - Timestamp::now()).try_into().unwrap_or(Duration::from_secs(1))),
+        None => Action::await_change(),
+    }
+}
+
+fn publish_summary(ctx: &Context, summary: ScheduledSummary) {
+    ctx.summary.send_if_modified(|current| {
+        if current.as_ref() == Some(&summary) {
+            return false;
+        }
+        *current = Some(summary);
+        true
+    });
+}
+
+async fn write_status(api: &Api<Assessment>, name: &str, status: &AssessmentStatus) -> Result<(), Error> {
+    apply::status(api, name, status).await.map_err(Error::StatusWrite)
+}
+
+/// Records a core/v1 Event about `assessment`. Assessments are cluster-scoped, so the Event
+/// goes to `default`, as client-go's recorder does: the API servers from 1.20 on accept that
+/// for core Events, while an events.k8s.io Event about a cluster-scoped object is refused
+/// outside `kube-system` before 1.22.
+async fn event(ctx: &Context, assessment: &Assessment, type_: &str, reason: &str, note: String) {
+    use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+    let now = Time(Timestamp::now());
+    let name = assessment.name_any();
+    let event = Event {
+        metadata: kube::api::ObjectMeta {
+            name: Some(format!("{name}.{:x}", now.0.as_nanosecond())),
+            namespace: Some(EVENT_NAMESPACE.into()),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some(Assessment::api_version(&()).into_owned()),
+            kind: Some(Assessment::kind(&()).into_owned()),
+            name: Some(name),
+            uid: assessment.metadata.uid.clone(),
+            resource_version: assessment.metadata.resource_version.clone(),
+            ..Default::default()
+        },
+        reason: Some(reason.into()),
+        message: Some(truncate(&note, 1000)),
+        type_: Some(type_.into()),
+        count: Some(1),
+        first_timestamp: Some(now.clone()),
+        last_timestamp: Some(now),
+        source: Some(EventSource { component: Some("kube9-operator".into()), host: None }),
+        reporting_component: Some("kube9-operator".into()),
+        reporting_instance: ctx.instance.clone(),
+        ..Default::default()
+    };
+    let events: Api<Event> = Api::namespaced(ctx.client.clone(), EVENT_NAMESPACE);
+    if let Err(e) = events.create(&kube::api::PostParams::default(), &event).await {
+        tracing::warn!(error = %e, reason, "cannot record the event");
+    }
+}
+
+fn error_policy(_assessment: Arc<Assessment>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(error = %error, "assessment failed; retrying in 30 s");
+    Action::requeue(Duration::from_secs(30))
+}
+
+/// Runs the Assessment controller until `shutdown` completes.
+pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let api: Api<Assessment> = Api::all(ctx.client.clone());
+    let (reader, writer) = reflector::store();
+    let store = reader.clone();
+    let summary_ctx = ctx.clone();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .inspect(move |event| {
+            // Every change to any Assessment (its deletion included) may change the summary.
+            if matches!(event, Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone)) {
+                publish_summary(&summary_ctx, latest_scheduled(&store.state()));
+            }
+        })
+        .applied_objects();
+    Controller::for_stream(stream, reader)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "assessment controller event");
+            }
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_is_reported_with_its_message() {
+        let joined = tokio::task::spawn_blocking(|| -> u8 { panic!("check security.x: index out of bounds") }).await;
+        assert_eq!(panic_message(joined.unwrap_err()), "check security.x: index out of bounds");
+        let formatted = tokio::task::spawn_blocking(|| -> u8 { panic!("{} failed", "reliability.y") }).await;
+        assert_eq!(panic_message(formatted.unwrap_err()), "reliability.y failed");
+    }
+}

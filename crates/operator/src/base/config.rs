@@ -1,0 +1,463 @@
+//! Configuration from flags and environment, validated before anything starts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Largest status interval: consumers treat a `lastUpdate` older than five minutes as stale.
+const MAX_STATUS_INTERVAL: Duration = Duration::from_secs(240);
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Pretty on a terminal, JSON otherwise (in a Pod).
+    Auto,
+    Json,
+    Pretty,
+}
+
+/// Flags and environment, as given.
+#[derive(Parser, Debug)]
+#[command(name = "kube9-operator", version, about = "The in-cluster half of the kube9 toolkit")]
+pub struct Flags {
+    /// Namespace the operator runs in (holds the status ConfigMap).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "kube9-system")]
+    pub namespace: String,
+
+    /// File holding the kube9 API key (a mounted Secret). The key may also come from the
+    /// KUBE9_API_KEY environment variable; never from a flag, so it stays out of `ps`.
+    #[arg(long, env = "KUBE9_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// kube9-server base URL (HTTPS).
+    #[arg(long, env = "KUBE9_SERVER_URL", default_value = "https://api.kube9.io")]
+    pub server_url: String,
+
+    /// Extra PEM CA certificate(s) to trust for kube9-server, besides the system roots.
+    #[arg(long, env = "KUBE9_SERVER_CA_FILE")]
+    pub server_ca_file: Option<PathBuf>,
+
+    /// How often status is refreshed even when nothing changes (e.g. 60s, 2m; at most 4m).
+    #[arg(long, env = "KUBE9_STATUS_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub status_interval: Duration,
+
+    /// Re-registration interval used until kube9-server configures one.
+    #[arg(long, env = "KUBE9_REREGISTRATION_INTERVAL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub reregistration_interval: Duration,
+
+    /// First wait after a failed registration (doubles, with jitter, up to --retry-max).
+    #[arg(long, env = "KUBE9_RETRY_INITIAL", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub retry_initial: Duration,
+
+    /// Longest wait between registration retries.
+    #[arg(long, env = "KUBE9_RETRY_MAX", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub retry_max: Duration,
+
+    /// Timeout of one request to kube9-server.
+    #[arg(long, env = "KUBE9_REQUEST_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Log filter (a level such as info, or a tracing filter such as kube9_operator=debug).
+    #[arg(long, env = "KUBE9_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Log format.
+    #[arg(long, env = "KUBE9_LOG_FORMAT", value_enum, default_value = "auto")]
+    pub log_format: LogFormat,
+
+    /// Address of the /healthz, /readyz and /metrics server.
+    #[arg(long, env = "KUBE9_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
+    pub health_addr: SocketAddr,
+
+    /// Most objects an Assessment run holds in memory (about 16 KiB each at the peak); a larger
+    /// cluster fails the run with a message saying so rather than outgrowing the memory limit.
+    /// 0: no bound.
+    #[arg(long, env = "KUBE9_ASSESSMENT_MAX_OBJECTS", default_value_t = 5000)]
+    pub assessment_max_objects: usize,
+
+    /// Collector intervals to change, as name=duration pairs (clusterMetadata,
+    /// resourceInventory, configurationPatterns, performanceMetrics, securityPosture), for
+    /// example performanceMetrics=5m,resourceInventory=1h. Each run is spread ±10 %.
+    #[arg(long, env = "KUBE9_COLLECTION_INTERVALS", default_value = "")]
+    pub collection_intervals: String,
+
+    /// Collections kept in memory per collector.
+    #[arg(long, env = "KUBE9_COLLECTION_RETENTION", default_value_t = 4)]
+    pub collection_retention: usize,
+
+    /// Upload interval (pro tier) until kube9-server configures one at registration.
+    #[arg(long, env = "KUBE9_METRICS_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub metrics_interval: Duration,
+
+    /// Most insights kept in the OperatorStatus (most severe and newest first).
+    #[arg(long, env = "KUBE9_MAX_INSIGHTS", default_value_t = 50)]
+    pub max_insights: usize,
+
+    /// The Secret (in the operator's namespace) holding the obfuscation key; created on first use.
+    #[arg(long, env = "KUBE9_OBFUSCATION_KEY_SECRET", default_value = "kube9-operator-obfuscation-key")]
+    pub obfuscation_key_secret: String,
+
+    /// This operator's Pod (the chart sets it from the downward API): the reporting instance of
+    /// the Events it records.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+}
+
+/// The kube9 API key. Its `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Accepts a key with surrounding whitespace trimmed; refuses one that cannot be a key.
+    /// The reason never contains the value.
+    pub fn parse(text: &str) -> Result<ApiKey, &'static str> {
+        let key = text.trim();
+        if key.is_empty() {
+            return Err("the API key is empty");
+        }
+        if key.len() > 4096 {
+            return Err("the API key is longer than 4096 characters");
+        }
+        if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("the API key contains whitespace or non-printable characters");
+        }
+        Ok(ApiKey(key.to_owned()))
+    }
+
+    /// The value, for the Authorization header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+/// A setting that cannot be used, named so the administrator knows what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "--namespace / POD_NAMESPACE {0:?} is not a valid namespace name (lowercase letters, digits and '-', at most 63)"
+    )]
+    Namespace(String),
+    #[error("--server-url / KUBE9_SERVER_URL {url:?} is not usable: {why}")]
+    ServerUrl { url: String, why: String },
+    #[error("--server-ca-file / KUBE9_SERVER_CA_FILE {path}: {why}")]
+    ServerCa { path: String, why: String },
+    #[error("--api-key-file / KUBE9_API_KEY_FILE {path}: {why}")]
+    ApiKeyFile { path: String, why: String },
+    #[error("KUBE9_API_KEY: {0}")]
+    ApiKeyEnv(String),
+    #[error("set the API key once: both --api-key-file / KUBE9_API_KEY_FILE and KUBE9_API_KEY are set")]
+    ApiKeyTwice,
+    #[error("--{name}: {why}")]
+    Duration { name: &'static str, why: String },
+    #[error("--log-level {0:?} is not a valid filter (try info, debug, or kube9_operator=debug)")]
+    LogLevel(String),
+    #[error("--collection-intervals / KUBE9_COLLECTION_INTERVALS: {0}")]
+    CollectionIntervals(String),
+    #[error("--{name}: {why}")]
+    Setting { name: &'static str, why: String },
+}
+
+/// Validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub namespace: String,
+    pub api_key: Option<ApiKey>,
+    pub server_url: reqwest::Url,
+    /// PEM text of extra CA certificates for kube9-server.
+    pub server_ca_pem: Option<Vec<u8>>,
+    pub status_interval: Duration,
+    pub reregistration_interval: Duration,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    pub request_timeout: Duration,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub health_addr: SocketAddr,
+    /// 0: no bound.
+    pub assessment_max_objects: usize,
+    /// The interval of each collector, in `Collector::ALL` order.
+    pub collection_intervals: [Duration; 5],
+    pub collection_retention: usize,
+    pub metrics_interval: Duration,
+    pub max_insights: usize,
+    pub obfuscation_key_secret: String,
+    pub pod_name: Option<String>,
+}
+
+impl Config {
+    /// Validates flags; `env_key` is the value of KUBE9_API_KEY, if set.
+    pub fn from_flags(flags: Flags, env_key: Option<String>) -> Result<Config, ConfigError> {
+        if !is_dns_label(&flags.namespace) {
+            return Err(ConfigError::Namespace(flags.namespace));
+        }
+        let server_url = parse_server_url(&flags.server_url)?;
+        let server_ca_pem = flags.server_ca_file.as_ref().map(read_ca).transpose()?;
+        let api_key = match (flags.api_key_file, env_key.filter(|k| !k.is_empty())) {
+            (Some(_), Some(_)) => return Err(ConfigError::ApiKeyTwice),
+            (Some(path), None) => read_key_file(&path)?,
+            (None, Some(text)) => Some(ApiKey::parse(&text).map_err(|why| ConfigError::ApiKeyEnv(why.into()))?),
+            (None, None) => None,
+        };
+        check_duration("status-interval", flags.status_interval, Duration::from_secs(1), MAX_STATUS_INTERVAL)?;
+        check_duration(
+            "reregistration-interval",
+            flags.reregistration_interval,
+            Duration::from_secs(1),
+            Duration::from_secs(7 * 24 * 3600),
+        )?;
+        check_duration("retry-initial", flags.retry_initial, Duration::from_millis(100), flags.retry_max)?;
+        check_duration("retry-max", flags.retry_max, flags.retry_initial, Duration::from_secs(24 * 3600))?;
+        check_duration("request-timeout", flags.request_timeout, Duration::from_millis(100), Duration::from_secs(300))?;
+        if tracing_subscriber::EnvFilter::try_new(&flags.log_level).is_err() {
+            return Err(ConfigError::LogLevel(flags.log_level));
+        }
+        let collection_intervals = parse_intervals(&flags.collection_intervals)?;
+        if !(1..=100).contains(&flags.collection_retention) {
+            return Err(ConfigError::Setting { name: "collection-retention", why: "must be 1 to 100".into() });
+        }
+        check_duration(
+            "metrics-interval",
+            flags.metrics_interval,
+            Duration::from_secs(1),
+            Duration::from_secs(7 * 86400),
+        )?;
+        if !(1..=500).contains(&flags.max_insights) {
+            return Err(ConfigError::Setting { name: "max-insights", why: "must be 1 to 500".into() });
+        }
+        if !is_dns_subdomain(&flags.obfuscation_key_secret) {
+            return Err(ConfigError::Setting {
+                name: "obfuscation-key-secret",
+                why: format!("{:?} is not a valid Secret name", flags.obfuscation_key_secret),
+            });
+        }
+        Ok(Config {
+            namespace: flags.namespace,
+            api_key,
+            server_url,
+            server_ca_pem,
+            status_interval: flags.status_interval,
+            reregistration_interval: flags.reregistration_interval,
+            retry_initial: flags.retry_initial,
+            retry_max: flags.retry_max,
+            request_timeout: flags.request_timeout,
+            log_level: flags.log_level,
+            log_format: flags.log_format,
+            health_addr: flags.health_addr,
+            assessment_max_objects: flags.assessment_max_objects,
+            collection_intervals,
+            collection_retention: flags.collection_retention,
+            metrics_interval: flags.metrics_interval,
+            max_insights: flags.max_insights,
+            obfuscation_key_secret: flags.obfuscation_key_secret,
+            pod_name: flags.pod_name.filter(|p| !p.is_empty()),
+        })
+    }
+}
+
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+fn is_dns_subdomain(name: &str) -> bool {
+    name.len() <= 253 && name.split('.').all(is_dns_label)
+}
+
+/// `name=duration,...` over the defaults of `Collector::ALL`.
+fn parse_intervals(text: &str) -> Result<[Duration; 5], ConfigError> {
+    use kube9_collect::Collector;
+    let mut intervals = Collector::ALL.map(Collector::default_interval);
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let fail = |why: String| ConfigError::CollectionIntervals(format!("{pair:?}: {why}"));
+        let (name, value) = pair.split_once('=').ok_or_else(|| fail("expected name=duration".into()))?;
+        let index = Collector::ALL.iter().position(|c| c.name() == name.trim()).ok_or_else(|| {
+            let names: Vec<&str> = Collector::ALL.iter().map(|c| c.name()).collect();
+            fail(format!("no collector of that name (one of {})", names.join(", ")))
+        })?;
+        let value = humantime::parse_duration(value.trim()).map_err(|e| fail(e.to_string()))?;
+        if value < Duration::from_secs(1) || value > Duration::from_secs(7 * 86400) {
+            return Err(fail("must be 1s to 7d".into()));
+        }
+        intervals[index] = value;
+    }
+    Ok(intervals)
+}
+
+fn parse_server_url(text: &str) -> Result<reqwest::Url, ConfigError> {
+    let fail = |why: &str| ConfigError::ServerUrl { url: text.to_owned(), why: why.to_owned() };
+    let url = reqwest::Url::parse(text).map_err(|e| fail(&e.to_string()))?;
+    if url.scheme() != "https" {
+        return Err(fail("kube9-server is reached over HTTPS only; use an https:// URL"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(fail("it has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(fail("credentials do not belong in the URL; the API key comes from a Secret"));
+    }
+    Ok(url)
+}
+
+fn read_ca(path: &PathBuf) -> Result<Vec<u8>, ConfigError> {
+    let fail = |why: String| ConfigError::ServerCa { path: path.display().to_string(), why };
+    let pem = std::fs::read(path).map_err(|e| fail(format!("cannot be read: {e}")))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| fail(format!("is not PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(fail("holds no PEM certificate".into()));
+    }
+    Ok(pem)
+}
+
+/// Reads the key file; an empty file means no key (an optional Secret mounted empty).
+fn read_key_file(path: &PathBuf) -> Result<Option<ApiKey>, ConfigError> {
+    let fail = |why: String| ConfigError::ApiKeyFile { path: path.display().to_string(), why };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot be read: {e}")))?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    ApiKey::parse(&text).map(Some).map_err(|why| fail(why.into()))
+}
+
+fn check_duration(name: &'static str, value: Duration, min: Duration, max: Duration) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::Duration {
+            name,
+            why: format!(
+                "{} is outside {} to {}",
+                humantime::format_duration(value),
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        let mut all = vec!["kube9-operator"];
+        all.extend_from_slice(args);
+        Flags::try_parse_from(all).unwrap()
+    }
+
+    fn temp_file(name: &str, text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("kube9-config-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn defaults_are_valid_and_mean_free_tier() {
+        let config = Config::from_flags(flags(&["--namespace", "kube9-system"]), None).unwrap();
+        assert!(config.api_key.is_none());
+        assert_eq!(config.status_interval, Duration::from_secs(60));
+        assert_eq!(config.server_url.as_str(), "https://api.kube9.io/");
+        assert_eq!(config.assessment_max_objects, 5000, "the chart's default, sized for its 128Mi limit");
+        assert!(Flags::try_parse_from(["kube9-operator", "--assessment-max-objects", "many"]).is_err());
+        assert_eq!(config.collection_intervals[0], Duration::from_secs(24 * 3600));
+        assert_eq!(config.collection_intervals[3], Duration::from_secs(15 * 60));
+    }
+
+    #[test]
+    fn collection_intervals_override_the_named_collectors_only() {
+        let config =
+            Config::from_flags(flags(&["--collection-intervals", "performanceMetrics=5m, resourceInventory=1h"]), None)
+                .unwrap();
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        assert_eq!(config.collection_intervals, [hours(24), hours(1), hours(12), Duration::from_secs(300), hours(24)]);
+    }
+
+    #[test]
+    fn a_key_file_is_read_and_trimmed() {
+        let path = temp_file("key", "  k9_secret_value\n");
+        let config = Config::from_flags(flags(&["--api-key-file", path.to_str().unwrap()]), None).unwrap();
+        assert_eq!(config.api_key.unwrap().expose(), "k9_secret_value");
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn an_empty_key_file_means_no_key() {
+        let path = temp_file("empty", "\n");
+        let config = Config::from_flags(flags(&["--api-key-file", path.to_str().unwrap()]), None).unwrap();
+        assert!(config.api_key.is_none());
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn bad_settings_name_the_setting() {
+        let cases: Vec<(Vec<&str>, Option<&str>, &str)> = vec![
+            (vec!["--namespace", "Kube9"], None, "POD_NAMESPACE"),
+            (vec!["--server-url", "http://api.kube9.io"], None, "HTTPS only"),
+            (vec!["--server-url", "not a url"], None, "KUBE9_SERVER_URL"),
+            (vec!["--server-url", "https://user:pw@api.kube9.io"], None, "credentials"),
+            (vec!["--status-interval", "10m"], None, "--status-interval"),
+            (vec!["--retry-initial", "2h"], None, "--retry-initial"),
+            (vec!["--api-key-file", "/nonexistent/key"], None, "cannot be read"),
+            (vec!["--server-ca-file", "/nonexistent/ca.pem"], None, "KUBE9_SERVER_CA_FILE"),
+            (vec![], Some("has space"), "KUBE9_API_KEY"),
+            (vec!["--log-level", "info,=[bad"], None, "--log-level"),
+            (vec!["--collection-intervals", "inventory=1h"], None, "one of clusterMetadata"),
+            (vec!["--collection-intervals", "resourceInventory=soon"], None, "KUBE9_COLLECTION_INTERVALS"),
+            (vec!["--collection-intervals", "resourceInventory=10ms"], None, "1s to 7d"),
+            (vec!["--collection-retention", "0"], None, "--collection-retention"),
+            (vec!["--max-insights", "0"], None, "--max-insights"),
+            (vec!["--obfuscation-key-secret", "Bad_Name"], None, "--obfuscation-key-secret"),
+        ];
+        for (args, env_key, expected) in cases {
+            let err = Config::from_flags(flags(&args), env_key.map(str::to_owned)).unwrap_err().to_string();
+            assert!(err.contains(expected), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused() {
+        let path = temp_file("twice", "k9_a");
+        let err =
+            Config::from_flags(flags(&["--api-key-file", path.to_str().unwrap()]), Some("k9_b".into())).unwrap_err();
+        assert!(matches!(err, ConfigError::ApiKeyTwice));
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn a_bad_key_is_reported_without_its_value() {
+        let err = Config::from_flags(flags(&[]), Some("secret value".into())).unwrap_err().to_string();
+        assert!(!err.contains("secret value"), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_pem_is_not_a_ca() {
+        let path = temp_file("ca", "hello");
+        let err = Config::from_flags(flags(&["--server-ca-file", path.to_str().unwrap()]), None).unwrap_err();
+        assert!(err.to_string().contains("PEM"), "{err}");
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_key() {
+        let key = ApiKey::parse("k9_live_abcdef").unwrap();
+        assert_eq!(format!("{key:?}"), "ApiKey(<redacted>)");
+        assert!(!format!("{:?}", Some(key)).contains("abcdef"));
+    }
+
+    #[test]
+    fn keys_are_trimmed_and_checked() {
+        assert_eq!(ApiKey::parse(" k9_x \n").unwrap().expose(), "k9_x");
+        assert!(ApiKey::parse("   ").is_err());
+        assert!(ApiKey::parse("two words").is_err());
+        assert!(ApiKey::parse(&"x".repeat(5000)).is_err());
+    }
+}

@@ -1,0 +1,57 @@
+//! The one paginated list loop: every object of a collection, page by page, each handed over
+//! before the next page is fetched, so a caller holds at most one page beside what it keeps.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
+use kube::api::ListParams;
+use kube::core::Request;
+
+/// Objects per page.
+pub const PAGE: u32 = 500;
+
+/// Why a list stopped early.
+#[derive(Debug)]
+pub enum ListError<E> {
+    /// The API server refused or failed (see [`status_code`]).
+    Kube(kube::Error),
+    /// The caller stopped it.
+    Stopped(E),
+}
+
+/// One page as the API server sends it: items stay JSON values, parsed once.
+#[derive(serde::Deserialize)]
+struct Page {
+    #[serde(default)]
+    items: Vec<serde_json::Value>,
+    #[serde(default)]
+    metadata: ListMeta,
+}
+
+/// Hands every item of the list at `path` (for example `/apis/apps/v1/deployments`) to `each`,
+/// which may stop the list by returning an error.
+pub async fn each_item<E>(
+    client: &kube::Client,
+    path: &str,
+    mut each: impl FnMut(serde_json::Value) -> Result<(), E>,
+) -> Result<(), ListError<E>> {
+    let request = Request::new(path);
+    let mut params = ListParams::default().limit(PAGE);
+    loop {
+        let list = request.list(&params).map_err(|e| ListError::Kube(kube::Error::BuildRequest(e)))?;
+        let page: Page = client.request(list).await.map_err(ListError::Kube)?;
+        for item in page.items {
+            each(item).map_err(ListError::Stopped)?;
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// The HTTP status of an error the API server answered with.
+pub fn status_code(error: &kube::Error) -> Option<u16> {
+    match error {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}

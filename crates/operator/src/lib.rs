@@ -1,0 +1,16 @@
+//! The kube9-operator library. docs/architecture.md draws it: `base` (configuration and small
+//! helpers) at the bottom, then the pure rules of each flow, then the adapters and tasks that
+//! talk to the API server and kube9-server, and `operator` wiring them together.
+
+pub mod base;
+
+mod assessment;
+mod collect;
+mod gather;
+mod health;
+mod operator;
+pub mod pro;
+mod registration;
+mod status;
+
+pub use operator::run;

@@ -1,0 +1,256 @@
+//! What the OperatorStatus and the legacy ConfigMap should say, and whether either must be
+//! written now, decided from plain values: the reconciler reads, calls [`plan`], and writes
+//! what it returns. Pure.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube9_api::assessment::ScheduledSummary;
+use kube9_api::legacy::LegacyStatus;
+use kube9_api::operator_status::{CollectionStats, OperatorStatus, OperatorStatusStatus};
+
+use super::tier::{self, Standing};
+use super::{conditions, configmap};
+use crate::base::time::refresh_in;
+use crate::pro::report::Report;
+use crate::registration::state::{Registration, ServerSettings};
+
+/// Everything the decision reads.
+pub struct Inputs<'a> {
+    /// The singleton as it is now (its status is what was written last).
+    pub object: &'a OperatorStatus,
+    /// The legacy ConfigMap as it is now.
+    pub configmap: Option<&'a ConfigMap>,
+    pub registration: &'a Registration,
+    /// Why the latest write failed, if it did.
+    pub write_failure: Option<&'a str>,
+    /// The pro tier's report; None until it has one (the status then keeps what it holds).
+    pub pro: Option<&'a Report>,
+    pub assessment: Option<&'a ScheduledSummary>,
+    pub collection: Option<&'a CollectionStats>,
+    pub namespace: &'a str,
+    /// The configured refresh interval.
+    pub status_interval: Duration,
+    pub now: Timestamp,
+}
+
+/// What to do.
+#[derive(Debug, PartialEq)]
+pub struct Plan {
+    pub standing: Standing,
+    /// The status to write now; None while the written one is current.
+    pub status: Option<OperatorStatusStatus>,
+    /// The ConfigMap's JSON to write now; None while the written one is current.
+    pub configmap: Option<LegacyStatus>,
+    /// When to look again, once what is planned has been written.
+    pub requeue: Duration,
+}
+
+/// Decides both reports: each is written when its content changed, when it is as old as the
+/// refresh interval, or (the ConfigMap) when it was hand-edited or lost its labels.
+pub fn plan(inputs: &Inputs<'_>) -> Plan {
+    let existing = inputs.object.status.clone().unwrap_or_default();
+    let from_status;
+    let pro = match inputs.pro {
+        Some(pro) => pro,
+        None => {
+            from_status = Report::from_status(&existing);
+            &from_status
+        }
+    };
+    let standing =
+        tier::with_pro_failure(tier::decide(inputs.registration, inputs.write_failure), pro.failure.as_deref());
+    let now = inputs.now;
+    let interval = interval(inputs.status_interval, inputs.registration);
+    let generation = inputs.object.metadata.generation;
+
+    let conditions = conditions::conditions(&existing.conditions, &standing, inputs.registration, generation, now);
+    let reports = Reports { assessment: inputs.assessment, collection: inputs.collection, pro };
+    let desired = render(&standing, &reports, inputs.namespace, generation, conditions, now);
+    let status_left =
+        refresh_in(same_content(&existing, &desired), existing.last_update.as_ref().map(|t| t.0), now, interval);
+
+    let (have, shaped) = configmap::current(inputs.configmap);
+    let want = configmap::render(&standing, inputs.assessment, inputs.collection, inputs.namespace, now);
+    let cm_left = match &have {
+        Some(have) if shaped => {
+            refresh_in(configmap::same_content(have, &want), configmap::last_update(have), now, interval)
+        }
+        _ => None,
+    };
+    Plan {
+        standing,
+        status: status_left.is_none().then_some(desired),
+        configmap: cm_left.is_none().then_some(want),
+        requeue: status_left.unwrap_or(interval).min(cm_left.unwrap_or(interval)),
+    }
+}
+
+/// The refresh interval: the server's when registered and it set one (never longer than the
+/// configured one), else the configured.
+pub fn interval(configured: Duration, registration: &Registration) -> Duration {
+    match registration {
+        Registration::Registered { settings: ServerSettings { status_update_interval: Some(i), .. }, .. } => {
+            (*i).clamp(Duration::from_secs(1), configured.max(Duration::from_secs(1)))
+        }
+        _ => configured,
+    }
+}
+
+/// What the other parts of the operator report, beside the standing.
+pub struct Reports<'a> {
+    pub assessment: Option<&'a ScheduledSummary>,
+    pub collection: Option<&'a CollectionStats>,
+    pub pro: &'a Report,
+}
+
+/// The status to write for this standing.
+pub fn render(
+    standing: &Standing,
+    reports: &Reports<'_>,
+    namespace: &str,
+    generation: Option<i64>,
+    conditions: Vec<Condition>,
+    now: Timestamp,
+) -> OperatorStatusStatus {
+    OperatorStatusStatus {
+        mode: Some(standing.mode),
+        tier: Some(standing.tier),
+        version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        health: Some(standing.health),
+        registered: Some(standing.registered),
+        cluster_id: standing.cluster_id.clone(),
+        error: standing.error.clone(),
+        last_update: Some(Time(now)),
+        namespace: Some(namespace.to_owned()),
+        observed_generation: generation,
+        assessment: reports.assessment.cloned(),
+        collection_stats: reports.collection.cloned(),
+        upload: reports.pro.upload.clone(),
+        insights: reports.pro.insights.clone(),
+        insights_omitted: reports.pro.insights_omitted,
+        acknowledgements: reports.pro.acknowledgements.clone(),
+        conditions,
+    }
+}
+
+/// Whether two statuses say the same thing, apart from when they were written.
+pub fn same_content(a: &OperatorStatusStatus, b: &OperatorStatusStatus) -> bool {
+    let strip = |s: &OperatorStatusStatus| OperatorStatusStatus { last_update: None, ..s.clone() };
+    strip(a) == strip(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use kube9_api::operator_status::{Health, SINGLETON_NAME, Tier};
+
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn inputs<'a>(object: &'a OperatorStatus, cm: Option<&'a ConfigMap>, now: Timestamp) -> Inputs<'a> {
+        Inputs {
+            object,
+            configmap: cm,
+            registration: &Registration::NoKey,
+            write_failure: None,
+            pro: None,
+            assessment: None,
+            collection: None,
+            namespace: "kube9-system",
+            status_interval: MINUTE,
+            now,
+        }
+    }
+
+    /// The singleton and the ConfigMap as they are after `plan` was carried out at `at`.
+    fn written(at: Timestamp) -> (OperatorStatus, ConfigMap) {
+        let mut object = OperatorStatus::new(SINGLETON_NAME, Default::default());
+        let first = plan(&inputs(&object, None, at));
+        object.status = first.status;
+        let cm = configmap::object(None, "kube9-system", &first.configmap.unwrap());
+        (object, cm)
+    }
+
+    #[test]
+    fn a_first_run_writes_both_reports_and_looks_again_after_the_interval() {
+        let object = OperatorStatus::new(SINGLETON_NAME, Default::default());
+        let plan = plan(&inputs(&object, None, t("2026-11-22T10:00:00Z")));
+        let status = plan.status.expect("a status is written");
+        assert_eq!((status.tier, status.health), (Some(Tier::Free), Some(Health::Healthy)));
+        assert_eq!(status.namespace.as_deref(), Some("kube9-system"));
+        assert!(plan.configmap.is_some());
+        assert_eq!(plan.requeue, MINUTE);
+    }
+
+    #[test]
+    fn current_reports_are_not_rewritten_until_they_are_due() {
+        let (object, cm) = written(t("2026-11-22T10:00:00Z"));
+        let quiet = plan(&inputs(&object, Some(&cm), t("2026-11-22T10:00:20Z")));
+        assert_eq!((quiet.status.is_none(), quiet.configmap.is_none()), (true, true));
+        assert_eq!(quiet.requeue, Duration::from_millis(39_500), "the rest of the interval, less half a second");
+        let due = plan(&inputs(&object, Some(&cm), t("2026-11-22T10:01:00Z")));
+        assert!(due.status.is_some() && due.configmap.is_some());
+    }
+
+    #[test]
+    fn a_change_is_written_at_once() {
+        let (object, cm) = written(t("2026-11-22T10:00:00Z"));
+        let failing = Registration::Failing { reason: "503".into() };
+        let plan = plan(&Inputs { registration: &failing, ..inputs(&object, Some(&cm), t("2026-11-22T10:00:05Z")) });
+        assert_eq!(plan.status.unwrap().health, Some(Health::Degraded));
+        assert_eq!(plan.configmap.unwrap().health, Health::Degraded);
+    }
+
+    #[test]
+    fn a_hand_edited_configmap_alone_is_rewritten() {
+        let (object, mut cm) = written(t("2026-11-22T10:00:00Z"));
+        cm.data.as_mut().unwrap().insert("extra".into(), "x".into());
+        let plan = plan(&inputs(&object, Some(&cm), t("2026-11-22T10:00:05Z")));
+        assert!(plan.status.is_none());
+        assert!(plan.configmap.is_some());
+        assert_eq!(plan.requeue, Duration::from_millis(54_500));
+    }
+
+    #[test]
+    fn a_registered_operator_follows_the_servers_shorter_interval() {
+        let registered = Registration::Registered {
+            cluster_id: "cls_abcdefghijkl".into(),
+            settings: ServerSettings { status_update_interval: Some(Duration::from_secs(30)), ..Default::default() },
+            failure: None,
+        };
+        assert_eq!(interval(MINUTE, &registered), Duration::from_secs(30));
+        let slow = Registration::Registered {
+            cluster_id: "cls_abcdefghijkl".into(),
+            settings: ServerSettings { status_update_interval: Some(Duration::from_secs(600)), ..Default::default() },
+            failure: None,
+        };
+        assert_eq!(interval(MINUTE, &slow), MINUTE, "never slower than configured");
+        assert_eq!(interval(MINUTE, &Registration::NoKey), MINUTE);
+    }
+
+    #[test]
+    fn until_the_pro_task_reports_the_status_keeps_its_insights() {
+        let mut object = OperatorStatus::new(SINGLETON_NAME, Default::default());
+        object.status = Some(OperatorStatusStatus { insights_omitted: Some(7), ..Default::default() });
+        let kept = plan(&inputs(&object, None, t("2026-11-22T10:00:00Z")));
+        assert_eq!(kept.status.unwrap().insights_omitted, Some(7));
+        let report = Report { failure: Some("upload failed".into()), ..Report::default() };
+        let replaced = plan(&Inputs { pro: Some(&report), ..inputs(&object, None, t("2026-11-22T10:00:00Z")) });
+        assert_eq!(replaced.status.unwrap().insights_omitted, None);
+    }
+
+    #[test]
+    fn a_write_failure_makes_the_operator_unhealthy() {
+        let object = OperatorStatus::new(SINGLETON_NAME, Default::default());
+        let plan = plan(&Inputs { write_failure: Some("forbidden"), ..inputs(&object, None, Timestamp::UNIX_EPOCH) });
+        assert_eq!(plan.standing.health, Health::Unhealthy);
+        assert!(plan.standing.error.unwrap().contains("forbidden"));
+    }
+}
