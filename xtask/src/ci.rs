@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{checksdoc, crdgen, image, pyenv, testenv};
+use crate::{checksdoc, crdgen, image, layers, pyenv, testenv};
 
 /// Test counts summed over every summary line cargo and pytest printed.
 #[derive(Default)]
@@ -35,6 +35,7 @@ pub fn run(root: &Path) -> Result<()> {
     })?;
     step("crdgen --check", || crdgen::run(root, true))?;
     step("checks-doc --check", || checksdoc::run(root, true))?;
+    step("layers", || layers::run(root))?;
     step("unit tests", || cargo_test(root, &["--workspace", "--exclude", "kube9-tests"], None, &mut counts))?;
 
     // The cluster tests run the operator binary as a process, as a cluster would.

@@ -6,6 +6,7 @@ mod ci;
 mod crdgen;
 mod demo;
 mod image;
+mod layers;
 mod pyenv;
 mod testenv;
 
@@ -46,6 +47,9 @@ enum Command {
         #[arg(long)]
         node: bool,
     },
+    /// Check the operator crate's layering (docs/architecture.md): no import up a layer, no I/O
+    /// in a rule, no cycle between flows.
+    Layers,
     /// The operator image (no container engine needed), imported into the testenv node.
     Image,
     /// Figures: the release operator's idle memory and CPU, and its status latency.
@@ -75,6 +79,7 @@ fn main() {
         Command::Testenv { command } => testenv::run(command),
         Command::Demo { node: false } => demo::run(&root()),
         Command::Demo { node: true } => demo::run_node(&root()),
+        Command::Layers => layers::run(&root()),
         Command::Image => image::run(&root()),
         Command::Bench => bench::run(&root()),
         Command::Ci => ci::run(&root()),
