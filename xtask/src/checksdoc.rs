@@ -5,24 +5,9 @@ use std::fmt::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use kube9_api::common::{Pillar, Severity};
+use kube9_api::common::Pillar;
 
 const PATH: &str = "docs/checks.md";
-
-fn pillar_title(pillar: Pillar) -> &'static str {
-    match pillar {
-        Pillar::Security => "Security",
-        Pillar::Reliability => "Reliability",
-        Pillar::PerformanceEfficiency => "Performance Efficiency",
-        Pillar::CostOptimization => "Cost Optimization",
-        Pillar::OperationalExcellence => "Operational Excellence",
-        Pillar::Sustainability => "Sustainability",
-    }
-}
-
-fn severity(severity: Severity) -> String {
-    serde_json::to_value(severity).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-}
 
 /// The whole document.
 pub fn rendered() -> String {
@@ -46,10 +31,10 @@ pub fn rendered() -> String {
     out.push_str("| Pillar | Checks |\n|---|---|\n");
     for pillar in Pillar::ALL {
         let _ =
-            writeln!(out, "| {} | {} |", pillar_title(pillar), checks.iter().filter(|c| c.pillar == pillar).count());
+            writeln!(out, "| {} | {} |", Pillar::title(pillar), checks.iter().filter(|c| c.pillar == pillar).count());
     }
     for pillar in Pillar::ALL {
-        let _ = writeln!(out, "\n## {}\n", pillar_title(pillar));
+        let _ = writeln!(out, "\n## {}\n", Pillar::title(pillar));
         out.push_str("| Id | Severity | Title | Reads |\n|---|---|---|---|\n");
         for c in checks.iter().filter(|c| c.pillar == pillar) {
             let _ = writeln!(
@@ -57,14 +42,14 @@ pub fn rendered() -> String {
                 "| [`{}`](#{}) | {} | {} | {} |",
                 c.id,
                 anchor(c.id),
-                severity(c.severity),
+                c.severity.as_str(),
                 c.title,
                 c.reads.join(", ")
             );
         }
         for c in checks.iter().filter(|c| c.pillar == pillar) {
             let _ = writeln!(out, "\n### {}\n", c.id);
-            let _ = writeln!(out, "**{}** ({})\n", c.title, severity(c.severity));
+            let _ = writeln!(out, "**{}** ({})\n", c.title, c.severity.as_str());
             let _ = writeln!(out, "Why: {}\n", c.rationale);
             let _ = writeln!(out, "Fix: {}\n", c.remediation);
             let _ = writeln!(out, "Reads: {}", c.reads.join(", "));

@@ -2,9 +2,9 @@
 //! insights mapped back to real objects, and delivery of acknowledgements. Runs only with an
 //! API key, and does anything only while registered.
 
-pub mod acks;
+pub(crate) mod acks;
 pub mod insights;
-pub mod key;
-pub mod payload;
-pub mod report;
-pub mod task;
+pub(crate) mod key;
+pub(crate) mod payload;
+pub(crate) mod report;
+pub(crate) mod task;

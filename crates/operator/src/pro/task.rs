@@ -313,7 +313,7 @@ async fn deliver_due(pro: &Pro, round: &mut Round) -> Option<Instant> {
         .values()
         .filter_map(|r| acks::due_at(r, initial, max))
         .map(|at| {
-            let wait = Duration::try_from(now.duration_until(at)).unwrap_or(Duration::ZERO);
+            let wait = crate::base::time::until(now, at);
             // Pending notes wait for collections; poll them now and then rather than spin.
             now_instant + wait.max(Duration::from_secs(1))
         })
