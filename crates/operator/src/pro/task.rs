@@ -61,12 +61,16 @@ pub async fn run(
 ) {
     tokio::pin!(shutdown);
     // What the status held before this process: insights and delivery records survive restarts.
-    tokio::select! {
-        ready = pro.status.wait_until_ready() => if ready.is_err() { return },
+    // (The first event of the shared watch, not `Store::wait_until_ready`: kube-runtime 5 wakes
+    // only one of several tasks waiting for the same store, and the status controller waits too.)
+    let first = tokio::select! {
+        first = status_changes.next() => first,
         _ = &mut shutdown => return,
-    }
+    };
+    let Some(first) = first else { return };
+    tracing::debug!("pro tier: started from the OperatorStatus as it is");
     let mut round = Round {
-        report: Report::from_status(&singleton(&pro.status).and_then(|o| o.status.clone()).unwrap_or_default()),
+        report: Report::from_status(&first.status.clone().unwrap_or_default()),
         key: None,
         mapping: Mapping::default(),
         forbidden: None,
