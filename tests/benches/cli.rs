@@ -5,7 +5,7 @@
 //! asserts nothing about them.
 //!
 //! Baseline, measured in the same run: the same binary over the same files running one check
-//! (`--check costOptimization.load-balancers`), which still reads, parses and indexes every
+//! (`--check cost-optimization.load-balancers`), which still reads, parses and indexes every
 //! document; the difference is what the 55 checks and the output cost.
 
 use std::fmt::Write as _;
@@ -139,7 +139,7 @@ fn bench(bin: &Path, dir: &Path) -> anyhow::Result<()> {
         bytes as f64 / (1 << 20) as f64
     );
     let (base, base_peak, base_code, _) =
-        measure(bin, &["assess", "-f", path, "-o", "json", "--check", "costOptimization.load-balancers"])?;
+        measure(bin, &["assess", "-f", path, "-o", "json", "--check", "cost-optimization.load-balancers"])?;
     anyhow::ensure!(base_code == 0, "the baseline run exited with {base_code}");
     println!(
         "  baseline, one check (read, parse, index):  {:7.1} ms   peak resident {:5.1} MiB",

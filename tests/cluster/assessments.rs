@@ -107,7 +107,7 @@ async fn a_scheduled_assessment_reports_findings_an_event_and_the_summary_and_ru
         assert_eq!((finding.object.kind.as_str(), finding.object.container.as_deref()), ("Deployment", Some("app")));
         assert_eq!(finding.object.namespace.as_deref(), Some(ns.as_str()));
         let outcome = first.checks.iter().find(|c| c.check_id == "security.privileged").expect("the check ran");
-        assert_eq!((outcome.state, outcome.failed, outcome.exempted), (CheckState::Failed, 1, 1));
+        assert_eq!((outcome.state, outcome.failed, outcome.exempted), (CheckState::Failing, 1, 1));
         assert!(first.totals.expect("totals").exempted >= 1);
         assert!(first.score.is_some() && first.next_run_at.is_some() && !first.pillars.is_empty());
         assert!(first.checks.iter().all(|c| c.state != CheckState::Skipped), "nothing skipped with full access");
@@ -121,11 +121,16 @@ async fn a_scheduled_assessment_reports_findings_an_event_and_the_summary_and_ru
             let done = |a: &Option<kube9_api::assessment::ScheduledSummary>| {
                 a.as_ref().is_some_and(|a| a.last_scheduled_run_id.is_some() && a.last_scheduled_completed_at.is_some())
             };
-            done(&s.assessment) && done(&l.assessment)
+            done(&s.assessment)
+                && l.assessment.last_scheduled_run_id.is_some()
+                && l.assessment.last_scheduled_completed_at.is_some()
         })
         .await?;
         let summary = status.assessment.expect("a summary");
-        assert_eq!(legacy.assessment.as_ref().map(|a| &a.last_scheduled_run_id), Some(&summary.last_scheduled_run_id));
+        assert_eq!(legacy.assessment.last_scheduled_run_id, summary.last_scheduled_run_id);
+        let json = kube9_tests::contract::assert_configmap(&ctx.client, &ns).await?;
+        assert_eq!(json["assessment"]["lastScheduledOutcome"], "success");
+        assert_eq!(json["assessment"]["scheduledAssessmentMode"], "full");
         assert!(summary.scheduling_enabled);
         assert_eq!(summary.schedule_interval_seconds, Some(10));
         assert_eq!(summary.last_scheduled_outcome, ScheduledOutcome::Success);
@@ -133,7 +138,7 @@ async fn a_scheduled_assessment_reports_findings_an_event_and_the_summary_and_ru
         assert_eq!(totals.total_checks as usize, first.checks.len());
         assert!(totals.failed_checks >= 1 && totals.passed_checks >= 1);
         let check = summary.last_scheduled_checks.iter().find(|c| c.check_id == "security.privileged").expect("listed");
-        assert_eq!(check.status, CheckState::Failed);
+        assert_eq!(check.status, CheckState::Failing);
         assert!(check.message.as_deref().unwrap_or_default().contains("careless"));
 
         // A 10 s schedule runs again on its own, and the summary follows.
@@ -142,15 +147,14 @@ async fn a_scheduled_assessment_reports_findings_an_event_and_the_summary_and_ru
         let second_id = second.run_id.clone();
         wait_for_both(&ctx.client, &ns, WAIT, |s, l| {
             s.assessment.as_ref().map(|a| &a.last_scheduled_run_id) == Some(&second_id)
-                && l.assessment.as_ref().map(|a| &a.last_scheduled_run_id) == Some(&second_id)
+                && l.assessment.last_scheduled_run_id == second_id
         })
         .await?;
 
         // With the schedule gone, scheduling shows as off.
         Api::<Assessment>::all(ctx.client.clone()).delete(&name, &Default::default()).await?;
         wait_for_both(&ctx.client, &ns, WAIT, |s, l| {
-            s.assessment.as_ref().is_some_and(|a| !a.scheduling_enabled)
-                && l.assessment.as_ref().is_some_and(|a| !a.scheduling_enabled)
+            s.assessment.as_ref().is_some_and(|a| !a.scheduling_enabled) && !l.assessment.scheduling_enabled
         })
         .await?;
         Ok(())
@@ -186,7 +190,7 @@ async fn a_one_off_assessment_runs_once_and_again_when_requested() {
         let second = next_run(&ctx, &name, first.run_id.as_deref(), WAIT).await?;
         assert_eq!(second.last_run_request.as_deref(), Some("1"));
         let outcome = second.checks.iter().find(|c| c.check_id == "security.privileged").expect("the check ran");
-        assert_eq!((outcome.state, outcome.failed, outcome.exempted), (CheckState::Passed, 0, 1));
+        assert_eq!((outcome.state, outcome.failed, outcome.exempted), (CheckState::Passing, 0, 1));
 
         // A spec change is a new run too.
         let narrow = json!({"spec": {"pillars": ["reliability"]}});
@@ -231,13 +235,18 @@ async fn a_cluster_over_the_object_bound_fails_the_run_with_an_event_and_the_sum
             let failed = |a: &Option<kube9_api::assessment::ScheduledSummary>| {
                 a.as_ref().is_some_and(|a| a.last_scheduled_outcome == ScheduledOutcome::Failed)
             };
-            failed(&s.assessment) && failed(&l.assessment)
+            failed(&s.assessment) && l.assessment.last_scheduled_outcome == ScheduledOutcome::Failed
         })
         .await?;
-        for summary in [status.assessment, legacy.assessment] {
-            let summary = summary.expect("a summary");
-            assert_eq!(summary.last_scheduled_run_id, run.run_id);
-            let error = summary.last_scheduled_error.unwrap_or_default();
+        let json = kube9_tests::contract::assert_configmap(&ctx.client, &ns).await?;
+        assert_eq!(json["assessment"]["lastScheduledOutcome"], "failed");
+        let summary = status.assessment.expect("a summary");
+        for (run_id, error) in [
+            (summary.last_scheduled_run_id, summary.last_scheduled_error),
+            (legacy.assessment.last_scheduled_run_id, legacy.assessment.last_scheduled_error),
+        ] {
+            assert_eq!(run_id, run.run_id);
+            let error = error.unwrap_or_default();
             assert!(error.contains("more than 2 objects"), "{error}");
         }
         Ok(())

@@ -93,14 +93,11 @@ async fn without_a_key_the_operator_reports_operated_free_healthy() {
         let ready = status.conditions.iter().find(|c| c.type_ == "Ready").expect("a Ready condition");
         assert_eq!(ready.status, "True");
 
-        // The legacy JSON has exactly the contract's keys: error present and null, no clusterId.
-        let (json, _) = legacy_status(&ctx.client, &ns).await?.expect("the ConfigMap");
-        // `assessment` (the scheduled-assessment summary) is added once the Assessment watch is up.
-        let mut keys: Vec<&str> =
-            json.as_object().expect("an object").keys().map(String::as_str).filter(|k| *k != "assessment").collect();
-        keys.sort_unstable();
-        assert_eq!(keys, ["error", "health", "lastUpdate", "mode", "namespace", "registered", "tier", "version"]);
-        assert!(json["error"].is_null());
+        // The ConfigMap follows the extension's contract: error present and null, no clusterId,
+        // no key configured.
+        let json = kube9_tests::contract::assert_configmap(&ctx.client, &ns).await?;
+        assert!(json["error"].is_null() && json.get("clusterId").is_none());
+        assert_eq!(json["apiKeyConfigured"], false);
         assert_eq!(legacy.version, env!("CARGO_PKG_VERSION"));
         let cm = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns).get(CONFIGMAP_NAME).await?;
         let labels = cm.metadata.labels.unwrap_or_default();
@@ -146,6 +143,8 @@ async fn an_accepted_key_makes_the_cluster_pro_and_never_shows_the_key() {
         assert!(cluster_id.starts_with("cls_"), "{cluster_id}");
         assert_eq!(legacy.cluster_id.as_deref(), Some(cluster_id.as_str()));
         assert_eq!((legacy.mode, legacy.tier, legacy.error), (Mode::Enabled, Tier::Pro, None));
+        let json = kube9_tests::contract::assert_configmap(&ctx.client, &ns).await?;
+        assert_eq!((json["apiKeyConfigured"].as_bool(), json["registered"].as_bool()), (Some(true), Some(true)));
 
         // What the operator sent: the bearer key, its user agent, and the cluster's facts.
         let request = sim.requests().into_iter().find(|r| r.path == "/v1/operator/register").expect("a registration");
@@ -236,6 +235,8 @@ async fn a_server_that_is_down_then_up_is_reached_when_it_returns() {
         .await?;
         assert_eq!((status.mode, status.tier), (Some(Mode::Enabled), Some(Tier::Free)));
         assert_eq!(legacy.health, Health::Degraded);
+        let json = kube9_tests::contract::assert_configmap(&ctx.client, &ns).await?;
+        assert!(json["error"].is_string() && json.get("clusterId").is_none());
 
         // The server comes back at the same address: the next retry registers.
         let back = Simulator::start(Options {
@@ -343,11 +344,13 @@ async fn a_deleted_or_edited_configmap_is_restored() {
         api.patch(CONFIGMAP_NAME, &PatchParams::default(), &Patch::Merge(&patch)).await?;
         let edited = Instant::now();
         wait_for(Duration::from_secs(10), || {
-            let api = api.clone();
+            let (api, ns) = (api.clone(), ns.clone());
             async move {
                 let cm = api.get(CONFIGMAP_NAME).await?;
                 let data = cm.data.unwrap_or_default();
-                Ok(data.len() == 1 && data.get("status").is_some_and(|s| s.contains("\"tier\":\"free\"")))
+                Ok(data.len() == 2
+                    && data.get("namespace") == Some(&ns)
+                    && data.get("status").is_some_and(|s| s.contains("\"tier\":\"free\"")))
             }
         })
         .await?;

@@ -210,9 +210,9 @@ pub struct AssessmentStatus {
 #[serde(rename_all = "lowercase")]
 pub enum CheckState {
     /// Nothing failed (exempted objects included).
-    Passed,
+    Passing,
     /// An object failed a check of medium severity or above.
-    Failed,
+    Failing,
     /// An object failed a low or info check.
     Warning,
     /// The check could not run (a kind it reads could not be listed).
@@ -261,6 +261,38 @@ pub struct ScheduledSummary {
     pub scheduling_enabled: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_interval_seconds: Option<u32>,
+    /// `full` when the scheduled Assessment runs every pillar, `pillar` when it runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_assessment_mode: Option<AssessmentMode>,
+    /// The pillar, when the mode is `pillar`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_assessment_pillar: Option<Pillar>,
+}
+
+/// Whether a scheduled Assessment runs every pillar or one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AssessmentMode {
+    /// Every pillar runs.
+    Full,
+    /// One pillar runs.
+    Pillar,
+}
+
+impl AssessmentSpec {
+    /// The mode and pillar the extension shows: `full` for every pillar (none listed, or all
+    /// six), `pillar` and that pillar for one; none for a selection of several.
+    pub fn mode(&self) -> (Option<AssessmentMode>, Option<Pillar>) {
+        let mut pillars = self.pillars.clone();
+        pillars.sort_unstable();
+        pillars.dedup();
+        match pillars.as_slice() {
+            [] => (Some(AssessmentMode::Full), None),
+            [one] => (Some(AssessmentMode::Pillar), Some(*one)),
+            all if all.len() == Pillar::ALL.len() => (Some(AssessmentMode::Full), None),
+            _ => (None, None),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

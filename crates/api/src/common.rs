@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// One of the six pillars of the Kubernetes Well-Architected Framework.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Pillar {
     /// Protecting workloads, data and the control plane.
     Security,
@@ -37,9 +37,9 @@ impl Pillar {
         match self {
             Pillar::Security => "security",
             Pillar::Reliability => "reliability",
-            Pillar::PerformanceEfficiency => "performanceEfficiency",
-            Pillar::CostOptimization => "costOptimization",
-            Pillar::OperationalExcellence => "operationalExcellence",
+            Pillar::PerformanceEfficiency => "performance-efficiency",
+            Pillar::CostOptimization => "cost-optimization",
+            Pillar::OperationalExcellence => "operational-excellence",
             Pillar::Sustainability => "sustainability",
         }
     }
@@ -132,9 +132,9 @@ mod tests {
             [
                 "security",
                 "reliability",
-                "performanceEfficiency",
-                "costOptimization",
-                "operationalExcellence",
+                "performance-efficiency",
+                "cost-optimization",
+                "operational-excellence",
                 "sustainability"
             ]
         );
@@ -150,7 +150,7 @@ mod tests {
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
             assert_eq!(s.as_str().parse::<Severity>(), Ok(s));
         }
-        assert!("speed".parse::<Pillar>().unwrap_err().contains("\"costOptimization\""));
+        assert!("speed".parse::<Pillar>().unwrap_err().contains("\"cost-optimization\""));
     }
 
     #[test]

@@ -30,8 +30,8 @@ pub struct Args {
     /// Exit with status 1 when a finding (not exempted) is this severe or more.
     #[arg(long, value_enum, default_value_t = FailOn::None, value_name = "SEVERITY")]
     pub fail_on: FailOn,
-    /// Only these pillars (repeatable): security, reliability, performanceEfficiency,
-    /// costOptimization, operationalExcellence, sustainability.
+    /// Only these pillars (repeatable): security, reliability, performance-efficiency,
+    /// cost-optimization, operational-excellence, sustainability.
     #[arg(long = "pillar", value_parser = str::parse::<Pillar>, value_name = "PILLAR")]
     pub pillars: Vec<Pillar>,
     /// Only these checks or pillars, by id (repeatable).

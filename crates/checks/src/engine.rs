@@ -430,7 +430,7 @@ mod tests {
 
     #[test]
     fn only_the_kinds_the_selected_checks_read_are_listed() {
-        let only = Options { include_checks: vec!["costOptimization.load-balancers".into()], ..Options::default() };
+        let only = Options { include_checks: vec!["cost-optimization.load-balancers".into()], ..Options::default() };
         assert_eq!(only.kinds_needed(), vec!["Namespace", "Service"]);
         assert!(Options::default().kinds_needed().len() > 15);
     }

@@ -15,9 +15,9 @@ pub fn state(result: &CheckResult) -> CheckState {
     if result.unavailable.is_some() {
         CheckState::Skipped
     } else if result.failed.is_empty() {
-        CheckState::Passed
+        CheckState::Passing
     } else if result.check.severity <= Severity::Medium {
-        CheckState::Failed
+        CheckState::Failing
     } else {
         CheckState::Warning
     }

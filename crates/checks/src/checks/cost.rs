@@ -10,7 +10,7 @@ const C: Pillar = Pillar::CostOptimization;
 
 pub static CHECKS: &[Check] = &[
     Check {
-        id: "costOptimization.resource-quota",
+        id: "cost-optimization.resource-quota",
         pillar: C,
         title: "Namespaces without a ResourceQuota",
         severity: Severity::Low,
@@ -35,7 +35,7 @@ pub static CHECKS: &[Check] = &[
         },
     },
     Check {
-        id: "costOptimization.limit-range",
+        id: "cost-optimization.limit-range",
         pillar: C,
         title: "Namespaces without a LimitRange",
         severity: Severity::Low,
@@ -55,7 +55,7 @@ pub static CHECKS: &[Check] = &[
         },
     },
     Check {
-        id: "costOptimization.unused-volume-claim",
+        id: "cost-optimization.unused-volume-claim",
         pillar: C,
         title: "Volume claims nothing mounts",
         severity: Severity::Low,
@@ -90,7 +90,7 @@ pub static CHECKS: &[Check] = &[
         },
     },
     Check {
-        id: "costOptimization.load-balancers",
+        id: "cost-optimization.load-balancers",
         pillar: C,
         title: "A load balancer per Service",
         severity: Severity::Info,
@@ -105,7 +105,7 @@ pub static CHECKS: &[Check] = &[
         },
     },
     Check {
-        id: "costOptimization.oversized-requests",
+        id: "cost-optimization.oversized-requests",
         pillar: C,
         title: "Very large requests",
         severity: Severity::Info,
@@ -185,19 +185,19 @@ mod tests {
         let svc = |t: &str| json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"}, "spec": {"type": t, "selector": {"app": "web"}, "ports": [{"port": 80}]}});
         let cases: Vec<(&str, Vec<serde_json::Value>, Vec<serde_json::Value>)> = vec![
             (
-                "costOptimization.resource-quota",
+                "cost-optimization.resource-quota",
                 vec![namespace(json!({})), good.clone()],
                 vec![namespace(json!({})), good.clone(), quota],
             ),
             (
-                "costOptimization.limit-range",
+                "cost-optimization.limit-range",
                 vec![namespace(json!({})), good.clone()],
                 vec![namespace(json!({})), good.clone(), limits],
             ),
-            ("costOptimization.unused-volume-claim", vec![good.clone(), pvc("old-data")], vec![mounting, pvc("data")]),
-            ("costOptimization.load-balancers", vec![svc("LoadBalancer")], vec![svc("ClusterIP")]),
+            ("cost-optimization.unused-volume-claim", vec![good.clone(), pvc("old-data")], vec![mounting, pvc("data")]),
+            ("cost-optimization.load-balancers", vec![svc("LoadBalancer")], vec![svc("ClusterIP")]),
             (
-                "costOptimization.oversized-requests",
+                "cost-optimization.oversized-requests",
                 vec![deployment_with_container(json!({"resources": {"requests": {"cpu": "8", "memory": "32Gi"}}}))],
                 vec![good],
             ),

@@ -9,7 +9,7 @@ const O: Pillar = Pillar::OperationalExcellence;
 
 pub static CHECKS: &[Check] = &[
     Check {
-        id: "operationalExcellence.recommended-labels",
+        id: "operational-excellence.recommended-labels",
         pillar: O,
         title: "Missing app.kubernetes.io/name",
         severity: Severity::Low,
@@ -24,7 +24,7 @@ pub static CHECKS: &[Check] = &[
         },
     },
     Check {
-        id: "operationalExcellence.default-namespace",
+        id: "operational-excellence.default-namespace",
         pillar: O,
         title: "Workloads in the default namespace",
         severity: Severity::Low,
@@ -39,7 +39,7 @@ pub static CHECKS: &[Check] = &[
         },
     },
     Check {
-        id: "operationalExcellence.rollback-history",
+        id: "operational-excellence.rollback-history",
         pillar: O,
         title: "No rollback history",
         severity: Severity::Low,
@@ -58,7 +58,7 @@ pub static CHECKS: &[Check] = &[
         },
     },
     Check {
-        id: "operationalExcellence.liveness-equals-readiness",
+        id: "operational-excellence.liveness-equals-readiness",
         pillar: O,
         title: "Liveness probe identical to readiness probe",
         severity: Severity::Low,
@@ -73,7 +73,7 @@ pub static CHECKS: &[Check] = &[
         },
     },
     Check {
-        id: "operationalExcellence.latest-if-not-present",
+        id: "operational-excellence.latest-if-not-present",
         pillar: O,
         title: "Mutable tag cached per node",
         severity: Severity::Medium,
@@ -104,27 +104,27 @@ mod tests {
         let probe = json!({"httpGet": {"path": "/healthz", "port": 8080}});
         let cases: Vec<(&str, Vec<serde_json::Value>, Vec<serde_json::Value>)> = vec![
             (
-                "operationalExcellence.recommended-labels",
+                "operational-excellence.recommended-labels",
                 vec![deployment(pod_spec(json!({})), json!({"metadata": {"labels": null}}))],
                 vec![good.clone()],
             ),
             (
-                "operationalExcellence.default-namespace",
+                "operational-excellence.default-namespace",
                 vec![deployment(pod_spec(json!({})), json!({"metadata": {"namespace": "default"}}))],
                 vec![good.clone()],
             ),
             (
-                "operationalExcellence.rollback-history",
+                "operational-excellence.rollback-history",
                 vec![deployment(pod_spec(json!({})), json!({"spec": {"revisionHistoryLimit": 0}}))],
                 vec![good.clone()],
             ),
             (
-                "operationalExcellence.liveness-equals-readiness",
+                "operational-excellence.liveness-equals-readiness",
                 vec![deployment_with_container(json!({"livenessProbe": probe.clone(), "readinessProbe": probe}))],
                 vec![good.clone()],
             ),
             (
-                "operationalExcellence.latest-if-not-present",
+                "operational-excellence.latest-if-not-present",
                 vec![deployment_with_container(json!({"image": "shop/web:latest", "imagePullPolicy": "IfNotPresent"}))],
                 vec![good],
             ),

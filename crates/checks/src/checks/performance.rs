@@ -17,7 +17,7 @@ fn has(c: &k8s_openapi::api::core::v1::Container, limits: bool, resource: &str) 
 
 pub static CHECKS: &[Check] = &[
     Check {
-        id: "performanceEfficiency.cpu-requests",
+        id: "performance-efficiency.cpu-requests",
         pillar: P,
         title: "No CPU request",
         severity: Severity::Medium,
@@ -27,7 +27,7 @@ pub static CHECKS: &[Check] = &[
         run: |s, e| per_container(s, e, |_, c| (!has(c, false, "cpu")).then(|| "has no CPU request".into())),
     },
     Check {
-        id: "performanceEfficiency.memory-requests",
+        id: "performance-efficiency.memory-requests",
         pillar: P,
         title: "No memory request",
         severity: Severity::Medium,
@@ -37,7 +37,7 @@ pub static CHECKS: &[Check] = &[
         run: |s, e| per_container(s, e, |_, c| (!has(c, false, "memory")).then(|| "has no memory request".into())),
     },
     Check {
-        id: "performanceEfficiency.memory-limits",
+        id: "performance-efficiency.memory-limits",
         pillar: P,
         title: "No memory limit",
         severity: Severity::Medium,
@@ -47,7 +47,7 @@ pub static CHECKS: &[Check] = &[
         run: |s, e| per_container(s, e, |_, c| (!has(c, true, "memory")).then(|| "has no memory limit".into())),
     },
     Check {
-        id: "performanceEfficiency.hpa-requests",
+        id: "performance-efficiency.hpa-requests",
         pillar: P,
         title: "CPU autoscaling without CPU requests",
         severity: Severity::High,
@@ -78,7 +78,7 @@ pub static CHECKS: &[Check] = &[
         },
     },
     Check {
-        id: "performanceEfficiency.hpa-range",
+        id: "performance-efficiency.hpa-range",
         pillar: P,
         title: "Autoscaler that cannot scale",
         severity: Severity::Low,
@@ -98,7 +98,7 @@ pub static CHECKS: &[Check] = &[
         },
     },
     Check {
-        id: "performanceEfficiency.pull-always",
+        id: "performance-efficiency.pull-always",
         pillar: P,
         title: "Pinned images pulled on every start",
         severity: Severity::Low,
@@ -133,13 +133,13 @@ mod tests {
         let good = deployment_with_container(json!({}));
         let no_requests = deployment_with_container(json!({"resources": {"requests": null, "limits": null}}));
         let cases: Vec<(&str, Vec<serde_json::Value>, Vec<serde_json::Value>)> = vec![
-            ("performanceEfficiency.cpu-requests", vec![no_requests.clone()], vec![good.clone()]),
-            ("performanceEfficiency.memory-requests", vec![no_requests.clone()], vec![good.clone()]),
-            ("performanceEfficiency.memory-limits", vec![no_requests.clone()], vec![good.clone()]),
-            ("performanceEfficiency.hpa-requests", vec![no_requests, hpa(2, 6)], vec![good.clone(), hpa(2, 6)]),
-            ("performanceEfficiency.hpa-range", vec![hpa(3, 3)], vec![hpa(2, 6)]),
+            ("performance-efficiency.cpu-requests", vec![no_requests.clone()], vec![good.clone()]),
+            ("performance-efficiency.memory-requests", vec![no_requests.clone()], vec![good.clone()]),
+            ("performance-efficiency.memory-limits", vec![no_requests.clone()], vec![good.clone()]),
+            ("performance-efficiency.hpa-requests", vec![no_requests, hpa(2, 6)], vec![good.clone(), hpa(2, 6)]),
+            ("performance-efficiency.hpa-range", vec![hpa(3, 3)], vec![hpa(2, 6)]),
             (
-                "performanceEfficiency.pull-always",
+                "performance-efficiency.pull-always",
                 vec![deployment_with_container(json!({"imagePullPolicy": "Always"}))],
                 vec![good],
             ),

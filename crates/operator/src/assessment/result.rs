@@ -59,10 +59,13 @@ pub fn status(
 pub fn summary(spec: &AssessmentSpec, status: Option<&AssessmentStatus>) -> ScheduledSummary {
     let enabled = spec.schedule.is_some() && !spec.suspend;
     let interval = spec.schedule.as_ref().map(|s| s.interval_seconds);
+    let (mode, pillar) = if spec.schedule.is_some() { spec.mode() } else { (None, None) };
     let Some(status) = status else {
         return ScheduledSummary {
             scheduling_enabled: enabled,
             schedule_interval_seconds: interval,
+            scheduled_assessment_mode: mode,
+            scheduled_assessment_pillar: pillar,
             ..ScheduledSummary::default()
         };
     };
@@ -83,8 +86,8 @@ pub fn summary(spec: &AssessmentSpec, status: Option<&AssessmentStatus>) -> Sche
         last_scheduled_totals: (!status.checks.is_empty()).then(|| ScheduledTotals {
             total_checks: status.checks.len() as u32,
             completed_checks: status.checks.len() as u32 - count(CheckState::Skipped),
-            passed_checks: count(CheckState::Passed),
-            failed_checks: count(CheckState::Failed),
+            passed_checks: count(CheckState::Passing),
+            failed_checks: count(CheckState::Failing),
             warning_checks: count(CheckState::Warning),
         }),
         last_scheduled_error: error,
@@ -102,6 +105,8 @@ pub fn summary(spec: &AssessmentSpec, status: Option<&AssessmentStatus>) -> Sche
             .collect(),
         scheduling_enabled: enabled,
         schedule_interval_seconds: interval,
+        scheduled_assessment_mode: mode,
+        scheduled_assessment_pillar: pillar,
     }
 }
 
@@ -134,7 +139,7 @@ mod tests {
         assert_eq!((status.observed_generation, status.last_run_request.as_deref()), (Some(3), Some("r1")));
         assert_eq!(status.checks.len(), report.results.len());
         let privileged = status.checks.iter().find(|c| c.check_id == "security.privileged").unwrap();
-        assert_eq!(privileged.state, CheckState::Failed);
+        assert_eq!(privileged.state, CheckState::Failing);
         assert!(privileged.message.as_deref().unwrap().ends_with("and 117 more"), "{:?}", privileged.message);
         let serialized = serde_json::to_vec(&status).unwrap();
         assert!(serialized.len() < 256 * 1024, "{} bytes", serialized.len());

@@ -30,6 +30,7 @@ pub struct Inputs<'a> {
     pub pro: Option<&'a Report>,
     pub assessment: Option<&'a ScheduledSummary>,
     pub collection: Option<&'a CollectionStats>,
+    pub api_key_configured: bool,
     pub namespace: &'a str,
     /// The configured refresh interval.
     pub status_interval: Duration,
@@ -73,7 +74,12 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         refresh_in(same_content(&existing, &desired), existing.last_update.as_ref().map(|t| t.0), now, interval);
 
     let (have, shaped) = configmap::current(inputs.configmap);
-    let want = configmap::render(&standing, inputs.assessment, inputs.collection, inputs.namespace, now);
+    let cm_reports = configmap::Reports {
+        assessment: inputs.assessment,
+        collection: inputs.collection,
+        api_key_configured: inputs.api_key_configured,
+    };
+    let want = configmap::render(&standing, &cm_reports, inputs.namespace, now);
     let cm_left = match &have {
         Some(have) if shaped => {
             refresh_in(configmap::same_content(have, &want), configmap::last_update(have), now, interval)
@@ -163,6 +169,7 @@ mod tests {
             pro: None,
             assessment: None,
             collection: None,
+            api_key_configured: false,
             namespace: "kube9-system",
             status_interval: MINUTE,
             now,

@@ -107,6 +107,7 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
         pro: pro.as_ref(),
         assessment: assessment.as_ref(),
         collection: collection.as_ref(),
+        api_key_configured: ctx.config.api_key.is_some(),
         namespace,
         status_interval: ctx.config.status_interval,
         now: Timestamp::now(),
