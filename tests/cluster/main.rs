@@ -2,6 +2,7 @@
 
 mod assessments;
 mod crds;
+mod events;
 mod namespaces;
 mod operator;
 mod pro;
