@@ -176,7 +176,8 @@ async fn one_event_updated_again_and_again_is_one_row_with_the_rising_count() {
         let data = DataDir::new();
         let mut operator = Operator::start(&ns, &["--data-dir", data.0.to_str().unwrap_or_default()], &[])?;
         let api: Api<Event> = Api::namespaced(ctx.client.clone(), &ns);
-        let start = Timestamp::now() - SignedDuration::from_mins(10);
+        // Whole seconds: a core Event's timestamps have no fraction.
+        let start = Timestamp::from_second(Timestamp::now().as_second() - 600)?;
         let mut current = api.create(&PostParams::default(), &event(&ns, "repeat", "Pod", "web-1", 1, start)).await?;
         let ns_flag = format!("--object-namespace={ns}");
         for count in 2..=6 {
