@@ -96,13 +96,27 @@ fn main() {
     let size = bytes(dir.path());
     let full = latency(dir.path(), &[]);
     let by_ns = latency(dir.path(), &["--object-namespace=team-7"]);
-    let by_kind = latency(dir.path(), &["--object-namespace=team-8", "--object-kind=Deployment", "--since=2026-05-28T20:26:40Z"]);
+    let by_kind =
+        latency(dir.path(), &["--object-namespace=team-8", "--object-kind=Deployment", "--since=2026-05-28T20:26:40Z"]);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("store: {rate:.0} new events/s written, {update_rate:.0} updates in place/s (batches of {BATCH})");
-    println!("store: size per 100,000 events: {:.1} MiB (at 100,000: {:.1} MiB; at 200,000: {:.1} MiB)",
-        size as f64 / 2.0 / 1048576.0, size_100k as f64 / 1048576.0, size as f64 / 1048576.0);
-    println!("query events list --limit=25, 200,000 rows: {:.2} ms median; baseline (1 row) {:.2} ms; ratio {:.2}",
-        ms(full), ms(baseline), ms(full) / ms(baseline));
-    println!("  with --object-namespace: {:.2} ms (ratio {:.2}); with namespace, kind and --since: {:.2} ms (ratio {:.2})",
-        ms(by_ns), ms(by_ns) / ms(baseline), ms(by_kind), ms(by_kind) / ms(baseline));
+    println!(
+        "store: size per 100,000 events: {:.1} MiB (at 100,000: {:.1} MiB; at 200,000: {:.1} MiB)",
+        size as f64 / 2.0 / 1048576.0,
+        size_100k as f64 / 1048576.0,
+        size as f64 / 1048576.0
+    );
+    println!(
+        "query events list --limit=25, 200,000 rows: {:.2} ms median; baseline (1 row) {:.2} ms; ratio {:.2}",
+        ms(full),
+        ms(baseline),
+        ms(full) / ms(baseline)
+    );
+    println!(
+        "  with --object-namespace: {:.2} ms (ratio {:.2}); with namespace, kind and --since: {:.2} ms (ratio {:.2})",
+        ms(by_ns),
+        ms(by_ns) / ms(baseline),
+        ms(by_kind),
+        ms(by_kind) / ms(baseline)
+    );
 }
