@@ -13,5 +13,8 @@ RUN image/build-rootfs.sh /rootfs
 FROM scratch
 COPY --from=build /rootfs/ /
 USER 65532:65532
+# `kubectl exec … -- kube9-operator query …` finds the binary by name (a scratch image has no
+# default PATH).
+ENV PATH=/
 EXPOSE 8080
 ENTRYPOINT ["/kube9-operator"]

@@ -39,7 +39,7 @@ def test_the_free_render_has_no_secret_and_no_key(chart: helm.Chart) -> None:
     objects = render(chart)
     assert find(objects, "Secret") == []
     assert "KUBE9_API_KEY_FILE" not in env(objects)
-    assert "volumes" not in one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert [v["name"] for v in one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]] == ["data"]
     assert KEY not in yaml.safe_dump_all(objects)
 
 
@@ -57,7 +57,8 @@ def test_the_pro_render_mounts_the_key_from_a_secret_the_chart_creates(chart: he
                 "defaultMode": 0o440,
                 "items": [{"key": "api-key", "path": "api-key"}],
             },
-        }
+        },
+        {"name": "data", "emptyDir": {"sizeLimit": "256Mi"}},
     ]
     assert {"name": "api-key", "mountPath": "/var/run/secrets/kube9/api-key", "readOnly": True} in container(
         objects
@@ -84,6 +85,49 @@ def test_an_existing_secret_is_used_and_none_is_created(chart: helm.Chart) -> No
     assert pod["volumes"][0]["secret"]["secretName"] == "kube9-key"
     assert pod["volumes"][0]["secret"]["items"] == [{"key": "token", "path": "token"}]
     assert env(objects)["KUBE9_API_KEY_FILE"] == "/var/run/secrets/kube9/api-key/token"
+
+
+def test_the_store_is_on_an_empty_dir_with_a_size_limit_by_default(chart: helm.Chart) -> None:
+    objects = render(chart)
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod["volumes"] == [{"name": "data", "emptyDir": {"sizeLimit": "256Mi"}}]
+    assert {"name": "data", "mountPath": "/var/lib/kube9"} in container(objects)["volumeMounts"]
+    assert container(objects)["securityContext"]["readOnlyRootFilesystem"] is True, "only the volume is written"
+    assert env(objects)["KUBE9_DATA_DIR"] == "/var/lib/kube9"
+    assert env(objects)["KUBE9_STORE_MAX_SIZE"] == "192Mi"
+    assert env(objects)["KUBE9_EVENTS_RETENTION"] == "7d"
+    assert env(objects)["KUBE9_EVENTS_MAX_ROWS"] == "200000"
+    assert find(objects, "PersistentVolumeClaim") == []
+    objects = render(chart, {"store": {"maxSize": "1Gi", "eventsRetention": "30d", "eventsMaxRows": 1000000, "emptyDirSizeLimit": "2Gi"}})
+    assert env(objects)["KUBE9_EVENTS_MAX_ROWS"] == "1000000"
+    assert one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"] == [{"name": "data", "emptyDir": {"sizeLimit": "2Gi"}}]
+
+
+def test_persistence_puts_the_store_on_a_claim(chart: helm.Chart) -> None:
+    objects = render(chart, {"persistence": {"enabled": True, "size": "5Gi", "storageClassName": "fast"}})
+    claim = one(objects, "PersistentVolumeClaim")
+    assert claim["metadata"]["name"] == "kube9-kube9-operator-data"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert claim["spec"]["storageClassName"] == "fast"
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": "kube9-kube9-operator-data"}}]
+    objects = render(chart, {"persistence": {"enabled": True, "size": "1Gi", "existingClaim": "mine"}})
+    assert find(objects, "PersistentVolumeClaim") == []
+    assert one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"] == {"claimName": "mine"}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"store": {"maxSize": "lots", "eventsRetention": "7d", "eventsMaxRows": 1000, "emptyDirSizeLimit": "1Gi"}},
+        {"store": {"maxSize": "1Gi", "eventsRetention": "7d", "eventsMaxRows": 10, "emptyDirSizeLimit": "1Gi"}},
+        {"persistence": {"enabled": "yes"}},
+    ],
+)
+def test_bad_store_values_are_refused_by_the_schema(chart: helm.Chart, values: dict[str, Any]) -> None:
+    with pytest.raises(helm.HelmError):
+        render(chart, values)
 
 
 def test_a_key_and_an_existing_secret_together_are_refused(chart: helm.Chart) -> None:
@@ -160,8 +204,13 @@ def test_rbac_has_no_wildcards_and_writes_only_the_operators_own_objects(chart: 
     assert "nodes" in everything and "pods" in everything and "deployments" in everything
     assert not {"secrets", "configmaps"} & set(everything)
     for rule in cluster_rules:
-        if rule["apiGroups"] != ["kube9.io"]:
+        if rule["resources"] == ["events"]:
+            # The event history: a watch of the cluster's Events, read-only.
+            assert rule["apiGroups"] in ([""], ["events.k8s.io"]) and rule["verbs"] == ["list", "watch"], rule
+        elif rule["apiGroups"] != ["kube9.io"]:
             assert rule["verbs"] == ["list"], rule
+    event_groups = {g for rule in cluster_rules if rule["resources"] == ["events"] for g in rule["apiGroups"]}
+    assert event_groups == {"", "events.k8s.io"}, "both groups: events.k8s.io, and core on servers without it"
 
 
 def test_a_scheduled_assessment_is_created_by_default_and_can_be_turned_off(chart: helm.Chart) -> None:

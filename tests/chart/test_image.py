@@ -54,7 +54,8 @@ def test_the_dockerfile_builds_a_minimal_non_root_image() -> None:
     assert build[0].value[0].startswith("docker.io/library/rust:") and build[0].value[-1] == "build"
     assert final[0].value == ("scratch",), "the final stage starts from nothing"
     instructions = {c.cmd: c for c in final}
-    assert set(instructions) == {"FROM", "COPY", "USER", "EXPOSE", "ENTRYPOINT"}, "no RUN, no SHELL in the final stage"
+    assert set(instructions) == {"FROM", "COPY", "USER", "ENV", "EXPOSE", "ENTRYPOINT"}, "no RUN, no SHELL in the final stage"
+    assert instructions["ENV"].value == ("PATH", "/"), "kube9-operator is found by name (kubectl exec … -- kube9-operator query)"
     assert instructions["COPY"].flags == ("--from=build",) and instructions["COPY"].value == ("/rootfs/", "/")
     assert instructions["USER"].value == (USER,)
     assert instructions["ENTRYPOINT"].json and instructions["ENTRYPOINT"].value == ("/kube9-operator",)
@@ -89,6 +90,16 @@ def program_headers(path: pathlib.Path) -> list[int]:
     phoff, = struct.unpack_from("<Q", data, 0x20)
     phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
     return [struct.unpack_from("<I", data, phoff + i * phentsize)[0] for i in range(phnum)]
+
+
+def test_the_images_path_finds_the_binary_by_name(rootfs: pathlib.Path) -> None:
+    (_, final) = stages()
+    (env,) = [c for c in final if c.cmd == "ENV"]
+    path = dict(zip(env.value[::2], env.value[1::2]))["PATH"]
+    found = [d for d in path.split(":") if (rootfs / d.lstrip("/") / "kube9-operator").is_file()]
+    assert found == ["/"], path
+    image = (ROOT / "xtask/src/image.rs").read_text()
+    assert f'"PATH={path}"' in image, "the image xtask builds sets the same PATH"
 
 
 def test_the_root_filesystem_holds_only_the_binary_the_ca_bundle_and_the_user(rootfs: pathlib.Path) -> None:

@@ -3,6 +3,7 @@
 mod assessments;
 mod contract;
 mod crds;
+mod events;
 mod namespaces;
 mod operator;
 mod pro;

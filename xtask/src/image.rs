@@ -40,7 +40,8 @@ pub fn build(root: &Path) -> Result<PathBuf> {
         bail!("image/build-rootfs.sh failed ({status})");
     }
     let archive = dir.join("kube9-operator.oci.tar");
-    node::build_image(NAME, &rootfs, Some("65532:65532"), "/kube9-operator", &archive)?;
+    // As the Dockerfile: `kubectl exec … -- kube9-operator query …` finds the binary by name.
+    node::build_image(NAME, &rootfs, Some("65532:65532"), "/kube9-operator", &["PATH=/"], &archive)?;
     println!("image: {NAME} written to {}", archive.display());
     Ok(archive)
 }

@@ -35,6 +35,8 @@ pub const LAYERS: &[(&str, Layer)] = &[
     ("pro::acks", Layer::Rules),
     ("pro::insights", Layer::Rules),
     ("pro::payload", Layer::Rules),
+    ("history::severity", Layer::Rules),
+    ("history::event", Layer::Rules),
     ("registration::client", Layer::Tasks),
     ("registration::identity", Layer::Tasks),
     ("registration::task", Layer::Tasks),
@@ -45,6 +47,8 @@ pub const LAYERS: &[(&str, Layer)] = &[
     ("pro::task", Layer::Tasks),
     ("gather", Layer::Tasks),
     ("health", Layer::Tasks),
+    ("history::writer", Layer::Tasks),
+    ("history::watch", Layer::Tasks),
     ("operator", Layer::Wiring),
     ("main", Layer::Wiring),
 ];

@@ -8,6 +8,7 @@ mod assessment;
 mod collect;
 mod gather;
 mod health;
+mod history;
 mod operator;
 pub mod pro;
 mod registration;

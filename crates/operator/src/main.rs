@@ -1,5 +1,5 @@
-//! The kube9-operator binary: `run` (the default: the operator in a cluster) and `assess` (the
-//! checks over manifest files, offline).
+//! The kube9-operator binary: `run` (the default: the operator in a cluster), `assess` (the
+//! checks over manifest files, offline) and `query` (the operator's store, read-only).
 
 use clap::{Parser, Subcommand};
 use kube9_operator::base::config::{Config, Flags};
@@ -21,13 +21,19 @@ enum Command {
     Run(Box<Flags>),
     /// Assess Kubernetes manifests against the Well-Architected checks, without a cluster.
     Assess(kube9_assess::Args),
+    /// Read the running operator's store: event history, Assessment runs, the status.
+    Query(kube9_store::cli::Args),
 }
 
 fn main() -> std::process::ExitCode {
     kube9_operator::base::memory::limit_arenas();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return bad_arguments(e),
+    };
     let flags = match cli.command {
         Some(Command::Assess(args)) => return assess(&args),
+        Some(Command::Query(args)) => return query(&args),
         Some(Command::Run(flags)) => *flags,
         None => cli.run,
     };
@@ -58,6 +64,35 @@ async fn operate(flags: Flags) -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Flags clap refuses: `query`'s callers read a JSON error naming the flag on stderr (exit 2);
+/// everything else gets clap's own message.
+fn bad_arguments(error: clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    let is_query = std::env::args().nth(1).as_deref() == Some("query");
+    let shown = matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !is_query || shown {
+        error.exit();
+    }
+    let rendered = error.render().to_string();
+    let message = rendered.lines().next().unwrap_or_default().trim_start_matches("error: ");
+    write(&kube9_store::cli::failure(2, "bad-flag", message))
+}
+
+/// `kube9-operator query`: the store, read-only, beside the running operator.
+fn query(args: &kube9_store::cli::Args) -> std::process::ExitCode {
+    write(&kube9_store::cli::run(args))
+}
+
+fn write(outcome: &kube9_store::cli::Outcome) -> std::process::ExitCode {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(outcome.stderr.as_bytes());
+    let _ = std::io::stdout().write_all(outcome.stdout.as_bytes());
+    std::process::ExitCode::from(outcome.code)
 }
 
 /// `kube9-operator assess`: the checks over manifests, offline.

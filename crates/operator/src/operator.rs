@@ -15,6 +15,7 @@ use crate::base::shared::spec_changes;
 use crate::collect::store::Collections;
 use crate::collect::task as collectors;
 use crate::health::{self, Diagnostics, Health};
+use crate::history::writer::{self, Recorder};
 use crate::pro::report::Report;
 use crate::registration::client::ServerClient;
 use crate::registration::state::{Policy, Registration};
@@ -40,6 +41,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
+    let (history, store_failure) = match &config.store {
+        Some(store) => {
+            let (history, failure) = writer::start(store.dir.clone(), store.limits, metrics.clone());
+            tokio::spawn(crate::history::watch::run(client.clone(), history.clone(), stopped()));
+            (history, failure)
+        }
+        None => {
+            tracing::info!("no --data-dir: no event history is kept");
+            (Recorder::disabled(metrics.clone()), watch::channel(None).1)
+        }
+    };
     // One watch of the OperatorStatus singleton: the status reconciler drives it, the pro task
     // reads the same store.
     let (status_store, status_writer) = kube::runtime::reflector::store_shared::<OperatorStatus>(SHARED_BUFFER);
@@ -63,6 +75,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     status: status_store.clone(),
                     report: pro_tx,
                     metrics: metrics.clone(),
+                    history: history.clone(),
                 },
                 spec_changes(status_changes).boxed(),
                 stopped(),
@@ -85,7 +98,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
 
     let (summary_tx, summary_rx) = watch::channel(None);
-    let assessor = Arc::new(assessments::Context::new(client.clone(), &config, summary_tx, metrics.clone()));
+    let assessor =
+        Arc::new(assessments::Context::new(client.clone(), &config, summary_tx, metrics.clone(), history.clone()));
     let collectors = tokio::spawn(collectors::run(
         client.clone(),
         collectors::Settings { intervals: config.collection_intervals, max_objects: config.assessment_max_objects },
@@ -103,6 +117,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         pro: pro_rx,
         metrics: metrics.clone(),
         diagnostics: diagnostics.clone(),
+        store: store_failure,
+        history: history.clone(),
     });
     let listener = health::bind(config.health_addr)
         .await

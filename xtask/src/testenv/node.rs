@@ -202,7 +202,14 @@ pub fn import_image(state: &Path, archive: &Path) -> Result<()> {
 }
 
 /// Builds an image from the files in `rootfs` with buildah into an OCI archive at `out`.
-pub fn build_image(name: &str, rootfs: &Path, user: Option<&str>, entrypoint: &str, out: &Path) -> Result<()> {
+pub fn build_image(
+    name: &str,
+    rootfs: &Path,
+    user: Option<&str>,
+    entrypoint: &str,
+    env: &[&str],
+    out: &Path,
+) -> Result<()> {
     super::ensure_packages(&["buildah"])?;
     let store = cache_dir().join("buildah");
     let buildah = |args: &[&str]| -> Result<String> {
@@ -227,6 +234,9 @@ pub fn build_image(name: &str, rootfs: &Path, user: Option<&str>, entrypoint: &s
         let mut config = vec!["config", "--entrypoint", &entry];
         if let Some(user) = user {
             config.extend(["--user", user]);
+        }
+        for variable in env {
+            config.extend(["--env", variable]);
         }
         config.push(&container);
         buildah(&config)?;
@@ -259,7 +269,7 @@ fn pause_image(bin: &Path) -> Result<PathBuf> {
         bail!("compiling {} failed (is libc6-dev installed?)", source.display());
     }
     let tmp = archive.with_extension("tmp");
-    build_image(PAUSE_IMAGE, &work, None, "/pause", &tmp)?;
+    build_image(PAUSE_IMAGE, &work, None, "/pause", &[], &tmp)?;
     std::fs::rename(&tmp, &archive)?;
     let _ = std::fs::remove_dir_all(&work);
     Ok(archive)

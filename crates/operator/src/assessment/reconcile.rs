@@ -23,6 +23,9 @@ use super::schedule::{Due, RETRY_AFTER_FAILURE, due, latest_scheduled, schedule_
 use crate::base::metrics::Metrics;
 use crate::base::{apply, memory, truncate};
 use crate::gather;
+use crate::history::event::{Object, own};
+use crate::history::writer::Recorder;
+use kube9_store::{EventType, RunRow, Severity, Write};
 
 /// What every Assessment reconcile gets.
 pub struct Context {
@@ -37,6 +40,8 @@ pub struct Context {
     /// Most objects a run holds (0: no bound).
     pub max_objects: usize,
     pub metrics: Metrics,
+    /// The event history and the record of runs (`query assessments`).
+    pub history: Recorder,
 }
 
 impl Context {
@@ -45,6 +50,7 @@ impl Context {
         config: &crate::base::config::Config,
         summary: watch::Sender<Option<ScheduledSummary>>,
         metrics: Metrics,
+        history: Recorder,
     ) -> Context {
         Context {
             client,
@@ -53,6 +59,7 @@ impl Context {
             finished: Mutex::default(),
             max_objects: config.assessment_max_objects,
             metrics,
+            history,
         }
     }
 
@@ -168,9 +175,19 @@ async fn run_once(assessment: &Assessment, ctx: &Context, now: Timestamp) -> Res
         objects,
         skipped
     );
-    tracing::info!(run_id, score = report.score(), failed = totals.failed, "assessment completed");
+    let report_score = report.score();
+    tracing::info!(run_id, score = report_score, failed = totals.failed, "assessment completed");
     drop(report);
     memory::release();
+    let summary = serde_json::json!({
+        "score": report_score,
+        "passed": totals.passed,
+        "failed": totals.failed,
+        "exempted": totals.exempted,
+        "objects": objects,
+        "skipped": skipped,
+    });
+    record_run(ctx, &name, &run_id, now, completed_at, "completed", &note, summary);
     event(ctx, assessment, "Normal", "AssessmentCompleted", note).await;
     Ok(until(next_run_at.as_ref()))
 }
@@ -211,8 +228,40 @@ async fn fail(
     tracing::warn!(run_id, error = %failure.condition, next_run_at = ?next_run_at.as_ref().map(|t| t.0), "assessment failed");
     // The partial snapshot is gone; give its memory back as a completed run does.
     memory::release();
+    let started_at = failed.started_at.as_ref().map_or(failed_at, |t| t.0);
+    record_run(ctx, &name, run_id, started_at, failed_at, "failed", &failure.event, serde_json::json!({}));
     event(ctx, assessment, "Warning", "AssessmentFailed", failure.event).await;
     Ok(until(next_run_at.as_ref()))
+}
+
+/// Records a finished run in the store: the run (`query assessments`) and its event.
+#[allow(clippy::too_many_arguments)]
+fn record_run(
+    ctx: &Context,
+    name: &str,
+    run_id: &str,
+    started: Timestamp,
+    finished: Timestamp,
+    outcome: &str,
+    message: &str,
+    summary: serde_json::Value,
+) {
+    let at = finished.as_millisecond();
+    ctx.history.record(Write::Run(RunRow {
+        id: 0,
+        assessment: name.to_owned(),
+        outcome: outcome.to_owned(),
+        started_at: Some(started.as_millisecond()),
+        finished_at: at,
+        message: message.to_owned(),
+        summary: summary.to_string(),
+    }));
+    let (severity, reason, title) = match outcome {
+        "completed" => (Severity::Info, "AssessmentCompleted", format!("Assessment {name} completed")),
+        _ => (Severity::Error, "AssessmentFailed", format!("Assessment {name} failed")),
+    };
+    let object = Object { kind: Some("Assessment".into()), namespace: None, name: Some(name.to_owned()) };
+    ctx.history.record(Write::Event(own(EventType::Assessment, severity, reason, &title, message, object, run_id, at)));
 }
 
 /// What a panicking task said, as text.

@@ -103,6 +103,24 @@ pub struct Flags {
     /// the Events it records.
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
+
+    /// Directory of the embedded store (event history, Assessment runs, the status): a mounted
+    /// volume, since the root file system is read-only. Unset: no history is kept.
+    #[arg(long, env = "KUBE9_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// The store's size budget, database and WAL together (bytes, or with Ki, Mi, Gi): the
+    /// oldest rows make room. Keep it below the volume's size.
+    #[arg(long, env = "KUBE9_STORE_MAX_SIZE", default_value = "192Mi")]
+    pub store_max_size: String,
+
+    /// How long events are kept after their last occurrence.
+    #[arg(long, env = "KUBE9_EVENTS_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub events_retention: Duration,
+
+    /// Most events kept (the oldest go first).
+    #[arg(long, env = "KUBE9_EVENTS_MAX_ROWS", default_value_t = 200_000)]
+    pub events_max_rows: u64,
 }
 
 /// The kube9 API key. Its `Debug` and `Display` never show the value.
@@ -163,6 +181,8 @@ pub enum ConfigError {
     CollectionIntervals(String),
     #[error("--{name}: {why}")]
     Setting { name: &'static str, why: String },
+    #[error("--data-dir / KUBE9_DATA_DIR {path:?}: {why}")]
+    DataDir { path: String, why: String },
 }
 
 /// Validated configuration.
@@ -190,6 +210,15 @@ pub struct Config {
     pub max_insights: usize,
     pub obfuscation_key_secret: String,
     pub pod_name: Option<String>,
+    /// The embedded store; None without --data-dir.
+    pub store: Option<StoreConfig>,
+}
+
+/// Where the store lives and how much it keeps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoreConfig {
+    pub dir: PathBuf,
+    pub limits: kube9_store::Limits,
 }
 
 impl Config {
@@ -238,7 +267,13 @@ impl Config {
                 why: format!("{:?} is not a valid Secret name", flags.obfuscation_key_secret),
             });
         }
+        let store = flags
+            .data_dir
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(|dir| store_config(dir, &flags.store_max_size, flags.events_retention, flags.events_max_rows))
+            .transpose()?;
         Ok(Config {
+            store,
             namespace: flags.namespace,
             api_key,
             server_url,
@@ -260,6 +295,51 @@ impl Config {
             pod_name: flags.pod_name.filter(|p| !p.is_empty()),
         })
     }
+}
+
+fn store_config(dir: PathBuf, max_size: &str, retention: Duration, max_rows: u64) -> Result<StoreConfig, ConfigError> {
+    let fail = |why: &str| ConfigError::DataDir { path: dir.display().to_string(), why: why.to_owned() };
+    if !dir.is_absolute() {
+        return Err(fail("must be an absolute path"));
+    }
+    if dir.exists() && !dir.is_dir() {
+        return Err(fail("exists and is not a directory"));
+    }
+    let max_bytes = parse_size(max_size).ok_or_else(|| ConfigError::Setting {
+        name: "store-max-size",
+        why: format!("{max_size:?} is not a size (bytes, or a number with Ki, Mi or Gi)"),
+    })?;
+    if max_bytes < kube9_store::MIN_BYTES {
+        return Err(ConfigError::Setting { name: "store-max-size", why: "must be at least 1Mi".into() });
+    }
+    check_duration("events-retention", retention, Duration::from_secs(3600), Duration::from_secs(365 * 86400))?;
+    if !(1000..=10_000_000).contains(&max_rows) {
+        return Err(ConfigError::Setting { name: "events-max-rows", why: "must be 1000 to 10000000".into() });
+    }
+    let limits = kube9_store::Limits {
+        max_bytes,
+        event_max_age: retention,
+        event_max_rows: max_rows,
+        ..kube9_store::Limits::default()
+    };
+    Ok(StoreConfig { dir, limits })
+}
+
+/// `1048576`, `512Ki`, `192Mi`, `1Gi`.
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, ""),
+    };
+    let unit = match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        _ => return None,
+    };
+    number.parse::<u64>().ok()?.checked_mul(unit)
 }
 
 fn is_dns_label(name: &str) -> bool {
@@ -416,11 +496,35 @@ mod tests {
             (vec!["--collection-retention", "0"], None, "--collection-retention"),
             (vec!["--max-insights", "0"], None, "--max-insights"),
             (vec!["--obfuscation-key-secret", "Bad_Name"], None, "--obfuscation-key-secret"),
+            (vec!["--data-dir", "relative/dir"], None, "KUBE9_DATA_DIR"),
+            (vec!["--data-dir", "/etc/hostname"], None, "not a directory"),
+            (vec!["--data-dir", "/data", "--store-max-size", "lots"], None, "--store-max-size"),
+            (vec!["--data-dir", "/data", "--store-max-size", "512Ki"], None, "at least 1Mi"),
+            (vec!["--data-dir", "/data", "--events-retention", "5m"], None, "--events-retention"),
+            (vec!["--data-dir", "/data", "--events-max-rows", "10"], None, "--events-max-rows"),
         ];
         for (args, env_key, expected) in cases {
             let err = Config::from_flags(flags(&args), env_key.map(str::to_owned)).unwrap_err().to_string();
             assert!(err.contains(expected), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn the_store_is_configured_only_with_a_data_dir() {
+        assert_eq!(Config::from_flags(flags(&[]), None).unwrap().store, None);
+        let config = Config::from_flags(
+            flags(&["--data-dir", "/var/lib/kube9", "--store-max-size", "64Mi", "--events-retention", "2d"]),
+            None,
+        )
+        .unwrap();
+        let store = config.store.unwrap();
+        assert_eq!(store.dir, PathBuf::from("/var/lib/kube9"));
+        assert_eq!(store.limits.max_bytes, 64 << 20);
+        assert_eq!(store.limits.event_max_age, Duration::from_secs(2 * 86400));
+        assert_eq!(store.limits.event_max_rows, 200_000);
+        assert_eq!(parse_size("1048576"), Some(1 << 20));
+        assert_eq!(parse_size("1Gi"), Some(1 << 30));
+        assert_eq!(parse_size("1GB"), None);
     }
 
     #[test]

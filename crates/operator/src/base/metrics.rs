@@ -60,6 +60,10 @@ pub struct Metrics {
     acknowledgement_syncs: Family<OutcomeLabel, Counter>,
     assessment_runs: Family<OutcomeLabel, Counter>,
     assessment_duration: Histogram,
+    store_writes: Family<OutcomeLabel, Counter>,
+    store_failures: Family<ErrorLabel, Counter>,
+    store_up: Gauge,
+    events_stored: Family<OutcomeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -100,6 +104,22 @@ impl Default for Metrics {
             "Acknowledgement deliveries to kube9-server, by outcome",
             acknowledgement_syncs.clone(),
         );
+        let store_writes = Family::<OutcomeLabel, Counter>::default();
+        let store_failures = Family::<ErrorLabel, Counter>::default();
+        let store_up = Gauge::default();
+        let events_stored = Family::<OutcomeLabel, Counter>::default();
+        registry.register("store_writes", "Store transactions, by outcome (ok, failed)", store_writes.clone());
+        registry.register(
+            "store_failures",
+            "Times the store was found unusable, by error (store-unwritable, store-gone, store-corrupt, ...)",
+            store_failures.clone(),
+        );
+        registry.register("store_up", "1 while the store can be written, 0 while it cannot", store_up.clone());
+        registry.register(
+            "events_stored",
+            "Events handed to the store, by outcome (stored, dropped: the store was down or its queue full)",
+            events_stored.clone(),
+        );
         registry.register("reconciles", "OperatorStatus reconciles", reconciles.clone());
         registry.register("reconcile_errors", "Reconciles that failed, by error", reconcile_errors.clone());
         registry.register("reconcile_duration_seconds", "Time spent in one reconcile", reconcile_duration.clone());
@@ -130,6 +150,10 @@ impl Default for Metrics {
             acknowledgement_syncs,
             assessment_runs,
             assessment_duration,
+            store_writes,
+            store_failures,
+            store_up,
+            events_stored,
         }
     }
 }
@@ -176,6 +200,27 @@ impl Metrics {
     }
 
     /// Sets the tier and health gauges: 1 for the current value, 0 for the others.
+    /// One store transaction and how many rows it held; a failure with its code.
+    pub fn store_write(&self, rows: u64, failure: Option<&'static str>) {
+        let outcome = if failure.is_some() { "failed" } else { "ok" };
+        self.store_writes.get_or_create(&OutcomeLabel { outcome }).inc();
+        let stored = if failure.is_some() { "dropped" } else { "stored" };
+        self.events_stored.get_or_create(&OutcomeLabel { outcome: stored }).inc_by(rows);
+    }
+
+    /// Rows that never reached the store (it was down, or its queue was full).
+    pub fn store_dropped(&self, rows: u64) {
+        self.events_stored.get_or_create(&OutcomeLabel { outcome: "dropped" }).inc_by(rows);
+    }
+
+    /// The store was found unusable (`code`), or usable again (None).
+    pub fn store_health(&self, failure: Option<&'static str>) {
+        if let Some(error) = failure {
+            self.store_failures.get_or_create(&ErrorLabel { error }).inc();
+        }
+        self.store_up.set(i64::from(failure.is_none()));
+    }
+
     pub fn standing(&self, tier: Tier, health: Health) {
         for (t, name) in [(Tier::Free, "free"), (Tier::Pro, "pro")] {
             self.tier.get_or_create(&TierLabel { tier: name }).set(i64::from(t == tier));

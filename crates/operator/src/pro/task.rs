@@ -25,8 +25,11 @@ use crate::base::memory;
 use crate::base::metrics::Metrics;
 use crate::base::truncate;
 use crate::collect::store::{Collection, Collections};
+use crate::history::event::{Object, own};
+use crate::history::writer::Recorder;
 use crate::registration::client::ServerClient;
 use crate::registration::state::{self, Policy, Registration};
+use kube9_store::{EventType, Severity, Write};
 
 /// Everything the task needs.
 pub struct Pro {
@@ -39,6 +42,8 @@ pub struct Pro {
     pub status: Store<OperatorStatus>,
     pub report: watch::Sender<Option<Report>>,
     pub metrics: Metrics,
+    /// The event history: insights received, acknowledgements synced.
+    pub history: Recorder,
 }
 
 /// The state between rounds.
@@ -230,6 +235,9 @@ fn accept(
         }
     }
     let (kept, omitted) = insights::order(mapped, pro.config.max_insights);
+    for insight in &kept {
+        record_insight(&pro.history, insight, now);
+    }
     let unmapped = kept.iter().filter(|i| !i.mapped).count();
     tracing::info!(bytes, insights = kept.len(), omitted, unmapped, "uploaded to kube9-server");
     round.report.insights = kept;
@@ -251,6 +259,35 @@ fn fail(pro: &Pro, round: &mut Round, label: &'static str, why: String) {
     pro.metrics.upload(label);
     round.report.upload.get_or_insert_with(Default::default).last_error = Some(truncate(&why, 500));
     round.upload_error = Some(why);
+}
+
+/// An insight received from kube9-server, in the event history: one row per insight id.
+fn record_insight(history: &Recorder, insight: &kube9_api::operator_status::Insight, now: Timestamp) {
+    use kube9_api::common::Severity as Level;
+    let severity = match insight.severity {
+        Level::Critical => Severity::Critical,
+        Level::High => Severity::Error,
+        Level::Medium | Level::Low => Severity::Warning,
+        _ => Severity::Info,
+    };
+    let object = Object {
+        kind: Some(insight.object.kind.clone()),
+        namespace: insight.object.namespace.clone(),
+        name: Some(insight.object.name.clone()),
+    };
+    let at = insight.created_at.as_ref().map_or(now, |t| t.0).as_millisecond();
+    let description = format!("{} {}", insight.text, insight.recommendation);
+    let row = own(
+        EventType::Insight,
+        severity,
+        "InsightReceived",
+        &insight.title,
+        description.trim(),
+        object,
+        &insight.id,
+        at,
+    );
+    history.record(Write::Event(row));
 }
 
 /// Sends every record that is due; returns when the next one will be.
@@ -298,6 +335,21 @@ async fn deliver_due(pro: &Pro, round: &mut Round) -> Option<Instant> {
         pro.metrics.acknowledgement_sync(label);
         tracing::info!(insight = %id, outcome = label, "acknowledgement delivery");
         let synced = matches!(delivery, acks::Delivery::Synced { .. });
+        if synced {
+            let at = Timestamp::now().as_millisecond();
+            let title = format!("Acknowledgement of insight {id} synced");
+            let row = own(
+                EventType::Insight,
+                Severity::Info,
+                "AcknowledgementSynced",
+                &title,
+                &title,
+                Object::default(),
+                &format!("{id}:{at}"),
+                at,
+            );
+            pro.history.record(Write::Event(row));
+        }
         if let Some(record) = round.report.acknowledgements.get_mut(&id) {
             acks::record(record, &mut round.report.insights, &id, delivery, Timestamp::now());
             if synced && withheld {

@@ -26,6 +26,8 @@ pub struct Inputs<'a> {
     pub registration: &'a Registration,
     /// Why the latest write failed, if it did.
     pub write_failure: Option<&'a str>,
+    /// Why the embedded store cannot be used, if it cannot.
+    pub store_failure: Option<&'a str>,
     /// The pro tier's report; None until it has one (the status then keeps what it holds).
     pub pro: Option<&'a Report>,
     pub assessment: Option<&'a ScheduledSummary>,
@@ -61,8 +63,10 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
             &from_status
         }
     };
-    let standing =
-        tier::with_pro_failure(tier::decide(inputs.registration, inputs.write_failure), pro.failure.as_deref());
+    let standing = tier::with_store_failure(
+        tier::with_pro_failure(tier::decide(inputs.registration, inputs.write_failure), pro.failure.as_deref()),
+        inputs.store_failure,
+    );
     let now = inputs.now;
     let interval = interval(inputs.status_interval, inputs.registration);
     let generation = inputs.object.metadata.generation;
@@ -166,6 +170,7 @@ mod tests {
             configmap: cm,
             registration: &Registration::NoKey,
             write_failure: None,
+            store_failure: None,
             pro: None,
             assessment: None,
             collection: None,

@@ -13,7 +13,8 @@ use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube9_api::assessment::ScheduledSummary;
 use kube9_api::legacy::{CONFIGMAP_NAME, LegacyStatus};
-use kube9_api::operator_status::{CollectionStats, OperatorStatus, SINGLETON_NAME};
+use kube9_api::operator_status::{CollectionStats, Health, OperatorStatus, OperatorStatusStatus, SINGLETON_NAME};
+use kube9_store::{EventType, Severity, Write};
 use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
 
@@ -25,6 +26,8 @@ use crate::base::metrics::Metrics;
 use crate::base::shared::spec_changes;
 use crate::base::truncate;
 use crate::health::Diagnostics;
+use crate::history::event::{Object, own};
+use crate::history::writer::Recorder;
 use crate::pro::report::Report;
 use crate::registration::state::Registration;
 
@@ -41,6 +44,10 @@ pub struct Context {
     pub pro: watch::Receiver<Option<Report>>,
     pub metrics: Metrics,
     pub diagnostics: Arc<Diagnostics>,
+    /// Why the embedded store cannot be used (None while it can, or without one).
+    pub store: watch::Receiver<Option<String>>,
+    /// The event history: standing changes, and the published status for `query status`.
+    pub history: Recorder,
 }
 
 /// Why a reconcile failed.
@@ -96,6 +103,7 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
     let assessment = ctx.assessment.borrow().clone();
     let collection = ctx.collection.borrow().clone();
     let write_failure = ctx.diagnostics.write_failure();
+    let store_failure = ctx.store.borrow().clone();
     let namespace = &ctx.config.namespace;
     let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
     let existing = configmaps.get_opt(CONFIGMAP_NAME).await;
@@ -104,6 +112,7 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
         configmap: existing.as_ref().ok().and_then(Option::as_ref),
         registration: &registration,
         write_failure: write_failure.as_deref(),
+        store_failure: store_failure.as_deref(),
         pro: pro.as_ref(),
         assessment: assessment.as_ref(),
         collection: collection.as_ref(),
@@ -121,6 +130,9 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
             let api: Api<OperatorStatus> = Api::all(ctx.client.clone());
             let written = apply::status(&api, SINGLETON_NAME, status).await;
             ctx.metrics.status_write("operatorstatus", written.is_ok());
+            if written.is_ok() {
+                record_change(&ctx.history, object.status.as_ref(), status);
+            }
             written.map_err(Error::OperatorStatusWrite)
         }
     };
@@ -130,12 +142,59 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
         (Ok(existing), Some(want)) => {
             let written = write_configmap(&configmaps, existing.as_ref(), namespace, want).await;
             ctx.metrics.status_write("configmap", written.is_ok());
+            if written.is_ok()
+                && let Ok(json) = serde_json::to_string(want)
+            {
+                ctx.history.record(Write::Status { json, at_ms: Timestamp::now().as_millisecond() });
+            }
             written.map_err(Error::ConfigMapWrite)
         }
     };
     status_result?;
     cm_result?;
     Ok(Action::requeue(plan.requeue))
+}
+
+/// Records an event when the tier, health or registration the status shows changes (the
+/// status last written is the one compared with, so a restart records nothing new).
+fn record_change(history: &Recorder, before: Option<&OperatorStatusStatus>, after: &OperatorStatusStatus) {
+    let was = before.map(|b| (word(&b.tier), word(&b.health), b.registered.unwrap_or(false)));
+    let now = (word(&after.tier), word(&after.health), after.registered.unwrap_or(false));
+    if was.as_ref() == Some(&now) {
+        return;
+    }
+    let severity = match after.health {
+        Some(Health::Healthy) => Severity::Info,
+        Some(Health::Degraded) => Severity::Warning,
+        _ => Severity::Error,
+    };
+    let title = format!("Operator {}: tier {}, {}", now.1, now.0, if now.2 { "registered" } else { "not registered" });
+    let description = match (&was, &after.error) {
+        (Some(was), Some(error)) => format!("was {} ({}); {error}", was.1, was.0),
+        (Some(was), None) => format!("was {} ({})", was.1, was.0),
+        (None, Some(error)) => error.clone(),
+        (None, None) => "first status".into(),
+    };
+    let at = Timestamp::now().as_millisecond();
+    let object = Object { kind: Some("OperatorStatus".into()), namespace: None, name: Some(SINGLETON_NAME.into()) };
+    history.record(Write::Event(own(
+        EventType::Health,
+        severity,
+        "StandingChanged",
+        &title,
+        &description,
+        object,
+        &at.to_string(),
+        at,
+    )));
+}
+
+/// The word a status field is written as.
+fn word<T: serde::Serialize>(value: &Option<T>) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "unknown".into(),
+    }
 }
 
 /// Writes the whole ConfigMap in one request: a replace of the existing object (a concurrent
@@ -221,6 +280,7 @@ pub async fn run(
         WatchStream::from_changes(ctx.assessment.clone()).map(|_| ()).boxed(),
         WatchStream::from_changes(ctx.collection.clone()).map(|_| ()).boxed(),
         WatchStream::from_changes(ctx.pro.clone()).map(|_| ()).boxed(),
+        WatchStream::from_changes(ctx.store.clone()).map(|_| ()).boxed(),
     ])
     .map(|()| ObjectRef::<OperatorStatus>::new(SINGLETON_NAME));
     let controller = Controller::for_shared_stream(spec_changes(trigger), store)

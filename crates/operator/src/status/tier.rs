@@ -62,6 +62,22 @@ pub fn with_pro_failure(mut standing: Standing, failure: Option<&str>) -> Standi
     standing
 }
 
+/// A store that cannot be used (no event history) degrades the operator, whatever its tier;
+/// everything else it does goes on.
+pub fn with_store_failure(mut standing: Standing, failure: Option<&str>) -> Standing {
+    if let Some(failure) = failure {
+        if standing.health == Health::Healthy {
+            standing.health = Health::Degraded;
+        }
+        let error = match standing.error.take() {
+            Some(error) => format!("{error}; {failure}"),
+            None => failure.to_owned(),
+        };
+        standing.error = Some(truncate(&error, MAX_ERROR_CHARS));
+    }
+    standing
+}
+
 fn standing(mode: Mode, tier: Tier, cluster_id: Option<String>, error: Option<&String>) -> Standing {
     Standing {
         mode,
@@ -127,6 +143,15 @@ mod tests {
         assert_eq!(s.health, Health::Unhealthy, "never better than it was");
         let s = with_pro_failure(decide(&Registration::Pending, None), Some("upload failed"));
         assert_eq!((s.health, s.error), (Health::Healthy, None));
+    }
+
+    #[test]
+    fn a_store_that_cannot_be_used_degrades_any_tier() {
+        let s = with_store_failure(decide(&Registration::NoKey, None), Some("event history unavailable: gone"));
+        assert_eq!((s.health, s.error.as_deref()), (Health::Degraded, Some("event history unavailable: gone")));
+        let s = with_store_failure(decide(&Registration::NoKey, Some("forbidden")), Some("store"));
+        assert_eq!(s.health, Health::Unhealthy, "never better than it was");
+        assert_eq!(with_store_failure(decide(&Registration::NoKey, None), None), decide(&Registration::NoKey, None));
     }
 
     #[test]

@@ -1,0 +1,322 @@
+//! The store's one writer: a thread that owns the SQLite connection, takes writes from a
+//! bounded queue, and commits whatever has queued up in one transaction. It keeps retention
+//! and checks the store every [`CHECK_EVERY`]; while the store cannot be used it says why on a
+//! `watch` channel (the status reconciler shows the operator degraded), logs it, counts it,
+//! drops what it cannot write, and tries to open the store again — everything else goes on.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use kube9_store::{Limits, Store, Write};
+use tokio::sync::{mpsc, watch};
+
+use crate::base::metrics::Metrics;
+
+/// Writes waiting for the writer; a full queue slows the Events watch rather than growing.
+const QUEUE: usize = 2048;
+/// Most writes in one transaction.
+const MAX_BATCH: usize = 1000;
+/// How long the writer waits for more writes after the first, to commit them together.
+const LINGER: Duration = Duration::from_millis(50);
+/// How often retention runs and the store is checked.
+pub const CHECK_EVERY: Duration = Duration::from_secs(30);
+
+#[allow(clippy::large_enum_variant)] // nearly every message is a write
+enum Message {
+    Write(Write),
+    Check,
+}
+
+/// Hands writes to the writer. Cheap to clone; a recorder without a store drops everything.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: Option<mpsc::Sender<Message>>,
+    metrics: Metrics,
+}
+
+impl Recorder {
+    /// A recorder for an operator without a data directory.
+    pub fn disabled(metrics: Metrics) -> Recorder {
+        Recorder { tx: None, metrics }
+    }
+
+    /// Queues a write, waiting while the queue is full (the Events watch).
+    pub async fn send(&self, write: Write) {
+        if let Some(tx) = &self.tx
+            && tx.send(Message::Write(write)).await.is_ok()
+        {
+            return;
+        }
+        self.metrics.store_dropped(1);
+    }
+
+    /// Queues a write without waiting: dropped (and counted) when the queue is full. For the
+    /// operator's own events, which must never hold up a reconcile.
+    pub fn record(&self, write: Write) {
+        if let Some(tx) = &self.tx
+            && tx.try_send(Message::Write(write)).is_ok()
+        {
+            return;
+        }
+        self.metrics.store_dropped(1);
+    }
+}
+
+/// Starts the writer thread and its check timer. Returns the recorder and why the store
+/// cannot be used (None while it can).
+pub fn start(dir: PathBuf, limits: Limits, metrics: Metrics) -> (Recorder, watch::Receiver<Option<String>>) {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let (failure_tx, failure_rx) = watch::channel(None);
+    let writer = Writer { dir, limits, metrics: metrics.clone(), store: None, failure: failure_tx, last_open: None };
+    let spawned = std::thread::Builder::new().name("kube9-store".into()).spawn(move || writer.run(rx));
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the store's writer thread; no event history is kept");
+        return (Recorder::disabled(metrics), failure_rx);
+    }
+    let ticker = tx.clone();
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(CHECK_EVERY);
+        loop {
+            interval.tick().await;
+            if ticker.send(Message::Check).await.is_err() {
+                return;
+            }
+        }
+    });
+    (Recorder { tx: Some(tx), metrics }, failure_rx)
+}
+
+struct Writer {
+    dir: PathBuf,
+    limits: Limits,
+    metrics: Metrics,
+    store: Option<Store>,
+    failure: watch::Sender<Option<String>>,
+    last_open: Option<Instant>,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Message>) {
+        self.open();
+        let mut batch = Vec::with_capacity(64);
+        while let Some(first) = rx.blocking_recv() {
+            let mut check = false;
+            let mut take = |message, batch: &mut Vec<Write>| match message {
+                Message::Write(w) => batch.push(w),
+                Message::Check => check = true,
+            };
+            take(first, &mut batch);
+            if !batch.is_empty() && rx.len() < MAX_BATCH {
+                std::thread::sleep(LINGER);
+            }
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(message) => take(message, &mut batch),
+                    Err(_) => break,
+                }
+            }
+            // The check first: a store found gone is opened anew before these are written.
+            if check {
+                self.check();
+            }
+            if !batch.is_empty() {
+                self.write(&batch);
+                batch.clear();
+            }
+        }
+    }
+
+    fn open(&mut self) {
+        self.last_open = Some(Instant::now());
+        match Store::open(&self.dir, self.limits) {
+            Ok(store) => {
+                tracing::info!(path = %store.path().display(), "store open");
+                self.store = Some(store);
+                self.healthy();
+            }
+            Err(e) => self.failed(&e),
+        }
+    }
+
+    fn write(&mut self, batch: &[Write]) {
+        if self.store.is_none() && self.last_open.is_none_or(|t| t.elapsed() >= CHECK_EVERY) {
+            self.open();
+        }
+        let Some(store) = &mut self.store else {
+            self.metrics.store_dropped(batch.len() as u64);
+            return;
+        };
+        match store.write(batch) {
+            Ok(()) => self.metrics.store_write(batch.len() as u64, None),
+            Err(e) => {
+                self.metrics.store_write(batch.len() as u64, Some(e.code()));
+                self.failed(&e);
+            }
+        }
+    }
+
+    /// Retention and the health check: a store deleted or replaced is opened anew; one that
+    /// cannot be written is reported until it can.
+    fn check(&mut self) {
+        let Some(store) = &mut self.store else {
+            self.open();
+            return;
+        };
+        let checked = store.check().and_then(|()| store.maintain(now_ms()));
+        match checked {
+            Ok(pruned) => {
+                if pruned != Default::default() {
+                    tracing::debug!(?pruned, "store retention");
+                }
+                self.healthy();
+            }
+            Err(e) => {
+                let gone = e.code() == "store-gone";
+                self.failed(&e);
+                if gone {
+                    self.store = None;
+                    self.open();
+                }
+            }
+        }
+    }
+
+    fn healthy(&mut self) {
+        let was_failing = self.failure.send_if_modified(|failure| failure.take().is_some());
+        if was_failing {
+            tracing::info!(dir = %self.dir.display(), "the store works again");
+        }
+        self.metrics.store_health(None);
+    }
+
+    fn failed(&mut self, error: &kube9_store::Error) {
+        let message = format!("event history unavailable: {error}");
+        self.metrics.store_health(Some(error.code()));
+        let changed = self.failure.send_if_modified(|failure| {
+            let changed = failure.as_deref() != Some(message.as_str());
+            *failure = Some(message.clone());
+            changed
+        });
+        if changed {
+            tracing::error!(error = %error, code = error.code(), "the store cannot be used; the operator goes on without it");
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    k8s_openapi::jiff::Timestamp::now().as_millisecond()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube9_store::{EventRow, Filter, Reader};
+    use std::path::Path;
+
+    fn path(dir: &Path) -> PathBuf {
+        dir.join(kube9_store::FILE_NAME)
+    }
+
+    fn event(uid: &str) -> Write {
+        Write::Event(EventRow {
+            id: 0,
+            uid: uid.into(),
+            event_type: "cluster".into(),
+            severity: "info".into(),
+            title: "t".into(),
+            description: "d".into(),
+            object_kind: Some("Pod".into()),
+            object_namespace: Some("ns".into()),
+            object_name: Some("p".into()),
+            reason: Some("Pulled".into()),
+            count: 1,
+            first_seen: now_ms(),
+            last_seen: now_ms(),
+        })
+    }
+
+    fn chattr(path: &Path, flag: &str) {
+        assert!(std::process::Command::new("chattr").arg(flag).arg(path).status().unwrap().success());
+    }
+
+    async fn wait(rx: &mut watch::Receiver<Option<String>>, failing: bool) -> Option<String> {
+        tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|f| f.is_some() == failing))
+            .await
+            .expect("the store's state is reported")
+            .unwrap()
+            .clone()
+    }
+
+    /// Waits until the store holds `n` events.
+    async fn stored(dir: &Path, n: u64) {
+        for _ in 0..100 {
+            if Reader::open(dir).and_then(|r| r.event_count()).is_ok_and(|c| c == n) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the store never held {n} events");
+    }
+
+    #[tokio::test]
+    async fn a_read_only_store_is_reported_and_writes_go_on_once_it_recovers() {
+        let dir = std::env::temp_dir().join(format!("kube9-writer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let metrics = Metrics::default();
+        let (recorder, mut failure) = start(dir.clone(), Limits::default(), metrics.clone());
+        recorder.send(event("a")).await;
+        stored(&dir, 1).await;
+        chattr(&path(&dir), "+i");
+        chattr(&dir, "+i");
+        let tx = recorder.tx.clone().unwrap();
+        tx.send(Message::Check).await.unwrap();
+        let why = wait(&mut failure, true).await.unwrap();
+        chattr(&dir, "-i");
+        chattr(&path(&dir), "-i");
+        assert!(why.contains("cannot be written"), "{why}");
+        assert!(metrics.encode().contains("kube9_store_up 0"), "{}", metrics.encode());
+        tx.send(Message::Check).await.unwrap();
+        assert_eq!(wait(&mut failure, false).await, None);
+        recorder.send(event("c")).await;
+        stored(&dir, 2).await;
+        let reader = Reader::open(&dir).unwrap();
+        let uids: Vec<String> =
+            reader.events(&Filter { limit: 10, ..Default::default() }).unwrap().into_iter().map(|e| e.uid).collect();
+        assert!(uids.contains(&"a".to_owned()) && uids.contains(&"c".to_owned()), "{uids:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_deleted_store_is_reported_and_opened_anew() {
+        let dir = std::env::temp_dir().join(format!("kube9-writer-gone-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let metrics = Metrics::default();
+        let (recorder, mut failure) = start(dir.clone(), Limits::default(), metrics.clone());
+        recorder.send(event("a")).await;
+        stored(&dir, 1).await;
+        std::fs::remove_file(path(&dir)).unwrap();
+        recorder.tx.clone().unwrap().send(Message::Check).await.unwrap();
+        assert_eq!(wait(&mut failure, false).await, None);
+        recorder.send(event("after")).await;
+        stored(&dir, 1).await;
+        assert!(
+            metrics.encode().contains(r#"kube9_store_failures_total{error="store-gone"} 1"#),
+            "{}",
+            metrics.encode()
+        );
+        let reader = Reader::open(&dir).unwrap();
+        let uids: Vec<String> =
+            reader.events(&Filter { limit: 10, ..Default::default() }).unwrap().into_iter().map(|e| e.uid).collect();
+        assert_eq!(uids, ["after"], "a new store in its place");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_disabled_recorder_counts_what_it_drops() {
+        let metrics = Metrics::default();
+        let recorder = Recorder::disabled(metrics.clone());
+        recorder.record(event("a"));
+        recorder.send(event("b")).await;
+        assert!(metrics.encode().contains(r#"kube9_events_stored_total{outcome="dropped"} 2"#), "{}", metrics.encode());
+    }
+}

@@ -1,0 +1,249 @@
+//! `kube9-operator query …`: the read-only client of the store that the kube9 VS Code
+//! extension runs inside the operator's container (CLIENT-CONTRACT.md). Stdout carries exactly
+//! one JSON document (or a table with `--format table`); a failure exits non-zero with
+//! `{"ok": false, "code", "message"}` on stderr.
+
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+
+use crate::records::{EventRow, EventType, Filter, RunRow, rfc3339};
+use crate::{Error, Reader};
+
+/// Read the operator's store (event history, Assessment runs, status).
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    /// The operator's data directory (the chart sets KUBE9_DATA_DIR in the container).
+    #[arg(long, env = "KUBE9_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub what: What,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum What {
+    /// The event history: the cluster's Events and the operator's own.
+    Events {
+        #[command(subcommand)]
+        command: Events,
+    },
+    /// The status JSON the operator last published (its ConfigMap's `status` key).
+    Status {
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+    },
+    /// Recent Assessment runs.
+    Assessments {
+        #[command(subcommand)]
+        command: Assessments,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Events {
+    /// Events, newest first.
+    List(ListArgs),
+    /// One event by its id.
+    Get {
+        id: String,
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+    },
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct ListArgs {
+    /// Only events about objects in this namespace.
+    #[arg(long)]
+    pub object_namespace: Option<String>,
+    /// Only events about objects of this kind (Pod, Deployment, Node, ...).
+    #[arg(long)]
+    pub object_kind: Option<String>,
+    /// Only events that last happened at or after this time (RFC 3339).
+    #[arg(long, value_parser = parse_since)]
+    pub since: Option<i64>,
+    /// Only events of this type.
+    #[arg(long = "type", value_enum)]
+    pub event_type: Option<EventType>,
+    /// At most this many events (1 to 1000).
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Assessments {
+    /// Recent runs, newest first.
+    List {
+        /// At most this many runs (1 to 1000).
+        #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+    },
+    /// One run by its id.
+    Get {
+        id: String,
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+    },
+}
+
+/// How the answer is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One JSON document (what the extension reads).
+    Json,
+    /// A table, for people.
+    Table,
+}
+
+fn parse_since(text: &str) -> Result<i64, String> {
+    let t: jiff::Timestamp =
+        text.parse().map_err(|e| format!("not an RFC 3339 time such as 2026-01-02T03:04:05Z ({e})"))?;
+    Ok(t.as_millisecond())
+}
+
+/// What the process prints and how it exits.
+#[derive(Debug, PartialEq)]
+pub struct Outcome {
+    pub code: u8,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The error document on stderr.
+pub fn failure(code: u8, error_code: &str, message: &str) -> Outcome {
+    let doc = json!({"ok": false, "code": error_code, "message": message});
+    Outcome { code, stdout: String::new(), stderr: format!("{doc}\n") }
+}
+
+/// Runs one query.
+pub fn run(args: &Args) -> Outcome {
+    let Some(dir) = &args.data_dir else {
+        return failure(1, "no-data-dir", "no data directory: set --data-dir or KUBE9_DATA_DIR");
+    };
+    match Reader::open(dir).and_then(|reader| answer(&reader, &args.what)) {
+        Ok(stdout) => Outcome { code: 0, stdout, stderr: String::new() },
+        Err(e) => failure(1, e.code(), &e.to_string()),
+    }
+}
+
+fn answer(reader: &Reader, what: &What) -> Result<String, Error> {
+    match what {
+        What::Events { command: Events::List(list) } => {
+            let filter = Filter {
+                object_namespace: list.object_namespace.clone(),
+                object_kind: list.object_kind.clone(),
+                event_type: list.event_type,
+                since: list.since,
+                limit: list.limit,
+            };
+            let events = reader.events(&filter)?;
+            Ok(match list.format {
+                Format::Json => document(&json!({"events": events.iter().map(EventRow::to_json).collect::<Vec<_>>()})),
+                Format::Table => event_table(&events),
+            })
+        }
+        What::Events { command: Events::Get { id, format } } => {
+            let event = reader.event(parse_id("event", id)?)?;
+            Ok(match format {
+                Format::Json => document(&event.to_json()),
+                Format::Table => event_table(std::slice::from_ref(&event)),
+            })
+        }
+        What::Status { format } => {
+            let Some((json, at)) = reader.status()? else {
+                return Err(Error::NotFound { what: "status", id: "the operator has not published one yet".into() });
+            };
+            let value: Value = serde_json::from_str(&json).map_err(|e| Error::Corrupt(format!("status JSON: {e}")))?;
+            Ok(match format {
+                Format::Json => document(&value),
+                Format::Table => {
+                    format!("published {}\n{}\n", rfc3339(at), serde_json::to_string_pretty(&value).unwrap_or_default())
+                }
+            })
+        }
+        What::Assessments { command: Assessments::List { limit, format } } => {
+            let runs = reader.runs(*limit)?;
+            Ok(match format {
+                Format::Json => document(&json!({"runs": runs.iter().map(RunRow::to_json).collect::<Vec<_>>()})),
+                Format::Table => run_table(&runs),
+            })
+        }
+        What::Assessments { command: Assessments::Get { id, format } } => {
+            let run = reader.run(parse_id("assessment run", id)?)?;
+            Ok(match format {
+                Format::Json => document(&run.to_json()),
+                Format::Table => run_table(std::slice::from_ref(&run)),
+            })
+        }
+    }
+}
+
+fn parse_id(what: &'static str, id: &str) -> Result<i64, Error> {
+    id.parse().map_err(|_| Error::NotFound { what, id: id.to_owned() })
+}
+
+fn document(value: &Value) -> String {
+    format!("{value}\n")
+}
+
+fn event_table(events: &[EventRow]) -> String {
+    let rows: Vec<[String; 7]> = events
+        .iter()
+        .map(|e| {
+            let object = format!(
+                "{}/{}{}",
+                e.object_kind.as_deref().unwrap_or("-"),
+                e.object_namespace.as_deref().map(|ns| format!("{ns}/")).unwrap_or_default(),
+                e.object_name.as_deref().unwrap_or("-")
+            );
+            [
+                e.id.to_string(),
+                rfc3339(e.last_seen),
+                e.severity.clone(),
+                e.event_type.clone(),
+                e.count.to_string(),
+                object,
+                e.title.clone(),
+            ]
+        })
+        .collect();
+    table(["ID", "LAST SEEN", "SEVERITY", "TYPE", "COUNT", "OBJECT", "TITLE"], &rows)
+}
+
+fn run_table(runs: &[RunRow]) -> String {
+    let rows: Vec<[String; 5]> = runs
+        .iter()
+        .map(|r| [r.id.to_string(), rfc3339(r.finished_at), r.assessment.clone(), r.outcome.clone(), r.message.clone()])
+        .collect();
+    table(["ID", "FINISHED", "ASSESSMENT", "OUTCOME", "MESSAGE"], &rows)
+}
+
+fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == N {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        text.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}

@@ -1,0 +1,421 @@
+//! The operator's embedded store: SQLite (bundled, WAL mode) in the data directory. The
+//! operator is its one writer ([`Store`]); `kube9-operator query` reads it beside the running
+//! operator ([`Reader`], read-only: WAL lets a reader and the writer work at once).
+//!
+//! What it holds: the event history (one row per event, deduplicated by uid, its count and
+//! last-seen time updated in place), the recent Assessment runs, and the status JSON the
+//! operator last published. It never grows past its size budget: SQLite's `max_page_count`
+//! caps the database file, the WAL is truncated after each checkpoint, and retention removes
+//! the oldest rows by age, by row count, and whenever the file nears the cap.
+
+pub mod cli;
+pub mod records;
+pub mod schema;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+
+pub use records::{EventRow, EventType, Filter, RunRow, Severity};
+
+/// The database's file name inside the data directory.
+pub const FILE_NAME: &str = "kube9.db";
+
+/// Why the store cannot be used, said so an administrator knows what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the store {path} cannot be opened: {why}")]
+    Open { path: String, why: String },
+    #[error("the store's schema is version {found}, newer than this binary knows ({known}); use a newer operator")]
+    NewerSchema { found: u32, known: u32 },
+    #[error("the store {0} was deleted or replaced while the operator had it open")]
+    Gone(String),
+    #[error("the data directory {path} cannot be written: {why}")]
+    Unwritable { path: String, why: String },
+    #[error("the store {0} is corrupt; delete it to start a new one")]
+    Corrupt(String),
+    #[error("the store is full: its size budget ({0} bytes) is reached even after removing old rows")]
+    Full(u64),
+    #[error("no such {what}: {id}")]
+    NotFound { what: &'static str, id: String },
+}
+
+impl Error {
+    /// A fixed label for metrics and the `code` of `query`'s errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Sqlite(e) if is_corrupt(e) => "store-corrupt",
+            Error::Sqlite(_) => "store-error",
+            Error::Open { .. } => "store-unavailable",
+            Error::NewerSchema { .. } => "store-newer-schema",
+            Error::Gone(_) => "store-gone",
+            Error::Unwritable { .. } => "store-unwritable",
+            Error::Corrupt(_) => "store-corrupt",
+            Error::Full(_) => "store-full",
+            Error::NotFound { .. } => "not-found",
+        }
+    }
+}
+
+fn is_corrupt(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase))
+}
+
+fn is_full(e: &Error) -> bool {
+    matches!(e, Error::Sqlite(e) if e.sqlite_error_code() == Some(ErrorCode::DiskFull))
+}
+
+/// How much the store keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The database and its WAL together never take more than this.
+    pub max_bytes: u64,
+    /// Events whose last occurrence is older than this are removed.
+    pub event_max_age: Duration,
+    /// At most this many events (the oldest go first).
+    pub event_max_rows: u64,
+    /// At most this many Assessment runs.
+    pub run_max_rows: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 192 * 1024 * 1024,
+            event_max_age: Duration::from_secs(7 * 86400),
+            event_max_rows: 200_000,
+            run_max_rows: 500,
+        }
+    }
+}
+
+/// The smallest size budget: room for the schema, a WAL and a few thousand rows.
+pub const MIN_BYTES: u64 = 1024 * 1024;
+
+const PAGE_SIZE: u64 = 4096;
+
+/// One thing to write; the writer groups many into one transaction.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    Event(EventRow),
+    Run(RunRow),
+    /// The status JSON (the ConfigMap's `status` key) as published at `at_ms`.
+    Status {
+        json: String,
+        at_ms: i64,
+    },
+}
+
+impl Write {
+    /// About the bytes it adds to a transaction (its text and its index entries).
+    fn size(&self) -> usize {
+        let text = match self {
+            Write::Event(e) => {
+                e.uid.len() * 2
+                    + e.title.len()
+                    + e.description.len()
+                    + e.object_kind.as_ref().map_or(0, String::len) * 2
+                    + e.object_namespace.as_ref().map_or(0, String::len) * 2
+                    + e.object_name.as_ref().map_or(0, String::len)
+                    + e.reason.as_ref().map_or(0, String::len)
+            }
+            Write::Run(r) => r.assessment.len() + r.message.len() + r.summary.len(),
+            Write::Status { json, .. } => json.len(),
+        };
+        text + 128
+    }
+}
+
+/// What one retention pass removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub by_age: u64,
+    pub by_rows: u64,
+    pub by_size: u64,
+}
+
+/// The writer: the operator's one open, writable connection.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    dir: PathBuf,
+    /// (device, inode) of the file when it was opened: another means it was replaced.
+    identity: (u64, u64),
+    limits: Limits,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir` and migrates it to the current schema.
+    pub fn open(dir: &Path, limits: Limits) -> Result<Store, Error> {
+        let path = dir.join(FILE_NAME);
+        let fail = |why: String| Error::Open { path: path.display().to_string(), why };
+        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+        let mut conn = Connection::open(&path).map_err(|e| fail(e.to_string()))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(|e| if is_corrupt(&e) { Error::Corrupt(path.display().to_string()) } else { e.into() })?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(fail(format!("WAL mode is refused (journal mode {mode})")));
+        }
+        // A committed transaction survives a process kill without a sync per commit; a power
+        // loss may lose the latest few, never the database.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let (main_pages, wal_bytes) = budget(limits.max_bytes);
+        conn.pragma_update(None, "max_page_count", main_pages)?;
+        conn.pragma_update(None, "journal_size_limit", wal_bytes as i64)?;
+        conn.pragma_update(None, "wal_autocheckpoint", (wal_bytes / PAGE_SIZE / 4).max(16) as i64)?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check(1)", [], |row| row.get(0))
+            .map_err(|e| if is_corrupt(&e) { Error::Corrupt(path.display().to_string()) } else { e.into() })?;
+        if check != "ok" {
+            return Err(Error::Corrupt(path.display().to_string()));
+        }
+        schema::migrate(&mut conn)?;
+        let identity = identity(&path).map_err(|e| fail(e.to_string()))?;
+        Ok(Store { conn, path, dir: dir.to_owned(), identity, limits })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes everything in one transaction, then keeps the row caps. When the size budget is
+    /// reached, removes the oldest rows and tries once more.
+    pub fn write(&mut self, writes: &[Write]) -> Result<(), Error> {
+        // Transactions small enough that the WAL stays within its share of the budget.
+        let (_, wal_bytes) = budget(self.limits.max_bytes);
+        let most = (wal_bytes / 8) as usize;
+        let mut start = 0;
+        let mut size = 0;
+        for (i, write) in writes.iter().enumerate() {
+            size += write.size();
+            if size > most && i > start {
+                self.write_chunk(&writes[start..i])?;
+                start = i;
+                size = write.size();
+            }
+        }
+        self.write_chunk(&writes[start..])
+    }
+
+    fn write_chunk(&mut self, writes: &[Write]) -> Result<(), Error> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        match self.write_once(writes) {
+            Err(e) if is_full(&e) => {
+                self.shrink(0.25)?;
+                self.write_once(writes).map_err(|e| if is_full(&e) { Error::Full(self.limits.max_bytes) } else { e })
+            }
+            other => other,
+        }
+    }
+
+    fn write_once(&mut self, writes: &[Write]) -> Result<(), Error> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut event = tx.prepare_cached(records::UPSERT_EVENT)?;
+            let mut run = tx.prepare_cached(records::INSERT_RUN)?;
+            let mut status = tx.prepare_cached(
+                "INSERT INTO status (name, json, updated_at) VALUES ('status', ?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET json = excluded.json, updated_at = excluded.updated_at",
+            )?;
+            for write in writes {
+                match write {
+                    Write::Event(row) => {
+                        event.execute(row.params())?;
+                    }
+                    Write::Run(row) => {
+                        run.execute(row.params())?;
+                    }
+                    Write::Status { json, at_ms } => {
+                        status.execute(params![json, at_ms])?;
+                    }
+                }
+            }
+            prune_rows(&tx, "events", "last_seen", self.limits.event_max_rows)?;
+            prune_rows(&tx, "assessment_runs", "finished_at", self.limits.run_max_rows)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Retention: by age and rows, and by size when the file is over 90 % of its cap. Deletes
+    /// go in steps small enough for the WAL's share of the budget.
+    pub fn maintain(&mut self, now_ms: i64) -> Result<Pruned, Error> {
+        let cutoff = now_ms - self.limits.event_max_age.as_millis() as i64;
+        let by_age = self.delete_oldest("events", "last_seen", &format!("last_seen < {cutoff}"), u64::MAX)?;
+        self.delete_oldest("assessment_runs", "finished_at", &format!("finished_at < {cutoff}"), u64::MAX)?;
+        let over = |store: &Store, table: &str, max: u64| -> Result<u64, Error> {
+            let rows: i64 = store.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+            Ok((rows as u64).saturating_sub(max))
+        };
+        let n = over(self, "events", self.limits.event_max_rows)?;
+        let by_rows = self.delete_oldest("events", "last_seen", "1", n)?;
+        let n = over(self, "assessment_runs", self.limits.run_max_rows)?;
+        self.delete_oldest("assessment_runs", "finished_at", "1", n)?;
+        let by_size = if self.used_fraction()? > 0.9 { self.shrink(0.2)? } else { 0 };
+        Ok(Pruned { by_age, by_rows, by_size })
+    }
+
+    /// The fraction of the database's page cap in use (freed pages are reused, not counted).
+    pub fn used_fraction(&self) -> Result<f64, Error> {
+        let (used, max) = self.pages()?;
+        Ok(used as f64 / max.max(1) as f64)
+    }
+
+    fn pages(&self) -> Result<(u64, u64), Error> {
+        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        let max: i64 = self.conn.query_row("PRAGMA max_page_count", [], |r| r.get(0))?;
+        Ok(((pages - free) as u64, max as u64))
+    }
+
+    /// Removes the oldest `fraction` of the events (or of the runs when there are no events).
+    fn shrink(&mut self, fraction: f64) -> Result<u64, Error> {
+        for (table, time) in [("events", "last_seen"), ("assessment_runs", "finished_at")] {
+            let rows: i64 = self.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+            if rows > 0 {
+                let n = ((rows as f64 * fraction).ceil() as u64).max(1);
+                return self.delete_oldest(table, time, "1", n);
+            }
+        }
+        Ok(0)
+    }
+
+    /// Deletes up to `most` of the oldest rows matching `condition`, a step per transaction.
+    fn delete_oldest(&mut self, table: &str, time: &str, condition: &str, most: u64) -> Result<u64, Error> {
+        if most == 0 {
+            return Ok(0);
+        }
+        let (used_pages, _) = self.pages()?;
+        let rows: i64 = self.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+        let row_bytes = (used_pages * PAGE_SIZE / (rows.max(1) as u64)).max(64);
+        let (_, wal_bytes) = budget(self.limits.max_bytes);
+        let step = (wal_bytes / 8 / row_bytes).max(8);
+        let sql = format!(
+            "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {condition} ORDER BY {time}, id LIMIT ?1)"
+        );
+        let mut removed = 0;
+        while removed < most {
+            let n = step.min(most - removed);
+            let done = self.conn.execute(&sql, [n as i64])? as u64;
+            removed += done;
+            if done < n {
+                break;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Whether the store can still be written: the file at the path is the one open, and it
+    /// and the directory accept writes. A deleted file, a remounted read-only volume or an
+    /// immutable file fail here even while the open connection still writes somewhere.
+    pub fn check(&self) -> Result<(), Error> {
+        let path = self.path.display().to_string();
+        match identity(&self.path) {
+            Ok(id) if id == self.identity => {}
+            _ => return Err(Error::Gone(path)),
+        }
+        let unwritable =
+            |e: std::io::Error| Error::Unwritable { path: self.dir.display().to_string(), why: e.to_string() };
+        std::fs::OpenOptions::new().write(true).open(&self.path).map_err(unwritable)?;
+        let probe = self.dir.join(".kube9-probe");
+        std::fs::write(&probe, b"").map_err(unwritable)?;
+        std::fs::remove_file(&probe).map_err(unwritable)?;
+        Ok(())
+    }
+}
+
+/// The database's page cap and the WAL's size limit for a budget: the WAL gets an eighth
+/// (between 256 KiB and 8 MiB), its index 32 KiB, the database the rest. The WAL is
+/// checkpointed at a quarter of its share and a transaction holds at most an eighth of it
+/// (rows and their index entries), so it stays within its share while readers are short.
+pub fn budget(max_bytes: u64) -> (u64, u64) {
+    let wal = (max_bytes / 8).clamp(256 * 1024, 8 * 1024 * 1024);
+    (max_bytes.saturating_sub(wal + SHM_BYTES) / PAGE_SIZE, wal)
+}
+
+/// The WAL index file beside the database.
+const SHM_BYTES: u64 = 32 * 1024;
+
+/// Keeps at most `max` rows of `table`, removing the oldest by `time`; returns how many went.
+fn prune_rows(conn: &Connection, table: &str, time: &str, max: u64) -> Result<u64, Error> {
+    let sql = format!(
+        "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY {time}, id
+         LIMIT max(0, (SELECT count(*) FROM {table}) - ?1))"
+    );
+    Ok(conn.execute(&sql, [max as i64])? as u64)
+}
+
+fn identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// A read-only view of the store, safe beside the running writer.
+pub struct Reader {
+    conn: Connection,
+}
+
+impl Reader {
+    /// Opens the store in `dir` read-only; it must exist and have the current schema.
+    pub fn open(dir: &Path) -> Result<Reader, Error> {
+        let path = dir.join(FILE_NAME);
+        let fail = |why: String| Error::Open { path: path.display().to_string(), why };
+        if !path.exists() {
+            return Err(fail("it does not exist (is the operator running with this --data-dir?)".into()));
+        }
+        let conn =
+            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(|e| fail(e.to_string()))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let version = schema::version(&conn)?;
+        if version > schema::CURRENT {
+            return Err(Error::NewerSchema { found: version, known: schema::CURRENT });
+        }
+        if version < schema::CURRENT {
+            return Err(fail(format!("its schema is version {version}; the operator migrates it when it starts")));
+        }
+        Ok(Reader { conn })
+    }
+
+    /// Events matching `filter`, newest (by last occurrence) first.
+    pub fn events(&self, filter: &Filter) -> Result<Vec<EventRow>, Error> {
+        records::list_events(&self.conn, filter)
+    }
+
+    /// One event by its id.
+    pub fn event(&self, id: i64) -> Result<EventRow, Error> {
+        records::get_event(&self.conn, id)?.ok_or(Error::NotFound { what: "event", id: id.to_string() })
+    }
+
+    /// The most recent runs, newest first.
+    pub fn runs(&self, limit: u32) -> Result<Vec<RunRow>, Error> {
+        records::list_runs(&self.conn, limit)
+    }
+
+    /// One run by its id.
+    pub fn run(&self, id: i64) -> Result<RunRow, Error> {
+        records::get_run(&self.conn, id)?.ok_or(Error::NotFound { what: "assessment run", id: id.to_string() })
+    }
+
+    /// The status JSON the operator last published, with when.
+    pub fn status(&self) -> Result<Option<(String, i64)>, Error> {
+        Ok(self
+            .conn
+            .query_row("SELECT json, updated_at FROM status WHERE name = 'status'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    /// How many events are stored.
+    pub fn event_count(&self) -> Result<u64, Error> {
+        Ok(self.conn.query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+}

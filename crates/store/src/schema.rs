@@ -1,0 +1,79 @@
+//! The schema and its migrations: `PRAGMA user_version` is the schema version, and each step
+//! in [`MIGRATIONS`] takes the database from its index to the next version, in one
+//! transaction. A database newer than this binary is refused rather than guessed at.
+
+use rusqlite::{Connection, Transaction};
+
+use crate::Error;
+
+/// The steps, in order: `MIGRATIONS[n]` takes version `n` to `n + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: event history, one row per event (a Kubernetes Event's uid, or one of the operator's own).
+    "CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        uid TEXT NOT NULL UNIQUE,
+        event_type TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        title TEXT NOT NULL,
+        description TEXT NOT NULL,
+        object_kind TEXT,
+        object_namespace TEXT,
+        object_name TEXT,
+        reason TEXT,
+        count INTEGER NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL
+     );
+     CREATE INDEX events_by_time ON events (last_seen);
+     CREATE INDEX events_by_namespace ON events (object_namespace, last_seen);",
+    // 2: queries by kind; Assessment runs; the status the operator last published.
+    "CREATE INDEX events_by_kind ON events (object_kind, last_seen);
+     CREATE TABLE assessment_runs (
+        id INTEGER PRIMARY KEY,
+        assessment TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        started_at INTEGER,
+        finished_at INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        summary TEXT NOT NULL
+     );
+     CREATE INDEX runs_by_time ON assessment_runs (finished_at);
+     CREATE TABLE status (
+        name TEXT PRIMARY KEY,
+        json TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+     );",
+];
+
+/// The version this binary writes and reads.
+pub const CURRENT: u32 = MIGRATIONS.len() as u32;
+
+/// The database's schema version.
+pub fn version(conn: &Connection) -> Result<u32, Error> {
+    Ok(conn.query_row("PRAGMA user_version", [], |row| row.get(0))?)
+}
+
+/// Brings the database to [`CURRENT`], one step per transaction; returns the version it had.
+pub fn migrate(conn: &mut Connection) -> Result<u32, Error> {
+    migrate_to(conn, CURRENT)
+}
+
+/// Brings the database to `target` (tests start from an older version with it).
+pub fn migrate_to(conn: &mut Connection, target: u32) -> Result<u32, Error> {
+    let from = version(conn)?;
+    if from > CURRENT {
+        return Err(Error::NewerSchema { found: from, known: CURRENT });
+    }
+    for step in from..target.min(CURRENT) {
+        let tx = conn.transaction()?;
+        apply(&tx, step)?;
+        tx.commit()?;
+    }
+    Ok(from)
+}
+
+fn apply(tx: &Transaction<'_>, step: u32) -> Result<(), Error> {
+    tx.execute_batch(MIGRATIONS[step as usize])?;
+    tx.pragma_update(None, "user_version", step + 1)?;
+    Ok(())
+}
