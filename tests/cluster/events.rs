@@ -209,3 +209,62 @@ async fn one_event_updated_again_and_again_is_one_row_with_the_rising_count() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_collections_are_kept_in_the_store_and_outlive_the_operator() {
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("collections").await?;
+        let data = DataDir::new();
+        let dir = data.0.to_str().unwrap_or_default();
+        let fast =
+            "clusterMetadata=2s,resourceInventory=2s,configurationPatterns=2s,performanceMetrics=2s,securityPosture=2s";
+        let mut operator = Operator::start(
+            &ns,
+            &["--data-dir", dir, "--collection-intervals", fast, "--collection-retention", "2"],
+            &[],
+        )?;
+        let collectors = |listed: &Value| -> Vec<String> {
+            let mut names: Vec<String> = listed["collections"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["collector"].as_str().map(str::to_owned))
+                .collect();
+            names.sort_unstable();
+            names
+        };
+        wait_for(Duration::from_secs(60), || async {
+            let listed = query(&data.0, &["collections"]);
+            Ok(listed.is_ok_and(|l| collectors(&l).len() == 10))
+        })
+        .await
+        .with_context(|| operator.logs())?;
+        let (code, _) = operator.terminate()?;
+        assert_eq!(code, Some(0));
+
+        // The operator is gone; the store still holds two of each collector's results.
+        let listed = query(&data.0, &["collections"])?;
+        let mut expected: Vec<String> = ["clusterMetadata", "configurationPatterns", "performanceMetrics"]
+            .into_iter()
+            .chain(["resourceInventory", "securityPosture"])
+            .flat_map(|c| [c.to_owned(), c.to_owned()])
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(collectors(&listed), expected);
+        assert!(listed["collections"][0]["dataBytes"].as_u64().unwrap_or(0) > 0);
+
+        // A new operator counts them from its start, before any collector of its own has run.
+        let slow =
+            "clusterMetadata=7d,resourceInventory=7d,configurationPatterns=7d,performanceMetrics=7d,securityPosture=7d";
+        let restarted = Operator::start(&ns, &["--data-dir", dir, "--collection-intervals", slow], &[])?;
+        let (status, _) = kube9_tests::operator::wait_for_both(&ctx.client, &ns, Duration::from_secs(30), |s, _| {
+            s.collection_stats.as_ref().is_some_and(|c| c.collections_stored_count >= 10)
+        })
+        .await
+        .with_context(|| restarted.logs())?;
+        assert!(status.collection_stats.and_then(|c| c.last_success_time).is_some());
+        Ok(())
+    })
+    .await;
+}

@@ -42,6 +42,7 @@ pub const LAYERS: &[(&str, Layer)] = &[
     ("registration::task", Layer::Tasks),
     ("status::reconcile", Layer::Tasks),
     ("assessment::reconcile", Layer::Tasks),
+    ("collect::held", Layer::Tasks),
     ("collect::task", Layer::Tasks),
     ("pro::key", Layer::Tasks),
     ("pro::task", Layer::Tasks),

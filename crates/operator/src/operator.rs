@@ -12,7 +12,7 @@ use crate::assessment::reconcile as assessments;
 use crate::base::config::Config;
 use crate::base::metrics::Metrics;
 use crate::base::shared::spec_changes;
-use crate::collect::store::Collections;
+use crate::collect::held::Collections;
 use crate::collect::task as collectors;
 use crate::health::{self, Diagnostics, Health};
 use crate::history::writer::{self, Recorder};
@@ -55,7 +55,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // One watch of the OperatorStatus singleton: the status reconciler drives it, the pro task
     // reads the same store.
     let (status_store, status_writer) = kube::runtime::reflector::store_shared::<OperatorStatus>(SHARED_BUFFER);
-    let collections = Arc::new(Collections::new(config.collection_retention));
+    let collections = Arc::new(match &config.store {
+        Some(store) => Collections::on_disk(config.collection_retention, &store.dir, store.limits),
+        None => Collections::in_memory(config.collection_retention),
+    });
     let collection_rx = collections.changed.subscribe();
     // Without a key there is no pro report: the status shows no insights.
     let (pro_tx, pro_rx) = watch::channel(config.api_key.is_none().then(Report::default));

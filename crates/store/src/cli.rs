@@ -38,6 +38,11 @@ pub enum What {
         #[command(subcommand)]
         command: Assessments,
     },
+    /// The collectors' results the store keeps (what the next upload is built from).
+    Collections {
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -171,6 +176,19 @@ fn answer(reader: &Reader, what: &What) -> Result<String, Error> {
             Ok(match format {
                 Format::Json => document(&json!({"runs": runs.iter().map(RunRow::to_json).collect::<Vec<_>>()})),
                 Format::Table => run_table(&runs),
+            })
+        }
+        What::Collections { format } => {
+            let rows = reader.collections()?;
+            Ok(match format {
+                Format::Json => document(&json!({"collections": rows.iter().map(|(collector, at, bytes)| {
+                    json!({"collector": collector, "collectedAt": rfc3339(*at), "dataBytes": bytes})
+                }).collect::<Vec<_>>()})),
+                Format::Table => {
+                    let rows: Vec<[String; 3]> =
+                        rows.iter().map(|(c, at, bytes)| [c.clone(), rfc3339(*at), bytes.to_string()]).collect();
+                    table(["COLLECTOR", "COLLECTED", "BYTES"], &rows)
+                }
             })
         }
         What::Assessments { command: Assessments::Get { id, format } } => {

@@ -130,6 +130,37 @@ impl Write {
     }
 }
 
+/// One collector's result, as the store keeps it: the data and the words (both JSON text).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CollectionRow {
+    pub collector: String,
+    pub collected_at_ms: i64,
+    pub data: String,
+    /// A JSON array of the names an upload built from `data` must not contain.
+    pub words: String,
+}
+
+const LATEST_COLLECTIONS: &str = "SELECT collector, collected_at, data, words FROM collections c
+     WHERE id = (SELECT id FROM collections d WHERE d.collector = c.collector
+                 ORDER BY collected_at DESC, id DESC LIMIT 1)
+     ORDER BY collector";
+
+fn latest_collections(conn: &Connection) -> Result<Vec<CollectionRow>, Error> {
+    let mut statement = conn.prepare_cached(LATEST_COLLECTIONS)?;
+    let rows = statement.query_map([], |r| {
+        Ok(CollectionRow { collector: r.get(0)?, collected_at_ms: r.get(1)?, data: r.get(2)?, words: r.get(3)? })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Every stored collection, newest first: collector, when, and the size of its data.
+fn list_collections(conn: &Connection) -> Result<Vec<(String, i64, u64)>, Error> {
+    let mut statement = conn
+        .prepare("SELECT collector, collected_at, length(data) FROM collections ORDER BY collected_at DESC, id DESC")?;
+    let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// What one retention pass removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pruned {
@@ -244,6 +275,43 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Keeps a collection, and at most `keep` (the newest) of its collector's.
+    pub fn put_collection(&mut self, row: &CollectionRow, keep: u64) -> Result<(), Error> {
+        let put = |conn: &mut Connection| -> Result<(), Error> {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO collections (collector, collected_at, data, words) VALUES (?1, ?2, ?3, ?4)",
+                params![row.collector, row.collected_at_ms, row.data, row.words],
+            )?;
+            tx.execute(
+                "DELETE FROM collections WHERE collector = ?1 AND id NOT IN
+                 (SELECT id FROM collections WHERE collector = ?1 ORDER BY collected_at DESC, id DESC LIMIT ?2)",
+                params![row.collector, keep.max(1) as i64],
+            )?;
+            tx.commit()?;
+            Ok(())
+        };
+        match put(&mut self.conn) {
+            Err(e) if is_full(&e) => {
+                self.shrink(0.25)?;
+                put(&mut self.conn).map_err(|e| if is_full(&e) { Error::Full(self.limits.max_bytes) } else { e })
+            }
+            other => other,
+        }
+    }
+
+    /// The newest collection of each collector that has one.
+    pub fn latest_collections(&self) -> Result<Vec<CollectionRow>, Error> {
+        latest_collections(&self.conn)
+    }
+
+    /// How many collections are kept, and when the newest was made.
+    pub fn collection_summary(&self) -> Result<(u64, Option<i64>), Error> {
+        Ok(self.conn.query_row("SELECT count(*), max(collected_at) FROM collections", [], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+        })?)
     }
 
     /// Retention: by age and rows, and by size when the file is over 90 % of its cap. Deletes
@@ -412,6 +480,11 @@ impl Reader {
             .conn
             .query_row("SELECT json, updated_at FROM status WHERE name = 'status'", [], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)
+    }
+
+    /// Every stored collection, newest first: collector, when (ms), and its data's size.
+    pub fn collections(&self) -> Result<Vec<(String, i64, u64)>, Error> {
+        list_collections(&self.conn)
     }
 
     /// How many events are stored.

@@ -43,6 +43,15 @@ pub const MIGRATIONS: &[&str] = &[
         json TEXT NOT NULL,
         updated_at INTEGER NOT NULL
      );",
+    // 3: the collectors' results (data and the words an upload built from it must not hold).
+    "CREATE TABLE collections (
+        id INTEGER PRIMARY KEY,
+        collector TEXT NOT NULL,
+        collected_at INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        words TEXT NOT NULL
+     );
+     CREATE INDEX collections_by_collector ON collections (collector, collected_at);",
 ];
 
 /// The version this binary writes and reads.

@@ -379,3 +379,29 @@ fn a_reader_beside_a_writer_killed_mid_write() {
     let mut store = Store::open(dir.path(), Limits::default()).expect("passes its integrity check");
     store.write(&[Write::Event(event("after", "ns", "Pod", 1, NOW))]).unwrap();
 }
+
+#[test]
+fn collections_keep_the_newest_per_collector_and_outlive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let row = |collector: &str, at: i64| kube9_store::CollectionRow {
+        collector: collector.into(),
+        collected_at_ms: at,
+        data: format!(r#"{{"at":{at}}}"#),
+        words: r#"["checkout"]"#.into(),
+    };
+    {
+        let mut store = Store::open(dir.path(), Limits::default()).unwrap();
+        for at in 1..=6 {
+            store.put_collection(&row("resourceInventory", NOW + at), 4).unwrap();
+        }
+        store.put_collection(&row("clusterMetadata", NOW), 4).unwrap();
+        assert_eq!(store.collection_summary().unwrap(), (5, Some(NOW + 6)));
+    }
+    // A new process (the operator restarted) finds them.
+    let store = Store::open(dir.path(), Limits::default()).unwrap();
+    let latest = store.latest_collections().unwrap();
+    assert_eq!(latest, vec![row("clusterMetadata", NOW), row("resourceInventory", NOW + 6)]);
+    let listed = Reader::open(dir.path()).unwrap().collections().unwrap();
+    assert_eq!(listed.len(), 5);
+    assert_eq!((listed[0].0.as_str(), listed[0].1), ("resourceInventory", NOW + 6), "newest first");
+}

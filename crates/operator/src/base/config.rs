@@ -83,7 +83,7 @@ pub struct Flags {
     #[arg(long, env = "KUBE9_COLLECTION_INTERVALS", default_value = "")]
     pub collection_intervals: String,
 
-    /// Collections kept in memory per collector.
+    /// Collections kept per collector (in the store with --data-dir, in memory without).
     #[arg(long, env = "KUBE9_COLLECTION_RETENTION", default_value_t = 4)]
     pub collection_retention: usize,
 

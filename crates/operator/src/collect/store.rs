@@ -1,8 +1,8 @@
-//! The collections held, decided from plain values: bounded retention per collector, the counts
-//! behind `collectionStats`, and when each collector runs next.
+//! The collections, decided from plain values: bounded retention per collector (when they are
+//! held in memory), the counts behind `collectionStats`, and when each collector runs next.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -10,7 +10,6 @@ use k8s_openapi::jiff::Timestamp;
 use kube9_api::operator_status::CollectionStats;
 use kube9_collect::Collector;
 use serde_json::Value;
-use tokio::sync::watch;
 
 /// One collector's result, with real names; it never leaves the cluster as it is.
 #[derive(Debug)]
@@ -48,12 +47,17 @@ impl Store {
 
     /// Keeps a new collection, dropping the oldest of its collector beyond the retention.
     pub fn add(&mut self, collection: Collection) {
-        self.successes += 1;
-        self.attempted[collection.collector.index()] = true;
-        self.last_success = Some(self.last_success.map_or(collection.collected_at, |t| t.max(collection.collected_at)));
+        self.counted(collection.collector, collection.collected_at);
         let held = &mut self.held[collection.collector.index()];
         held.push_front(Arc::new(collection));
         held.truncate(self.retention);
+    }
+
+    /// Counts a collection kept elsewhere (on disk), without holding it.
+    pub fn counted(&mut self, collector: Collector, at: Timestamp) {
+        self.successes += 1;
+        self.attempted[collector.index()] = true;
+        self.last_success = Some(self.last_success.map_or(at, |t| t.max(at)));
     }
 
     pub fn failed(&mut self, collector: Collector) {
@@ -65,6 +69,11 @@ impl Store {
     /// that, so it describes the whole cluster.
     pub fn all_attempted(&self) -> bool {
         self.attempted.iter().all(|a| *a)
+    }
+
+    /// Whether every collector has run in this process or has a result kept from before.
+    pub fn all_known(&self, kept: &[Collector]) -> bool {
+        Collector::ALL.iter().all(|c| self.attempted[c.index()] || kept.contains(c))
     }
 
     pub fn stats(&self) -> CollectionStats {
@@ -79,32 +88,6 @@ impl Store {
     /// The newest collection of each collector that has one.
     pub fn latest(&self) -> Vec<Arc<Collection>> {
         self.held.iter().filter_map(|h| h.front().cloned()).collect()
-    }
-}
-
-/// The store, shared with the upload, and a channel that says when it changed.
-pub struct Collections {
-    pub store: Mutex<Store>,
-    pub changed: watch::Sender<Option<CollectionStats>>,
-}
-
-impl Collections {
-    pub fn new(retention: usize) -> Collections {
-        Collections { store: Mutex::new(Store::new(retention)), changed: watch::Sender::new(None) }
-    }
-
-    /// The newest collection of each collector, once every collector has run.
-    pub fn latest(&self) -> Vec<Arc<Collection>> {
-        self.store.lock().ok().filter(|s| s.all_attempted()).map(|s| s.latest()).unwrap_or_default()
-    }
-
-    pub fn record(&self, collector: Collector, result: Result<Collection, String>) {
-        let Ok(mut store) = self.store.lock() else { return };
-        match result {
-            Ok(collection) => store.add(collection),
-            Err(_) => store.failed(collector),
-        }
-        self.changed.send_replace(Some(store.stats()));
     }
 }
 

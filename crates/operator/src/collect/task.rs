@@ -12,7 +12,8 @@ use kube9_collect::Collector;
 use kube9_privacy::names::note_words;
 use serde_json::Value;
 
-use super::store::{Collection, Collections, first_delay, next_delay};
+use super::held::Collections;
+use super::store::{Collection, first_delay, next_delay};
 use crate::base::list::{self, ListError};
 use crate::base::memory;
 use crate::base::metrics::Metrics;
