@@ -16,6 +16,11 @@ from conftest import CHART, Kubectl
 KEY = "k9-install-key-0123456789"
 
 
+def volume(template: dict[str, Any], name: str) -> dict[str, Any]:
+    """A Pod template's volume by name (an upgrade appends new volumes after the old ones)."""
+    return next(v for v in template["spec"]["volumes"] if v["name"] == name)
+
+
 def pod_template(kubectl: Kubectl, namespace: str, release: str) -> dict[str, Any]:
     deployment = kubectl.get("deployment", f"{release}-kube9-operator", "-n", namespace)
     assert deployment is not None, "the Deployment is missing"
@@ -57,7 +62,7 @@ def test_install_upgrade_rollback_and_uninstall(
     pro = pod_template(kubectl, namespace, release)
     assert key_env(pro) == ["/var/run/secrets/kube9/api-key/api-key"]
     assert pro["metadata"]["annotations"]["checksum/api-key"] != free["metadata"]["annotations"]["checksum/api-key"]
-    assert pro["spec"]["volumes"][0]["secret"]["secretName"] == f"{name}-api-key"
+    assert volume(pro, "api-key")["secret"]["secretName"] == f"{name}-api-key"
 
     # Rolling back to the free revision removes the Secret and restores the template.
     helm_config.rollback(release, version=1, timeout=60)
@@ -97,7 +102,7 @@ def test_install_with_an_existing_secret(
         timeout=60,
     )
     template = pod_template(kubectl, namespace, release)
-    assert template["spec"]["volumes"][0]["secret"]["secretName"] == "team-kube9-key"
+    assert volume(template, "api-key")["secret"]["secretName"] == "team-kube9-key"
     assert key_env(template) == ["/var/run/secrets/kube9/api-key/token"]
     secrets = kubectl.json("get", "secrets", "-n", namespace, "-l", f"app.kubernetes.io/instance={release}")
     assert secrets["items"] == [], "the chart must not create a Secret when one is given"
