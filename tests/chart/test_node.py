@@ -2,7 +2,7 @@
 
 Needs `cargo xtask testenv up --node` and `cargo xtask image` (`cargo xtask ci` does both).
 The API server listens on loopback only, so the Pod uses the host network and is told the
-API server's address (../shared/REAL-NODE.md); everything else (the image, the ServiceAccount
+API server's address; everything else (the image, the ServiceAccount
 token and CA the kubelet mounts, the security context, the probes) is what a production
 cluster does.
 """
@@ -166,6 +166,31 @@ def test_the_chart_runs_the_operator_as_a_pod(installed: Release, kubectl: Kubec
     assert {p.name for p in account.iterdir()} >= {"token", "ca.crt", "namespace"}
     assert not (facts["root"] / "bin/sh").exists(), "no shell in the image"
     assert pod["spec"]["containers"][0]["image"] == ":".join(IMAGE)
+
+    # The extension's exec, exactly as it runs it: the binary by name, one JSON document out.
+    # The operator has recorded its own Pod's Events (scheduled, started) in its history.
+    name = pod["metadata"]["name"]
+
+    def events_about_the_pod() -> list[dict[str, Any]]:
+        proc = kubectl.run(
+            "exec", "-n", installed.namespace, "-c", "operator", name, "--",
+            "kube9-operator", "query", "events", "list", "--limit=25", "--format=json",
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        document = json.loads(proc.stdout)
+        return [e for e in document["events"] if e["object_name"] == name]
+
+    wait_for("the operator's history to hold its own Pod's Events", 60, lambda: events_about_the_pod() != [])
+    (first, *_) = events_about_the_pod()
+    assert first["severity"] in ("info", "warning", "error", "critical") and first["object_kind"] == "Pod"
+    failing = kubectl.run(
+        "exec", "-n", installed.namespace, "-c", "operator", name, "--", "kube9-operator", "query", "events", "get",
+        "no-such-id", check=False,
+    )
+    assert failing.returncode != 0 and json.loads(failing.stderr)["ok"] is False
+    logs = kubectl.run("logs", "-n", installed.namespace, "-c", "operator", name).stdout
+    assert any(json.loads(line).get("message") == "health and metrics server listening" for line in logs.splitlines())
 
 
 def test_a_deleted_pod_is_replaced_and_stops_on_sigterm(installed: Release, kubectl: Kubectl) -> None:

@@ -154,6 +154,7 @@ pub fn up(local: bool, with_node: bool) -> Result<Cluster> {
 
     std::fs::create_dir_all(state.join("logs")).context("creating target/testenv")?;
     let pki = ensure_pki(&state)?;
+    ensure_kubelet_client(&pki)?;
     let started = Instant::now();
 
     let etcd_data = state.join("etcd");
@@ -191,6 +192,9 @@ pub fn up(local: bool, with_node: bool) -> Result<Cluster> {
             format!("--tls-cert-file={}", p("apiserver.crt")),
             format!("--tls-private-key-file={}", p("apiserver.key")),
             format!("--client-ca-file={}", p("ca.crt")),
+            // The kubelet accepts this certificate (its x509 client CA is ours): exec and logs.
+            format!("--kubelet-client-certificate={}", p("kubelet-client.crt")),
+            format!("--kubelet-client-key={}", p("kubelet-client.key")),
             format!("--token-auth-file={}", p("tokens.csv")),
             "--authorization-mode=RBAC".into(),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
@@ -387,6 +391,51 @@ fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> bool {
 
 fn readyz(kubeconfig: &Path) -> bool {
     kubectl_ok(kubeconfig, &["get", "--raw", "/readyz"])
+}
+
+/// The API server's client certificate for the kubelet (`kubectl exec`, `kubectl logs`),
+/// signed by the testenv CA; made once, beside the rest of the PKI.
+fn ensure_kubelet_client(pki: &Path) -> Result<()> {
+    if pki.join("kubelet-client.crt").exists() {
+        return Ok(());
+    }
+    let steps: [&[&str]; 2] = [
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "kubelet-client.key",
+            "-out",
+            "kubelet-client.csr",
+            "-subj",
+            "/O=system:masters/CN=kube-apiserver-kubelet-client",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "kubelet-client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "kubelet-client.crt.tmp",
+            "-days",
+            "3650",
+        ],
+    ];
+    for args in steps {
+        let out = Process::new("openssl").args(args).current_dir(pki).output().context("running openssl")?;
+        if !out.status.success() {
+            bail!("openssl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    std::fs::rename(pki.join("kubelet-client.crt.tmp"), pki.join("kubelet-client.crt"))?;
+    Ok(())
 }
 
 /// A CA, the API server's serving certificate, the service-account key pair and an admin

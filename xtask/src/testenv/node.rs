@@ -4,7 +4,7 @@
 //! built from the same Debian kubernetes source as the control plane; the pause image is
 //! compiled from that source and built with buildah (no registry is reachable). Everything
 //! the node writes lives under `target/testenv/node`, with its own containerd socket, so it
-//! does not touch a containerd the machine may run. ../shared/REAL-NODE.md has the recipe.
+//! does not touch a containerd the machine may run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
@@ -77,7 +77,7 @@ pub fn up(state: &Path, bin: &Path, kubeconfig: &Path) -> Result<()> {
     )?;
 
     let kubelet_config = node.join("kubelet.yaml");
-    std::fs::write(&kubelet_config, kubelet_configuration(kubelet_port))
+    std::fs::write(&kubelet_config, kubelet_configuration(kubelet_port, &state.join("pki").join("ca.crt")))
         .context("writing the kubelet configuration")?;
     spawn(
         state,
@@ -320,11 +320,14 @@ fn write_cni(node: &Path) -> Result<()> {
     Ok(())
 }
 
-fn kubelet_configuration(port: u16) -> String {
+/// The kubelet listens on every address, because the API server reaches it at the node's
+/// InternalIP (the machine's own address; the kubelet refuses a loopback node IP), and accepts
+/// only clients with a certificate from the testenv CA: the API server's, for exec and logs.
+fn kubelet_configuration(port: u16, client_ca: &Path) -> String {
     format!(
         "apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-address: 127.0.0.1
+address: 0.0.0.0
 port: {port}
 healthzBindAddress: 127.0.0.1
 healthzPort: {healthz}
@@ -338,6 +341,8 @@ authentication:
     enabled: false
   webhook:
     enabled: false
+  x509:
+    clientCAFile: {client_ca}
 authorization:
   mode: AlwaysAllow
 # The build machines' disks are shared; do not evict test Pods over them.
@@ -348,6 +353,7 @@ evictionHard:
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 ",
-        healthz = port - 2
+        healthz = port - 2,
+        client_ca = client_ca.display()
     )
 }
