@@ -26,6 +26,9 @@ use serde_json::json;
 
 const NAMESPACES: usize = 20;
 const DEPLOYMENTS: usize = 2_000;
+/// How long the operator idles after its upload before its resident memory is read.
+const IDLE_AFTER_UPLOAD_SECONDS: u64 = 30;
+
 const KEY: &str = "k9_bench_0123456789";
 const ACKS: usize = 10;
 
@@ -141,33 +144,54 @@ async fn run(client: &kube::Client, names: &[String]) -> anyhow::Result<()> {
     std::fs::write(&key, KEY)?;
     let fast =
         "clusterMetadata=1h,resourceInventory=1h,configurationPatterns=1h,performanceMetrics=1h,securityPosture=1h";
-    let started = Instant::now();
-    let op = Operator::start(
-        &names[0],
-        &[
-            "--api-key-file",
-            key.to_str().unwrap_or_default(),
-            "--server-url",
-            &sim.url(),
-            "--server-ca-file",
-            ca.to_str().unwrap_or_default(),
-            "--collection-intervals",
-            fast,
-            "--retry-initial",
-            "1s",
-            "--retry-max",
-            "2s",
-        ],
-        &[("KUBE9_LOG_LEVEL", "info")],
-    )?;
-    // The first runs wait up to a minute (jitter); the upload follows the collections.
-    wait_for(Duration::from_secs(180), || async {
-        Ok(operator_status(client).await?.is_some_and(|s| !s.insights.is_empty()))
-    })
-    .await?;
-    let to_insights = started.elapsed();
-    let (peak, now) = (status_kib(op.pid(), "VmHWM:"), status_kib(op.pid(), "VmRSS:"));
-    let upload = sim.requests().into_iter().find(|r| r.path == "/api/metrics").map(|r| r.body.len()).unwrap_or(0);
+    let start = |data_dir: Option<&std::path::Path>| {
+        let mut args = vec![
+            "--api-key-file".to_owned(),
+            key.display().to_string(),
+            "--server-url".to_owned(),
+            sim.url(),
+            "--server-ca-file".to_owned(),
+            ca.display().to_string(),
+            "--collection-intervals".to_owned(),
+            fast.to_owned(),
+            "--retry-initial".to_owned(),
+            "1s".to_owned(),
+            "--retry-max".to_owned(),
+            "2s".to_owned(),
+        ];
+        if let Some(dir) = data_dir {
+            args.extend(["--data-dir".to_owned(), dir.display().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Operator::start(&names[0], &args, &[("KUBE9_LOG_LEVEL", "info")])
+    };
+    // The chart's way first, the collections in the store, then the baseline: held in memory
+    // (no data directory), whose operator stays for the acknowledgements below. Each: start,
+    // the five collectors and the upload, then idle.
+    let mut memory_figures = Vec::new();
+    let mut running = None;
+    for data_dir in [Some(std::env::temp_dir().join(unique_name("bench-data"))), None] {
+        drop(running.take());
+        delete_singleton(client).await;
+        let started = Instant::now();
+        let op = start(data_dir.as_deref())?;
+        // The first runs wait up to a minute (jitter); the upload follows the collections.
+        wait_for(Duration::from_secs(180), || async {
+            Ok(operator_status(client).await?.is_some_and(|s| !s.insights.is_empty()))
+        })
+        .await?;
+        let to_insights = started.elapsed();
+        let peak = status_kib(op.pid(), "VmHWM:");
+        tokio::time::sleep(Duration::from_secs(IDLE_AFTER_UPLOAD_SECONDS)).await;
+        let idle = status_kib(op.pid(), "VmRSS:");
+        memory_figures.push((data_dir.is_some(), peak, idle));
+        if let Some(dir) = data_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        running = Some((op, to_insights));
+    }
+    let Some((op, to_insights)) = running else { anyhow::bail!("no run") };
+    let upload = sim.requests().into_iter().rev().find(|r| r.path == "/api/metrics").map(|r| r.body.len()).unwrap_or(0);
     let status = operator_status(client).await?.unwrap_or_default();
     println!(
         "upload for {DEPLOYMENTS} Deployments in {NAMESPACES} namespaces: {:.1} KiB received by the simulator \
@@ -181,11 +205,17 @@ async fn run(client: &kube::Client, names: &[String]) -> anyhow::Result<()> {
         status.insights_omitted.unwrap_or(0),
         to_insights.as_secs_f64(),
     );
-    println!(
-        "operator memory through the five collections and the upload: peak resident {:.1} MiB, {:.1} MiB after",
-        peak as f64 / 1024.0,
-        now as f64 / 1024.0
-    );
+    let baseline_idle = memory_figures.iter().find(|(disk, _, _)| !disk).map_or(1, |(_, _, idle)| *idle).max(1);
+    for (on_disk, peak, idle) in &memory_figures {
+        println!(
+            "operator memory through the five collections and the upload, collections {}: peak resident {:.1} MiB, \
+             {:.1} MiB idle {IDLE_AFTER_UPLOAD_SECONDS} s after ({:.2}x the in-memory idle)",
+            if *on_disk { "in the store (--data-dir)" } else { "in memory" },
+            *peak as f64 / 1024.0,
+            *idle as f64 / 1024.0,
+            *idle as f64 / baseline_idle as f64,
+        );
+    }
 
     // 3. kubectl patch -> the acknowledgement at the server.
     let kubeconfig = kubeconfig_path()?;
