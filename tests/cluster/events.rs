@@ -268,3 +268,51 @@ async fn the_collections_are_kept_in_the_store_and_outlive_the_operator() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_store_that_becomes_unwritable_degrades_the_operator_until_it_is_writable_again() {
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("store-fault").await?;
+        let data = DataDir::new();
+        let operator = Operator::start(&ns, &["--data-dir", data.0.to_str().unwrap_or_default()], &[])?;
+        let store_condition = |s: &kube9_api::OperatorStatusStatus| {
+            s.conditions.iter().find(|c| c.type_ == "Store").map(|c| (c.status.clone(), c.reason.clone()))
+        };
+        kube9_tests::operator::wait_for_both(&ctx.client, &ns, Duration::from_secs(30), |s, _| {
+            store_condition(s) == Some(("True".into(), "Available".into()))
+        })
+        .await
+        .with_context(|| operator.logs())?;
+
+        // Immutable (even root cannot write it): the writer's next check says so.
+        let chattr = |flag: &str| {
+            let path = data.0.join("kube9.db");
+            let ok = std::process::Command::new("chattr").arg(flag).arg(&path).status().is_ok_and(|s| s.success());
+            let dir_ok =
+                std::process::Command::new("chattr").arg(flag).arg(&data.0).status().is_ok_and(|s| s.success());
+            anyhow::ensure!(ok && dir_ok, "chattr {flag} failed");
+            Ok(())
+        };
+        chattr("+i")?;
+        let degraded = kube9_tests::operator::wait_for_both(&ctx.client, &ns, Duration::from_secs(90), |s, l| {
+            store_condition(s).is_some_and(|(status, _)| status == "False")
+                && l.health == kube9_api::operator_status::Health::Degraded
+        })
+        .await;
+        chattr("-i")?;
+        let (status, legacy) = degraded.with_context(|| operator.logs())?;
+        assert!(legacy.error.is_some_and(|e| !e.is_empty()), "the reason is in the ConfigMap");
+        assert_eq!(store_condition(&status).map(|c| c.1), Some("Unavailable".into()));
+
+        // Writable again: available and healthy again.
+        kube9_tests::operator::wait_for_both(&ctx.client, &ns, Duration::from_secs(90), |s, l| {
+            store_condition(s) == Some(("True".into(), "Available".into()))
+                && l.health == kube9_api::operator_status::Health::Healthy
+        })
+        .await
+        .with_context(|| operator.logs())?;
+        Ok(())
+    })
+    .await;
+}

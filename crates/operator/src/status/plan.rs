@@ -28,6 +28,8 @@ pub struct Inputs<'a> {
     pub write_failure: Option<&'a str>,
     /// Why the embedded store cannot be used, if it cannot.
     pub store_failure: Option<&'a str>,
+    /// Whether the operator has an embedded store (a data directory).
+    pub store_configured: bool,
     /// The pro tier's report; None until it has one (the status then keeps what it holds).
     pub pro: Option<&'a Report>,
     pub assessment: Option<&'a ScheduledSummary>,
@@ -71,7 +73,13 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
     let interval = interval(inputs.status_interval, inputs.registration);
     let generation = inputs.object.metadata.generation;
 
-    let conditions = conditions::conditions(&existing.conditions, &standing, inputs.registration, generation, now);
+    let store = match (inputs.store_configured, inputs.store_failure) {
+        (false, _) => conditions::StoreState::NotConfigured,
+        (true, None) => conditions::StoreState::Available,
+        (true, Some(why)) => conditions::StoreState::Failing(why),
+    };
+    let conditions =
+        conditions::conditions(&existing.conditions, &standing, inputs.registration, store, generation, now);
     let reports = Reports { assessment: inputs.assessment, collection: inputs.collection, pro };
     let desired = render(&standing, &reports, inputs.namespace, generation, conditions, now);
     let status_left =
@@ -171,6 +179,7 @@ mod tests {
             registration: &Registration::NoKey,
             write_failure: None,
             store_failure: None,
+            store_configured: false,
             pro: None,
             assessment: None,
             collection: None,

@@ -113,6 +113,7 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
         registration: &registration,
         write_failure: write_failure.as_deref(),
         store_failure: store_failure.as_deref(),
+        store_configured: ctx.config.store.is_some(),
         pro: pro.as_ref(),
         assessment: assessment.as_ref(),
         collection: collection.as_ref(),
