@@ -5,3 +5,4 @@ mod crds;
 mod namespaces;
 mod operator;
 mod pro;
+mod versions;

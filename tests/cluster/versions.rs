@@ -1,0 +1,160 @@
+//! Kinds served under different API versions across the supported range (DESIGN.md,
+//! "Kubernetes versions"): the assessment reads CronJob, PodDisruptionBudget and
+//! HorizontalPodAutoscaler through whichever version the server serves. On a current server
+//! that is batch/v1, policy/v1 and autoscaling/v2 (the beta versions are gone); on 1.20 it is
+//! batch/v1beta1, policy/v1beta1 and autoscaling/v2beta2. `cargo xtask ci` runs this module
+//! on both.
+
+use std::time::Duration;
+
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::Discovery;
+use kube9_api::assessment::{Assessment, AssessmentSpec, AssessmentStatus, CheckState, Phase, Selection};
+use kube9_tests::operator::{Operator, singleton_lock};
+use kube9_tests::{Ctx, scenario, unique_name, wait_for};
+use serde_json::{Value, json};
+
+/// The server's minor version (`20`, `35`).
+pub(crate) async fn server_minor(ctx: &Ctx) -> anyhow::Result<u32> {
+    let info = ctx.client.apiserver_version().await?;
+    let minor: String = info.minor.chars().take_while(char::is_ascii_digit).collect();
+    Ok(minor.parse()?)
+}
+
+/// The first of `versions` that the server serves `group` in.
+async fn served(discovery: &Discovery, group: &str, versions: &[&'static str]) -> anyhow::Result<&'static str> {
+    let served: Vec<String> =
+        discovery.get(group).map(|g| g.versions().map(str::to_owned).collect()).unwrap_or_default();
+    versions
+        .iter()
+        .find(|v| served.iter().any(|s| s == *v))
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("{group} serves none of {versions:?} (it serves {served:?})"))
+}
+
+async fn create(
+    ctx: &Ctx,
+    ns: &str,
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+    body: Value,
+) -> anyhow::Result<()> {
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), ns, &ApiResource::from_gvk_with_plural(&gvk, plural));
+    let mut object = body;
+    object["apiVersion"] = json!(if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") });
+    object["kind"] = json!(kind);
+    api.create(&PostParams::default(), &serde_json::from_value(object)?).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn cronjobs_pdbs_and_hpas_are_read_through_the_version_the_server_serves() {
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let minor = server_minor(&ctx).await?;
+        let discovery = Discovery::new(ctx.client.clone()).run().await?;
+        let cronjob = served(&discovery, "batch", &["v1", "v1beta1"]).await?;
+        let pdb = served(&discovery, "policy", &["v1", "v1beta1"]).await?;
+        let hpa = served(&discovery, "autoscaling", &["v2", "v2beta2"]).await?;
+        // Which side of each fallback this server exercises.
+        if minor >= 25 {
+            assert_eq!((cronjob, pdb, hpa), ("v1", "v1", "v2"), "1.{minor}");
+            for (group, gone) in [("batch", "v1beta1"), ("policy", "v1beta1"), ("autoscaling", "v2beta2")] {
+                let versions: Vec<String> =
+                    discovery.get(group).map(|g| g.versions().map(str::to_owned).collect()).unwrap_or_default();
+                assert!(!versions.iter().any(|v| v == gone), "1.{minor} still serves {group}/{gone}");
+            }
+        } else if minor == 20 {
+            assert_eq!((cronjob, pdb, hpa), ("v1beta1", "v1beta1", "v2beta2"), "1.20 serves only the beta versions");
+        }
+        eprintln!("Kubernetes 1.{minor}: batch/{cronjob} CronJob, policy/{pdb} PDB, autoscaling/{hpa} HPA");
+
+        let ns = ctx.namespace("versions").await?;
+        let labels = json!({"app": "web"});
+        let pod = json!({"containers": [{"name": "app", "image": "shop/web:1.0", "securityContext": {"privileged": true}}]});
+        create(&ctx, &ns, "apps", "v1", "Deployment", "deployments", json!({
+            "metadata": {"name": "web"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": pod}},
+        }))
+        .await?;
+        // Allows no disruption: reliability.disruption-budget-blocks names it.
+        create(&ctx, &ns, "policy", pdb, "PodDisruptionBudget", "poddisruptionbudgets", json!({
+            "metadata": {"name": "web-pdb"},
+            "spec": {"maxUnavailable": 0, "selector": {"matchLabels": labels}},
+        }))
+        .await?;
+        // Cannot scale (min = max): performanceEfficiency.hpa-range names it.
+        create(&ctx, &ns, "autoscaling", hpa, "HorizontalPodAutoscaler", "horizontalpodautoscalers", json!({
+            "metadata": {"name": "web-hpa"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                "minReplicas": 3, "maxReplicas": 3,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}],
+            },
+        }))
+        .await?;
+        // Runs privileged: security.privileged names the CronJob.
+        create(&ctx, &ns, "batch", cronjob, "CronJob", "cronjobs", json!({
+            "metadata": {"name": "nightly"},
+            "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": {
+                "restartPolicy": "OnFailure",
+                "containers": [{"name": "job", "image": "shop/batch:1.0", "securityContext": {"privileged": true}}],
+            }}}}},
+        }))
+        .await?;
+
+        let _op = Operator::start(&ns, &["--status-interval", "3s"], &[])?;
+        let name = unique_name("versions");
+        ctx.cleanup::<Assessment>(None, &name);
+        let spec = AssessmentSpec {
+            namespaces: Some(Selection { include: vec![ns.clone()], exclude: vec![] }),
+            ..AssessmentSpec::default()
+        };
+        let api: Api<Assessment> = Api::all(ctx.client.clone());
+        api.create(&PostParams::default(), &Assessment::new(&name, spec)).await?;
+        wait_for(Duration::from_secs(60), || {
+            let (api, name) = (api.clone(), name.clone());
+            async move {
+                let status = api.get(&name).await?.status.unwrap_or_default();
+                Ok(matches!(status.phase, Some(Phase::Completed | Phase::Failed)))
+            }
+        })
+        .await?;
+        let status: AssessmentStatus = api.get(&name).await?.status.unwrap_or_default();
+        assert_eq!(status.phase, Some(Phase::Completed), "{status:#?}");
+
+        let failed_on = |check: &str| -> Vec<(String, String)> {
+            status
+                .findings
+                .iter()
+                .filter(|f| f.check_id == check && !f.exempted)
+                .map(|f| (f.object.kind.clone(), f.object.name.clone()))
+                .collect()
+        };
+        for (check, kind, object) in [
+            ("reliability.disruption-budget-blocks", "PodDisruptionBudget", "web-pdb"),
+            ("performanceEfficiency.hpa-range", "HorizontalPodAutoscaler", "web-hpa"),
+        ] {
+            let outcome = status.checks.iter().find(|c| c.check_id == check).expect("the check ran");
+            // Failed, or Warning for a low-severity check: either way one object failed it.
+            assert!(
+                matches!(outcome.state, CheckState::Failed | CheckState::Warning) && outcome.failed == 1,
+                "{check} on 1.{minor}: {outcome:#?}"
+            );
+            assert_eq!(failed_on(check), vec![(kind.to_owned(), object.to_owned())], "{check} on 1.{minor}");
+        }
+        let privileged = failed_on("security.privileged");
+        assert!(privileged.contains(&("CronJob".to_owned(), "nightly".to_owned())), "{privileged:?}");
+        assert!(privileged.contains(&("Deployment".to_owned(), "web".to_owned())), "{privileged:?}");
+        // The PDB is read, so the workload it covers is not called uncovered.
+        let disruption = status.checks.iter().find(|c| c.check_id == "reliability.disruption-budget").expect("ran");
+        assert_eq!(disruption.state, CheckState::Passed, "{disruption:#?}");
+        Ok(())
+    })
+    .await;
+}
