@@ -1,6 +1,7 @@
 //! Cluster tests: the wiring, proven against a real kube-apiserver.
 
 mod assessments;
+mod cel;
 mod crds;
 mod namespaces;
 mod operator;

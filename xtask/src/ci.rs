@@ -91,7 +91,7 @@ pub fn run(root: &Path) -> Result<()> {
     oldest
 }
 
-/// The cluster tests that tell old servers from new (`versions::`, `crds::`) on 1.20.
+/// The cluster tests that tell old servers from new (`versions::`, `crds::`, `cel::`) on 1.20.
 fn oldest_leg(root: &Path, interrupted: &AtomicBool, counts: &mut Counts) -> Result<()> {
     let oldest = Kubernetes::Debian;
     let leg = format!("Kubernetes {}", oldest.label());
@@ -110,7 +110,7 @@ fn oldest_leg(root: &Path, interrupted: &AtomicBool, counts: &mut Counts) -> Res
 }
 
 /// The test modules run on the oldest version too.
-const OLDEST_LEG_TESTS: &[&str] = &["versions::", "crds::"];
+const OLDEST_LEG_TESTS: &[&str] = &["versions::", "crds::", "cel::"];
 
 /// `cargo xtask chart-test`: the pytest suite alone, against a cluster that is already up.
 pub fn chart_test(root: &Path, args: &[String]) -> Result<()> {
