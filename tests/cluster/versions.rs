@@ -158,3 +158,68 @@ async fn cronjobs_pdbs_and_hpas_are_read_through_the_version_the_server_serves()
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_native_sidecar_is_checked_as_a_running_container() {
+    scenario(|ctx| async move {
+        let minor = server_minor(&ctx).await?;
+        if minor < 29 {
+            eprintln!("skipped: native sidecars (init containers with restartPolicy: Always) need 1.29; this server is 1.{minor}");
+            return Ok(());
+        }
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("sidecar").await?;
+        let probe = json!({"httpGet": {"path": "/healthz", "port": 8080}});
+        let resources = json!({"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}});
+        let labels = json!({"app": "web"});
+        create(&ctx, &ns, "apps", "v1", "Deployment", "deployments", json!({
+            "metadata": {"name": "web"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
+                "initContainers": [
+                    {"name": "proxy", "image": "shop/proxy:1.0", "restartPolicy": "Always"},
+                    {"name": "migrate", "image": "shop/migrate:1.0", "resources": resources},
+                ],
+                "containers": [{"name": "app", "image": "shop/web:1.0", "resources": resources,
+                                "livenessProbe": probe, "readinessProbe": probe}],
+            }}},
+        }))
+        .await?;
+        // The server keeps the field (a 1.20 server would have dropped it).
+        let kept = kube9_tests::kubectl(&["get", "deployment", "web", "-n", &ns, "-o",
+            "jsonpath={.spec.template.spec.initContainers[0].restartPolicy}"])?;
+        assert_eq!(kept, "Always");
+
+        let _op = Operator::start(&ns, &["--status-interval", "3s"], &[])?;
+        let name = unique_name("sidecar");
+        ctx.cleanup::<Assessment>(None, &name);
+        let spec = AssessmentSpec {
+            namespaces: Some(Selection { include: vec![ns.clone()], exclude: vec![] }),
+            ..AssessmentSpec::default()
+        };
+        let api: Api<Assessment> = Api::all(ctx.client.clone());
+        api.create(&PostParams::default(), &Assessment::new(&name, spec)).await?;
+        wait_for(Duration::from_secs(60), || {
+            let (api, name) = (api.clone(), name.clone());
+            async move {
+                let status = api.get(&name).await?.status.unwrap_or_default();
+                Ok(matches!(status.phase, Some(Phase::Completed | Phase::Failed)))
+            }
+        })
+        .await?;
+        let status: AssessmentStatus = api.get(&name).await?.status.unwrap_or_default();
+        assert_eq!(status.phase, Some(Phase::Completed), "{status:#?}");
+        let containers = |check: &str| -> Vec<Option<String>> {
+            status.findings.iter().filter(|f| f.check_id == check).map(|f| f.object.container.clone()).collect()
+        };
+        let proxy = vec![Some("proxy".to_owned())];
+        // Without resources, flagged like any container.
+        assert_eq!(containers("performanceEfficiency.cpu-requests"), proxy);
+        assert_eq!(containers("performanceEfficiency.memory-limits"), proxy);
+        // Running for the Pod's life, it needs a liveness probe; the classic init container does not.
+        assert_eq!(containers("reliability.liveness-probe"), proxy);
+        // It does not serve the Pod: no readiness finding for it (nor for the init container).
+        assert_eq!(containers("reliability.readiness-probe"), Vec::<Option<String>>::new());
+        Ok(())
+    })
+    .await;
+}
