@@ -3,6 +3,7 @@
 mod assessments;
 mod cel;
 mod crds;
+mod kwok;
 mod namespaces;
 mod operator;
 mod pro;

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub mod gomod;
+pub mod kwok;
 pub mod node;
 
 /// The release `up` runs by default: the newest whose kubelet still runs on the containerd
@@ -92,6 +93,13 @@ pub enum Command {
         /// (the oldest supported, from Debian's source package). Default: $KUBE9_KUBERNETES.
         #[arg(long, value_name = "VERSION")]
         kubernetes: Option<String>,
+        /// Add this many fake Nodes run by kwok, where Pods that tolerate
+        /// `kwok.x-k8s.io/node=fake:NoSchedule` reach Running without a container runtime.
+        #[arg(long, value_name = "NODES")]
+        kwok: Option<u32>,
+        /// How many of the kwok Nodes have GPUs (`nvidia.com/gpu: 8`).
+        #[arg(long, value_name = "NODES", default_value_t = 0)]
+        kwok_gpu_nodes: u32,
     },
     /// Stop the processes `up` started (safe to run twice).
     Down,
@@ -117,8 +125,15 @@ const SOURCES_FILE: &str = "/etc/apt/sources.list.d/kube9-src.sources";
 
 pub fn run(cmd: Command) -> Result<()> {
     match cmd {
-        Command::Up { local, node, kubernetes } => {
-            up(local, node, &Kubernetes::requested(kubernetes.as_deref())?).map(|_| ())
+        Command::Up { local, node, kubernetes, kwok, kwok_gpu_nodes } => {
+            let kubernetes = Kubernetes::requested(kubernetes.as_deref())?;
+            let cluster = up(local, node, &kubernetes)?;
+            if let Some(nodes) = kwok {
+                let state = state_dir();
+                let bin = ensure_binaries(&kubernetes, true)?;
+                kwok::up(&state, &kubernetes, &bin, &cluster.kubeconfig, nodes, kwok_gpu_nodes)?;
+            }
+            Ok(())
         }
         Command::Down => down(),
         Command::Env => {
@@ -193,6 +208,9 @@ pub fn up(local: bool, with_node: bool, kubernetes: &Kubernetes) -> Result<Clust
             kubernetes.label()
         );
         down()?;
+    } else if alive.iter().all(|a| *a) && readyz(&kubeconfig) && !bound_as(&state, bind_address(with_node)) {
+        println!("testenv: restarting the control plane so the node's Pods can reach the API server");
+        down()?;
     } else if alive.iter().all(|a| *a) && readyz(&kubeconfig) {
         println!("testenv: the control plane is already running");
         let mut started_here = false;
@@ -256,6 +274,8 @@ pub fn up(local: bool, with_node: bool, kubernetes: &Kubernetes) -> Result<Clust
     wait(&state, "etcd", Duration::from_secs(30), || etcd_healthy(ports.etcd))?;
 
     let p = |name: &str| pki.join(name).display().to_string();
+    let bind = bind_address(with_node);
+    std::fs::write(state.join("bind-address"), bind)?;
     // Flags removed after 1.20 (the insecure ports were turned off there and are gone since).
     let legacy = |flag: &str| kubernetes.legacy().then(|| flag.to_owned());
     spawn(
@@ -264,7 +284,9 @@ pub fn up(local: bool, with_node: bool, kubernetes: &Kubernetes) -> Result<Clust
         &bin.join("kube-apiserver"),
         &[
             format!("--etcd-servers={etcd_client}"),
-            "--bind-address=127.0.0.1".into(),
+            // With a node, every address (its Pods reach the API server at their bridge's
+            // gateway, so they need no host network); else loopback only.
+            format!("--bind-address={bind}"),
             "--advertise-address=127.0.0.1".into(),
             format!("--secure-port={}", ports.apiserver),
         ]
@@ -303,6 +325,9 @@ pub fn up(local: bool, with_node: bool, kubernetes: &Kubernetes) -> Result<Clust
                 // No serving port at all, so two control planes never compete for one.
                 "--secure-port=0".into(),
                 "--use-service-account-credentials=false".into(),
+                // Thousands of Pods (kwok) are created at this rate, not the default 20/s.
+                "--kube-api-qps=200".into(),
+                "--kube-api-burst=400".into(),
                 format!("--service-account-private-key-file={}", p("sa.key")),
                 format!("--root-ca-file={}", p("ca.crt")),
                 format!("--cluster-signing-cert-file={}", p("ca.crt")),
@@ -324,6 +349,16 @@ pub fn up(local: bool, with_node: bool, kubernetes: &Kubernetes) -> Result<Clust
     Ok(Cluster { kubeconfig, started_here: true })
 }
 
+fn bind_address(with_node: bool) -> &'static str {
+    if with_node { "0.0.0.0" } else { "127.0.0.1" }
+}
+
+/// Whether the running API server listens where `bind` asks (any address serves loopback).
+fn bound_as(state: &Path, bind: &str) -> bool {
+    let running = std::fs::read_to_string(state.join("bind-address")).unwrap_or_default();
+    running.trim() == bind || (bind == "127.0.0.1" && running.trim() == "0.0.0.0")
+}
+
 fn print_usage(kubeconfig: &Path) {
     println!("  export KUBECONFIG={}", kubeconfig.display());
     println!("  kubectl get namespaces");
@@ -333,6 +368,7 @@ fn print_usage(kubeconfig: &Path) {
 pub fn down() -> Result<()> {
     let state = state_dir();
     let mut stopped = Vec::new();
+    node::stop(&state, "kwok", &mut stopped)?;
     node::down(&state, &mut stopped)?;
     for name in COMPONENTS.iter().rev() {
         let pid_file = state.join(format!("{name}.pid"));
@@ -366,7 +402,7 @@ pub fn down() -> Result<()> {
 
 fn status() -> Result<()> {
     let state = state_dir();
-    for name in COMPONENTS.iter().chain(node::COMPONENTS.iter()) {
+    for name in COMPONENTS.iter().chain(node::COMPONENTS.iter()).chain(&["kwok"]) {
         match running_pid(&state, name) {
             Some(pid) => println!("{name:<24} running (pid {pid})"),
             None => println!("{name:<24} not running"),
@@ -418,7 +454,7 @@ fn wait(state: &Path, name: &str, timeout: Duration, ready: impl Fn() -> bool) -
     }
 }
 
-fn tail(path: &Path, lines: usize) -> String {
+pub(crate) fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -497,15 +533,20 @@ fn readyz(kubeconfig: &Path) -> bool {
 /// token; kept across restarts.
 fn ensure_pki(state: &Path) -> Result<PathBuf> {
     let pki = state.join("pki");
-    if pki.join("tokens.csv").exists() {
+    // The node's Pods reach the API server at their bridge's gateway address.
+    let gateway = node::network()?.gateway;
+    let sans = format!(
+        "subjectAltName=IP:127.0.0.1,IP:{gateway},IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,\
+         DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n"
+    );
+    let same_names = std::fs::read_to_string(pki.join("san.cnf")).is_ok_and(|text| text == sans);
+    if pki.join("tokens.csv").exists() && same_names {
         return Ok(pki);
     }
     let tmp = state.join("pki.tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
-    let sans = "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,\
-                DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local";
-    std::fs::write(tmp.join("san.cnf"), format!("{sans}\n"))?;
+    std::fs::write(tmp.join("san.cnf"), sans)?;
     let steps: [&[&str]; 5] = [
         &[
             "req",

@@ -65,13 +65,9 @@ pub fn up(state: &Path, kubernetes: &Kubernetes, bin: &Path, kubeconfig: &Path) 
     wait(state, "containerd", Duration::from_secs(30), || ctr(state, &["version"]).is_ok())?;
     import_image(state, &pause_image(&pause_source(kubernetes, bin)?)?)?;
 
-    // No serving port (--secure-port=0), so two testenvs never compete for one.
-    let mut scheduler = vec![format!("--kubeconfig={}", kubeconfig.display()), "--leader-elect=false".into()];
-    if kubernetes.legacy() {
-        scheduler.push("--port=0".into());
+    if running_pid(state, "kube-scheduler").is_none() {
+        start_scheduler(state, kubernetes, bin, kubeconfig)?;
     }
-    scheduler.push("--secure-port=0".into());
-    spawn(state, "kube-scheduler", &bin.join("kube-scheduler"), &scheduler)?;
 
     let kubelet_config = node.join("kubelet.yaml");
     std::fs::write(&kubelet_config, kubelet_configuration(kubernetes, kubelet_port, &sock))
@@ -101,6 +97,17 @@ pub fn up(state: &Path, kubernetes: &Kubernetes, bin: &Path, kubeconfig: &Path) 
     Ok(())
 }
 
+/// Starts kube-scheduler (for the node's Pods, or kwok's).
+pub fn start_scheduler(state: &Path, kubernetes: &Kubernetes, bin: &Path, kubeconfig: &Path) -> Result<()> {
+    // No serving port (--secure-port=0), so two testenvs never compete for one.
+    let mut scheduler = vec![format!("--kubeconfig={}", kubeconfig.display()), "--leader-elect=false".into()];
+    if kubernetes.legacy() {
+        scheduler.push("--port=0".into());
+    }
+    scheduler.push("--secure-port=0".into());
+    spawn(state, "kube-scheduler", &bin.join("kube-scheduler"), &scheduler)
+}
+
 /// Stops the node: the kubelet first (so it restarts nothing), then every container it
 /// started, then containerd; unmounts what they mounted. Safe to run twice.
 pub fn down(state: &Path, stopped: &mut Vec<String>) -> Result<()> {
@@ -115,7 +122,7 @@ pub fn down(state: &Path, stopped: &mut Vec<String>) -> Result<()> {
     Ok(())
 }
 
-fn stop(state: &Path, name: &str, stopped: &mut Vec<String>) -> Result<()> {
+pub fn stop(state: &Path, name: &str, stopped: &mut Vec<String>) -> Result<()> {
     if let Some(pid) = running_pid(state, name) {
         signal(pid, "TERM");
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -301,15 +308,27 @@ fn containerd_config(node: &Path) -> Result<String> {
     Ok(config)
 }
 
-/// The node's bridge and Pod subnet: `kube9br0` and 10.244.0.0/24 with the default API server
-/// port, another pair for another port, so two testenvs can run nodes side by side.
-pub fn network() -> Result<(String, String)> {
-    let apiserver = port("KUBE9_TESTENV_APISERVER_PORT", super::DEFAULT_APISERVER_PORT)?;
-    let index = if apiserver == super::DEFAULT_APISERVER_PORT { 0 } else { 1 + apiserver % 250 };
-    Ok((format!("kube9br{index}"), format!("10.244.{index}.0/24")))
+/// The node's Pod network.
+pub struct Network {
+    pub bridge: String,
+    pub subnet: String,
+    /// The bridge's own address: where Pods reach the host (and the API server).
+    pub gateway: String,
 }
 
-fn write_cni(node: &Path, (bridge, subnet): &(String, String)) -> Result<()> {
+/// `kube9br0` with 10.244.0.0/24 for the default API server port, another bridge and subnet
+/// for another port, so two testenvs can run nodes side by side.
+pub fn network() -> Result<Network> {
+    let apiserver = port("KUBE9_TESTENV_APISERVER_PORT", super::DEFAULT_APISERVER_PORT)?;
+    let index = if apiserver == super::DEFAULT_APISERVER_PORT { 0 } else { 1 + apiserver % 250 };
+    Ok(Network {
+        bridge: format!("kube9br{index}"),
+        subnet: format!("10.244.{index}.0/24"),
+        gateway: format!("10.244.{index}.1"),
+    })
+}
+
+fn write_cni(node: &Path, Network { bridge, subnet, .. }: &Network) -> Result<()> {
     let cni = node.join("cni");
     std::fs::create_dir_all(&cni)?;
     let ipam = node.join("cni-ipam").display().to_string();
