@@ -68,6 +68,23 @@ pub fn run(root: &Path) -> Result<()> {
             // CI has a node, so the end-to-end tests must run rather than skip.
             pytest(root, &python, &cluster.kubeconfig, &["--require-node".to_owned()], &mut counts)
         })
+    })
+    .and_then(|()| {
+        // Last on this cluster: its 200 fake Nodes would otherwise be in every test's view.
+        if !cluster.started_here {
+            return Ok(());
+        }
+        step(&format!("testenv up --kwok {KWOK_NODES} ({leg})"), || {
+            let bin = testenv::ensure_binaries(&current, true)?;
+            testenv::kwok::up(&testenv::state_dir(), &current, &bin, &cluster.kubeconfig, KWOK_NODES, 4)
+        })?;
+        step(&format!("scale test: {KWOK_NODES} kwok Nodes, 5,000 Pods ({leg})"), || {
+            if interrupted.load(Ordering::SeqCst) {
+                bail!("interrupted");
+            }
+            let args = ["--package", "kube9-tests", "--test", "cluster", "--", "kwok::"];
+            cargo_test_env(root, &args, Some(&cluster.kubeconfig), &[("KUBE9_REQUIRE_KWOK", "1")], &mut counts)
+        })
     });
     let teardown = if cluster.started_here {
         step("testenv down", testenv::down)
@@ -108,6 +125,9 @@ fn oldest_leg(root: &Path, interrupted: &AtomicBool, counts: &mut Counts) -> Res
     tests?;
     teardown
 }
+
+/// The fake Nodes of the scale test.
+const KWOK_NODES: u32 = 200;
 
 /// The test modules run on the oldest version too.
 const OLDEST_LEG_TESTS: &[&str] = &["versions::", "crds::", "cel::"];
@@ -155,8 +175,19 @@ fn cargo(root: &Path, args: &[&str]) -> Result<()> {
 
 /// `cargo test` with its output passed through and its result lines counted.
 fn cargo_test(root: &Path, args: &[&str], kubeconfig: Option<&Path>, counts: &mut Counts) -> Result<()> {
+    cargo_test_env(root, args, kubeconfig, &[], counts)
+}
+
+/// `cargo_test` with more environment variables.
+fn cargo_test_env(
+    root: &Path,
+    args: &[&str],
+    kubeconfig: Option<&Path>,
+    env: &[(&str, &str)],
+    counts: &mut Counts,
+) -> Result<()> {
     let mut cmd = cargo_command(root);
-    cmd.arg("test").arg("--locked").args(args).stdout(Stdio::piped());
+    cmd.arg("test").arg("--locked").args(args).envs(env.iter().copied()).stdout(Stdio::piped());
     if let Some(path) = kubeconfig {
         cmd.env("KUBECONFIG", path);
     }

@@ -117,7 +117,7 @@ pub struct Cluster {
 }
 
 /// Debian packages the control plane needs at run time.
-const RUNTIME_PACKAGES: &[&str] = &["etcd-server", "openssl"];
+const RUNTIME_PACKAGES: &[&str] = &["openssl"];
 /// Debian packages needed to build kube-apiserver and kube-controller-manager.
 const BUILD_PACKAGES: &[&str] = &["golang-go", "golang-github-modern-go-reflect2-dev", "dpkg-dev", "rsync", "make"];
 const BINARIES: &[&str] = &["kube-apiserver", "kube-controller-manager"];
@@ -234,6 +234,14 @@ pub fn up(local: bool, with_node: bool, kubernetes: &Kubernetes) -> Result<Clust
     }
 
     ensure_packages(RUNTIME_PACKAGES)?;
+    // etcd: Debian's 3.4 for 1.20 (of its time); 3.6 from its Go module for a current release.
+    let etcd_binary = match kubernetes {
+        Kubernetes::Debian => {
+            ensure_packages(&["etcd-server"])?;
+            PathBuf::from("/usr/bin/etcd")
+        }
+        Kubernetes::Go(_) => gomod::etcd()?,
+    };
     if with_node {
         ensure_packages(node::PACKAGES)?;
     }
@@ -260,7 +268,7 @@ pub fn up(local: bool, with_node: bool, kubernetes: &Kubernetes) -> Result<Clust
     spawn(
         &state,
         "etcd",
-        Path::new("/usr/bin/etcd"),
+        &etcd_binary,
         &[
             "--name=kube9".into(),
             format!("--data-dir={}", etcd_data.display()),
@@ -674,7 +682,7 @@ fn apt(args: &[&str]) -> Result<()> {
 
 /// The directory holding cached kube-apiserver and kube-controller-manager (and kubelet and
 /// kube-scheduler with `node`) of `kubernetes`, building what no cached copy has.
-fn ensure_binaries(kubernetes: &Kubernetes, node: bool) -> Result<PathBuf> {
+pub fn ensure_binaries(kubernetes: &Kubernetes, node: bool) -> Result<PathBuf> {
     let needed: Vec<&str> = BINARIES.iter().chain(if node { node::BINARIES } else { &[] }).copied().collect();
     if let Kubernetes::Go(version) = kubernetes {
         // All four at once when the node is wanted: one build shares most packages.

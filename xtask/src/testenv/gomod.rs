@@ -36,6 +36,15 @@ pub struct Build<'a> {
     pub replaces: Vec<String>,
 }
 
+/// The file `go build` writes for the command `package`: its last path element, or the one
+/// before a major-version suffix (`go.etcd.io/etcd/server/v3` gives `server`).
+fn binary_name(package: &str) -> &str {
+    let mut parts = package.rsplit('/');
+    let last = parts.next().unwrap_or(package);
+    let is_major = last.len() > 1 && last.starts_with('v') && last[1..].bytes().all(|b| b.is_ascii_digit());
+    if is_major { parts.next().unwrap_or(last) } else { last }
+}
+
 /// The cache directory of a build.
 pub fn dir(name: &str, version: &str) -> PathBuf {
     cache_dir().join(format!("go-{name}-v{version}"))
@@ -45,7 +54,7 @@ pub fn dir(name: &str, version: &str) -> PathBuf {
 pub fn ensure(build: &Build) -> Result<PathBuf> {
     let dest = dir(build.name, build.version);
     let bin = dest.join("bin");
-    let binary = |pkg: &str| bin.join(pkg.rsplit('/').next().unwrap_or(pkg));
+    let binary = |pkg: &str| bin.join(binary_name(pkg));
     let missing: Vec<&str> = build.commands.iter().copied().filter(|c| !binary(c).is_file()).collect();
     if missing.is_empty() {
         return Ok(bin);
@@ -54,7 +63,7 @@ pub fn ensure(build: &Build) -> Result<PathBuf> {
     let started = Instant::now();
     println!(
         "testenv: building {} from the Go module {}@v{} (once; cached in {})",
-        missing.iter().map(|c| c.rsplit('/').next().unwrap_or(c)).collect::<Vec<_>>().join(", "),
+        missing.iter().map(|c| binary_name(c)).collect::<Vec<_>>().join(", "),
         build.module,
         build.version,
         dest.display()
@@ -102,7 +111,7 @@ pub fn ensure(build: &Build) -> Result<PathBuf> {
     .with_context(|| format!("building {}@v{}", build.module, build.version))?;
     std::fs::create_dir_all(&bin)?;
     for command in &missing {
-        let name = command.rsplit('/').next().unwrap_or(command);
+        let name = binary_name(command);
         std::fs::rename(tmp.join(name), bin.join(name)).with_context(|| format!("publishing {name}"))?;
     }
     let _ = std::fs::remove_dir_all(&tmp);
@@ -183,6 +192,29 @@ pub fn staging_replaces(version: &str) -> Result<Vec<String>> {
     Ok(lines)
 }
 
+/// The etcd release the current control plane runs (Debian's 3.4 lacks the watch-progress
+/// requests a current API server's watch cache and clients rely on).
+pub const ETCD_VERSION: &str = "3.6.16";
+
+/// etcd, built from `go.etcd.io/etcd/server/v3` (whose main package is the etcd server).
+pub fn etcd() -> Result<PathBuf> {
+    let package = "go.etcd.io/etcd/server/v3";
+    let bin = ensure(&Build {
+        name: "etcd",
+        module: package,
+        version: ETCD_VERSION,
+        commands: &[package],
+        ldflags: vec![],
+        replaces: vec![],
+    })?;
+    // Named `etcd`, as `testenv status` and `down` recognise the process by its binary.
+    let etcd = bin.join("etcd");
+    if !etcd.is_file() {
+        std::fs::hard_link(bin.join(binary_name(package)), &etcd).context("naming the etcd binary")?;
+    }
+    Ok(etcd)
+}
+
 /// The kubernetes commands a control plane (and a node) needs, built at `version`.
 pub fn kubernetes(version: &str, commands: &[&str]) -> Result<PathBuf> {
     let bin = dir("kubernetes", version).join("bin");
@@ -209,4 +241,14 @@ pub fn kubernetes(version: &str, commands: &[&str]) -> Result<PathBuf> {
         ],
         replaces: staging_replaces(version)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn binaries_are_named_as_go_build_names_them() {
+        assert_eq!(super::binary_name("k8s.io/kubernetes/cmd/kube-apiserver"), "kube-apiserver");
+        assert_eq!(super::binary_name("go.etcd.io/etcd/server/v3"), "server");
+        assert_eq!(super::binary_name("sigs.k8s.io/kwok/cmd/kwok"), "kwok");
+    }
 }

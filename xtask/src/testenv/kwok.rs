@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::{Kubernetes, gomod, kubectl_ok, port, running_pid, spawn, wait};
+use super::{Kubernetes, gomod, port, running_pid, spawn, wait};
 
 /// The kwok release built.
 pub const VERSION: &str = "0.8.0";
@@ -107,11 +107,25 @@ pub fn up(
     if !out.status.success() {
         bail!("creating the kwok Nodes failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    wait(state, "kwok", Duration::from_secs(180), || {
-        kubectl_ok(kubeconfig, &["wait", "--for=condition=Ready", "node", "-l", LABEL, "--timeout=2s"])
-    })?;
+    wait(state, "kwok", Duration::from_secs(180), || ready_nodes(kubeconfig) >= nodes as usize)?;
     println!("testenv: {nodes} kwok Nodes ({gpu_nodes} with GPUs) ready in {:.1?}", started.elapsed());
     Ok(())
+}
+
+/// How many kwok Nodes are Ready.
+fn ready_nodes(kubeconfig: &Path) -> usize {
+    let jsonpath = r#"{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#;
+    let out = std::process::Command::new("kubectl")
+        .args(["--request-timeout=10s", "get", "nodes", "-l", LABEL, "-o"])
+        .arg(format!("jsonpath={jsonpath}"))
+        .env("KUBECONFIG", kubeconfig)
+        .output();
+    match out {
+        Ok(out) if out.status.success() => {
+            String::from_utf8_lossy(&out.stdout).lines().filter(|l| *l == "True").count()
+        }
+        _ => 0,
+    }
 }
 
 fn nodes_manifest(nodes: u32, gpu_nodes: u32) -> serde_json::Value {
@@ -146,8 +160,8 @@ fn nodes_manifest(nodes: u32, gpu_nodes: u32) -> serde_json::Value {
                     "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
                 },
                 "spec": {"taints": [{"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}]},
-                "status": {"capacity": capacity.clone(), "allocatable": capacity,
-                           "nodeInfo": {"kubeletVersion": "fake", "operatingSystem": "linux", "architecture": "amd64"}},
+                // kwok's node-initialize stage fills in the conditions and nodeInfo.
+                "status": {"capacity": capacity.clone(), "allocatable": capacity},
             })
         })
         .collect();
