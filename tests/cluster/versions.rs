@@ -22,15 +22,25 @@ pub(crate) async fn server_minor(ctx: &Ctx) -> anyhow::Result<u32> {
     Ok(minor.parse()?)
 }
 
-/// The first of `versions` that the server serves `group` in.
-async fn served(discovery: &Discovery, group: &str, versions: &[&'static str]) -> anyhow::Result<&'static str> {
-    let served: Vec<String> =
-        discovery.get(group).map(|g| g.versions().map(str::to_owned).collect()).unwrap_or_default();
+/// The versions of `group` that serve `kind`.
+fn serving(discovery: &Discovery, group: &str, kind: &str) -> Vec<String> {
+    let Some(g) = discovery.get(group) else { return vec![] };
+    g.versions().filter(|v| g.versioned_resources(v).iter().any(|(r, _)| r.kind == kind)).map(str::to_owned).collect()
+}
+
+/// The first of `versions` in which the server serves `kind` of `group`.
+async fn served(
+    discovery: &Discovery,
+    group: &str,
+    kind: &str,
+    versions: &[&'static str],
+) -> anyhow::Result<&'static str> {
+    let served = serving(discovery, group, kind);
     versions
         .iter()
         .find(|v| served.iter().any(|s| s == *v))
         .copied()
-        .ok_or_else(|| anyhow::anyhow!("{group} serves none of {versions:?} (it serves {served:?})"))
+        .ok_or_else(|| anyhow::anyhow!("{group} serves {kind} in none of {versions:?} (only in {served:?})"))
 }
 
 async fn create(
@@ -58,16 +68,19 @@ async fn cronjobs_pdbs_and_hpas_are_read_through_the_version_the_server_serves()
         let _lock = singleton_lock(&ctx.client).await;
         let minor = server_minor(&ctx).await?;
         let discovery = Discovery::new(ctx.client.clone()).run().await?;
-        let cronjob = served(&discovery, "batch", &["v1", "v1beta1"]).await?;
-        let pdb = served(&discovery, "policy", &["v1", "v1beta1"]).await?;
-        let hpa = served(&discovery, "autoscaling", &["v2", "v2beta2"]).await?;
+        let cronjob = served(&discovery, "batch", "CronJob", &["v1", "v1beta1"]).await?;
+        let pdb = served(&discovery, "policy", "PodDisruptionBudget", &["v1", "v1beta1"]).await?;
+        let hpa = served(&discovery, "autoscaling", "HorizontalPodAutoscaler", &["v2", "v2beta2"]).await?;
         // Which side of each fallback this server exercises.
         if minor >= 25 {
             assert_eq!((cronjob, pdb, hpa), ("v1", "v1", "v2"), "1.{minor}");
-            for (group, gone) in [("batch", "v1beta1"), ("policy", "v1beta1"), ("autoscaling", "v2beta2")] {
-                let versions: Vec<String> =
-                    discovery.get(group).map(|g| g.versions().map(str::to_owned).collect()).unwrap_or_default();
-                assert!(!versions.iter().any(|v| v == gone), "1.{minor} still serves {group}/{gone}");
+            for (group, kind, gone) in [
+                ("batch", "CronJob", "v1beta1"),
+                ("policy", "PodDisruptionBudget", "v1beta1"),
+                ("autoscaling", "HorizontalPodAutoscaler", "v2beta2"),
+            ] {
+                let versions = serving(&discovery, group, kind);
+                assert!(!versions.iter().any(|v| v == gone), "1.{minor} still serves {kind} in {group}/{gone}");
             }
         } else if minor == 20 {
             assert_eq!((cronjob, pdb, hpa), ("v1beta1", "v1beta1", "v2beta2"), "1.20 serves only the beta versions");
