@@ -124,7 +124,7 @@ pub fn ensure(build: &Build) -> Result<PathBuf> {
 /// `go` in `dir`, with the build cache under the project's cache dir (so it is kept with
 /// the binaries), static binaries, the machine's own Go and module-mode resolution.
 fn go(dir: &Path) -> Process {
-    let mut cmd = Process::new("go");
+    let mut cmd = Process::new(go_binary());
     cmd.current_dir(dir)
         .env("GOCACHE", cache_dir().join("gocache"))
         .env("CGO_ENABLED", "0")
@@ -133,8 +133,17 @@ fn go(dir: &Path) -> Process {
     cmd
 }
 
+/// `go` on the PATH, else the official install's /usr/local/go/bin/go (a shell that did not
+/// read the profile adding it to the PATH still finds it).
+fn go_binary() -> PathBuf {
+    let on_path =
+        std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("go").is_file()));
+    let installed = Path::new("/usr/local/go/bin/go");
+    if !on_path && installed.is_file() { installed.to_path_buf() } else { PathBuf::from("go") }
+}
+
 fn go_available() -> Result<()> {
-    match Process::new("go").arg("version").output() {
+    match Process::new(go_binary()).arg("version").output() {
         Ok(out) if out.status.success() => Ok(()),
         _ => bail!(
             "building the current Kubernetes needs Go (1.25 or later) on PATH and the Go module proxy; \
@@ -145,7 +154,7 @@ fn go_available() -> Result<()> {
 
 /// `go mod download -json module@v<version>`: the module fetched into the module cache.
 fn download(module: &str, version: &str) -> Result<serde_json::Value> {
-    let out = Process::new("go")
+    let out = Process::new(go_binary())
         .args(["mod", "download", "-json", &format!("{module}@v{version}")])
         .env("GOTOOLCHAIN", "local")
         .env("GOFLAGS", "-mod=mod")
