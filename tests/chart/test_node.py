@@ -1,10 +1,12 @@
 """End to end on a real node: the chart's operator runs as a Pod on a kubelet.
 
 Needs `cargo xtask testenv up --node` and `cargo xtask image` (`cargo xtask ci` does both).
-The API server listens on loopback only, so the Pod uses the host network and is told the
-API server's address; everything else (the image, the ServiceAccount
-token and CA the kubelet mounts, the security context, the probes) is what a production
-cluster does.
+There is no kube-proxy, so the Pod is told the API server's address: with the node, the API
+server listens on the Pod bridge's gateway too, and the Pod runs on the Pod network in a
+namespace with Pod Security `enforce: restricted`, as production clusters run it. The test
+that talks to the kube9-server simulator on loopback uses the host network instead.
+Everything else (the image, the ServiceAccount token and CA the
+kubelet mounts, the security context, the probes) is what a production cluster does.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ KEY = "k9-node-key-0123456789"
 IMAGE = ("localhost/kube9-operator", "dev")
 INTERVAL = 5
 NODE_SOCKET = TARGET / "testenv" / "node" / "containerd.sock"
+NODE_CNI = TARGET / "testenv" / "node" / "cni" / "10-kube9.conflist"
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+    "pod-security.kubernetes.io/warn": "restricted",
+}
 
 
 def ctr(*args: str) -> str:
@@ -64,12 +72,28 @@ def node(kubectl: Kubectl, request: pytest.FixtureRequest) -> str:
     return ready[0]
 
 
-def node_values(kubectl: Kubectl, **extra: Any) -> dict[str, Any]:
+def pod_gateway() -> str:
+    """The Pod bridge's own address (the `.1` of the node's Pod subnet), where Pods reach the host."""
+    subnet = json.loads(NODE_CNI.read_text())["plugins"][0]["ipam"]["ranges"][0][0]["subnet"]
+    return subnet.split("/")[0].rsplit(".", 1)[0] + ".1"
+
+
+def restrict(kubectl: Kubectl, namespace: str) -> None:
+    """Pod Security admission `restricted` on the namespace, as a hardened cluster sets it."""
+    labels = [f"{k}={v}" for k, v in RESTRICTED.items()]
+    kubectl.run("label", "namespace", namespace, "--overwrite", *labels)
+
+
+def node_values(kubectl: Kubectl, host_network: bool = False, **extra: Any) -> dict[str, Any]:
+    """Values for the node: on the Pod network (the default), the API server at the bridge's
+    gateway; on the host network, at its loopback address."""
     server, _ = cluster_endpoint(kubectl)
     host, port = server.removeprefix("https://").rsplit(":", 1)
+    if not host_network:
+        host = pod_gateway()
     values: dict[str, Any] = {
         "image": {"repository": IMAGE[0], "tag": IMAGE[1], "pullPolicy": "Never"},
-        "hostNetwork": True,
+        "hostNetwork": host_network,
         "healthPort": free_port(),
         "statusIntervalSeconds": INTERVAL,
         "extraEnv": [
@@ -116,6 +140,8 @@ class Release:
 def installed(
     node: str, singleton: None, helm_config: helm.Config, kubectl: Kubectl, namespace: str, release: str
 ) -> Iterator[Release]:
+    """A release to install in a fresh namespace that enforces Pod Security `restricted`."""
+    restrict(kubectl, namespace)
     handle = Release(helm_config, kubectl, namespace, release)
     yield handle
     handle.uninstall()
@@ -147,9 +173,18 @@ def process_facts(pid: int) -> dict[str, Any]:
     }
 
 
+def server_minor(kubectl: Kubectl) -> int:
+    return int("".join(c for c in kubectl.json("version", "-o", "json")["serverVersion"]["minor"] if c.isdigit()))
+
+
 def test_the_chart_runs_the_operator_as_a_pod(installed: Release, kubectl: Kubectl) -> None:
     installed.config.install(CHART, installed.name, node_values(kubectl), namespace=installed.namespace, timeout=60)
     pod = installed.wait_available()
+    # Admitted under Pod Security `restricted`, on the Pod network.
+    labels = kubectl.json("get", "namespace", installed.namespace)["metadata"]["labels"]
+    assert {k: labels.get(k) for k in RESTRICTED} == RESTRICTED
+    assert not pod["spec"].get("hostNetwork"), "on the Pod network"
+    assert pod["status"]["podIP"] != pod["status"]["hostIP"]
 
     status = wait_for("the Pod's status", 60, lambda: operator_status(kubectl).get("health") == "healthy")
     status = operator_status(kubectl)
@@ -231,7 +266,10 @@ def test_a_deleted_pod_is_replaced_and_stops_on_sigterm(installed: Release, kube
 
     decoder, text, terminated = json.JSONDecoder(), events.strip(), []
     while text:
-        event, end = decoder.raw_decode(text)
+        try:
+            event, end = decoder.raw_decode(text)
+        except json.JSONDecodeError:
+            break  # the last event, cut off when the watch was stopped
         text = text[end:].lstrip()
         for s in event["object"]["status"].get("containerStatuses", []):
             if "terminated" in s.get("state", {}):
@@ -243,7 +281,11 @@ def test_a_deleted_pod_is_replaced_and_stops_on_sigterm(installed: Release, kube
 
 
 def test_an_upgrade_with_a_key_rolls_the_pod_and_reaches_pro(installed: Release, kubectl: Kubectl) -> None:
-    values = node_values(kubectl)
+    # The simulator listens on loopback, which only the host network reaches; Pod Security
+    # `restricted` (like `baseline`) refuses host networking, so this namespace is privileged.
+    labels = [f"{k}-" for k in RESTRICTED]
+    kubectl.run("label", "namespace", installed.namespace, *labels)
+    values = node_values(kubectl, host_network=True)
     installed.config.install(CHART, installed.name, values, namespace=installed.namespace, timeout=60)
     free = installed.wait_available()
     wait_for("free and healthy", 60, lambda: operator_status(kubectl).get("health") == "healthy")
@@ -306,3 +348,26 @@ def test_the_containers_memory_stays_within_the_charts_limit(installed: Release,
         f"chart resources {resources}"
     )
     assert peak < 16 * 2**20, "the chart requests 16Mi: the request must cover the steady state"
+
+
+def test_pod_security_restricted_is_enforced_where_the_chart_runs(node: str, kubectl: Kubectl, namespace: str) -> None:
+    """The namespace label the node tests rely on is enforced: what `restricted` forbids is
+    refused, so the chart's Pod being admitted there means it meets the profile."""
+    minor = server_minor(kubectl)
+    if minor < 25:
+        pytest.skip(f"Pod Security admission is GA from 1.25; this server is 1.{minor}")
+    restrict(kubectl, namespace)
+    for name, spec in [
+        ("host-network", {"hostNetwork": True}),
+        ("privileged", {"containers": [{"name": "c", "image": "x", "securityContext": {"privileged": True}}]}),
+        ("root", {"containers": [{"name": "c", "image": "x"}]}),
+    ]:
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"containers": [{"name": "c", "image": "x"}], **spec},
+        }
+        proc = kubectl.run("create", "-f", "-", input=json.dumps(pod), check=False)
+        assert proc.returncode != 0, f"a {name} Pod was admitted in a restricted namespace"
+        assert 'violates PodSecurity "restricted:latest"' in proc.stderr, proc.stderr

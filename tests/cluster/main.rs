@@ -1,9 +1,12 @@
 //! Cluster tests: the wiring, proven against a real kube-apiserver.
 
 mod assessments;
+mod cel;
 mod contract;
 mod crds;
 mod events;
+mod kwok;
 mod namespaces;
 mod operator;
 mod pro;
+mod versions;

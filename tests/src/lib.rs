@@ -69,6 +69,10 @@ pub async fn ensure_crds(client: &Client) -> Result<()> {
 }
 
 async fn apply_crds(client: Client) -> Result<()> {
+    // Servers before 1.25 do not know CEL rules: server-side apply refuses the field ("field
+    // not declared in schema") where a create or update would drop it. Apply what they keep.
+    let minor: u32 =
+        client.apiserver_version().await?.minor.chars().take_while(char::is_ascii_digit).collect::<String>().parse()?;
     let api: Api<CustomResourceDefinition> = Api::all(client);
     let dir = root().join("crds");
     let mut names = Vec::new();
@@ -78,8 +82,12 @@ async fn apply_crds(client: Client) -> Result<()> {
             continue;
         }
         let text = std::fs::read_to_string(&path)?;
-        let crd: CustomResourceDefinition =
+        let mut value: serde_json::Value =
             serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if minor < 25 {
+            strip_cel_rules(&mut value);
+        }
+        let crd: CustomResourceDefinition = serde_json::from_value(value)?;
         let name = crd.metadata.name.clone().context("a CRD file without a name")?;
         api.patch(&name, &PatchParams::apply("kube9-tests").force(), &Patch::Apply(&crd))
             .await
@@ -105,6 +113,18 @@ async fn apply_crds(client: Client) -> Result<()> {
         .with_context(|| format!("CRD {name} never became Established"))?;
     }
     Ok(())
+}
+
+/// Removes every `x-kubernetes-validations` from a CRD, as a server before 1.25 does.
+pub fn strip_cel_rules(node: &mut serde_json::Value) {
+    match node {
+        serde_json::Value::Object(map) => {
+            map.remove("x-kubernetes-validations");
+            map.values_mut().for_each(strip_cel_rules);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_cel_rules),
+        _ => {}
+    }
 }
 
 /// Polls `check` every 200 ms until it returns true, or fails after `timeout` with the

@@ -40,7 +40,7 @@ pub fn run(root: &Path) -> Result<()> {
     };
     bench("kube9-checks", "engine", None)?;
     bench("kube9-tests", "cli", None)?;
-    let cluster = testenv::up(false, false)?;
+    let cluster = testenv::up(false, false, &testenv::Kubernetes::requested(None)?)?;
     let result = bench("kube9-tests", "operator", Some(&cluster.kubeconfig))
         .and_then(|()| bench("kube9-tests", "assessment", Some(&cluster.kubeconfig)))
         .and_then(|()| bench("kube9-tests", "pro", Some(&cluster.kubeconfig)));

@@ -1,4 +1,6 @@
-//! `cargo xtask ci`: everything CI checks, in the order that fails fastest.
+//! `cargo xtask ci`: everything CI checks, in the order that fails fastest: the static checks,
+//! the unit tests, every cluster and chart test on the current Kubernetes (with a node), then
+//! the API-version fallback tests on the oldest supported one (1.20).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -9,6 +11,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
+use crate::testenv::Kubernetes;
 use crate::{checksdoc, crdgen, image, layers, pyenv, testenv};
 
 /// Test counts summed over every summary line cargo and pytest printed.
@@ -44,23 +47,44 @@ pub fn run(root: &Path) -> Result<()> {
     })?;
     let python = step("python environment for the chart tests", || pyenv::ensure(root))?;
     let image = step("operator image", || image::build(root))?;
-    let cluster = step("testenv up --node", || testenv::up(false, true))?;
+
+    // Leg 1: every cluster and chart test on the current Kubernetes, with a node.
+    let current = Kubernetes::requested(None)?;
+    let leg = format!("Kubernetes {}", current.label());
+    let cluster = step(&format!("testenv up --node ({leg})"), || testenv::up(false, true, &current))?;
     if testenv::node::running(&testenv::state_dir()) {
         step("import the operator image into the node", || testenv::node::import_image(&testenv::state_dir(), &image))?;
     }
-    let tests = step("cluster tests", || {
+    let tests = step(&format!("cluster tests ({leg})"), || {
         if interrupted.load(Ordering::SeqCst) {
             bail!("interrupted");
         }
         cargo_test(root, &["--package", "kube9-tests"], Some(&cluster.kubeconfig), &mut counts)
     })
     .and_then(|()| {
-        step("chart and image tests", || {
+        step(&format!("chart and image tests ({leg})"), || {
             if interrupted.load(Ordering::SeqCst) {
                 bail!("interrupted");
             }
             // CI has a node, so the end-to-end tests must run rather than skip.
             pytest(root, &python, &cluster.kubeconfig, &["--require-node".to_owned()], &mut counts)
+        })
+    })
+    .and_then(|()| {
+        // Last on this cluster: its 200 fake Nodes would otherwise be in every test's view.
+        if !cluster.started_here {
+            return Ok(());
+        }
+        step(&format!("testenv up --kwok {KWOK_NODES} ({leg})"), || {
+            let bin = testenv::ensure_binaries(&current, true)?;
+            testenv::kwok::up(&testenv::state_dir(), &current, &bin, &cluster.kubeconfig, KWOK_NODES, 4)
+        })?;
+        step(&format!("scale test: {KWOK_NODES} kwok Nodes, 5,000 Pods ({leg})"), || {
+            if interrupted.load(Ordering::SeqCst) {
+                bail!("interrupted");
+            }
+            let args = ["--package", "kube9-tests", "--test", "cluster", "--", "kwok::"];
+            cargo_test_env(root, &args, Some(&cluster.kubeconfig), &[("KUBE9_REQUIRE_KWOK", "1")], &mut counts)
         })
     });
     let teardown = if cluster.started_here {
@@ -70,11 +94,44 @@ pub fn run(root: &Path) -> Result<()> {
         Ok(())
     };
 
+    // Leg 2: the oldest supported Kubernetes, for the old side of every API-version fallback
+    // (and the CRDs). Only on a local control plane: a cluster KUBECONFIG names has one version.
+    let oldest = if cluster.started_here && tests.is_ok() && teardown.is_ok() {
+        oldest_leg(root, &interrupted, &mut counts)
+    } else {
+        Ok(())
+    };
+
     println!("==> ci finished in {:.0?}", started.elapsed());
     println!("ci: {} passed, {} failed, {} skipped", counts.passed, counts.failed, counts.ignored);
     tests?;
+    teardown?;
+    oldest
+}
+
+/// The cluster tests that tell old servers from new (`versions::`, `crds::`, `cel::`) on 1.20.
+fn oldest_leg(root: &Path, interrupted: &AtomicBool, counts: &mut Counts) -> Result<()> {
+    let oldest = Kubernetes::Debian;
+    let leg = format!("Kubernetes {}", oldest.label());
+    let cluster = step(&format!("testenv up ({leg})"), || testenv::up(true, false, &oldest))?;
+    let tests = step(&format!("API-version fallback and CRD tests ({leg})"), || {
+        if interrupted.load(Ordering::SeqCst) {
+            bail!("interrupted");
+        }
+        let mut args = vec!["--package", "kube9-tests", "--test", "cluster", "--"];
+        args.extend(OLDEST_LEG_TESTS);
+        cargo_test(root, &args, Some(&cluster.kubeconfig), counts)
+    });
+    let teardown = step("testenv down", testenv::down);
+    tests?;
     teardown
 }
+
+/// The fake Nodes of the scale test.
+const KWOK_NODES: u32 = 200;
+
+/// The test modules run on the oldest version too.
+const OLDEST_LEG_TESTS: &[&str] = &["versions::", "crds::", "cel::"];
 
 /// `cargo xtask chart-test`: the pytest suite alone, against a cluster that is already up.
 pub fn chart_test(root: &Path, args: &[String]) -> Result<()> {
@@ -119,8 +176,19 @@ fn cargo(root: &Path, args: &[&str]) -> Result<()> {
 
 /// `cargo test` with its output passed through and its result lines counted.
 fn cargo_test(root: &Path, args: &[&str], kubeconfig: Option<&Path>, counts: &mut Counts) -> Result<()> {
+    cargo_test_env(root, args, kubeconfig, &[], counts)
+}
+
+/// `cargo_test` with more environment variables.
+fn cargo_test_env(
+    root: &Path,
+    args: &[&str],
+    kubeconfig: Option<&Path>,
+    env: &[(&str, &str)],
+    counts: &mut Counts,
+) -> Result<()> {
     let mut cmd = cargo_command(root);
-    cmd.arg("test").arg("--locked").args(args).stdout(Stdio::piped());
+    cmd.arg("test").arg("--locked").args(args).envs(env.iter().copied()).stdout(Stdio::piped());
     if let Some(path) = kubeconfig {
         cmd.env("KUBECONFIG", path);
     }

@@ -33,7 +33,7 @@ impl Drop for Running {
 }
 
 pub fn run(root: &Path) -> Result<()> {
-    let cluster = testenv::up(false, false)?;
+    let cluster = testenv::up(false, false, &testenv::Kubernetes::requested(None)?)?;
     let kubeconfig = cluster.kubeconfig.clone();
     let kubectl = |args: &[&str]| -> Result<String> {
         let out =
@@ -222,7 +222,7 @@ pub fn run(root: &Path) -> Result<()> {
 
 /// `cargo xtask demo --node`: the chart installed on a real node, the operator as a Pod.
 pub fn run_node(root: &Path) -> Result<()> {
-    let cluster = testenv::up(false, true)?;
+    let cluster = testenv::up(false, true, &testenv::Kubernetes::requested(None)?)?;
     let kubeconfig = cluster.kubeconfig.clone();
     let kubectl = |args: &[&str]| -> Result<String> {
         let out =

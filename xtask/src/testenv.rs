@@ -2,9 +2,12 @@
 //! loopback (etcd, kube-apiserver, kube-controller-manager) with no Docker, and with
 //! `up --node` a real node (containerd, kubelet, kube-scheduler; see node.rs).
 //!
-//! The binaries are built once from Debian's `kubernetes` source package (1.20) and cached
-//! under `${KUBE9_CACHE_DIR:-~/.cache/kube9-operator}`; runtime state (certificates, etcd
-//! data, pid files, logs, kubeconfig) lives in `target/testenv`.
+//! By default it runs a current Kubernetes ([`CURRENT`]), built from the `k8s.io/kubernetes`
+//! Go module through the Go module proxy (gomod.rs); `--kubernetes 1.20` (or
+//! `KUBE9_KUBERNETES=1.20`) runs the oldest supported version, built from Debian's
+//! `kubernetes` source package. Binaries are built once per version and cached under
+//! `${KUBE9_CACHE_DIR:-~/.cache/kube9-operator}`; runtime state (certificates, etcd data, pid
+//! files, logs, kubeconfig) lives in `target/testenv`.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -14,7 +17,66 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod gomod;
+pub mod kwok;
 pub mod node;
+
+/// The release `up` runs by default: the newest whose kubelet still runs on the containerd
+/// Debian bookworm ships (1.6). Kubernetes 1.35 is the last release that supports containerd
+/// 1.x; a 1.36 kubelet needs containerd 2.
+pub const CURRENT: &str = "1.35.4";
+/// The oldest supported release, built from Debian bookworm's source package.
+pub const OLDEST: &str = "1.20";
+
+/// Which Kubernetes the local control plane runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kubernetes {
+    /// 1.20, from Debian bookworm's `kubernetes` source package.
+    Debian,
+    /// A release (`1.35.4`) built from the `k8s.io/kubernetes` Go module.
+    Go(String),
+}
+
+impl Kubernetes {
+    /// `1.20` (or `1.20.x`, `oldest`), `current`, `1.35` (its pinned patch release) or `1.X.Y`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let text = text.trim().trim_start_matches('v');
+        let parts: Vec<&str> = text.split('.').collect();
+        match (text, parts.as_slice()) {
+            ("oldest", _) | (_, ["1", "20"]) | (_, ["1", "20", _]) => Ok(Self::Debian),
+            ("current" | "", _) => Ok(Self::Go(CURRENT.to_owned())),
+            (_, ["1", minor]) if CURRENT.starts_with(&format!("1.{minor}.")) => Ok(Self::Go(CURRENT.to_owned())),
+            (_, ["1", minor, patch]) if minor.parse::<u32>().is_ok_and(|m| m >= 26) && patch.parse::<u32>().is_ok() => {
+                Ok(Self::Go(text.to_owned()))
+            }
+            _ => {
+                bail!("unsupported Kubernetes version {text:?}: use {OLDEST}, {CURRENT}, or another 1.X.Y from 1.26 on")
+            }
+        }
+    }
+
+    /// The `--kubernetes` argument, else `KUBE9_KUBERNETES`, else [`CURRENT`].
+    pub fn requested(arg: Option<&str>) -> Result<Self> {
+        let env = std::env::var("KUBE9_KUBERNETES").ok().filter(|v| !v.is_empty());
+        match arg.map(str::to_owned).or(env) {
+            Some(text) => Self::parse(&text),
+            None => Ok(Self::Go(CURRENT.to_owned())),
+        }
+    }
+
+    /// `1.20` or `1.35.4`.
+    pub fn label(&self) -> &str {
+        match self {
+            Self::Debian => OLDEST,
+            Self::Go(version) => version,
+        }
+    }
+
+    /// Whether this is the 1.20 build, whose components still take the flags removed since.
+    pub fn legacy(&self) -> bool {
+        *self == Self::Debian
+    }
+}
 
 /// The testenv subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -27,6 +89,17 @@ pub enum Command {
         /// Add a real node (containerd, kubelet, kube-scheduler) so Pods run.
         #[arg(long)]
         node: bool,
+        /// The Kubernetes version: `current` (the default, 1.35.x from Go modules) or `1.20`
+        /// (the oldest supported, from Debian's source package). Default: $KUBE9_KUBERNETES.
+        #[arg(long, value_name = "VERSION")]
+        kubernetes: Option<String>,
+        /// Add this many fake Nodes run by kwok, where Pods that tolerate
+        /// `kwok.x-k8s.io/node=fake:NoSchedule` reach Running without a container runtime.
+        #[arg(long, value_name = "NODES")]
+        kwok: Option<u32>,
+        /// How many of the kwok Nodes have GPUs (`nvidia.com/gpu: 8`).
+        #[arg(long, value_name = "NODES", default_value_t = 0)]
+        kwok_gpu_nodes: u32,
     },
     /// Stop the processes `up` started (safe to run twice).
     Down,
@@ -44,7 +117,7 @@ pub struct Cluster {
 }
 
 /// Debian packages the control plane needs at run time.
-const RUNTIME_PACKAGES: &[&str] = &["etcd-server", "openssl"];
+const RUNTIME_PACKAGES: &[&str] = &["openssl"];
 /// Debian packages needed to build kube-apiserver and kube-controller-manager.
 const BUILD_PACKAGES: &[&str] = &["golang-go", "golang-github-modern-go-reflect2-dev", "dpkg-dev", "rsync", "make"];
 const BINARIES: &[&str] = &["kube-apiserver", "kube-controller-manager"];
@@ -52,7 +125,16 @@ const SOURCES_FILE: &str = "/etc/apt/sources.list.d/kube9-src.sources";
 
 pub fn run(cmd: Command) -> Result<()> {
     match cmd {
-        Command::Up { local, node } => up(local, node).map(|_| ()),
+        Command::Up { local, node, kubernetes, kwok, kwok_gpu_nodes } => {
+            let kubernetes = Kubernetes::requested(kubernetes.as_deref())?;
+            let cluster = up(local, node, &kubernetes)?;
+            if let Some(nodes) = kwok {
+                let state = state_dir();
+                let bin = ensure_binaries(&kubernetes, true)?;
+                kwok::up(&state, &kubernetes, &bin, &cluster.kubeconfig, nodes, kwok_gpu_nodes)?;
+            }
+            Ok(())
+        }
         Command::Down => down(),
         Command::Env => {
             let kubeconfig = state_dir().join("kubeconfig");
@@ -95,15 +177,18 @@ struct Ports {
     apiserver: u16,
 }
 
+pub const DEFAULT_APISERVER_PORT: u16 = 16443;
+
 fn ports() -> Result<Ports> {
     let etcd = port("KUBE9_TESTENV_ETCD_PORT", 23790)?;
-    Ok(Ports { etcd, etcd_peer: etcd.wrapping_add(10), apiserver: port("KUBE9_TESTENV_APISERVER_PORT", 16443)? })
+    let apiserver = port("KUBE9_TESTENV_APISERVER_PORT", DEFAULT_APISERVER_PORT)?;
+    Ok(Ports { etcd, etcd_peer: etcd.wrapping_add(10), apiserver })
 }
 
 /// The three processes, in start order.
 const COMPONENTS: [&str; 3] = ["etcd", "kube-apiserver", "kube-controller-manager"];
 
-pub fn up(local: bool, with_node: bool) -> Result<Cluster> {
+pub fn up(local: bool, with_node: bool, kubernetes: &Kubernetes) -> Result<Cluster> {
     let existing = std::env::var_os("KUBECONFIG").filter(|p| !p.is_empty() && !local).map(PathBuf::from);
     if let Some(path) = existing {
         if readyz(&path) {
@@ -115,14 +200,25 @@ pub fn up(local: bool, with_node: bool) -> Result<Cluster> {
     let state = state_dir();
     let kubeconfig = state.join("kubeconfig");
     let alive: Vec<bool> = COMPONENTS.iter().map(|c| running_pid(&state, c).is_some()).collect();
-    if alive.iter().all(|a| *a) && readyz(&kubeconfig) {
+    let running_version = std::fs::read_to_string(state.join("kubernetes")).unwrap_or_default();
+    if alive.iter().all(|a| *a) && readyz(&kubeconfig) && running_version.trim() != kubernetes.label() {
+        println!(
+            "testenv: Kubernetes {} is running and {} was asked for; stopping it first",
+            running_version.trim(),
+            kubernetes.label()
+        );
+        down()?;
+    } else if alive.iter().all(|a| *a) && readyz(&kubeconfig) && !bound_as(&state, bind_address(with_node)) {
+        println!("testenv: restarting the control plane so the node's Pods can reach the API server");
+        down()?;
+    } else if alive.iter().all(|a| *a) && readyz(&kubeconfig) {
         println!("testenv: the control plane is already running");
         let mut started_here = false;
         if with_node && !node::running(&state) {
             let mut stopped = Vec::new();
             node::down(&state, &mut stopped)?;
             ensure_packages(node::PACKAGES)?;
-            if let Err(e) = node::up(&state, &ensure_binaries(true)?, &kubeconfig) {
+            if let Err(e) = node::up(&state, kubernetes, &ensure_binaries(kubernetes, true)?, &kubeconfig) {
                 let _ = node::down(&state, &mut stopped);
                 return Err(e);
             }
@@ -131,16 +227,25 @@ pub fn up(local: bool, with_node: bool) -> Result<Cluster> {
         print_usage(&kubeconfig);
         return Ok(Cluster { kubeconfig, started_here });
     }
+    let alive: Vec<bool> = COMPONENTS.iter().map(|c| running_pid(&state, c).is_some()).collect();
     if alive.iter().any(|a| *a) {
         println!("testenv: part of an earlier control plane is running; stopping it first");
         down()?;
     }
 
     ensure_packages(RUNTIME_PACKAGES)?;
+    // etcd: Debian's 3.4 for 1.20 (of its time); 3.6 from its Go module for a current release.
+    let etcd_binary = match kubernetes {
+        Kubernetes::Debian => {
+            ensure_packages(&["etcd-server"])?;
+            PathBuf::from("/usr/bin/etcd")
+        }
+        Kubernetes::Go(_) => gomod::etcd()?,
+    };
     if with_node {
         ensure_packages(node::PACKAGES)?;
     }
-    let bin = ensure_binaries(with_node)?;
+    let bin = ensure_binaries(kubernetes, with_node)?;
     let ports = ports()?;
     for (port, var) in [
         (ports.etcd, "KUBE9_TESTENV_ETCD_PORT"),
@@ -164,7 +269,7 @@ pub fn up(local: bool, with_node: bool) -> Result<Cluster> {
     spawn(
         &state,
         "etcd",
-        Path::new("/usr/bin/etcd"),
+        &etcd_binary,
         &[
             "--name=kube9".into(),
             format!("--data-dir={}", etcd_data.display()),
@@ -178,16 +283,25 @@ pub fn up(local: bool, with_node: bool) -> Result<Cluster> {
     wait(&state, "etcd", Duration::from_secs(30), || etcd_healthy(ports.etcd))?;
 
     let p = |name: &str| pki.join(name).display().to_string();
+    let bind = bind_address(with_node);
+    std::fs::write(state.join("bind-address"), bind)?;
+    // Flags removed after 1.20 (the insecure ports were turned off there and are gone since).
+    let legacy = |flag: &str| kubernetes.legacy().then(|| flag.to_owned());
     spawn(
         &state,
         "kube-apiserver",
         &bin.join("kube-apiserver"),
         &[
             format!("--etcd-servers={etcd_client}"),
-            "--bind-address=127.0.0.1".into(),
+            // With a node, every address (its Pods reach the API server at their bridge's
+            // gateway, so they need no host network); else loopback only.
+            format!("--bind-address={bind}"),
             "--advertise-address=127.0.0.1".into(),
             format!("--secure-port={}", ports.apiserver),
-            "--insecure-port=0".into(),
+        ]
+        .into_iter()
+        .chain(legacy("--insecure-port=0"))
+        .chain([
             format!("--cert-dir={}", state.join("apiserver-certs").display()),
             format!("--tls-cert-file={}", p("apiserver.crt")),
             format!("--tls-private-key-file={}", p("apiserver.key")),
@@ -206,7 +320,8 @@ pub fn up(local: bool, with_node: bool) -> Result<Cluster> {
             // The only address is loopback, which the endpoints of the `kubernetes` Service may
             // not hold; nothing in the tests routes through that Service.
             "--endpoint-reconciler-type=none".into(),
-        ],
+        ])
+        .collect::<Vec<_>>(),
     )?;
     write_kubeconfig(&kubeconfig, &pki, ports.apiserver)?;
     wait(&state, "kube-apiserver", Duration::from_secs(90), || readyz(&kubeconfig))?;
@@ -215,29 +330,45 @@ pub fn up(local: bool, with_node: bool) -> Result<Cluster> {
         &state,
         "kube-controller-manager",
         &bin.join("kube-controller-manager"),
-        &[
-            format!("--kubeconfig={}", kubeconfig.display()),
-            "--leader-elect=false".into(),
-            "--port=0".into(),
-            "--secure-port=0".into(),
-            "--use-service-account-credentials=false".into(),
-            format!("--service-account-private-key-file={}", p("sa.key")),
-            format!("--root-ca-file={}", p("ca.crt")),
-            format!("--cluster-signing-cert-file={}", p("ca.crt")),
-            format!("--cluster-signing-key-file={}", p("ca.key")),
-        ],
+        &[format!("--kubeconfig={}", kubeconfig.display()), "--leader-elect=false".into()]
+            .into_iter()
+            .chain(legacy("--port=0"))
+            .chain([
+                // No serving port at all, so two control planes never compete for one.
+                "--secure-port=0".into(),
+                "--use-service-account-credentials=false".into(),
+                // Thousands of Pods (kwok) are created at this rate, not the default 20/s.
+                "--kube-api-qps=200".into(),
+                "--kube-api-burst=400".into(),
+                format!("--service-account-private-key-file={}", p("sa.key")),
+                format!("--root-ca-file={}", p("ca.crt")),
+                format!("--cluster-signing-cert-file={}", p("ca.crt")),
+                format!("--cluster-signing-key-file={}", p("ca.key")),
+            ])
+            .collect::<Vec<_>>(),
     )?;
     // The service-account controller creating `default` shows the controllers are running.
     wait(&state, "kube-controller-manager", Duration::from_secs(60), || {
         kubectl_ok(&kubeconfig, &["get", "serviceaccount", "default", "-n", "default"])
     })?;
-    println!("testenv: control plane ready in {:.1?}", started.elapsed());
-    if with_node && let Err(e) = node::up(&state, &bin, &kubeconfig) {
+    std::fs::write(state.join("kubernetes"), kubernetes.label())?;
+    println!("testenv: control plane ready in {:.1?}: Kubernetes {}", started.elapsed(), server_version(&kubeconfig));
+    if with_node && let Err(e) = node::up(&state, kubernetes, &bin, &kubeconfig) {
         let _ = down();
         return Err(e);
     }
     print_usage(&kubeconfig);
     Ok(Cluster { kubeconfig, started_here: true })
+}
+
+fn bind_address(with_node: bool) -> &'static str {
+    if with_node { "0.0.0.0" } else { "127.0.0.1" }
+}
+
+/// Whether the running API server listens where `bind` asks (any address serves loopback).
+fn bound_as(state: &Path, bind: &str) -> bool {
+    let running = std::fs::read_to_string(state.join("bind-address")).unwrap_or_default();
+    running.trim() == bind || (bind == "127.0.0.1" && running.trim() == "0.0.0.0")
 }
 
 fn print_usage(kubeconfig: &Path) {
@@ -249,6 +380,7 @@ fn print_usage(kubeconfig: &Path) {
 pub fn down() -> Result<()> {
     let state = state_dir();
     let mut stopped = Vec::new();
+    node::stop(&state, "kwok", &mut stopped)?;
     node::down(&state, &mut stopped)?;
     for name in COMPONENTS.iter().rev() {
         let pid_file = state.join(format!("{name}.pid"));
@@ -271,6 +403,7 @@ pub fn down() -> Result<()> {
     }
     // The next `up` starts from an empty etcd; certificates and tokens are kept.
     let _ = std::fs::remove_dir_all(state.join("etcd"));
+    let _ = std::fs::remove_file(state.join("kubernetes"));
     if stopped.is_empty() {
         println!("testenv: nothing was running");
     } else {
@@ -281,7 +414,7 @@ pub fn down() -> Result<()> {
 
 fn status() -> Result<()> {
     let state = state_dir();
-    for name in COMPONENTS.iter().chain(node::COMPONENTS.iter()) {
+    for name in COMPONENTS.iter().chain(node::COMPONENTS.iter()).chain(&["kwok"]) {
         match running_pid(&state, name) {
             Some(pid) => println!("{name:<24} running (pid {pid})"),
             None => println!("{name:<24} not running"),
@@ -333,7 +466,7 @@ fn wait(state: &Path, name: &str, timeout: Duration, ready: impl Fn() -> bool) -
     }
 }
 
-fn tail(path: &Path, lines: usize) -> String {
+pub(crate) fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -389,6 +522,21 @@ fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// The API server's `gitVersion` (`v1.35.4`), or why it is unknown.
+pub fn server_version(kubeconfig: &Path) -> String {
+    let out = Process::new("kubectl")
+        .args(["--request-timeout=5s", "get", "--raw", "/version"])
+        .env("KUBECONFIG", kubeconfig)
+        .output();
+    match out {
+        Ok(out) if out.status.success() => serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["gitVersion"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "(unreadable /version)".into()),
+        _ => "(no /version)".into(),
+    }
+}
+
 fn readyz(kubeconfig: &Path) -> bool {
     kubectl_ok(kubeconfig, &["get", "--raw", "/readyz"])
 }
@@ -442,15 +590,20 @@ fn ensure_kubelet_client(pki: &Path) -> Result<()> {
 /// token; kept across restarts.
 fn ensure_pki(state: &Path) -> Result<PathBuf> {
     let pki = state.join("pki");
-    if pki.join("tokens.csv").exists() {
+    // The node's Pods reach the API server at their bridge's gateway address.
+    let gateway = node::network()?.gateway;
+    let sans = format!(
+        "subjectAltName=IP:127.0.0.1,IP:{gateway},IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,\
+         DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n"
+    );
+    let same_names = std::fs::read_to_string(pki.join("san.cnf")).is_ok_and(|text| text == sans);
+    if pki.join("tokens.csv").exists() && same_names {
         return Ok(pki);
     }
     let tmp = state.join("pki.tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
-    let sans = "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,\
-                DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local";
-    std::fs::write(tmp.join("san.cnf"), format!("{sans}\n"))?;
+    std::fs::write(tmp.join("san.cnf"), sans)?;
     let steps: [&[&str]; 5] = [
         &[
             "req",
@@ -577,10 +730,14 @@ fn apt(args: &[&str]) -> Result<()> {
 }
 
 /// The directory holding cached kube-apiserver and kube-controller-manager (and kubelet and
-/// kube-scheduler with `node`), building what no cached copy has.
-fn ensure_binaries(node: bool) -> Result<PathBuf> {
-    let cache = cache_dir();
+/// kube-scheduler with `node`) of `kubernetes`, building what no cached copy has.
+pub fn ensure_binaries(kubernetes: &Kubernetes, node: bool) -> Result<PathBuf> {
     let needed: Vec<&str> = BINARIES.iter().chain(if node { node::BINARIES } else { &[] }).copied().collect();
+    if let Kubernetes::Go(version) = kubernetes {
+        // All four at once when the node is wanted: one build shares most packages.
+        return gomod::kubernetes(version, &needed);
+    }
+    let cache = cache_dir();
     if let Some(bin) = cached(&cache).filter(|bin| needed.iter().all(|b| bin.join(b).is_file())) {
         return Ok(bin);
     }
@@ -727,7 +884,7 @@ fn ensure_deb_src() -> Result<()> {
 }
 
 /// Runs a command with its output in `log`; on failure the error shows the log's end.
-fn run_logged(cmd: &mut Process, log: &Path) -> Result<()> {
+pub(crate) fn run_logged(cmd: &mut Process, log: &Path) -> Result<()> {
     let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let status = cmd.stdout(file.try_clone()?).stderr(file).status().with_context(|| format!("running {cmd:?}"))?;
     if !status.success() {

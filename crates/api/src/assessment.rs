@@ -36,30 +36,75 @@ pub const RUN_REQUESTED_ANNOTATION: &str = "kube9.io/run-requested";
 pub struct AssessmentSpec {
     /// Pillars to assess; empty means all six.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 6), extend("x-kubernetes-validations" = [
+        {"rule": "self.all(p, self.exists_one(q, q == p))", "message": "pillars: name each pillar at most once"},
+    ]))]
     pub pillars: Vec<Pillar>,
-    /// Checks to run or skip, by id (`pillar.name`).
+    /// Checks to run or skip: a check id (`pillar.name`), a whole pillar, or `*`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": CHECK_RULE_INCLUDE, "message": CHECK_MESSAGE_INCLUDE},
+        {"rule": CHECK_RULE_EXCLUDE, "message": CHECK_MESSAGE_EXCLUDE},
+    ]))]
     pub checks: Option<Selection>,
     /// Namespaces to assess or skip; cluster-scoped objects are always assessed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": NAMESPACE_RULE_INCLUDE, "message": NAMESPACE_MESSAGE_INCLUDE},
+        {"rule": NAMESPACE_RULE_EXCLUDE, "message": NAMESPACE_MESSAGE_EXCLUDE},
+    ]))]
     pub namespaces: Option<Selection>,
     /// When to run again; absent means run once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.intervalSeconds >= 10 && self.intervalSeconds <= 2592000", "message": INTERVAL_MESSAGE},
+    ]))]
     pub schedule: Option<Schedule>,
     /// Stop scheduled runs without deleting the Assessment.
     #[serde(default)]
     pub suspend: bool,
 }
 
-/// An include list (empty means everything) and an exclude list that wins over it.
+// CEL rules (x-kubernetes-validations, Kubernetes 1.25 and later): a bad Assessment is
+// refused by the API server at `kubectl apply`, with these messages, instead of failing a run.
+// Servers before 1.25 ignore them; the reconciler still validates.
+
+// A check selector: `*`, a pillar, or `pillar.check-name`.
+const CHECK_RULE_INCLUDE: &str = concat!(
+    "!has(self.include) || self.include.all(c, c.matches('",
+    "^([*]|(security|reliability|performance-efficiency|cost-optimization|operational-excellence|sustainability)([.][a-z0-9]+(-[a-z0-9]+)*)?)$",
+    "'))"
+);
+const CHECK_RULE_EXCLUDE: &str = concat!(
+    "!has(self.exclude) || self.exclude.all(c, c.matches('",
+    "^([*]|(security|reliability|performance-efficiency|cost-optimization|operational-excellence|sustainability)([.][a-z0-9]+(-[a-z0-9]+)*)?)$",
+    "'))"
+);
+const CHECK_MESSAGE_INCLUDE: &str = "checks.include: each entry is a check id (pillar.name, such as security.privileged), a pillar (such as reliability) or *";
+const CHECK_MESSAGE_EXCLUDE: &str = "checks.exclude: each entry is a check id (pillar.name, such as security.privileged), a pillar (such as reliability) or *";
+// A namespace name (an RFC 1123 label).
+const NAMESPACE_RULE_INCLUDE: &str =
+    "!has(self.include) || self.include.all(n, n.size() <= 63 && n.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))";
+const NAMESPACE_RULE_EXCLUDE: &str =
+    "!has(self.exclude) || self.exclude.all(n, n.size() <= 63 && n.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))";
+const NAMESPACE_MESSAGE_INCLUDE: &str =
+    "namespaces.include: each entry is a namespace name (lower-case letters, digits and '-', at most 63)";
+const NAMESPACE_MESSAGE_EXCLUDE: &str =
+    "namespaces.exclude: each entry is a namespace name (lower-case letters, digits and '-', at most 63)";
+const INTERVAL_MESSAGE: &str = "schedule.intervalSeconds must be from 10 (ten seconds) to 2592000 (30 days)";
+
+/// An include list (empty means everything) and an exclude list that wins over it. At most
+/// 256 entries each, of at most 253 characters (which also bounds the cost of the CEL rules).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Selection {
     /// Only these; empty means all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(length(min = 1, max = 253)))]
     pub include: Vec<String>,
     /// Never these, even when included.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(length(min = 1, max = 253)))]
     pub exclude: Vec<String>,
 }
 
@@ -329,6 +374,19 @@ pub struct ScheduledCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_check_selector_rule_names_every_pillar() {
+        for pillar in crate::common::Pillar::ALL {
+            assert!(
+                CHECK_RULE_INCLUDE.contains(&format!("|{}|", pillar.as_str()))
+                    || CHECK_RULE_INCLUDE.contains(&format!("({}|", pillar.as_str()))
+                    || CHECK_RULE_INCLUDE.contains(&format!("|{})", pillar.as_str())),
+                "{pillar:?}"
+            );
+        }
+        assert_eq!(CHECK_RULE_INCLUDE.replace("include", "exclude"), CHECK_RULE_EXCLUDE);
+    }
 
     #[test]
     fn an_empty_spec_means_run_all_pillars_once() {

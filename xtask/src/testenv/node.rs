@@ -1,8 +1,9 @@
 //! `cargo xtask testenv up --node`: a real node beside the control plane, so Pods run.
 //!
 //! containerd, runc and the CNI plugins come from Debian; kubelet and kube-scheduler are
-//! built from the same Debian kubernetes source as the control plane; the pause image is
-//! compiled from that source and built with buildah (no registry is reachable). Everything
+//! built from the same source as the control plane (the Go module, or Debian's 1.20 source);
+//! the pause image is compiled from that source and built with buildah (no registry is
+//! reachable). Everything
 //! the node writes lives under `target/testenv/node`, with its own containerd socket, so it
 //! does not touch a containerd the machine may run.
 
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::{alive, cache_dir, kubectl_ok, port, running_pid, signal, spawn, wait};
+use super::{Kubernetes, alive, cache_dir, kubectl_ok, port, running_pid, signal, spawn, wait};
 
 /// Debian packages the node needs.
 pub const PACKAGES: &[&str] = &["containerd", "runc", "containernetworking-plugins", "buildah", "libc6-dev"];
@@ -43,7 +44,7 @@ pub fn running(state: &Path) -> bool {
 }
 
 /// Starts containerd, kube-scheduler and the kubelet, and waits for the node to be Ready.
-pub fn up(state: &Path, bin: &Path, kubeconfig: &Path) -> Result<()> {
+pub fn up(state: &Path, kubernetes: &Kubernetes, bin: &Path, kubeconfig: &Path) -> Result<()> {
     let started = Instant::now();
     let node = dir(state);
     std::fs::create_dir_all(&node).with_context(|| format!("creating {}", node.display()))?;
@@ -57,49 +58,55 @@ pub fn up(state: &Path, bin: &Path, kubeconfig: &Path) -> Result<()> {
     // containerd, with every path under target/testenv/node.
     let config = node.join("containerd.toml");
     std::fs::write(&config, containerd_config(&node)?).context("writing the containerd configuration")?;
-    write_cni(&node)?;
+    write_cni(&node, &network()?)?;
     let sock = socket(state);
     let _ = std::fs::remove_file(&sock);
     spawn(state, "containerd", Path::new("/usr/bin/containerd"), &["--config".into(), config.display().to_string()])?;
     wait(state, "containerd", Duration::from_secs(30), || ctr(state, &["version"]).is_ok())?;
-    import_image(state, &pause_image(bin)?)?;
+    import_image(state, &pause_image(&pause_source(kubernetes, bin)?)?)?;
 
-    spawn(
-        state,
-        "kube-scheduler",
-        &bin.join("kube-scheduler"),
-        &[
-            format!("--kubeconfig={}", kubeconfig.display()),
-            "--leader-elect=false".into(),
-            "--port=0".into(),
-            "--secure-port=0".into(),
-        ],
-    )?;
+    if running_pid(state, "kube-scheduler").is_none() {
+        start_scheduler(state, kubernetes, bin, kubeconfig)?;
+    }
 
     let kubelet_config = node.join("kubelet.yaml");
-    std::fs::write(&kubelet_config, kubelet_configuration(kubelet_port, &state.join("pki").join("ca.crt")))
+    let client_ca = state.join("pki").join("ca.crt");
+    std::fs::write(&kubelet_config, kubelet_configuration(kubernetes, kubelet_port, &sock, &client_ca))
         .context("writing the kubelet configuration")?;
-    spawn(
-        state,
-        "kubelet",
-        &bin.join("kubelet"),
-        &[
-            format!("--kubeconfig={}", kubeconfig.display()),
-            format!("--config={}", kubelet_config.display()),
+    let mut kubelet = vec![
+        format!("--kubeconfig={}", kubeconfig.display()),
+        format!("--config={}", kubelet_config.display()),
+        format!("--hostname-override={NODE_NAME}"),
+        format!("--root-dir={}", node.join("kubelet").display()),
+        format!("--cert-dir={}", node.join("kubelet-pki").display()),
+    ];
+    if kubernetes.legacy() {
+        // Removed since: the runtime endpoint is in the configuration, the sandbox image is
+        // containerd's own setting.
+        kubelet.extend([
             "--container-runtime=remote".into(),
             format!("--container-runtime-endpoint=unix://{}", sock.display()),
-            format!("--hostname-override={NODE_NAME}"),
-            format!("--root-dir={}", node.join("kubelet").display()),
-            format!("--cert-dir={}", node.join("kubelet-pki").display()),
             format!("--pod-infra-container-image={PAUSE_IMAGE}"),
-        ],
-    )?;
+        ]);
+    }
+    spawn(state, "kubelet", &bin.join("kubelet"), &kubelet)?;
     wait(state, "kubelet", Duration::from_secs(90), || {
         kubectl_ok(kubeconfig, &["wait", "--for=condition=Ready", &format!("node/{NODE_NAME}"), "--timeout=1s"])
     })?;
     wait(state, "kube-scheduler", Duration::from_secs(10), || true)?;
     println!("testenv: node {NODE_NAME} ready in {:.1?}", started.elapsed());
     Ok(())
+}
+
+/// Starts kube-scheduler (for the node's Pods, or kwok's).
+pub fn start_scheduler(state: &Path, kubernetes: &Kubernetes, bin: &Path, kubeconfig: &Path) -> Result<()> {
+    // No serving port (--secure-port=0), so two testenvs never compete for one.
+    let mut scheduler = vec![format!("--kubeconfig={}", kubeconfig.display()), "--leader-elect=false".into()];
+    if kubernetes.legacy() {
+        scheduler.push("--port=0".into());
+    }
+    scheduler.push("--secure-port=0".into());
+    spawn(state, "kube-scheduler", &bin.join("kube-scheduler"), &scheduler)
 }
 
 /// Stops the node: the kubelet first (so it restarts nothing), then every container it
@@ -116,7 +123,7 @@ pub fn down(state: &Path, stopped: &mut Vec<String>) -> Result<()> {
     Ok(())
 }
 
-fn stop(state: &Path, name: &str, stopped: &mut Vec<String>) -> Result<()> {
+pub fn stop(state: &Path, name: &str, stopped: &mut Vec<String>) -> Result<()> {
     if let Some(pid) = running_pid(state, name) {
         signal(pid, "TERM");
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -249,20 +256,30 @@ pub fn build_image(
     result.with_context(|| format!("building the image {name}"))
 }
 
+/// pause.c in the kubernetes source the binaries were built from.
+fn pause_source(kubernetes: &Kubernetes, bin: &Path) -> Result<PathBuf> {
+    let relative = "build/pause/linux/pause.c";
+    match kubernetes {
+        Kubernetes::Debian => {
+            Ok(bin.parent().context("the binaries' directory has no parent")?.join("src").join(relative))
+        }
+        Kubernetes::Go(version) => Ok(super::gomod::module_dir("k8s.io/kubernetes", version)?.join(relative)),
+    }
+}
+
 /// The pause image as an OCI archive, built once from the kubernetes source's pause.c.
-fn pause_image(bin: &Path) -> Result<PathBuf> {
+fn pause_image(source: &Path) -> Result<PathBuf> {
     let archive = cache_dir().join("images/pause-3.4.oci.tar");
     if archive.exists() {
         return Ok(archive);
     }
-    let source = bin.parent().context("the binaries' directory has no parent")?.join("src/build/pause/linux/pause.c");
     let work = cache_dir().join("images/pause-rootfs");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
     let status = Process::new("gcc")
         .args(["-static", "-O2", "-o"])
         .arg(work.join("pause"))
-        .arg(&source)
+        .arg(source)
         .status()
         .context("running gcc")?;
     if !status.success() {
@@ -302,16 +319,36 @@ fn containerd_config(node: &Path) -> Result<String> {
     Ok(config)
 }
 
-fn write_cni(node: &Path) -> Result<()> {
+/// The node's Pod network.
+pub struct Network {
+    pub bridge: String,
+    pub subnet: String,
+    /// The bridge's own address: where Pods reach the host (and the API server).
+    pub gateway: String,
+}
+
+/// `kube9br0` with 10.244.0.0/24 for the default API server port, another bridge and subnet
+/// for another port, so two testenvs can run nodes side by side.
+pub fn network() -> Result<Network> {
+    let apiserver = port("KUBE9_TESTENV_APISERVER_PORT", super::DEFAULT_APISERVER_PORT)?;
+    let index = if apiserver == super::DEFAULT_APISERVER_PORT { 0 } else { 1 + apiserver % 250 };
+    Ok(Network {
+        bridge: format!("kube9br{index}"),
+        subnet: format!("10.244.{index}.0/24"),
+        gateway: format!("10.244.{index}.1"),
+    })
+}
+
+fn write_cni(node: &Path, Network { bridge, subnet, .. }: &Network) -> Result<()> {
     let cni = node.join("cni");
     std::fs::create_dir_all(&cni)?;
     let ipam = node.join("cni-ipam").display().to_string();
     std::fs::write(
         cni.join("10-kube9.conflist"),
         format!(
-            r#"{{"cniVersion": "0.4.0", "name": "kube9", "plugins": [{{"type": "bridge", "bridge": "kube9br0",
+            r#"{{"cniVersion": "0.4.0", "name": "{bridge}", "plugins": [{{"type": "bridge", "bridge": "{bridge}",
 "isGateway": true, "ipMasq": true, "ipam": {{"type": "host-local", "dataDir": "{ipam}",
-"ranges": [[{{"subnet": "10.244.0.0/24"}}]], "routes": [{{"dst": "0.0.0.0/0"}}]}}}},
+"ranges": [[{{"subnet": "{subnet}"}}]], "routes": [{{"dst": "0.0.0.0/0"}}]}}}},
 {{"type": "portmap", "capabilities": {{"portMappings": true}}}}]}}
 "#
         ),
@@ -323,7 +360,13 @@ fn write_cni(node: &Path) -> Result<()> {
 /// The kubelet listens on every address, because the API server reaches it at the node's
 /// InternalIP (the machine's own address; the kubelet refuses a loopback node IP), and accepts
 /// only clients with a certificate from the testenv CA: the API server's, for exec and logs.
-fn kubelet_configuration(port: u16, client_ca: &Path) -> String {
+fn kubelet_configuration(kubernetes: &Kubernetes, port: u16, socket: &Path, client_ca: &Path) -> String {
+    let current = if kubernetes.legacy() {
+        String::new()
+    } else {
+        // These machines use cgroup v1, which a kubelet refuses from 1.35 on unless told.
+        format!("containerRuntimeEndpoint: unix://{}\nfailCgroupV1: false\n", socket.display())
+    };
     format!(
         "apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -352,7 +395,7 @@ evictionHard:
   imagefs.available: 1%
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-",
+{current}",
         healthz = port - 2,
         client_ca = client_ca.display()
     )

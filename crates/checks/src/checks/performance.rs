@@ -152,4 +152,20 @@ mod tests {
             flags_and_passes(id, &flagged, &passing);
         }
     }
+
+    #[test]
+    fn a_native_sidecar_without_resources_is_flagged_like_any_container() {
+        let sidecar = container(json!({"name": "proxy", "restartPolicy": "Always", "resources": null}));
+        let pod = deployment(pod_spec(json!({"initContainers": [sidecar]})), json!({}));
+        for id in [
+            "performance-efficiency.cpu-requests",
+            "performance-efficiency.memory-requests",
+            "performance-efficiency.memory-limits",
+        ] {
+            let report = crate::engine::run(&snapshot(std::slice::from_ref(&pod)), &Default::default());
+            let result = report.results.iter().find(|r| r.check.id == id).expect("ran");
+            let containers: Vec<_> = result.failed.iter().map(|f| f.container.as_deref()).collect();
+            assert_eq!(containers, vec![Some("proxy")], "{id}");
+        }
+    }
 }

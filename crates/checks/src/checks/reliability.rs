@@ -39,9 +39,11 @@ pub static CHECKS: &[Check] = &[
         remediation: "Add a livenessProbe that fails when the process cannot make progress.",
         reads: &["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod"],
         run: |s, e| {
+            // A native sidecar runs for the Pod's life and the kubelet restarts it when its
+            // liveness probe fails, like any container; a classic init container has ended.
             per_container(s, e, |owner, c| {
                 let serving = owner.workload.is_none_or(|w| w.kind.serves());
-                let init = owner.spec.init_containers.iter().flatten().any(|i| i.name == c.name);
+                let init = super::runs_to_completion(owner.spec, c);
                 (serving && !init && c.liveness_probe.is_none()).then(|| "has no livenessProbe".into())
             })
         },
@@ -55,6 +57,8 @@ pub static CHECKS: &[Check] = &[
         remediation: "Add a readinessProbe that passes only when the container can serve.",
         reads: &["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod"],
         run: |s, e| {
+            // Only the regular containers: a native sidecar (a proxy, a log shipper) is not
+            // what the Pod serves, and a classic init container has ended before traffic.
             per_container(s, e, |owner, c| {
                 let serving = owner.workload.is_none_or(|w| w.kind.serves());
                 let init = owner.spec.init_containers.iter().flatten().any(|i| i.name == c.name);
@@ -313,5 +317,31 @@ mod tests {
         for (id, flagged, passing) in cases {
             flags_and_passes(id, &flagged, &passing);
         }
+    }
+
+    /// A Deployment whose Pod has one init container `extra` beside its well-behaved container.
+    fn with_init(extra: serde_json::Value) -> serde_json::Value {
+        let init = merge(
+            json!({"name": "proxy", "image": "shop/proxy:1.0", "livenessProbe": null, "readinessProbe": null}),
+            extra,
+        );
+        deployment(pod_spec(json!({"initContainers": [container(init)]})), json!({}))
+    }
+
+    #[test]
+    fn a_native_sidecar_needs_a_liveness_probe_but_no_readiness_probe() {
+        let sidecar = with_init(json!({"restartPolicy": "Always"}));
+        let report = crate::engine::run(&snapshot(std::slice::from_ref(&sidecar)), &Default::default());
+        let failed = |id: &str| -> Vec<Option<String>> {
+            let r = report.results.iter().find(|r| r.check.id == id).expect("ran");
+            r.failed.iter().map(|f| f.container.clone()).collect()
+        };
+        assert_eq!(failed("reliability.liveness-probe"), vec![Some("proxy".to_owned())]);
+        assert!(failed("reliability.readiness-probe").is_empty(), "a sidecar does not serve the Pod");
+        assert_eq!(outcome("reliability.readiness-probe", &[sidecar]), (1, 0, 0));
+        // A classic init container has ended before either probe could run.
+        let init = with_init(json!({}));
+        assert_eq!(outcome("reliability.liveness-probe", std::slice::from_ref(&init)), (1, 0, 0));
+        assert_eq!(outcome("reliability.readiness-probe", &[init]), (1, 0, 0));
     }
 }
