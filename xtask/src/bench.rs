@@ -2,8 +2,9 @@
 //! the same run. The check engine and the offline CLI need no cluster; the operator's figures
 //! (idle memory and CPU, status latency) and an Assessment over 2,000 Deployments are measured
 //! on the release binary, as are the pro tier's (upload size for 2,000 Deployments, mapping back
-//! 1,000 insights, `kubectl patch` to acknowledgement), against a control plane this command starts (or the one KUBECONFIG
-//! names) and stops again.
+//! 1,000 insights, `kubectl patch` to acknowledgement) and the event history's (resident memory
+//! idle and while 50 Events/s flow, ingestion rate and catch-up delay), against a control plane
+//! this command starts (or the one KUBECONFIG names) and stops again.
 
 use std::path::Path;
 use std::process::Command;
@@ -43,7 +44,8 @@ pub fn run(root: &Path) -> Result<()> {
     let cluster = testenv::up(false, false, &testenv::Kubernetes::requested(None)?)?;
     let result = bench("kube9-tests", "operator", Some(&cluster.kubeconfig))
         .and_then(|()| bench("kube9-tests", "assessment", Some(&cluster.kubeconfig)))
-        .and_then(|()| bench("kube9-tests", "pro", Some(&cluster.kubeconfig)));
+        .and_then(|()| bench("kube9-tests", "pro", Some(&cluster.kubeconfig)))
+        .and_then(|()| bench("kube9-tests", "events", Some(&cluster.kubeconfig)));
     if cluster.started_here {
         testenv::down()?;
     }
