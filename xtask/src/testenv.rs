@@ -309,6 +309,8 @@ pub fn up(local: bool, with_node: bool, kubernetes: &Kubernetes) -> Result<Clust
             // The kubelet accepts this certificate (its x509 client CA is ours): exec and logs.
             format!("--kubelet-client-certificate={}", p("kubelet-client.crt")),
             format!("--kubelet-client-key={}", p("kubelet-client.key")),
+            // The node's name does not resolve; its InternalIP is the machine's own address.
+            "--kubelet-preferred-address-types=InternalIP,Hostname".into(),
             format!("--token-auth-file={}", p("tokens.csv")),
             "--authorization-mode=RBAC".into(),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
