@@ -65,6 +65,19 @@ fn is_corrupt(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase))
 }
 
+impl Error {
+    /// Another connection holds the database for the moment.
+    fn is_busy(&self) -> bool {
+        match self {
+            Error::Sqlite(e) => {
+                matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+            }
+            Error::Open { why, .. } => why.contains("database is locked"),
+            _ => false,
+        }
+    }
+}
+
 fn is_full(e: &Error) -> bool {
     matches!(e, Error::Sqlite(e) if e.sqlite_error_code() == Some(ErrorCode::DiskFull))
 }
@@ -181,7 +194,21 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if needed) the store in `dir` and migrates it to the current schema.
+    /// Another connection opening it at the same moment (switching a new file to WAL, or
+    /// migrating it) can hold it for an instant without SQLite's busy handler: that is retried.
     pub fn open(dir: &Path, limits: Limits) -> Result<Store, Error> {
+        let started = std::time::Instant::now();
+        loop {
+            match Store::open_once(dir, limits) {
+                Err(e) if e.is_busy() && started.elapsed() < Duration::from_secs(5) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(dir: &Path, limits: Limits) -> Result<Store, Error> {
         let path = dir.join(FILE_NAME);
         let fail = |why: String| Error::Open { path: path.display().to_string(), why };
         std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;

@@ -2,7 +2,7 @@
 //! in [`MIGRATIONS`] takes the database from its index to the next version, in one
 //! transaction. A database newer than this binary is refused rather than guessed at.
 
-use rusqlite::{Connection, Transaction};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::Error;
 
@@ -67,18 +67,23 @@ pub fn migrate(conn: &mut Connection) -> Result<u32, Error> {
     migrate_to(conn, CURRENT)
 }
 
-/// Brings the database to `target` (tests start from an older version with it).
+/// Brings the database to `target` (tests start from an older version with it). Each step
+/// takes the write lock first and reads the version again under it, so two connections
+/// opening a new store at once (the event writer and the collections) migrate it once.
 pub fn migrate_to(conn: &mut Connection, target: u32) -> Result<u32, Error> {
     let from = version(conn)?;
     if from > CURRENT {
         return Err(Error::NewerSchema { found: from, known: CURRENT });
     }
-    for step in from..target.min(CURRENT) {
-        let tx = conn.transaction()?;
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let step = version(&tx)?;
+        if step >= target.min(CURRENT) {
+            return Ok(from);
+        }
         apply(&tx, step)?;
         tx.commit()?;
     }
-    Ok(from)
 }
 
 fn apply(tx: &Transaction<'_>, step: u32) -> Result<(), Error> {

@@ -405,3 +405,26 @@ fn collections_keep_the_newest_per_collector_and_outlive_a_restart() {
     assert_eq!(listed.len(), 5);
     assert_eq!((listed[0].0.as_str(), listed[0].1), ("resourceInventory", NOW + 6), "newest first");
 }
+
+#[test]
+fn two_connections_opening_a_new_store_at_once_migrate_it_once() {
+    for _ in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_owned();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let openers: Vec<_> = (0..2)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Store::open(&path, Limits::default()).map(|_| ())
+                })
+            })
+            .collect();
+        for opener in openers {
+            opener.join().unwrap().unwrap();
+        }
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        assert_eq!(schema::version(&conn).unwrap(), schema::CURRENT);
+    }
+}
