@@ -122,24 +122,7 @@ async fn cronjobs_pdbs_and_hpas_are_read_through_the_version_the_server_serves()
         .await?;
 
         let _op = Operator::start(&ns, &["--status-interval", "3s"], &[])?;
-        let name = unique_name("versions");
-        ctx.cleanup::<Assessment>(None, &name);
-        let spec = AssessmentSpec {
-            namespaces: Some(Selection { include: vec![ns.clone()], exclude: vec![] }),
-            ..AssessmentSpec::default()
-        };
-        let api: Api<Assessment> = Api::all(ctx.client.clone());
-        api.create(&PostParams::default(), &Assessment::new(&name, spec)).await?;
-        wait_for(Duration::from_secs(60), || {
-            let (api, name) = (api.clone(), name.clone());
-            async move {
-                let status = api.get(&name).await?.status.unwrap_or_default();
-                Ok(matches!(status.phase, Some(Phase::Completed | Phase::Failed)))
-            }
-        })
-        .await?;
-        let status: AssessmentStatus = api.get(&name).await?.status.unwrap_or_default();
-        assert_eq!(status.phase, Some(Phase::Completed), "{status:#?}");
+        let status = assess_namespace(&ctx, &ns, "versions").await?;
 
         let failed_on = |check: &str| -> Vec<(String, String)> {
             status
@@ -203,24 +186,7 @@ async fn a_native_sidecar_is_checked_as_a_running_container() {
         assert_eq!(kept, "Always");
 
         let _op = Operator::start(&ns, &["--status-interval", "3s"], &[])?;
-        let name = unique_name("sidecar");
-        ctx.cleanup::<Assessment>(None, &name);
-        let spec = AssessmentSpec {
-            namespaces: Some(Selection { include: vec![ns.clone()], exclude: vec![] }),
-            ..AssessmentSpec::default()
-        };
-        let api: Api<Assessment> = Api::all(ctx.client.clone());
-        api.create(&PostParams::default(), &Assessment::new(&name, spec)).await?;
-        wait_for(Duration::from_secs(60), || {
-            let (api, name) = (api.clone(), name.clone());
-            async move {
-                let status = api.get(&name).await?.status.unwrap_or_default();
-                Ok(matches!(status.phase, Some(Phase::Completed | Phase::Failed)))
-            }
-        })
-        .await?;
-        let status: AssessmentStatus = api.get(&name).await?.status.unwrap_or_default();
-        assert_eq!(status.phase, Some(Phase::Completed), "{status:#?}");
+        let status = assess_namespace(&ctx, &ns, "sidecar").await?;
         let containers = |check: &str| -> Vec<Option<String>> {
             status.findings.iter().filter(|f| f.check_id == check).map(|f| f.object.container.clone()).collect()
         };
@@ -235,4 +201,28 @@ async fn a_native_sidecar_is_checked_as_a_running_container() {
         Ok(())
     })
     .await;
+}
+
+/// Runs a one-off Assessment of `ns` with the operator already running there, and returns its
+/// status once it has completed.
+async fn assess_namespace(ctx: &kube9_tests::Ctx, ns: &str, prefix: &str) -> anyhow::Result<AssessmentStatus> {
+    let name = unique_name(prefix);
+    ctx.cleanup::<Assessment>(None, &name);
+    let spec = AssessmentSpec {
+        namespaces: Some(Selection { include: vec![ns.to_owned()], exclude: vec![] }),
+        ..AssessmentSpec::default()
+    };
+    let api: Api<Assessment> = Api::all(ctx.client.clone());
+    api.create(&PostParams::default(), &Assessment::new(&name, spec)).await?;
+    wait_for(Duration::from_secs(60), || {
+        let (api, name) = (api.clone(), name.clone());
+        async move {
+            let status = api.get(&name).await?.status.unwrap_or_default();
+            Ok(matches!(status.phase, Some(Phase::Completed | Phase::Failed)))
+        }
+    })
+    .await?;
+    let status: AssessmentStatus = api.get(&name).await?.status.unwrap_or_default();
+    assert_eq!(status.phase, Some(Phase::Completed), "{status:#?}");
+    Ok(status)
 }

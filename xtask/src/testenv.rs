@@ -543,6 +543,17 @@ fn readyz(kubeconfig: &Path) -> bool {
     kubectl_ok(kubeconfig, &["get", "--raw", "/readyz"])
 }
 
+/// Runs each `openssl` command in `dir`, stopping at the first that fails.
+fn openssl(dir: &Path, steps: &[&[&str]]) -> Result<()> {
+    for args in steps {
+        let out = Process::new("openssl").args(*args).current_dir(dir).output().context("running openssl")?;
+        if !out.status.success() {
+            bail!("openssl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    Ok(())
+}
+
 /// The API server's client certificate for the kubelet (`kubectl exec`, `kubectl logs`),
 /// signed by the testenv CA; made once, beside the rest of the PKI.
 fn ensure_kubelet_client(pki: &Path) -> Result<()> {
@@ -578,12 +589,7 @@ fn ensure_kubelet_client(pki: &Path) -> Result<()> {
             "3650",
         ],
     ];
-    for args in steps {
-        let out = Process::new("openssl").args(args).current_dir(pki).output().context("running openssl")?;
-        if !out.status.success() {
-            bail!("openssl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-        }
-    }
+    openssl(pki, &steps)?;
     std::fs::rename(pki.join("kubelet-client.crt.tmp"), pki.join("kubelet-client.crt"))?;
     Ok(())
 }
@@ -654,12 +660,7 @@ fn ensure_pki(state: &Path) -> Result<PathBuf> {
         &["genrsa", "-out", "sa.key", "2048"],
         &["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"],
     ];
-    for args in steps {
-        let out = Process::new("openssl").args(args).current_dir(&tmp).output().context("running openssl")?;
-        if !out.status.success() {
-            bail!("openssl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-        }
-    }
+    openssl(&tmp, &steps)?;
     let mut token = [0u8; 16];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut token)?;
     let token: String = token.iter().map(|b| format!("{b:02x}")).collect();

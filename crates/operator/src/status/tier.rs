@@ -48,33 +48,32 @@ pub fn decide(registration: &Registration, publish_failure: Option<&str>) -> Sta
 }
 
 /// A failing pro-tier pipeline (uploads, acknowledgements) degrades a registered operator.
-pub fn with_pro_failure(mut standing: Standing, failure: Option<&str>) -> Standing {
-    if let (true, Some(failure)) = (standing.registered, failure) {
-        if standing.health == Health::Healthy {
-            standing.health = Health::Degraded;
-        }
-        let error = match standing.error.take() {
-            Some(error) => format!("{error}; {failure}"),
-            None => failure.to_owned(),
-        };
-        standing.error = Some(truncate(&error, MAX_ERROR_CHARS));
+pub fn with_pro_failure(standing: Standing, failure: Option<&str>) -> Standing {
+    match failure {
+        Some(failure) if standing.registered => degrade(standing, failure),
+        _ => standing,
     }
-    standing
 }
 
 /// A store that cannot be used (no event history) degrades the operator, whatever its tier;
 /// everything else it does goes on.
-pub fn with_store_failure(mut standing: Standing, failure: Option<&str>) -> Standing {
-    if let Some(failure) = failure {
-        if standing.health == Health::Healthy {
-            standing.health = Health::Degraded;
-        }
-        let error = match standing.error.take() {
-            Some(error) => format!("{error}; {failure}"),
-            None => failure.to_owned(),
-        };
-        standing.error = Some(truncate(&error, MAX_ERROR_CHARS));
+pub fn with_store_failure(standing: Standing, failure: Option<&str>) -> Standing {
+    match failure {
+        Some(failure) => degrade(standing, failure),
+        None => standing,
     }
+}
+
+/// Healthy becomes degraded (never better than it was), and `failure` joins the error.
+fn degrade(mut standing: Standing, failure: &str) -> Standing {
+    if standing.health == Health::Healthy {
+        standing.health = Health::Degraded;
+    }
+    let error = match standing.error.take() {
+        Some(error) => format!("{error}; {failure}"),
+        None => failure.to_owned(),
+    };
+    standing.error = Some(truncate(&error, MAX_ERROR_CHARS));
     standing
 }
 
