@@ -895,3 +895,27 @@ pub(crate) fn run_logged(cmd: &mut Process, log: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pki_holds_every_file_the_control_plane_reads() {
+        let state = std::env::temp_dir().join(format!("kube9-pki-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state);
+        let pki = ensure_pki(&state).unwrap();
+        ensure_kubelet_client(&pki).unwrap();
+        for file in ["ca.crt", "apiserver.crt", "apiserver.key", "sa.key", "sa.pub", "tokens.csv", "kubelet-client.crt"]
+        {
+            assert!(pki.join(file).is_file(), "{file} missing");
+        }
+        let subject = Process::new("openssl")
+            .args(["x509", "-noout", "-subject", "-in"])
+            .arg(pki.join("kubelet-client.crt"))
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&subject.stdout).contains("system:masters"));
+        std::fs::remove_dir_all(&state).unwrap();
+    }
+}
