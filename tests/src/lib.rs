@@ -196,6 +196,18 @@ impl Ctx {
             });
         }
     }
+
+    /// Deletes the object of `resource` (a kind without Rust type: another project's CRD)
+    /// when the scenario ends.
+    pub fn cleanup_dynamic(&self, resource: &ApiResource, namespace: Option<&str>, name: &str) {
+        if let Ok(mut created) = self.created.lock() {
+            created.push(Created {
+                resource: resource.clone(),
+                namespace: namespace.map(str::to_owned),
+                name: name.to_owned(),
+            });
+        }
+    }
 }
 
 /// Runs a cluster test: CRDs present, the body run to completion (or panic), then every

@@ -55,11 +55,20 @@ pub fn run(root: &Path) -> Result<()> {
     if testenv::node::running(&testenv::state_dir()) {
         step("import the operator image into the node", || testenv::node::import_image(&testenv::state_dir(), &image))?;
     }
+    // The real components some tests need (their own modules; built once and cached).
+    let with_addons = cluster.started_here;
+    if with_addons {
+        step(&format!("testenv up --with {} ({leg})", ADDON_NAMES), || {
+            testenv::addons::up(&testenv::state_dir(), &current, &cluster.kubeconfig, ADDONS)
+        })?;
+    }
     let tests = step(&format!("cluster tests ({leg})"), || {
         if interrupted.load(Ordering::SeqCst) {
             bail!("interrupted");
         }
-        cargo_test(root, &["--package", "kube9-tests"], Some(&cluster.kubeconfig), &mut counts)
+        // With the add-ons started here, their tests must run rather than skip.
+        let require: &[(&str, &str)] = if with_addons { &[("KUBE9_REQUIRE_ADDONS", "1")] } else { &[] };
+        cargo_test_env(root, &["--package", "kube9-tests"], Some(&cluster.kubeconfig), require, &mut counts)
     })
     .and_then(|()| {
         step(&format!("chart and image tests ({leg})"), || {
@@ -126,6 +135,11 @@ fn oldest_leg(root: &Path, interrupted: &AtomicBool, counts: &mut Counts) -> Res
     tests?;
     teardown
 }
+
+/// The add-ons of the current-version leg.
+const ADDONS: &[testenv::addons::Addon] =
+    &[testenv::addons::Addon::GatewayApi, testenv::addons::Addon::Kueue, testenv::addons::Addon::MetricsServer];
+const ADDON_NAMES: &str = "gateway-api,kueue,metrics-server";
 
 /// The fake Nodes of the scale test.
 const KWOK_NODES: u32 = 200;

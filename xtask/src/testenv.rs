@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod addons;
 pub mod gomod;
 pub mod kwok;
 pub mod node;
@@ -100,6 +101,11 @@ pub enum Command {
         /// How many of the kwok Nodes have GPUs (`nvidia.com/gpu: 8`).
         #[arg(long, value_name = "NODES", default_value_t = 0)]
         kwok_gpu_nodes: u32,
+        /// Real ecosystem components to add, built or read from their Go modules:
+        /// `gateway-api` (CRDs), `kueue` (CRDs and controller), `metrics-server` (the
+        /// `metrics.k8s.io` API; node metrics need `--node`). Comma-separated or repeated.
+        #[arg(long = "with", value_enum, value_delimiter = ',', value_name = "ADDON")]
+        with: Vec<addons::Addon>,
     },
     /// Stop the processes `up` started (safe to run twice).
     Down,
@@ -125,15 +131,15 @@ const SOURCES_FILE: &str = "/etc/apt/sources.list.d/kube9-src.sources";
 
 pub fn run(cmd: Command) -> Result<()> {
     match cmd {
-        Command::Up { local, node, kubernetes, kwok, kwok_gpu_nodes } => {
+        Command::Up { local, node, kubernetes, kwok, kwok_gpu_nodes, with } => {
             let kubernetes = Kubernetes::requested(kubernetes.as_deref())?;
             let cluster = up(local, node, &kubernetes)?;
+            let state = state_dir();
             if let Some(nodes) = kwok {
-                let state = state_dir();
                 let bin = ensure_binaries(&kubernetes, true)?;
                 kwok::up(&state, &kubernetes, &bin, &cluster.kubeconfig, nodes, kwok_gpu_nodes)?;
             }
-            Ok(())
+            addons::up(&state, &kubernetes, &cluster.kubeconfig, &with)
         }
         Command::Down => down(),
         Command::Env => {
@@ -259,7 +265,7 @@ pub fn up(local: bool, with_node: bool, kubernetes: &Kubernetes) -> Result<Clust
 
     std::fs::create_dir_all(state.join("logs")).context("creating target/testenv")?;
     let pki = ensure_pki(&state)?;
-    ensure_kubelet_client(&pki)?;
+    ensure_client_certs(&pki)?;
     let started = Instant::now();
 
     let etcd_data = state.join("etcd");
@@ -312,6 +318,17 @@ pub fn up(local: bool, with_node: bool, kubernetes: &Kubernetes) -> Result<Clust
             // The node's name does not resolve; its InternalIP is the machine's own address.
             "--kubelet-preferred-address-types=InternalIP,Hostname".into(),
             format!("--token-auth-file={}", p("tokens.csv")),
+            // The aggregation layer (metrics-server): the API server proxies to aggregated
+            // APIs with this client certificate and the user in request headers, straight to
+            // the Service's endpoints (there is no kube-proxy).
+            format!("--proxy-client-cert-file={}", p("front-proxy-client.crt")),
+            format!("--proxy-client-key-file={}", p("front-proxy-client.key")),
+            format!("--requestheader-client-ca-file={}", p("ca.crt")),
+            "--requestheader-allowed-names=front-proxy-client".into(),
+            "--requestheader-username-headers=X-Remote-User".into(),
+            "--requestheader-group-headers=X-Remote-Group".into(),
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-".into(),
+            "--enable-aggregator-routing=true".into(),
             "--authorization-mode=RBAC".into(),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
             "--api-audiences=https://kubernetes.default.svc.cluster.local".into(),
@@ -382,6 +399,9 @@ fn print_usage(kubeconfig: &Path) {
 pub fn down() -> Result<()> {
     let state = state_dir();
     let mut stopped = Vec::new();
+    for name in addons::COMPONENTS {
+        node::stop(&state, name, &mut stopped)?;
+    }
     node::stop(&state, "kwok", &mut stopped)?;
     node::down(&state, &mut stopped)?;
     for name in COMPONENTS.iter().rev() {
@@ -416,7 +436,7 @@ pub fn down() -> Result<()> {
 
 fn status() -> Result<()> {
     let state = state_dir();
-    for name in COMPONENTS.iter().chain(node::COMPONENTS.iter()).chain(&["kwok"]) {
+    for name in COMPONENTS.iter().chain(node::COMPONENTS.iter()).chain(&["kwok"]).chain(addons::COMPONENTS.iter()) {
         match running_pid(&state, name) {
             Some(pid) => println!("{name:<24} running (pid {pid})"),
             None => println!("{name:<24} not running"),
@@ -554,44 +574,43 @@ fn openssl(dir: &Path, steps: &[&[&str]]) -> Result<()> {
     Ok(())
 }
 
-/// The API server's client certificate for the kubelet (`kubectl exec`, `kubectl logs`),
-/// signed by the testenv CA; made once, beside the rest of the PKI.
-fn ensure_kubelet_client(pki: &Path) -> Result<()> {
-    if pki.join("kubelet-client.crt").exists() {
+/// A client certificate `<name>.crt`/`<name>.key` signed by the testenv CA, made once beside
+/// the rest of the PKI: the API server's for the kubelet (`kubectl exec`, `kubectl logs`) and
+/// its front-proxy client for aggregated APIs (metrics-server).
+fn ensure_client_cert(pki: &Path, name: &str, subject: &str) -> Result<()> {
+    let crt = format!("{name}.crt");
+    if pki.join(&crt).exists() {
         return Ok(());
     }
+    let (key, csr, tmp) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt.tmp"));
     let steps: [&[&str]; 2] = [
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "kubelet-client.key",
-            "-out",
-            "kubelet-client.csr",
-            "-subj",
-            "/O=system:masters/CN=kube-apiserver-kubelet-client",
-        ],
+        &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", subject],
         &[
             "x509",
             "-req",
             "-in",
-            "kubelet-client.csr",
+            &csr,
             "-CA",
             "ca.crt",
             "-CAkey",
             "ca.key",
             "-CAcreateserial",
             "-out",
-            "kubelet-client.crt.tmp",
+            &tmp,
             "-days",
             "3650",
         ],
     ];
     openssl(pki, &steps)?;
-    std::fs::rename(pki.join("kubelet-client.crt.tmp"), pki.join("kubelet-client.crt"))?;
+    std::fs::rename(pki.join(&tmp), pki.join(&crt))?;
     Ok(())
+}
+
+/// The API server's client certificates: for the kubelet (in `system:masters`) and for
+/// aggregated API servers (`front-proxy-client`, the name they accept request headers from).
+fn ensure_client_certs(pki: &Path) -> Result<()> {
+    ensure_client_cert(pki, "kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client")?;
+    ensure_client_cert(pki, "front-proxy-client", "/CN=front-proxy-client")
 }
 
 /// A CA, the API server's serving certificate, the service-account key pair and an admin
@@ -905,9 +924,17 @@ mod tests {
         let state = std::env::temp_dir().join(format!("kube9-pki-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state);
         let pki = ensure_pki(&state).unwrap();
-        ensure_kubelet_client(&pki).unwrap();
-        for file in ["ca.crt", "apiserver.crt", "apiserver.key", "sa.key", "sa.pub", "tokens.csv", "kubelet-client.crt"]
-        {
+        ensure_client_certs(&pki).unwrap();
+        for file in [
+            "ca.crt",
+            "apiserver.crt",
+            "apiserver.key",
+            "sa.key",
+            "sa.pub",
+            "tokens.csv",
+            "kubelet-client.crt",
+            "front-proxy-client.crt",
+        ] {
             assert!(pki.join(file).is_file(), "{file} missing");
         }
         let subject = Process::new("openssl")

@@ -514,6 +514,11 @@ impl Reader {
         list_collections(&self.conn)
     }
 
+    /// The newest collection of each collector that has one, with its data.
+    pub fn latest_collections(&self) -> Result<Vec<CollectionRow>, Error> {
+        latest_collections(&self.conn)
+    }
+
     /// How many events are stored.
     pub fn event_count(&self) -> Result<u64, Error> {
         Ok(self.conn.query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64)

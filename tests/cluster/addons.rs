@@ -1,0 +1,147 @@
+//! The real ecosystem components `cargo xtask testenv up --with …` adds (built from their own
+//! Go modules), and what the operator makes of them. `cargo xtask ci` starts them with the
+//! node; without them these tests are skipped, unless `KUBE9_REQUIRE_ADDONS` is set.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::ResourceExt;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
+use kube9_tests::operator::{Operator, singleton_lock};
+use kube9_tests::{scenario, wait_for};
+use serde_json::{Value, json};
+
+use crate::events::DataDir;
+
+/// Whether the add-on that serves `group`/`version` is installed; a skip (or, when
+/// `KUBE9_REQUIRE_ADDONS` is set, an error) when it is not.
+async fn served(client: &kube::Client, group: &str, version: &str, addon: &str) -> anyhow::Result<bool> {
+    let groups = client.list_api_groups().await?;
+    let found = groups.groups.iter().any(|g| g.name == group && g.versions.iter().any(|v| v.version == version));
+    if !found {
+        let why = format!("{group}/{version} is not served (`cargo xtask testenv up --with {addon}`)");
+        if std::env::var_os("KUBE9_REQUIRE_ADDONS").is_some() {
+            anyhow::bail!(why);
+        }
+        eprintln!("skipped: {why}");
+    }
+    Ok(found)
+}
+
+/// The real node's name (the kubelet `up --node` starts), if one is Ready.
+async fn real_node(client: &kube::Client) -> anyhow::Result<Option<String>> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let ready = |n: &Node| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    Ok(nodes
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|n| !n.labels().contains_key("type"))
+        .find(ready)
+        .and_then(|n| n.metadata.name))
+}
+
+#[tokio::test]
+async fn the_performance_collector_reads_pod_metrics_from_a_real_metrics_server() {
+    scenario(|ctx| async move {
+        if !served(&ctx.client, "metrics.k8s.io", "v1beta1", "metrics-server").await? {
+            return Ok(());
+        }
+        let Some(node) = real_node(&ctx.client).await? else {
+            let why = "metrics need a real kubelet (`cargo xtask testenv up --node`)";
+            if std::env::var_os("KUBE9_REQUIRE_ADDONS").is_some() {
+                anyhow::bail!(why);
+            }
+            eprintln!("skipped: {why}");
+            return Ok(());
+        };
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("metrics").await?;
+        // A Pod on the real node, so the kubelet has a container to report.
+        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "sleeper"},
+            "spec": {
+                "nodeName": node,
+                "containers": [{"name": "pause", "image": "localhost/kube9/pause:3.4", "imagePullPolicy": "Never"}],
+            },
+        }))?;
+        pods.create(&PostParams::default(), &pod).await?;
+        let data = DataDir::new();
+        let operator = Operator::start(
+            &ns,
+            &[
+                "--data-dir",
+                data.0.to_str().unwrap_or_default(),
+                "--collection-intervals",
+                "clusterMetadata=7d,resourceInventory=7d,configurationPatterns=7d,performanceMetrics=5s,securityPosture=7d",
+            ],
+            &[],
+        )?;
+        // metrics-server reports a Pod once it has scraped the kubelet twice (15 s apart).
+        let last = std::sync::Mutex::new(Value::Null);
+        wait_for(Duration::from_secs(150), || async {
+            let Ok(reader) = kube9_store::Reader::open(&data.0) else { return Ok(false) };
+            let latest = reader.latest_collections()?;
+            let Some(row) = latest.iter().find(|r| r.collector == "performanceMetrics") else { return Ok(false) };
+            let value: Value = serde_json::from_str(&row.data)?;
+            let mine = &value["byNamespace"][&ns];
+            let done = value["available"] == true && mine["pods"] == 1 && mine["memoryBytes"].as_f64() > Some(0.0);
+            *last.lock().unwrap() = value;
+            Ok(done)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}; last performanceMetrics: {}\n{}", last.lock().unwrap(), operator.logs()))?;
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_real_kueue_controller_activates_a_cluster_queue() {
+    scenario(|ctx| async move {
+        if !served(&ctx.client, "kueue.x-k8s.io", "v1beta2", "kueue").await? {
+            return Ok(());
+        }
+        let name = kube9_tests::unique_name("kube9-cq");
+        let flavor_ar = ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("kueue.x-k8s.io", "v1beta2", "ResourceFlavor"),
+            "resourceflavors",
+        );
+        let queue_ar = ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("kueue.x-k8s.io", "v1beta2", "ClusterQueue"),
+            "clusterqueues",
+        );
+        let flavors: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &flavor_ar);
+        let queues: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &queue_ar);
+        ctx.cleanup_dynamic(&flavor_ar, None, &name);
+        ctx.cleanup_dynamic(&queue_ar, None, &name);
+        let flavor: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor", "metadata": {"name": name},
+        }))?;
+        flavors.create(&PostParams::default(), &flavor).await?;
+        let queue: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue", "metadata": {"name": name},
+            "spec": {"namespaceSelector": {}, "resourceGroups": [{"coveredResources": ["cpu", "nvidia.com/gpu"],
+                "flavors": [{"name": name, "resources": [
+                    {"name": "cpu", "nominalQuota": "8"}, {"name": "nvidia.com/gpu", "nominalQuota": "8"}]}]}]},
+        }))?;
+        queues.create(&PostParams::default(), &queue).await?;
+        // Only the controller writes the Active condition: it proves Kueue is running.
+        wait_for(Duration::from_secs(60), || async {
+            let q = queues.get(&name).await?;
+            Ok(q.data
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|c| c.iter().any(|c| c["type"] == "Active" && c["status"] == "True")))
+        })
+        .await
+    })
+    .await;
+}
