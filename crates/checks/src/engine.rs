@@ -79,7 +79,10 @@ pub struct Hit {
     pub api_version: &'static str,
     pub kind: &'static str,
     pub namespace: Option<String>,
+    /// The name, or `<generateName>*` for an object that only has a generateName.
     pub name: String,
+    /// The object's uid (offline: where the reader found it).
+    pub uid: Option<String>,
     /// The container the finding is about, when it is about one.
     pub container: Option<String>,
     pub message: Cow<'static, str>,
@@ -168,7 +171,8 @@ impl Eval<'_> {
             api_version: subject.api_version,
             kind: subject.kind,
             namespace: subject.meta.namespace.clone(),
-            name: subject.meta.name.clone().unwrap_or_default(),
+            name: display_name(subject.meta),
+            uid: subject.meta.uid.clone(),
             container: container.map(str::to_owned),
             message: message.into(),
         };
@@ -205,6 +209,16 @@ impl Eval<'_> {
                 .as_deref()
                 .and_then(|ns| self.snapshot.namespace(ns))
                 .is_some_and(|ns| listed(&ns.metadata))
+    }
+}
+
+/// How findings name an object: its name, or `<generateName>*` when the API server will pick
+/// one (a Job created with `kubectl create` and generateName).
+pub fn display_name(meta: &ObjectMeta) -> String {
+    match (&meta.name, &meta.generate_name) {
+        (Some(name), _) => name.clone(),
+        (None, Some(prefix)) => format!("{prefix}*"),
+        (None, None) => String::new(),
     }
 }
 
