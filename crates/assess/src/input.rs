@@ -186,8 +186,14 @@ impl Source<'_> {
         if let Some(i) = item {
             node = nth(node.get("items")?.clone(), i)?;
         }
-        Some(node.line_of(field.split('.').filter(|s| !s.is_empty())))
+        Some(node.line_of(segments(field)))
     }
+}
+
+/// `spec.containers[0].ports[1].containerPort` as keys and indexes:
+/// `spec`, `containers`, `0`, `ports`, `1`, `containerPort`.
+fn segments(field: &str) -> impl Iterator<Item = &str> {
+    field.split('.').flat_map(|part| part.split(['[', ']'])).filter(|s| !s.is_empty())
 }
 
 fn json_values(text: &str) -> Result<Vec<(usize, usize, serde_json::Value)>, serde_json::Error> {

@@ -1,16 +1,16 @@
 //! YAML as kubectl reads it: YAML 1.1 scalars (sigs.k8s.io/yaml decodes through go-yaml v2),
 //! merge keys and anchors, with the line of every node kept for errors and findings.
 //!
-//! The scanner is yaml-rust2's; what a plain scalar means is decided here, the way go-yaml v2
-//! resolves it: `yes`/`no`/`on`/`off`/`y`/`n` are booleans, `0400` is octal, `0x1F` hex,
+//! The parser is libyaml's (as a safe Rust port: go-yaml v2, which kubectl uses, is itself a
+//! port of libyaml, so both accept the same text); what a plain scalar means is decided here,
+//! the way go-yaml v2 resolves it: `yes`/`no`/`on`/`off`/`y`/`n` are booleans, `0400` is octal, `0x1F` hex,
 //! `0b101` binary, `1_000` an integer, `~` null. Quoted and block scalars are strings.
 //! `<<` merges a mapping (or a list of them) in place: keys that follow override it, and the
 //! first of a list wins over later ones, as go-yaml v2 does.
 
 use std::collections::HashMap;
 
-use yaml_rust2::parser::{Event, Parser, Tag};
-use yaml_rust2::scanner::{Marker, TScalarStyle};
+use libyaml_safer::{EventData, Parser, ScalarStyle};
 
 /// A YAML node and the 1-based line where it starts.
 #[derive(Clone, Debug, PartialEq)]
@@ -97,24 +97,42 @@ impl Node {
 /// Parses one YAML stream into its documents (empty documents are left out). Lines count from
 /// `first_line`.
 pub fn parse(text: &str, first_line: usize) -> Result<Vec<Node>, SyntaxError> {
-    let mut parser = Parser::new_from_str(text);
-    let mut builder = Builder { offset: first_line - 1, ..Builder::default() };
+    // libyaml-safer 0.3 panics on a block scalar that ends the input without a line break.
+    let owned;
+    let text = if text.ends_with('\n') {
+        text
+    } else {
+        owned = format!("{text}\n");
+        &owned
+    };
+    std::panic::catch_unwind(|| parse_text(text, first_line)).unwrap_or_else(|_| {
+        Err(SyntaxError { line: first_line, message: "the YAML reader failed on this document".into() })
+    })
+}
+
+fn parse_text(text: &str, first_line: usize) -> Result<Vec<Node>, SyntaxError> {
+    let mut input = text.as_bytes();
+    let mut parser = Parser::new();
+    parser.set_input_string(&mut input);
+    let mut builder = Builder::default();
     let mut documents = Vec::new();
     loop {
-        let (event, mark) = parser
-            .next_token()
-            .map_err(|e| SyntaxError { line: e.marker().line() + builder.offset, message: e.info().to_owned() })?;
-        match event {
-            Event::StreamEnd => break,
-            Event::DocumentStart => builder.anchors.clear(),
-            Event::DocumentEnd => {
+        let event = parser.parse().map_err(|e| SyntaxError {
+            line: e.problem_mark().map_or(first_line, |m| m.line as usize + first_line),
+            message: e.problem().to_owned(),
+        })?;
+        let line = event.start_mark.line as usize + first_line;
+        match event.data {
+            EventData::StreamEnd => break,
+            EventData::DocumentStart { .. } => builder.anchors.clear(),
+            EventData::DocumentEnd { .. } => {
                 if let Some(root) = builder.root.take()
                     && root.value != Value::Null
                 {
                     documents.push(root);
                 }
             }
-            event => builder.event(event, mark)?,
+            data => builder.event(data, line)?,
         }
     }
     Ok(documents)
@@ -122,63 +140,66 @@ pub fn parse(text: &str, first_line: usize) -> Result<Vec<Node>, SyntaxError> {
 
 enum Open {
     Seq(Node),
-    /// The mapping, and the key read when its value is awaited.
+    /// The mapping, and the key read when its value is awaited (with whether it is `<<`).
     Map(Node, Option<(String, bool)>),
 }
 
 #[derive(Default)]
 struct Builder {
-    offset: usize,
-    stack: Vec<(Open, usize)>,
-    anchors: HashMap<usize, Node>,
+    stack: Vec<(Open, Option<String>)>,
+    anchors: HashMap<String, Node>,
     root: Option<Node>,
 }
 
 impl Builder {
-    fn event(&mut self, event: Event, mark: Marker) -> Result<(), SyntaxError> {
-        let line = mark.line() + self.offset;
+    fn event(&mut self, event: EventData, line: usize) -> Result<(), SyntaxError> {
         match event {
-            Event::Scalar(text, style, anchor, tag) => {
+            EventData::Scalar { value: text, style, anchor, tag, .. } => {
+                let plain = style == ScalarStyle::Plain;
                 // A mapping awaiting a key takes the scalar as a key, kept as written.
                 if let Some((Open::Map(_, key @ None), _)) = self.stack.last_mut() {
-                    let merge = style == TScalarStyle::Plain && text == "<<" && tag.is_none();
-                    let name =
-                        if style == TScalarStyle::Plain && tag.is_none() { key_text(resolve(text)) } else { text };
+                    let merge = plain && text == "<<" && tag.is_none();
+                    let name = if plain && tag.is_none() { key_text(resolve(text)) } else { text };
                     *key = Some((name, merge));
                     return Ok(());
                 }
-                let value = if style == TScalarStyle::Plain { scalar(text, tag.as_ref()) } else { Value::Str(text) };
+                let value = if plain { scalar(text, tag.as_deref()) } else { Value::Str(text) };
                 self.value(Node { line, value }, anchor, line)
             }
-            Event::SequenceStart(anchor, _) => {
+            EventData::SequenceStart { anchor, .. } => {
                 self.stack.push((Open::Seq(Node { line, value: Value::Seq(Vec::new()) }), anchor));
                 Ok(())
             }
-            Event::MappingStart(anchor, _) => {
+            EventData::MappingStart { anchor, .. } => {
                 self.stack.push((Open::Map(Node { line, value: Value::Map(Vec::new()) }, None), anchor));
                 Ok(())
             }
-            Event::SequenceEnd | Event::MappingEnd => {
+            EventData::SequenceEnd | EventData::MappingEnd => {
                 let (node, anchor) = match self.stack.pop() {
                     Some((Open::Seq(node) | Open::Map(node, _), anchor)) => (node, anchor),
                     None => return Ok(()),
                 };
                 self.value(node, anchor, line)
             }
-            Event::Alias(id) => match self.anchors.get(&id) {
+            EventData::Alias { anchor } => match self.anchors.get(&anchor) {
                 Some(node) => {
                     let node = node.clone();
-                    self.value(node, 0, line)
+                    // A key that is an alias (`*name: value`) is taken by its text form.
+                    if let Some((Open::Map(_, key @ None), _)) = self.stack.last_mut() {
+                        *key = Some((key_text(node.value), false));
+                        return Ok(());
+                    }
+                    self.value(node, None, line)
                 }
-                None => Err(SyntaxError { line, message: "alias to an unknown anchor".into() }),
+                None => Err(SyntaxError { line, message: format!("alias *{anchor} to an unknown anchor") }),
             },
             _ => Ok(()),
         }
     }
 
     /// Places a finished node in its parent (or as the document's root).
-    fn value(&mut self, node: Node, anchor: usize, line: usize) -> Result<(), SyntaxError> {
-        if anchor > 0 {
+    fn value(&mut self, node: Node, anchor: Option<String>, line: usize) -> Result<(), SyntaxError> {
+        if let Some(anchor) = anchor {
             self.anchors.insert(anchor, node.clone());
         }
         match self.stack.last_mut() {
@@ -235,14 +256,12 @@ fn key_text(value: Value) -> String {
     }
 }
 
-/// A plain scalar, honouring an explicit core tag.
-fn scalar(text: String, tag: Option<&Tag>) -> Value {
-    match tag.map(|t| (t.handle.as_str(), t.suffix.as_str())) {
-        None => resolve(text),
-        Some(("tag:yaml.org,2002:" | "!!", "str")) | Some(("!", "")) => Value::Str(text),
-        Some(("tag:yaml.org,2002:" | "!!", "int" | "float" | "bool" | "null")) => resolve(text),
-        // An application tag changes nothing JSON can express.
-        Some(_) => resolve(text),
+/// A plain scalar, honouring an explicit `!!str` (or the non-specific `!`); other tags change
+/// nothing JSON can express.
+fn scalar(text: String, tag: Option<&str>) -> Value {
+    match tag {
+        Some("tag:yaml.org,2002:str" | "!") => Value::Str(text),
+        _ => resolve(text),
     }
 }
 
