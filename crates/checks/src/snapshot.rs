@@ -17,6 +17,9 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use serde::de::DeserializeOwned;
 
+/// The bytes of each ConfigMap value the snapshot keeps.
+pub const CONFIG_MAP_VALUE_KEPT: usize = 64 * 1024;
+
 /// The kinds of workload a person edits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum WorkloadKind {
@@ -233,7 +236,23 @@ impl Snapshot {
             ("", "ResourceQuota") => typed(object).map(|o| self.resource_quotas.push(o)),
             ("", "LimitRange") => typed(object).map(|o| self.limit_ranges.push(o)),
             ("", "PersistentVolumeClaim") => typed(object).map(|o| self.pvcs.push(o)),
-            ("", "ConfigMap") => typed(object).map(|o| self.config_maps.push(o)),
+            ("", "ConfigMap") => typed::<ConfigMap>(object).map(|mut o| {
+                // Only the secrets check reads ConfigMaps: binary data is not judged, and a
+                // value is judged on its first 64 KiB, which bounds what a cluster of large
+                // ConfigMaps (dashboards, bundles) holds in memory.
+                o.binary_data = None;
+                for value in o.data.iter_mut().flat_map(|d| d.values_mut()) {
+                    if value.len() > CONFIG_MAP_VALUE_KEPT {
+                        let mut end = CONFIG_MAP_VALUE_KEPT;
+                        while !value.is_char_boundary(end) {
+                            end -= 1;
+                        }
+                        value.truncate(end);
+                        value.shrink_to_fit();
+                    }
+                }
+                self.config_maps.push(o)
+            }),
             ("", "Node") => typed(object).map(|o| self.nodes.push(o)),
             ("networking.k8s.io" | "extensions", "Ingress") => {
                 typed(ingress_as_v1(object, &api_version)).map(|o| self.ingresses.push(o))

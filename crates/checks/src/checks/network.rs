@@ -145,10 +145,10 @@ pub static CHECKS: &[Check] = &[
                 );
                 let mut missing: Vec<String> = Vec::new();
                 for b in backends {
-                    if let Some(problem) = backend_problem(s, ns, b) {
-                        if !missing.contains(&problem) {
-                            missing.push(problem);
-                        }
+                    if let Some(problem) = backend_problem(s, ns, b)
+                        && !missing.contains(&problem)
+                    {
+                        missing.push(problem);
                     }
                 }
                 e.expect(
