@@ -42,7 +42,6 @@ const REFERENCE_ENDINGS: &[&str] = &[
     "_DIR",
     "_REF",
     "_NAMESPACE",
-    "_KEY_NAME",
     "_ENABLED",
     "_TTL",
     "_LENGTH",
@@ -52,12 +51,54 @@ const REFERENCE_ENDINGS: &[&str] = &[
     "_HEADER",
     "_TYPE",
     "_URL",
+    "_URI",
+    "_AUDIENCE",
+    "_ISSUER",
+    "_SCOPE",
+    "_SCOPES",
+    "_ALGORITHM",
+    "_MODE",
+    "_PROVIDER",
+    "_ENDPOINT",
+    "_HOST",
+    "_PORT",
+    "_USER",
+    "_USERNAME",
+    "_KIND",
+    "_FORMAT",
+    "_VERSION",
+    "_SIZE",
+    "_LIMIT",
+    "_INTERVAL",
+    "_DURATION",
+    "_REQUIRED",
+    "_POLICY",
+    "_MOUNT",
+    "_LOCATION",
+    "_KEYS",
+    "_FIELD",
+    "_PREFIX",
+    "_SUFFIX",
 ];
+
+/// Beginnings that make a name a switch or a reference to a secret rather than one.
+const REFERENCE_BEGINNINGS: &[&str] = &["EXISTING_", "USE_", "ENABLE_", "DISABLE_", "SKIP_", "REQUIRE_", "NO_"];
 
 /// Whether `name` (an env var or data key, any case and separator) says it holds a secret.
 pub(crate) fn secret_name(name: &str) -> bool {
-    let upper: String = name.chars().map(|c| if c == '-' || c == '.' { '_' } else { c.to_ascii_uppercase() }).collect();
-    SECRET_WORDS.iter().any(|w| upper.contains(w)) && !REFERENCE_ENDINGS.iter().any(|e| upper.ends_with(e))
+    // UPPER_SNAKE, kebab-case, dotted and camelCase all become UPPER_SNAKE.
+    let mut upper = String::with_capacity(name.len() + 4);
+    let mut previous_lower = false;
+    for c in name.chars() {
+        if c.is_ascii_uppercase() && previous_lower {
+            upper.push('_');
+        }
+        previous_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        upper.push(if matches!(c, '-' | '.' | ' ') { '_' } else { c.to_ascii_uppercase() });
+    }
+    SECRET_WORDS.iter().any(|w| upper.contains(w))
+        && !REFERENCE_ENDINGS.iter().any(|e| upper.ends_with(e))
+        && !REFERENCE_BEGINNINGS.iter().any(|b| upper.starts_with(b))
 }
 
 /// Values that are not literals: references, templates, paths, flags and numbers.
@@ -231,6 +272,9 @@ mod tests {
         assert_eq!(judge("DB_PASSWORD", "$(FROM_SECRET)"), None);
         assert_eq!(judge("SESSION_TOKEN", "q8Zr2LmP0xVb7TnW4yKd"), Some("a random-looking token"));
         assert_eq!(judge("TOKEN_TTL", "3600"), None);
+        assert_eq!(judge("secretName", "tls-cert"), None, "camelCase names are split too");
+        assert_eq!(judge("existingSecret", "db"), None);
+        assert_eq!(judge("clientSecret", "s3cr3t"), Some("a literal under a secret's name"));
         assert_eq!(judge("GIT_COMMIT", "4f9c2d1a8b7e6f5a4d3c2b1a0f9e8d7c6b5a4f3e"), None, "a hash under a plain name");
         assert_eq!(judge("GITHUB", "ghp_0123456789abcdefghijABCDEFGHIJ012345"), Some("a GitHub token"));
     }
