@@ -11,12 +11,10 @@
 use std::path::{Path, PathBuf};
 
 use kube9_checks::Snapshot;
+use kube9_checks::engine::SOURCE_UID_PREFIX;
 use kube9_checks::snapshot::Skip;
 
 use crate::yaml;
-
-/// The prefix of the `metadata.uid` the reader gives each object it reads.
-pub const SOURCE_UID_PREFIX: &str = "kube9.io/source/";
 
 /// Where an object came from: a path (`-` for standard input) and a 1-based line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,10 +55,9 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Where the object with this uid (as the reader set it) came from.
-    pub fn origin(&self, uid: Option<&str>) -> Option<&Origin> {
-        let n: usize = uid?.strip_prefix(SOURCE_UID_PREFIX)?.parse().ok()?;
-        self.origins.get(n)
+    /// Where the object with this source number (`Hit::source`) came from.
+    pub fn origin(&self, source: Option<u32>) -> Option<&Origin> {
+        self.origins.get(source? as usize)
     }
 }
 
@@ -324,7 +321,7 @@ mod tests {
     fn origin<'l>(l: &'l Loaded, name: &str, index: usize) -> Option<&'l Origin> {
         let w = &l.snapshot.workloads[index];
         assert_eq!(w.metadata.name.as_deref(), Some(name));
-        l.origin(w.metadata.uid.as_deref())
+        l.origin(kube9_checks::engine::source_of(&w.metadata))
     }
 
     fn loaded(text: &str) -> Loaded {
@@ -358,7 +355,10 @@ mod tests {
         );
         let l = loaded(&list);
         assert_eq!((l.snapshot.workloads.len(), l.snapshot.namespaces.len(), l.documents), (1, 1, 2));
-        assert_eq!(l.origin(l.snapshot.namespaces[0].metadata.uid.as_deref()).map(|o| o.line), Some(3));
+        assert_eq!(
+            l.origin(kube9_checks::engine::source_of(&l.snapshot.namespaces[0].metadata)).map(|o| o.line),
+            Some(3)
+        );
         let broken = loaded("{\"kind\": \n\n  ]");
         assert_eq!(broken.errors[0].line, Some(3), "{:?}", broken.errors);
     }

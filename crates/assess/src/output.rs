@@ -26,7 +26,7 @@ fn object(finding: &Finding) -> String {
 }
 
 fn place(loaded: &Loaded, found: &Found<'_>) -> String {
-    loaded.origin(found.hit.uid.as_deref()).map_or_else(String::new, |o| format!("{}:{}", o.path, o.line))
+    loaded.origin(found.hit.source).map_or_else(String::new, |o| format!("{}:{}", o.path, o.line))
 }
 
 /// A readable table: one line per finding, most severe first, then how to fix each failed
@@ -148,7 +148,7 @@ pub fn json<'a>(report: &'a Report, loaded: &'a Loaded) -> impl Serialize + 'a {
     let with_place = |found: Found<'_>| {
         let f = found.finding();
         let mut value = serde_json::to_value(&f).unwrap_or_default();
-        if let Some(origin) = loaded.origin(found.hit.uid.as_deref()) {
+        if let Some(origin) = loaded.origin(found.hit.source) {
             value["source"] = json!({"path": origin.path, "line": origin.line});
         }
         value
@@ -222,7 +222,7 @@ pub fn sarif<'a>(report: &'a Report, loaded: &'a Loaded) -> impl Serialize + 'a 
             "level": level(f.severity),
             "message": {"text": format!("{}: {}", object(&f), f.message)},
         });
-        if let Some(origin) = loaded.origin(found.hit.uid.as_deref()) {
+        if let Some(origin) = loaded.origin(found.hit.source) {
             value["locations"] = json!([{"physicalLocation": {
                 "artifactLocation": {"uri": uri(&origin.path)},
                 "region": {"startLine": origin.line},

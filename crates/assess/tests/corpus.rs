@@ -128,7 +128,7 @@ fn every_finding_of_the_corpus_names_its_own_file_and_line() {
     let mut wrong = Vec::new();
     for found in report.findings().into_iter().chain(report.exempted()) {
         let hit = found.hit;
-        let origin = loaded.origin(hit.uid.as_deref()).unwrap_or_else(|| panic!("no origin for {hit:?}"));
+        let origin = loaded.origin(hit.source).unwrap_or_else(|| panic!("no origin for {hit:?}"));
         let text = files.entry(origin.path.clone()).or_insert_with(|| std::fs::read_to_string(&origin.path).unwrap());
         let object = object_at(text, origin.line);
         let field = |o: &serde_yaml::Value, path: &[&str]| {
