@@ -53,13 +53,17 @@ def rel(path, root):
     return path.lstrip("/")
 
 
-def run_kube9(binary, root):
-    start = time.monotonic()
-    out = subprocess.run([binary, "assess", "-f", root, "-o", "json"], capture_output=True, text=True)
-    elapsed = time.monotonic() - start
-    if out.returncode not in (0, 1, 2):
-        sys.exit(f"kube9-operator assess failed ({out.returncode}): {out.stderr}")
-    report = json.loads(out.stdout)
+def run_kube9(binary, root, saved):
+    if saved:
+        with open(saved) as f:
+            report, elapsed = json.load(f), None
+    else:
+        start = time.monotonic()
+        out = subprocess.run([binary, "assess", "-f", root, "-o", "json"], capture_output=True, text=True)
+        elapsed = time.monotonic() - start
+        if out.returncode not in (0, 1, 2):
+            sys.exit(f"kube9-operator assess failed ({out.returncode}): {out.stderr}")
+        report = json.loads(out.stdout)
     flagged = defaultdict(dict)
     for f in report["findings"] + report["exempted"]:
         o = f["object"]
@@ -90,44 +94,67 @@ def checkov_flags(report, root):
             kind, _, rest = f["resource"].partition(".")
             namespace, _, name = rest.partition(".")
             key = (rel(f["file_abs_path"], root), kind, namespace, name)
-            flagged[f["check_id"]][key] = f["file_line_range"][0]
+            flagged[f["check_id"]][key] = tuple(f["file_line_range"])
     return flagged
+
+
+def same_object(checkov_key, line_range, kube9_flagged):
+    """The kube9 key for the object checkov names differently (checkov names a Job that only has
+    a generateName after one of its labels): same file and kind, kube9's line in checkov's range."""
+    start, end = line_range
+    for key, line in kube9_flagged.items():
+        if key[0] == checkov_key[0] and key[1] == checkov_key[1] and line is not None and start <= line <= end:
+            return key
+    return None
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--kube9", required=True, help="the kube9-operator binary")
+    p.add_argument("--kube9", help="the kube9-operator binary")
+    p.add_argument("--kube9-json", help="a saved `assess -o json` report to use instead of running kube9")
     p.add_argument("--checkov", default="checkov", help="the checkov executable")
     p.add_argument("--checkov-json", help="a saved checkov JSON report to use instead of running checkov")
     p.add_argument("--list", type=int, default=50, help="checkov-only objects listed per concept")
     p.add_argument("root")
     args = p.parse_args()
 
-    ours, ours_time, report = run_kube9(args.kube9, args.root)
+    if not args.kube9 and not args.kube9_json:
+        p.error("give --kube9 (the binary) or --kube9-json (a saved report)")
+    ours, ours_time, report = run_kube9(args.kube9, args.root, args.kube9_json)
     theirs_report, theirs_time = run_checkov(args.checkov, args.root, args.checkov_json)
     theirs = checkov_flags(theirs_report, args.root)
 
     print(f"# kube9-operator assess and checkov over `{args.root}`\n")
+    timing = f"; {ours_time:.2f} s" if ours_time is not None else ""
     print(f"kube9: {report['inputs']['documents']} documents in {report['inputs']['files']} files, "
-          f"{report['inputs'].get('unread', len(report['errors']))} unread; {ours_time:.2f} s")
-    if theirs_time is not None:
+          f"{report['inputs'].get('unread', len(report['errors']))} unread{timing}")
+    for e in report["errors"]:
+        print(f"- unread: {rel(e['path'], args.root)}:{e.get('line')}: {e['message']}")
+    if theirs_time is not None and ours_time is not None:
         print(f"checkov: {theirs_time:.1f} s ({theirs_time / ours_time:.0f}x kube9's time)")
     print()
     print("| concept | checkov | kube9 | both | checkov only | kube9 only |")
     print("|---|---|---|---|---|---|")
     details = []
     for concept, ckv, k9 in CONCEPTS:
-        a = set().union(*(theirs.get(c, {}).keys() for c in ckv)) if ckv else set()
-        b = set().union(*(ours.get(c, {}).keys() for c in k9)) if k9 else set()
+        theirs_ranges = {k: r for c in ckv for k, r in theirs.get(c, {}).items()}
+        ours_lines = {k: l for c in k9 for k, l in ours.get(c, {}).items()}
+        a = set(theirs_ranges)
+        b = set(ours_lines)
+        for key in sorted(a - b):
+            match = same_object(key, theirs_ranges[key], {k: l for k, l in ours_lines.items() if k not in a})
+            if match is not None:
+                a.discard(key)
+                a.add(match)
         only_a = sorted(a - b)
         print(f"| {concept} ({', '.join(ckv)} / {', '.join(k9) or 'no check'}) | {len(a)} | {len(b)} | "
               f"{len(a & b)} | {len(only_a)} | {len(b - a)} |")
         if k9 and only_a:
-            details.append((concept, only_a, ckv, theirs))
-    for concept, only, ckv, theirs in details:
+            details.append((concept, only_a, theirs_ranges))
+    for concept, only, ranges in details:
         print(f"\n## {concept}: flagged by checkov only ({len(only)})\n")
         for key in only[: args.list]:
-            line = next((theirs[c][key] for c in ckv if key in theirs.get(c, {})), "?")
+            line = ranges.get(key, ("?",))[0]
             print(f"- {key[0]}:{line} {key[1]} {key[2]}/{key[3]}")
         if len(only) > args.list:
             print(f"- ... and {len(only) - args.list} more")
