@@ -193,12 +193,22 @@ pub(crate) fn random_looking(value: &str) -> bool {
     entropy >= 3.5
 }
 
+/// `tlsSecret: web-tls`, `credentialsSecret: jaeger-creds`: a name ending in "secret" whose
+/// value is a Kubernetes object name refers to a Secret object.
+fn names_a_secret_object(name: &str, value: &str) -> bool {
+    let v = value.trim().trim_matches(['"', '\'']);
+    name.to_ascii_uppercase().ends_with("SECRET")
+        && v.contains('-')
+        && v.len() <= 253
+        && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+}
+
 /// Why a literal `value` under `name` is a secret, or None.
 pub fn judge(name: &str, value: &str) -> Option<&'static str> {
     if let Some(format) = known_format(value) {
         return Some(format);
     }
-    if !secret_name(name) || placeholder(value) {
+    if !secret_name(name) || placeholder(value) || names_a_secret_object(name, value) {
         return None;
     }
     Some(if random_looking(value) { "a random-looking token" } else { "a literal under a secret's name" })
@@ -220,8 +230,12 @@ fn in_config(key: &str, value: &str) -> Option<&'static str> {
         }
         let (k, v) = line.split_once([':', '='])?;
         let k = k.trim().trim_matches(['"', '\'']);
-        (!k.contains(' ') && secret_name(k) && !placeholder(v) && !v.trim().starts_with(['{', '[', '|', '>', '&', '*']))
-            .then_some("a literal under a secret's name in an embedded file")
+        (!k.contains(' ')
+            && secret_name(k)
+            && !placeholder(v)
+            && !names_a_secret_object(k, v)
+            && !v.trim().starts_with(['{', '[', '|', '>', '&', '*']))
+        .then_some("a literal under a secret's name in an embedded file")
     })
 }
 
@@ -274,6 +288,7 @@ mod tests {
         assert_eq!(judge("TOKEN_TTL", "3600"), None);
         assert_eq!(judge("secretName", "tls-cert"), None, "camelCase names are split too");
         assert_eq!(judge("existingSecret", "db"), None);
+        assert_eq!(judge("credentialsSecret", "jaeger-creds"), None, "names a Secret object");
         assert_eq!(judge("clientSecret", "s3cr3t"), Some("a literal under a secret's name"));
         assert_eq!(judge("GIT_COMMIT", "4f9c2d1a8b7e6f5a4d3c2b1a0f9e8d7c6b5a4f3e"), None, "a hash under a plain name");
         assert_eq!(judge("GITHUB", "ghp_0123456789abcdefghijABCDEFGHIJ012345"), Some("a GitHub token"));
