@@ -670,6 +670,41 @@ mod tests {
     }
 
     #[test]
+    fn any_kind_with_a_pod_template_is_a_workload_and_other_kinds_are_counted() {
+        let mut s = Snapshot::default();
+        let rollout = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"replicas": 3, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "web:1"}]}}}});
+        let scheduled = json!({"apiVersion": "example.com/v1", "kind": "Nightly", "metadata": {"name": "n"},
+            "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "job"}]}}}}}});
+        let odd = json!({"apiVersion": "example.com/v1", "kind": "Odd", "metadata": {"name": "o"},
+            "spec": {"template": {"spec": {"containers": [{"name": 5}]}}}});
+        for object in
+            [rollout, scheduled, odd, json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}})]
+        {
+            assert!(s.add(object).is_empty());
+        }
+        let kinds: Vec<(&str, &str, bool, Option<i32>)> =
+            s.workloads.iter().map(|w| (w.kind.as_str(), w.kind.api_version(), w.kind.serves(), w.replicas)).collect();
+        assert_eq!(
+            kinds,
+            vec![("Rollout", "argoproj.io/v1alpha1", true, Some(3)), ("Nightly", "example.com/v1", false, None)]
+        );
+        assert_eq!(s.not_assessed, [("Odd".to_owned(), 1), ("ServiceAccount".to_owned(), 1)].into());
+    }
+
+    #[test]
+    fn a_refused_object_names_the_offending_field() {
+        let mut s = Snapshot::default();
+        let skipped = s.add(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "debug-"},
+            "spec": {"containers": [{"name": "a", "ports": [{"containerPort": "http"}]}]}}));
+        assert!(
+            matches!(&skipped[..], [Skip::Invalid { name, field: Some(field), .. }]
+                if name == "debug-*" && field == "spec.containers[0].ports[0].containerPort"),
+            "{skipped:?}"
+        );
+    }
+
+    #[test]
     fn selectors_match_labels_and_expressions() {
         let labels = [("app".to_owned(), "web".to_owned()), ("tier".to_owned(), "front".to_owned())].into();
         let sel = |v: serde_json::Value| serde_json::from_value::<LabelSelector>(v).unwrap();
