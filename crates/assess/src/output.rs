@@ -81,9 +81,9 @@ pub fn table(report: &Report, loaded: &Loaded) -> String {
         format!("score {}/100", report.score())
     } else {
         format!(
-            "score {}/100 over what could be read only: INCOMPLETE, {} document(s) or object(s) could not be read (listed on stderr)",
+            "score INCOMPLETE: {} document(s) or object(s) could not be read (listed on stderr); {}/100 over the rest only",
+            loaded.errors.len(),
             report.score(),
-            loaded.errors.len()
         )
     };
     let _ = writeln!(

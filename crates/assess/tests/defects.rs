@@ -110,7 +110,8 @@ fn defect_1_an_unread_document_names_its_field_and_the_score_says_it_is_incomple
     assert!(stderr.contains("odd.yaml:12:") && stderr.contains("spec.replicas"), "{stderr}");
     assert_eq!(report["complete"], false);
     let out = run(&Args::try_parse_from(["assess", "-f", dir.0.to_str().unwrap()]).unwrap());
-    assert!(out.stdout.contains("INCOMPLETE"), "{}", out.stdout);
+    assert!(out.stdout.contains("score INCOMPLETE"), "{}", out.stdout);
+    assert!(!out.stdout.contains("score 100/100"), "{}", out.stdout);
 }
 
 #[test]
