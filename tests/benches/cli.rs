@@ -4,6 +4,9 @@
 //! Prints wall time and the child's peak resident memory (from wait4) per output format;
 //! asserts nothing about them.
 //!
+//! Then the real-world corpus (`../shared/fixtures/realcorpus`), and checkov over it in the
+//! same run when `KUBE9_BENCH_CHECKOV` names its executable.
+//!
 //! Baseline, measured in the same run: the same binary over the same files running one check
 //! (`--check cost-optimization.load-balancers`), which still reads, parses and indexes every
 //! document; the difference is what the 55 checks and the output cost.
@@ -150,12 +153,49 @@ fn bench(bin: &Path, dir: &Path) -> anyhow::Result<()> {
         let (wall, peak, code, written) = measure(bin, &["assess", "-f", path, "-o", format, "--fail-on", "high"])?;
         anyhow::ensure!(code == 1, "-o {format} --fail-on high exited with {code}, expected 1 (there are findings)");
         println!(
-            "  55 checks, -o {format:<5} ({:5.1} MiB out):     {:7.1} ms   peak resident {:5.1} MiB   ({:.2}x baseline time)",
+            "  all checks, -o {format:<5} ({:5.1} MiB out):    {:7.1} ms   peak resident {:5.1} MiB   ({:.2}x baseline time)",
             written as f64 / (1 << 20) as f64,
             wall.as_secs_f64() * 1e3,
             peak as f64 / 1024.0,
             wall.as_secs_f64() / base.as_secs_f64()
         );
     }
+    corpus(bin)
+}
+
+/// The real-world corpus beside the project (`../shared/fixtures/realcorpus`, 2,500 documents
+/// from 25 public projects), when present; and checkov over the same files in the same run
+/// when `KUBE9_BENCH_CHECKOV` names its executable (one run: it takes minutes).
+fn corpus(bin: &Path) -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/realcorpus");
+    if !root.is_dir() {
+        println!("real corpus: skipped ({} is absent)", root.display());
+        return Ok(());
+    }
+    let path = root.to_str().expect("a UTF-8 path");
+    let (wall, peak, code, written) = measure(bin, &["assess", "-f", path, "-o", "json"])?;
+    anyhow::ensure!(code != 2 || written > 0, "assess over the corpus produced nothing (exit {code})");
+    println!(
+        "kube9-operator assess -o json over the real corpus ({path}), median of {RUNS} runs: {:7.1} ms   peak resident {:5.1} MiB",
+        wall.as_secs_f64() * 1e3,
+        peak as f64 / 1024.0
+    );
+    let Some(checkov) = std::env::var_os("KUBE9_BENCH_CHECKOV") else {
+        println!("  checkov: skipped (set KUBE9_BENCH_CHECKOV to the checkov executable to compare)");
+        return Ok(());
+    };
+    let started = Instant::now();
+    let status = Command::new(&checkov)
+        .args(["-d", path, "--framework", "kubernetes", "-o", "json", "--quiet", "--compact", "--skip-download"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    let theirs = started.elapsed();
+    anyhow::ensure!(status.code().is_some_and(|c| c <= 1), "checkov failed: {status}");
+    println!(
+        "  checkov over the same files, one run:        {:7.1} s    ({:.0}x kube9's time)",
+        theirs.as_secs_f64(),
+        theirs.as_secs_f64() / wall.as_secs_f64()
+    );
     Ok(())
 }

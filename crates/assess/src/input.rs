@@ -1,13 +1,20 @@
 //! Reading manifests for the offline assessment: files, directories (recursively), and
-//! standard input; multi-document YAML, JSON (one or more values), and `List` objects.
+//! standard input; multi-document YAML (read as kubectl reads it, see [`crate::yaml`]), JSON
+//! (one or more values), and `List` objects.
 //!
 //! Every document is parsed on its own, so one that does not parse is reported with its path
-//! and line and the others are still assessed.
+//! and the line of the offending field, and the others are still assessed. Each object is
+//! tagged with where it came from (its `metadata.uid` is replaced by a source id, since a
+//! manifest's uid means nothing offline), so every finding names its own file and line even
+//! when two files hold objects of the same kind, namespace and name.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use kube9_checks::Snapshot;
+use kube9_checks::engine::SOURCE_UID_PREFIX;
+use kube9_checks::snapshot::Skip;
+
+use crate::yaml;
 
 /// Where an object came from: a path (`-` for standard input) and a 1-based line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,22 +41,23 @@ impl std::fmt::Display for InputError {
     }
 }
 
-/// An object's identity, as findings name it: kind, namespace, name.
-pub type Key = (String, Option<String>, String);
-
 /// Everything read.
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub snapshot: Snapshot,
-    pub origins: HashMap<Key, Origin>,
+    /// Where each object came from, by the source id in its uid.
+    pub origins: Vec<Origin>,
     pub files: usize,
+    /// Documents read (a `List` is one document).
     pub documents: usize,
+    /// Documents and objects that could not be read or taken by the engine.
     pub errors: Vec<InputError>,
 }
 
 impl Loaded {
-    pub fn origin(&self, kind: &str, namespace: Option<&str>, name: &str) -> Option<&Origin> {
-        self.origins.get(&(kind.to_owned(), namespace.map(str::to_owned), name.to_owned()))
+    /// Where the object with this source number (`Hit::source`) came from.
+    pub fn origin(&self, source: Option<u32>) -> Option<&Origin> {
+        self.origins.get(source? as usize)
     }
 }
 
@@ -112,55 +120,176 @@ fn add_file(loaded: &mut Loaded, path: &Path) {
 pub fn add_text(loaded: &mut Loaded, path: &str, text: &str) {
     loaded.files += 1;
     let trimmed = text.trim_start();
+    // A JSON stream (one or more values, as `kubectl get -o json` writes); a YAML flow
+    // mapping (`{apiVersion: v1, ...}`) starts the same way and falls through to YAML.
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        add_json(loaded, path, text);
-    } else {
-        for (line, document) in yaml_documents(text) {
-            match serde_yaml::from_str::<serde_json::Value>(document) {
-                Ok(serde_json::Value::Null) => {}
-                Ok(value) => add_value(loaded, path, line, value),
-                Err(e) => {
-                    let at = e.location().map_or(line, |l| line + l.line() - 1);
-                    loaded.errors.push(error(
-                        path,
-                        Some(at),
-                        format!("not valid YAML: {}", strip_location(&e.to_string())),
-                    ));
+        match json_values(text) {
+            Ok(values) => {
+                for (start, end, value) in values {
+                    add_json_value(loaded, path, &text[start..end], line_at(text, start), value);
                 }
+                return;
+            }
+            Err(e) if path.ends_with(".json") && yaml::parse(text, 1).is_err() => {
+                loaded.errors.push(error(path, Some(e.line()), format!("not valid JSON: {e}")));
+                return;
+            }
+            Err(_) => {}
+        }
+    }
+    for (line, chunk) in yaml_documents(text) {
+        match yaml::parse(chunk, line) {
+            Ok(nodes) => {
+                for (index, node) in nodes.into_iter().enumerate() {
+                    let source = Source { path, text: chunk, first_line: line, document: index, element: None };
+                    add_node(loaded, &source, node);
+                }
+            }
+            Err(e) => {
+                loaded.documents += 1;
+                loaded.errors.push(error(path, Some(e.line), format!("not valid YAML: {}", e.message)));
             }
         }
     }
 }
 
-fn add_json(loaded: &mut Loaded, path: &str, text: &str) {
+/// Where a document's text is, to find the line of a field when its object is refused.
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    path: &'a str,
+    text: &'a str,
+    first_line: usize,
+    /// Which document of `text`.
+    document: usize,
+    /// Which element, when the document is a JSON array of objects.
+    element: Option<usize>,
+}
+
+impl Source<'_> {
+    /// The line of `field` (dotted, as the engine names it) in item `item` (of a List) or the
+    /// document itself. Reads the text again: only done for an object the engine refused.
+    fn line_of(&self, item: Option<usize>, field: &str) -> Option<usize> {
+        fn nth(node: yaml::Node, i: usize) -> Option<yaml::Node> {
+            match node.value {
+                yaml::Value::Seq(mut items) if i < items.len() => Some(items.swap_remove(i)),
+                _ => None,
+            }
+        }
+        let mut docs = yaml::parse(self.text, self.first_line).ok()?;
+        let mut node = (self.document < docs.len()).then(|| docs.swap_remove(self.document))?;
+        if let Some(i) = self.element {
+            node = nth(node, i)?;
+        }
+        if let Some(i) = item {
+            node = nth(node.get("items")?.clone(), i)?;
+        }
+        Some(node.line_of(segments(field)))
+    }
+}
+
+/// `spec.containers[0].ports[1].containerPort` as keys and indexes:
+/// `spec`, `containers`, `0`, `ports`, `1`, `containerPort`.
+fn segments(field: &str) -> impl Iterator<Item = &str> {
+    field.split('.').flat_map(|part| part.split(['[', ']'])).filter(|s| !s.is_empty())
+}
+
+fn json_values(text: &str) -> Result<Vec<(usize, usize, serde_json::Value)>, serde_json::Error> {
+    let mut values = Vec::new();
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>();
     loop {
         let offset = stream.byte_offset();
         match stream.next() {
-            None => break,
+            None => return Ok(values),
             Some(Ok(value)) => {
                 let start = offset + text[offset..].len() - text[offset..].trim_start().len();
-                let line = text[..start].matches('\n').count() + 1;
-                match value {
-                    serde_json::Value::Array(items) => {
-                        for item in items {
-                            add_value(loaded, path, line, item);
-                        }
-                    }
-                    value => add_value(loaded, path, line, value),
+                values.push((start, stream.byte_offset(), value));
+            }
+            Some(Err(e)) => return Err(e),
+        }
+    }
+}
+
+fn line_at(text: &str, offset: usize) -> usize {
+    text[..offset].matches('\n').count() + 1
+}
+
+/// A JSON value: an object, a `List`, or an array of objects. It is read again as YAML (JSON
+/// is YAML's flow style) for the lines of its items and fields.
+fn add_json_value(loaded: &mut Loaded, path: &str, text: &str, line: usize, value: serde_json::Value) {
+    let source = Source { path, text, first_line: line, document: 0, element: None };
+    match yaml::parse(text, line) {
+        Ok(mut nodes) if nodes.len() == 1 => match nodes.remove(0) {
+            yaml::Node { value: yaml::Value::Seq(items), .. } => {
+                for (index, item) in items.into_iter().enumerate() {
+                    add_node(loaded, &Source { element: Some(index), ..source }, item);
                 }
             }
-            Some(Err(e)) => {
-                loaded.errors.push(error(path, Some(e.line()), format!("not valid JSON: {e}")));
-                break;
+            node => add_node(loaded, &source, node),
+        },
+        // JSON the YAML reader does not take: every error at the value's first line.
+        _ => {
+            let items = match value {
+                serde_json::Value::Array(items) => items,
+                value => vec![value],
+            };
+            for value in items {
+                loaded.documents += 1;
+                add_object(loaded, path, line, value, |_| None);
             }
         }
     }
 }
 
-/// serde_yaml appends " at line L column C"; the caller reports the line itself.
-fn strip_location(message: &str) -> &str {
-    message.find(" at line ").map_or(message, |i| &message[..i])
+/// One document: an object, or a `List` of them.
+fn add_node(loaded: &mut Loaded, source: &Source<'_>, mut node: yaml::Node) {
+    loaded.documents += 1;
+    let is_list = node.get("kind").and_then(yaml::Node::as_str).is_some_and(|k| k.ends_with("List"))
+        && matches!(node.get("items").map(|i| &i.value), Some(yaml::Value::Seq(_)));
+    if is_list {
+        let items = match &mut node.value {
+            yaml::Value::Map(entries) => entries
+                .iter_mut()
+                .rev()
+                .find(|(k, _)| k == "items")
+                .map(|(_, v)| std::mem::replace(&mut v.value, yaml::Value::Null)),
+            _ => None,
+        };
+        if let Some(yaml::Value::Seq(items)) = items {
+            for (index, item) in items.into_iter().enumerate() {
+                let line = item.line;
+                add_object(loaded, source.path, line, item.into_json(), |field| source.line_of(Some(index), field));
+            }
+        }
+        return;
+    }
+    let line = node.line;
+    add_object(loaded, source.path, line, node.into_json(), |field| source.line_of(None, field));
+}
+
+/// One object: tagged with its source, handed to the engine; what the engine refuses is
+/// reported at the line of the offending field.
+fn add_object(
+    loaded: &mut Loaded,
+    path: &str,
+    line: usize,
+    mut value: serde_json::Value,
+    line_of: impl Fn(&str) -> Option<usize>,
+) {
+    let id = loaded.origins.len();
+    loaded.origins.push(Origin { path: path.to_owned(), line });
+    if let Some(map) = value.as_object_mut() {
+        let meta = map.entry("metadata").or_insert_with(|| serde_json::Value::Object(Default::default()));
+        if let Some(meta) = meta.as_object_mut() {
+            meta.insert("uid".into(), format!("{SOURCE_UID_PREFIX}{id}").into());
+        }
+    }
+    for skip in loaded.snapshot.add(value) {
+        let at = match &skip {
+            Skip::Invalid { field: Some(field), .. } => line_of(field).unwrap_or(line),
+            _ => line,
+        };
+        loaded.errors.push(error(path, Some(at), skip.to_string()));
+    }
 }
 
 /// Splits YAML text into documents at `---` lines (and after `...`), each with its first line.
@@ -184,29 +313,16 @@ fn yaml_documents(text: &str) -> Vec<(usize, &str)> {
     documents
 }
 
-fn add_value(loaded: &mut Loaded, path: &str, line: usize, value: serde_json::Value) {
-    loaded.documents += 1;
-    let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_owned();
-    let items: Vec<&serde_json::Value> = match value.get("items").and_then(|i| i.as_array()) {
-        Some(items) if kind.ends_with("List") => items.iter().collect(),
-        _ => vec![&value],
-    };
-    for item in items {
-        let meta =
-            |field: &str| item.pointer(&format!("/metadata/{field}")).and_then(|v| v.as_str()).map(str::to_owned);
-        if let (Some(kind), Some(name)) = (item.get("kind").and_then(|k| k.as_str()), meta("name")) {
-            let origin = Origin { path: path.to_owned(), line };
-            loaded.origins.entry((kind.to_owned(), meta("namespace"), name)).or_insert(origin);
-        }
-    }
-    for skip in loaded.snapshot.add(value) {
-        loaded.errors.push(error(path, Some(line), skip.to_string()));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The origin of the `index`th workload, which must be named `name`.
+    fn origin<'l>(l: &'l Loaded, name: &str, index: usize) -> Option<&'l Origin> {
+        let w = &l.snapshot.workloads[index];
+        assert_eq!(w.metadata.name.as_deref(), Some(name));
+        l.origin(kube9_checks::engine::source_of(&w.metadata))
+    }
 
     fn loaded(text: &str) -> Loaded {
         let mut loaded = Loaded::default();
@@ -224,8 +340,8 @@ mod tests {
         let l = loaded(&text);
         assert_eq!(l.snapshot.workloads.len(), 1);
         assert_eq!(l.snapshot.services.len(), 1);
-        assert_eq!(l.origin("Deployment", Some("shop"), "web"), Some(&Origin { path: "m.yaml".into(), line: 3 }));
-        assert_eq!(l.origin("Service", Some("shop"), "web").map(|o| o.line), Some(17));
+        assert_eq!(origin(&l, "web", 0), Some(&Origin { path: "m.yaml".into(), line: 3 }));
+        assert_eq!(l.origins[1], Origin { path: "m.yaml".into(), line: 17 });
         assert_eq!(l.errors.len(), 1, "{:?}", l.errors);
         assert_eq!((l.errors[0].path.as_str(), l.errors[0].line), ("m.yaml", Some(15)));
         assert!(l.errors[0].message.starts_with("not valid YAML"), "{}", l.errors[0]);
@@ -239,16 +355,22 @@ mod tests {
         );
         let l = loaded(&list);
         assert_eq!((l.snapshot.workloads.len(), l.snapshot.namespaces.len(), l.documents), (1, 1, 2));
-        assert_eq!(l.origin("Namespace", None, "shop").map(|o| o.line), Some(3));
+        assert_eq!(
+            l.origin(kube9_checks::engine::source_of(&l.snapshot.namespaces[0].metadata)).map(|o| o.line),
+            Some(3)
+        );
         let broken = loaded("{\"kind\": \n\n  ]");
         assert_eq!(broken.errors[0].line, Some(3), "{:?}", broken.errors);
     }
 
     #[test]
     fn an_object_the_engine_cannot_read_is_reported_where_it_is() {
-        let l = loaded("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: odd}\nspec: {replicas: many}\n");
+        let l = loaded(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: odd}\nspec:\n  selector: {}\n  replicas: many\n",
+        );
         assert_eq!(l.errors.len(), 1);
-        assert_eq!(l.errors[0].line, Some(1));
+        assert_eq!(l.errors[0].line, Some(6), "the offending field's line: {}", l.errors[0]);
+        assert!(l.errors[0].message.contains("spec.replicas"), "{}", l.errors[0]);
         assert!(l.errors[0].message.contains("Deployment odd"), "{}", l.errors[0]);
     }
 

@@ -5,6 +5,7 @@
 
 pub mod input;
 pub mod output;
+pub mod yaml;
 
 use std::path::PathBuf;
 
@@ -40,6 +41,14 @@ pub struct Args {
     /// Never these checks or pillars, by id (repeatable).
     #[arg(long = "skip-check", value_name = "ID")]
     pub skip_checks: Vec<String>,
+    /// The Kubernetes version the manifests are for (e.g. 1.29): API versions deprecated or
+    /// removed by then are reported. Default: the newest release the checks know.
+    #[arg(long = "kubernetes-version", value_parser = parse_version, value_name = "MAJOR.MINOR")]
+    pub kubernetes_version: Option<(u32, u32)>,
+}
+
+fn parse_version(text: &str) -> Result<(u32, u32), String> {
+    kube9_checks::deprecations::parse_version(text).ok_or_else(|| format!("{text:?} is not a version like 1.29"))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -92,7 +101,8 @@ pub fn run(args: &Args) -> Outcome {
             };
         }
     }
-    let loaded = input::load(&args.inputs);
+    let mut loaded = input::load(&args.inputs);
+    loaded.snapshot.kubernetes_version = args.kubernetes_version;
     let options = Options {
         pillars: args.pillars.clone(),
         include_checks: args.checks.clone(),

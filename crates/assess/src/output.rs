@@ -25,11 +25,8 @@ fn object(finding: &Finding) -> String {
     text
 }
 
-fn place(loaded: &Loaded, finding: &Finding) -> String {
-    let o = &finding.object;
-    loaded
-        .origin(&o.kind, o.namespace.as_deref(), &o.name)
-        .map_or_else(String::new, |o| format!("{}:{}", o.path, o.line))
+fn place(loaded: &Loaded, found: &Found<'_>) -> String {
+    loaded.origin(found.hit.source).map_or_else(String::new, |o| format!("{}:{}", o.path, o.line))
 }
 
 /// A readable table: one line per finding, most severe first, then how to fix each failed
@@ -38,9 +35,9 @@ pub fn table(report: &Report, loaded: &Loaded) -> String {
     let rows: Vec<[String; 5]> = report
         .findings()
         .iter()
-        .map(|f| {
-            let f = &f.finding();
-            [f.severity.as_str().to_owned(), f.check_id.clone(), object(f), place(loaded, f), f.message.clone()]
+        .map(|found| {
+            let f = &found.finding();
+            [f.severity.as_str().to_owned(), f.check_id.clone(), object(f), place(loaded, found), f.message.clone()]
         })
         .collect();
     let mut out = String::new();
@@ -74,11 +71,24 @@ pub fn table(report: &Report, loaded: &Loaded) -> String {
     for (id, why) in &skipped {
         let _ = writeln!(out, "skipped {id}: {why}");
     }
+    if !loaded.snapshot.not_assessed.is_empty() {
+        let kinds: Vec<String> = loaded.snapshot.not_assessed.iter().map(|(kind, n)| format!("{n} {kind}")).collect();
+        let _ = writeln!(out, "\nNot assessed (no check reads these kinds): {}", kinds.join(", "));
+    }
     let s = report.by_severity();
     let totals = report.totals();
+    let score = if loaded.errors.is_empty() {
+        format!("score {}/100", report.score())
+    } else {
+        format!(
+            "score INCOMPLETE: {} document(s) or object(s) could not be read (listed on stderr); {}/100 over the rest only",
+            loaded.errors.len(),
+            report.score(),
+        )
+    };
     let _ = writeln!(
         out,
-        "\n{} findings ({} critical, {} high, {} medium, {} low, {} info), {} exempted, {} checks passed everywhere; score {}/100",
+        "\n{} findings ({} critical, {} high, {} medium, {} low, {} info), {} exempted, {} checks passed everywhere; {score}",
         totals.failed,
         s.critical,
         s.high,
@@ -87,7 +97,6 @@ pub fn table(report: &Report, loaded: &Loaded) -> String {
         s.info,
         totals.exempted,
         report.results.iter().filter(|r| r.failed.is_empty() && r.unavailable.is_none()).count(),
-        report.score()
     );
     let _ = writeln!(
         out,
@@ -120,6 +129,8 @@ impl<I: Iterator<Item = T>, T: Serialize> Serialize for Stream<I> {
 #[serde(rename_all = "camelCase", bound(serialize = "Stream<F>: Serialize, Stream<E>: Serialize"))]
 struct JsonReport<'a, F, E> {
     score: u8,
+    /// False when something could not be read: the score covers only what was.
+    complete: bool,
     totals: OutcomeCounts,
     by_severity: SeverityCounts,
     pillars: Vec<PillarResult>,
@@ -127,29 +138,32 @@ struct JsonReport<'a, F, E> {
     exempted: Stream<E>,
     checks: Vec<CheckOutcome>,
     inputs: Value,
+    not_assessed: &'a std::collections::BTreeMap<String, usize>,
     errors: &'a [InputError],
 }
 
 /// Everything, for scripts: the same fields as an Assessment's status, plus where each
 /// finding's object is and what could not be read.
 pub fn json<'a>(report: &'a Report, loaded: &'a Loaded) -> impl Serialize + 'a {
-    let with_place = |f: Found<'_>| {
-        let f = f.finding();
+    let with_place = |found: Found<'_>| {
+        let f = found.finding();
         let mut value = serde_json::to_value(&f).unwrap_or_default();
-        if let Some(origin) = loaded.origin(&f.object.kind, f.object.namespace.as_deref(), &f.object.name) {
+        if let Some(origin) = loaded.origin(found.hit.source) {
             value["source"] = json!({"path": origin.path, "line": origin.line});
         }
         value
     };
     JsonReport {
         score: report.score(),
+        complete: loaded.errors.is_empty(),
         totals: report.totals(),
         by_severity: report.by_severity(),
         pillars: report.pillars(),
         findings: Stream::new(report.findings().into_iter().map(with_place)),
         exempted: Stream::new(report.exempted().map(with_place)),
         checks: kube9_checks::outcome::check_outcomes(report),
-        inputs: json!({"files": loaded.files, "documents": loaded.documents}),
+        inputs: json!({"files": loaded.files, "documents": loaded.documents, "unread": loaded.errors.len()}),
+        not_assessed: &loaded.snapshot.not_assessed,
         errors: &loaded.errors,
     }
 }
@@ -208,7 +222,7 @@ pub fn sarif<'a>(report: &'a Report, loaded: &'a Loaded) -> impl Serialize + 'a 
             "level": level(f.severity),
             "message": {"text": format!("{}: {}", object(&f), f.message)},
         });
-        if let Some(origin) = loaded.origin(&f.object.kind, f.object.namespace.as_deref(), &f.object.name) {
+        if let Some(origin) = loaded.origin(found.hit.source) {
             value["locations"] = json!([{"physicalLocation": {
                 "artifactLocation": {"uri": uri(&origin.path)},
                 "region": {"startLine": origin.line},

@@ -79,7 +79,11 @@ pub struct Hit {
     pub api_version: &'static str,
     pub kind: &'static str,
     pub namespace: Option<String>,
+    /// The name, or `<generateName>*` for an object that only has a generateName.
     pub name: String,
+    /// Where the offline reader found the object (its uid is `kube9.io/source/<n>`); None in
+    /// the cluster, where the object itself is the place.
+    pub source: Option<u32>,
     /// The container the finding is about, when it is about one.
     pub container: Option<String>,
     pub message: Cow<'static, str>,
@@ -168,7 +172,8 @@ impl Eval<'_> {
             api_version: subject.api_version,
             kind: subject.kind,
             namespace: subject.meta.namespace.clone(),
-            name: subject.meta.name.clone().unwrap_or_default(),
+            name: display_name(subject.meta),
+            source: source_of(subject.meta),
             container: container.map(str::to_owned),
             message: message.into(),
         };
@@ -205,6 +210,25 @@ impl Eval<'_> {
                 .as_deref()
                 .and_then(|ns| self.snapshot.namespace(ns))
                 .is_some_and(|ns| listed(&ns.metadata))
+    }
+}
+
+/// The prefix of the uid the offline reader gives each object it reads: a manifest's own uid
+/// means nothing offline, and this one says which file and line the object came from.
+pub const SOURCE_UID_PREFIX: &str = "kube9.io/source/";
+
+/// The offline reader's source number in an object's uid.
+pub fn source_of(meta: &ObjectMeta) -> Option<u32> {
+    meta.uid.as_deref()?.strip_prefix(SOURCE_UID_PREFIX)?.parse().ok()
+}
+
+/// How findings name an object: its name, or `<generateName>*` when the API server will pick
+/// one (a Job created with `kubectl create` and generateName).
+pub fn display_name(meta: &ObjectMeta) -> String {
+    match (&meta.name, &meta.generate_name) {
+        (Some(name), _) => name.clone(),
+        (None, Some(prefix)) => format!("{prefix}*"),
+        (None, None) => String::new(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! CLI reads it from manifests; both run the same checks through [`engine::run`].
 
 pub mod checks;
+pub mod deprecations;
 pub mod engine;
 pub mod kinds;
 pub mod outcome;

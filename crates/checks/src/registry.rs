@@ -35,6 +35,11 @@ impl std::fmt::Debug for Check {
 static REGISTRY: LazyLock<Vec<Check>> = LazyLock::new(|| {
     [
         checks::security::CHECKS,
+        checks::rbac::CHECKS,
+        checks::secrets::CHECKS,
+        checks::hardening::CHECKS,
+        checks::network::CHECKS,
+        checks::upgrade::CHECKS,
         checks::reliability::CHECKS,
         checks::performance::CHECKS,
         checks::cost::CHECKS,
@@ -50,7 +55,17 @@ pub fn registry() -> &'static [Check] {
 }
 
 /// The kinds that run Pods: workloads and bare Pods.
-pub const POD_KINDS: &[&str] = &["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"];
+pub const POD_KINDS: &[&str] = &[
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "Job",
+    "CronJob",
+    "Pod",
+    "ReplicationController",
+    "PodTemplate",
+];
 
 /// Something that runs Pods, with the spec a person edits.
 pub struct PodOwner<'a> {
@@ -122,6 +137,16 @@ pub fn per_owner(s: &Snapshot, eval: &mut Eval<'_>, mut problem: impl FnMut(&Pod
             None => eval.pass(owner.subject),
         }
     }
+}
+
+/// The ServiceAccount a pod spec runs as: serviceAccountName, or the deprecated
+/// serviceAccount the API server still honours, or `default`.
+pub fn service_account(spec: &PodSpec) -> &str {
+    spec.service_account_name
+        .as_deref()
+        .or(spec.service_account.as_deref())
+        .filter(|n| !n.is_empty())
+        .unwrap_or("default")
 }
 
 /// Whether the image reference pins a version (a tag other than `latest`, or a digest).

@@ -8,13 +8,17 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, LimitRange, Namespace, Node, PersistentVolumeClaim, Pod, PodTemplateSpec, ResourceQuota, Service,
+    ConfigMap, LimitRange, Namespace, Node, PersistentVolumeClaim, Pod, PodTemplate, PodTemplateSpec,
+    ReplicationController, ResourceQuota, Service,
 };
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use serde::de::DeserializeOwned;
+
+/// The bytes of each ConfigMap value the snapshot keeps.
+pub const CONFIG_MAP_VALUE_KEPT: usize = 64 * 1024;
 
 /// The kinds of workload a person edits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -25,6 +29,17 @@ pub enum WorkloadKind {
     Job,
     CronJob,
     ReplicaSet,
+    ReplicationController,
+    /// A PodTemplate object: a pod spec kept for others to run.
+    PodTemplate,
+    /// Any other kind with a pod template (`spec.template` or `spec.jobTemplate.spec.template`),
+    /// such as an Argo Rollout: its kind and apiVersion as written, and whether it serves
+    /// (a `spec.template`) or runs to completion (a job template).
+    Custom {
+        kind: &'static str,
+        api_version: &'static str,
+        serves: bool,
+    },
 }
 
 impl WorkloadKind {
@@ -36,19 +51,51 @@ impl WorkloadKind {
             WorkloadKind::Job => "Job",
             WorkloadKind::CronJob => "CronJob",
             WorkloadKind::ReplicaSet => "ReplicaSet",
+            WorkloadKind::ReplicationController => "ReplicationController",
+            WorkloadKind::PodTemplate => "PodTemplate",
+            WorkloadKind::Custom { kind, .. } => kind,
         }
     }
 
     pub fn api_version(self) -> &'static str {
         match self {
             WorkloadKind::Job | WorkloadKind::CronJob => "batch/v1",
+            WorkloadKind::ReplicationController | WorkloadKind::PodTemplate => "v1",
+            WorkloadKind::Custom { api_version, .. } => api_version,
             _ => "apps/v1",
         }
     }
 
-    /// Long-running workloads (not run-to-completion).
+    /// Long-running workloads (not run-to-completion, and not a template kept for later).
     pub fn serves(self) -> bool {
-        !matches!(self, WorkloadKind::Job | WorkloadKind::CronJob)
+        match self {
+            WorkloadKind::Job | WorkloadKind::CronJob | WorkloadKind::PodTemplate => false,
+            WorkloadKind::Custom { serves, .. } => serves,
+            _ => true,
+        }
+    }
+
+    /// Labels the kind's controller adds to the Pods it creates, beside the template's own:
+    /// a Service or policy may select them.
+    pub fn controller_labels(self) -> &'static [&'static str] {
+        match self {
+            WorkloadKind::Deployment => &["pod-template-hash"],
+            WorkloadKind::StatefulSet => {
+                &["statefulset.kubernetes.io/pod-name", "controller-revision-hash", "apps.kubernetes.io/pod-index"]
+            }
+            WorkloadKind::DaemonSet => &["controller-revision-hash", "pod-template-generation"],
+            WorkloadKind::Job | WorkloadKind::CronJob => &[
+                "job-name",
+                "controller-uid",
+                "batch.kubernetes.io/job-name",
+                "batch.kubernetes.io/controller-uid",
+                "batch.kubernetes.io/job-completion-index",
+            ],
+            WorkloadKind::Custom { .. } => {
+                &["pod-template-hash", "rollouts-pod-template-hash", "controller-revision-hash"]
+            }
+            WorkloadKind::ReplicaSet | WorkloadKind::ReplicationController | WorkloadKind::PodTemplate => &[],
+        }
     }
 }
 
@@ -107,13 +154,35 @@ pub struct Snapshot {
     pub crds: Vec<String>,
     /// Kinds that could not be read (not served, or forbidden): checks that need them say so.
     pub unavailable: Vec<String>,
+    /// Objects of kinds no check reads, counted by kind: said, never dropped silently.
+    pub not_assessed: std::collections::BTreeMap<String, usize>,
+    /// Objects written in an API version that is deprecated or removed in some Kubernetes
+    /// release (as written in a manifest, or as last applied with kubectl in the cluster).
+    pub old_api_versions: Vec<OldApiVersion>,
+    /// The Kubernetes version (major, minor) the objects are meant for: the server's in the
+    /// cluster, the one asked for offline. None: the newest one the deprecation table knows.
+    pub kubernetes_version: Option<(u32, u32)>,
+}
+
+/// An object written in an API version that Kubernetes deprecates or removes.
+#[derive(Clone, Debug)]
+pub struct OldApiVersion {
+    pub deprecation: &'static crate::deprecations::Deprecation,
+    /// The object's name, namespace, uid and annotations (for exemptions).
+    pub metadata: ObjectMeta,
 }
 
 /// An object the snapshot could not take.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum Skip {
-    #[error("{kind} {name}: {why}")]
-    Invalid { kind: String, name: String, why: String },
+    #[error("{kind} {name}: {}{why}", field.as_ref().map(|f| format!("{f}: ")).unwrap_or_default())]
+    Invalid {
+        kind: String,
+        name: String,
+        why: String,
+        /// The offending field, dotted (`spec.template.spec.containers.0.ports`), when known.
+        field: Option<String>,
+    },
     #[error("not a Kubernetes object (no apiVersion or kind)")]
     NotAnObject,
 }
@@ -136,8 +205,14 @@ impl Snapshot {
             return;
         };
         let group = api_version.rsplit_once('/').map_or("", |(g, _)| g).to_owned();
-        let name = object.pointer("/metadata/name").and_then(|v| v.as_str()).unwrap_or("<unnamed>").to_owned();
-        let result = match (group.as_str(), kind.as_str()) {
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .or_else(|| object.pointer("/metadata/generateName").and_then(|v| v.as_str()).map(|g| format!("{g}*")))
+            .unwrap_or_else(|| "<unnamed>".to_owned());
+        self.record_api_version(&object, &api_version, &kind);
+        let result: Result<(), (String, Option<String>)> = match (group.as_str(), kind.as_str()) {
             _ if kind.ends_with("List") => {
                 if let Some(serde_json::Value::Array(items)) = object.get("items").cloned() {
                     for item in items {
@@ -161,9 +236,27 @@ impl Snapshot {
             ("", "ResourceQuota") => typed(object).map(|o| self.resource_quotas.push(o)),
             ("", "LimitRange") => typed(object).map(|o| self.limit_ranges.push(o)),
             ("", "PersistentVolumeClaim") => typed(object).map(|o| self.pvcs.push(o)),
-            ("", "ConfigMap") => typed(object).map(|o| self.config_maps.push(o)),
+            ("", "ConfigMap") => typed::<ConfigMap>(object).map(|mut o| {
+                // Only the secrets check reads ConfigMaps: binary data is not judged, and a
+                // value is judged on its first 64 KiB, which bounds what a cluster of large
+                // ConfigMaps (dashboards, bundles) holds in memory.
+                o.binary_data = None;
+                for value in o.data.iter_mut().flat_map(|d| d.values_mut()) {
+                    if value.len() > CONFIG_MAP_VALUE_KEPT {
+                        let mut end = CONFIG_MAP_VALUE_KEPT;
+                        while !value.is_char_boundary(end) {
+                            end -= 1;
+                        }
+                        value.truncate(end);
+                        value.shrink_to_fit();
+                    }
+                }
+                self.config_maps.push(o)
+            }),
             ("", "Node") => typed(object).map(|o| self.nodes.push(o)),
-            ("networking.k8s.io" | "extensions", "Ingress") => typed(object).map(|o| self.ingresses.push(o)),
+            ("networking.k8s.io" | "extensions", "Ingress") => {
+                typed(ingress_as_v1(object, &api_version)).map(|o| self.ingresses.push(o))
+            }
             ("networking.k8s.io", "NetworkPolicy") => typed(object).map(|o| self.network_policies.push(o)),
             ("policy", "PodDisruptionBudget") => typed(object).map(|o| self.pdbs.push(o)),
             ("autoscaling", "HorizontalPodAutoscaler") => typed(object).map(|o| self.hpas.push(o)),
@@ -224,7 +317,26 @@ impl Snapshot {
                     ..Workload::new(WorkloadKind::DaemonSet)
                 })
             }),
-            ("apps", "ReplicaSet") => typed::<ReplicaSet>(object).map(|r| {
+            ("", "ReplicationController") => typed::<ReplicationController>(object).map(|r| {
+                let spec = r.spec.unwrap_or_default();
+                let selector =
+                    spec.selector.map(|labels| LabelSelector { match_labels: Some(labels), ..Default::default() });
+                self.workloads.push(Workload {
+                    metadata: r.metadata,
+                    replicas: Some(spec.replicas.unwrap_or(1)),
+                    selector,
+                    template: spec.template.unwrap_or_default(),
+                    ..Workload::new(WorkloadKind::ReplicationController)
+                })
+            }),
+            ("", "PodTemplate") => typed::<PodTemplate>(object).map(|t| {
+                self.workloads.push(Workload {
+                    metadata: t.metadata,
+                    template: t.template.unwrap_or_default(),
+                    ..Workload::new(WorkloadKind::PodTemplate)
+                })
+            }),
+            ("apps" | "extensions", "ReplicaSet") => typed::<ReplicaSet>(object).map(|r| {
                 // A ReplicaSet a Deployment controls is assessed through the Deployment.
                 let controlled =
                     r.metadata.owner_references.as_ref().is_some_and(|o| o.iter().any(|o| o.controller == Some(true)));
@@ -270,10 +382,10 @@ impl Snapshot {
                     ..Workload::new(WorkloadKind::CronJob)
                 })
             }),
-            _ => Ok(()),
+            _ => self.add_other(object, &api_version, &kind),
         };
-        if let Err(why) = result {
-            skipped.push(Skip::Invalid { kind, name, why });
+        if let Err((why, field)) = result {
+            skipped.push(Skip::Invalid { kind, name, why, field });
         }
     }
 
@@ -297,6 +409,68 @@ impl Snapshot {
             + self.config_maps.len()
             + self.nodes.len()
             + self.crds.len()
+    }
+
+    /// A kind no check names: a workload when it has a pod template, otherwise counted.
+    fn add_other(
+        &mut self,
+        mut object: serde_json::Value,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<(), (String, Option<String>)> {
+        let (pointer, serves) = if object.pointer("/spec/template/spec/containers").is_some_and(|c| c.is_array()) {
+            ("/spec/template", true)
+        } else if object.pointer("/spec/jobTemplate/spec/template/spec/containers").is_some_and(|c| c.is_array()) {
+            ("/spec/jobTemplate/spec/template", false)
+        } else {
+            *self.not_assessed.entry(kind.to_owned()).or_default() += 1;
+            return Ok(());
+        };
+        // A kind of someone else's whose template is not a Kubernetes pod template after all is
+        // not one the checks can judge: counted, not refused.
+        let template = object.pointer_mut(pointer).map(serde_json::Value::take).unwrap_or_default();
+        let metadata = object.get_mut("metadata").map(serde_json::Value::take).unwrap_or_default();
+        let (Ok(template), Ok(metadata)) =
+            (serde_json::from_value::<PodTemplateSpec>(template), serde_json::from_value::<ObjectMeta>(metadata))
+        else {
+            *self.not_assessed.entry(kind.to_owned()).or_default() += 1;
+            return Ok(());
+        };
+        let replicas = object.pointer("/spec/replicas").and_then(|r| r.as_i64()).map(|r| r as i32);
+        self.workloads.push(Workload {
+            metadata,
+            replicas: if serves { Some(replicas.unwrap_or(1)) } else { None },
+            template,
+            ..Workload::new(WorkloadKind::Custom { kind: intern(kind), api_version: intern(api_version), serves })
+        });
+        Ok(())
+    }
+
+    /// Notes an object written in a deprecated or removed API version: as written, or as
+    /// kubectl last applied it (the cluster serves every object in its current version).
+    fn record_api_version(&mut self, object: &serde_json::Value, api_version: &str, kind: &str) {
+        let applied = object
+            .pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")
+            .and_then(|a| a.as_str())
+            .and_then(last_applied_api_version);
+        let Some(deprecation) = crate::deprecations::find(applied.unwrap_or(api_version), kind) else { return };
+        let meta =
+            |field: &str| object.pointer(&format!("/metadata/{field}")).and_then(|v| v.as_str()).map(str::to_owned);
+        let annotations = object
+            .pointer(&format!("/metadata/annotations/{}", crate::engine::EXEMPT_ANNOTATION.replace('/', "~1")))
+            .and_then(|v| v.as_str())
+            .map(|v| [(crate::engine::EXEMPT_ANNOTATION.to_owned(), v.to_owned())].into());
+        self.old_api_versions.push(OldApiVersion {
+            deprecation,
+            metadata: ObjectMeta {
+                name: meta("name"),
+                generate_name: meta("generateName"),
+                namespace: meta("namespace"),
+                uid: meta("uid"),
+                annotations,
+                ..ObjectMeta::default()
+            },
+        });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -340,8 +514,73 @@ impl Workload {
     }
 }
 
-/// Reads an object of any served version into the current typed struct.
-fn typed<T: DeserializeOwned + k8s_openapi::Resource>(mut object: serde_json::Value) -> Result<T, String> {
+/// An Ingress of `extensions/v1beta1` or `networking.k8s.io/v1beta1` in the v1 shape: the
+/// backends moved (`serviceName`/`servicePort` became `service.name` and `service.port`, and
+/// `spec.backend` became `spec.defaultBackend`).
+fn ingress_as_v1(mut object: serde_json::Value, api_version: &str) -> serde_json::Value {
+    fn backend(b: &mut serde_json::Value) {
+        let Some(map) = b.as_object_mut() else { return };
+        let Some(name) = map.remove("serviceName") else { return };
+        let port = match map.remove("servicePort") {
+            Some(serde_json::Value::Number(n)) => serde_json::json!({"number": n}),
+            Some(serde_json::Value::String(p)) => match p.parse::<i64>() {
+                Ok(n) => serde_json::json!({"number": n}),
+                Err(_) => serde_json::json!({"name": p}),
+            },
+            _ => serde_json::json!({}),
+        };
+        map.insert("service".into(), serde_json::json!({"name": name, "port": port}));
+    }
+    if !api_version.ends_with("/v1beta1") {
+        return object;
+    }
+    let Some(spec) = object.get_mut("spec").and_then(|s| s.as_object_mut()) else { return object };
+    if let Some(mut default) = spec.remove("backend") {
+        backend(&mut default);
+        spec.insert("defaultBackend".into(), default);
+    }
+    for rule in spec.get_mut("rules").and_then(|r| r.as_array_mut()).into_iter().flatten() {
+        let paths = rule.pointer_mut("/http/paths").and_then(|p| p.as_array_mut());
+        for path in paths.into_iter().flatten() {
+            if let Some(b) = path.get_mut("backend") {
+                backend(b);
+            }
+            // v1 requires a pathType; v1beta1 defaulted it.
+            if let Some(p) = path.as_object_mut() {
+                p.entry("pathType").or_insert_with(|| "ImplementationSpecific".into());
+            }
+        }
+    }
+    object
+}
+
+/// The apiVersion in a `kubectl.kubernetes.io/last-applied-configuration` annotation, found
+/// without parsing the whole (possibly large) JSON.
+fn last_applied_api_version(applied: &str) -> Option<&str> {
+    let rest = &applied[applied.find("\"apiVersion\"")? + "\"apiVersion\"".len()..];
+    let rest = rest.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    Some(&rest[..rest.find('"')?])
+}
+
+/// A kind or apiVersion written in a manifest, kept for the life of the process: there are
+/// few distinct ones (only the offline reader meets kinds outside the table).
+fn intern(text: &str) -> &'static str {
+    static TABLE: std::sync::LazyLock<std::sync::Mutex<std::collections::BTreeSet<&'static str>>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut table = TABLE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = table.get(text) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(text.to_owned().into_boxed_str());
+    table.insert(leaked);
+    leaked
+}
+
+/// Reads an object of any served version into the current typed struct; a refusal names the
+/// offending field.
+fn typed<T: DeserializeOwned + k8s_openapi::Resource>(
+    mut object: serde_json::Value,
+) -> Result<T, (String, Option<String>)> {
     if let Some(map) = object.as_object_mut() {
         map.insert("apiVersion".into(), T::API_VERSION.into());
         // Checks read what people declare, never what controllers observe: dropping status
@@ -351,7 +590,10 @@ fn typed<T: DeserializeOwned + k8s_openapi::Resource>(mut object: serde_json::Va
             meta.remove("managedFields");
         }
     }
-    serde_json::from_value(object).map_err(|e| e.to_string())
+    serde_path_to_error::deserialize(object).map_err(|e| {
+        let field = e.path().to_string();
+        (e.into_inner().to_string(), (field != ".").then_some(field))
+    })
 }
 
 fn int_or_string(v: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString) -> String {
@@ -425,6 +667,41 @@ mod tests {
         let skipped = s.add(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": "three"}}));
         assert!(matches!(&skipped[..], [Skip::Invalid { kind, name, .. }] if kind == "Deployment" && name == "web"));
         assert_eq!(s.add(json!({"hello": "world"})), vec![Skip::NotAnObject]);
+    }
+
+    #[test]
+    fn any_kind_with_a_pod_template_is_a_workload_and_other_kinds_are_counted() {
+        let mut s = Snapshot::default();
+        let rollout = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"replicas": 3, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "web:1"}]}}}});
+        let scheduled = json!({"apiVersion": "example.com/v1", "kind": "Nightly", "metadata": {"name": "n"},
+            "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "job"}]}}}}}});
+        let odd = json!({"apiVersion": "example.com/v1", "kind": "Odd", "metadata": {"name": "o"},
+            "spec": {"template": {"spec": {"containers": [{"name": 5}]}}}});
+        for object in
+            [rollout, scheduled, odd, json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}})]
+        {
+            assert!(s.add(object).is_empty());
+        }
+        let kinds: Vec<(&str, &str, bool, Option<i32>)> =
+            s.workloads.iter().map(|w| (w.kind.as_str(), w.kind.api_version(), w.kind.serves(), w.replicas)).collect();
+        assert_eq!(
+            kinds,
+            vec![("Rollout", "argoproj.io/v1alpha1", true, Some(3)), ("Nightly", "example.com/v1", false, None)]
+        );
+        assert_eq!(s.not_assessed, [("Odd".to_owned(), 1), ("ServiceAccount".to_owned(), 1)].into());
+    }
+
+    #[test]
+    fn a_refused_object_names_the_offending_field() {
+        let mut s = Snapshot::default();
+        let skipped = s.add(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "debug-"},
+            "spec": {"containers": [{"name": "a", "ports": [{"containerPort": "http"}]}]}}));
+        assert!(
+            matches!(&skipped[..], [Skip::Invalid { name, field: Some(field), .. }]
+                if name == "debug-*" && field == "spec.containers[0].ports[0].containerPort"),
+            "{skipped:?}"
+        );
     }
 
     #[test]

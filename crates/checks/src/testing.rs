@@ -67,7 +67,8 @@ pub fn pod_spec(extra: Value) -> Value {
         json!({
             "serviceAccountName": "web",
             "automountServiceAccountToken": false,
-            "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+            "priorityClassName": "business-critical",
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 10001, "runAsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [container(json!({}))],
             "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
                 {"weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",

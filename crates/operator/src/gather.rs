@@ -64,6 +64,18 @@ pub async fn gather(
     purpose: Purpose,
 ) -> Result<Gathered, GatherError> {
     let mut gathered = Gathered { words: (purpose != Purpose::Checks).then(HashSet::new), ..Default::default() };
+    if purpose == Purpose::Checks {
+        // Deprecated and removed API versions are judged against the server's own version.
+        match client.apiserver_version().await {
+            Ok(info) => {
+                gathered.snapshot.kubernetes_version =
+                    kube9_checks::deprecations::parse_version(&format!("{}.{}", info.major, info.minor));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the server's version; API versions are judged against the newest release")
+            }
+        }
+    }
     for kind in KINDS.iter().filter(|k| needed.contains(&k.name)) {
         if !list_kind(client, kind, &mut gathered, max_objects, purpose).await? {
             gathered.snapshot.unavailable.push(kind.name.to_owned());

@@ -1,11 +1,16 @@
 //! The checks, one file per pillar.
 
 pub mod cost;
+pub mod hardening;
+pub mod network;
 pub mod operations;
 pub mod performance;
+pub mod rbac;
 pub mod reliability;
+pub mod secrets;
 pub mod security;
 pub mod sustainability;
+pub mod upgrade;
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 

@@ -89,6 +89,27 @@ pub static CHECKS: &[Check] = &[
             })
         },
     },
+    Check {
+        id: "operational-excellence.duplicate-env",
+        pillar: O,
+        title: "Environment variables set twice",
+        severity: Severity::Medium,
+        rationale: "When a container sets the same variable twice the last one silently wins: a later edit to the first has no effect, and tools that merge manifests disagree about the result.",
+        remediation: "Keep one entry per variable name.",
+        reads: POD_KINDS,
+        run: |s, e| {
+            per_container(s, e, |_, c| {
+                let mut seen = std::collections::BTreeSet::new();
+                let mut twice: Vec<&str> = Vec::new();
+                for v in c.env.iter().flatten() {
+                    if !seen.insert(v.name.as_str()) && !twice.contains(&v.name.as_str()) {
+                        twice.push(&v.name);
+                    }
+                }
+                (!twice.is_empty()).then(|| format!("sets {} more than once", twice.join(", ")))
+            })
+        },
+    },
 ];
 
 #[cfg(test)]
@@ -126,6 +147,13 @@ mod tests {
             (
                 "operational-excellence.latest-if-not-present",
                 vec![deployment_with_container(json!({"image": "shop/web:latest", "imagePullPolicy": "IfNotPresent"}))],
+                vec![good.clone()],
+            ),
+            (
+                "operational-excellence.duplicate-env",
+                vec![deployment_with_container(
+                    json!({"env": [{"name": "MODE", "value": "a"}, {"name": "MODE", "value": "b"}]}),
+                )],
                 vec![good],
             ),
         ];

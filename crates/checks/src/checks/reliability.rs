@@ -192,22 +192,41 @@ pub static CHECKS: &[Check] = &[
         severity: Severity::Low,
         rationale: "A Service whose selector matches no Pod template answers every connection with a refusal.",
         remediation: "Fix the Service's selector to match the workload's Pod labels.",
-        reads: &["Service", "Deployment", "StatefulSet", "DaemonSet", "Pod"],
+        reads: &[
+            "Service",
+            "Deployment",
+            "StatefulSet",
+            "DaemonSet",
+            "ReplicaSet",
+            "ReplicationController",
+            "Job",
+            "CronJob",
+            "Pod",
+        ],
         run: |s, e| {
             for svc in &s.services {
                 let Some(selector) = svc.spec.as_ref().and_then(|s| s.selector.as_ref()).filter(|s| !s.is_empty())
                 else {
                     continue;
                 };
-                let matches = |labels: &std::collections::BTreeMap<String, String>| {
-                    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+                // Labels the workload's controller adds to its Pods (a StatefulSet's pod-name,
+                // a Deployment's pod-template-hash, a Job's job-name) are on the Pods, not in
+                // the template: a selector naming them still selects.
+                let matches = |labels: &std::collections::BTreeMap<String, String>,
+                               w: Option<&crate::snapshot::Workload>| {
+                    selector
+                        .iter()
+                        .all(|(k, v)| labels.get(k) == Some(v) || w.is_some_and(|w| controller_adds(w, k, v)))
                 };
                 let ns = svc.metadata.namespace.as_deref();
-                let found =
-                    s.workloads.iter().any(|w| w.metadata.namespace.as_deref() == ns && matches(&w.pod_labels()))
-                        || s.pods.iter().any(|p| {
-                            p.metadata.namespace.as_deref() == ns && p.metadata.labels.as_ref().is_some_and(matches)
-                        });
+                let found = s.workloads.iter().any(|w| {
+                    w.metadata.namespace.as_deref() == ns
+                        && w.kind != WorkloadKind::PodTemplate
+                        && matches(&w.pod_labels(), Some(w))
+                }) || s.pods.iter().any(|p| {
+                    p.metadata.namespace.as_deref() == ns
+                        && p.metadata.labels.as_ref().is_some_and(|l| matches(l, None))
+                });
                 e.expect(found, Subject::new("v1", "Service", &svc.metadata), None, "its selector matches no Pods");
             }
         },
@@ -242,7 +261,63 @@ pub static CHECKS: &[Check] = &[
             }
         },
     },
+    Check {
+        id: "reliability.hpa-min-replicas",
+        pillar: R,
+        title: "Autoscaler that may scale to one replica",
+        severity: Severity::Low,
+        rationale: "minReplicas below 2 (the default is 1) lets a quiet hour scale the workload to a single Pod: the next node drain or crash is an outage.",
+        remediation: "Set minReplicas: 2 or more on autoscalers of services that must stay up.",
+        reads: &["HorizontalPodAutoscaler"],
+        run: |s, e| {
+            for h in &s.hpas {
+                let min = h.spec.as_ref().and_then(|s| s.min_replicas).unwrap_or(1);
+                e.expect(
+                    min >= 2,
+                    Subject::new("autoscaling/v2", "HorizontalPodAutoscaler", &h.metadata),
+                    None,
+                    format!("minReplicas is {min}"),
+                );
+            }
+        },
+    },
+    Check {
+        id: "reliability.priority-class",
+        pillar: R,
+        title: "Long-running workloads without a priority class",
+        severity: Severity::Low,
+        rationale: "Without priorityClassName every Pod has priority 0: under node pressure the scheduler cannot tell a critical service or node agent from a batch job, and may preempt or evict it first.",
+        remediation: "Create PriorityClasses for your tiers and set priorityClassName on services and node agents that must not be evicted first.",
+        reads: &["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController"],
+        run: |s, e| {
+            for o in pod_owners(s).filter(|o| o.workload.is_some_and(|w| w.kind.serves())) {
+                let set = o.spec.priority_class_name.as_deref().is_some_and(|p| !p.is_empty());
+                e.expect(set, o.subject, None, "has no priorityClassName");
+            }
+        },
+    },
 ];
+
+/// Whether the workload's controller puts label `key` with `value` on some of its Pods.
+fn controller_adds(w: &crate::snapshot::Workload, key: &str, value: &str) -> bool {
+    if !w.kind.controller_labels().contains(&key) {
+        return false;
+    }
+    let name = w.metadata.name.as_deref().unwrap_or_default();
+    match key {
+        // `<name>-<ordinal>`
+        "statefulset.kubernetes.io/pod-name" => {
+            value.strip_prefix(name).and_then(|r| r.strip_prefix('-')).is_some_and(|n| n.parse::<u32>().is_ok())
+        }
+        "apps.kubernetes.io/pod-index" | "batch.kubernetes.io/job-completion-index" => value.parse::<u32>().is_ok(),
+        // A Job's own name; a CronJob's Jobs are `<name>-<schedule time>`.
+        "job-name" | "batch.kubernetes.io/job-name" => {
+            value == name || (w.kind == WorkloadKind::CronJob && value.starts_with(&format!("{name}-")))
+        }
+        // Hashes and uids the controller generates.
+        _ => true,
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -309,6 +384,16 @@ mod tests {
             ),
             ("reliability.service-endpoints", vec![good.clone(), service("api")], vec![good.clone(), service("web")]),
             ("reliability.hpa-target", vec![good.clone(), hpa("api")], vec![good.clone(), hpa("web")]),
+            (
+                "reliability.hpa-min-replicas",
+                vec![merge(hpa("web"), json!({"spec": {"minReplicas": null}}))],
+                vec![hpa("web")],
+            ),
+            (
+                "reliability.priority-class",
+                vec![deployment(pod_spec(json!({"priorityClassName": null})), json!({}))],
+                vec![good.clone()],
+            ),
         ];
         let covered: Vec<&str> = cases.iter().map(|c| c.0).collect();
         for check in CHECKS {

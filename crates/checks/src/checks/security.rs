@@ -3,8 +3,9 @@
 use k8s_openapi::api::core::v1::Container;
 use kube9_api::common::{Pillar, Severity};
 
+use crate::checks::{rbac, secrets};
 use crate::engine::Subject;
-use crate::registry::{Check, POD_KINDS, per_container, per_owner};
+use crate::registry::{Check, POD_KINDS, per_container, per_owner, service_account};
 
 const S: Pillar = Pillar::Security;
 
@@ -231,19 +232,21 @@ pub static CHECKS: &[Check] = &[
         pillar: S,
         title: "Secrets written into environment variables",
         severity: Severity::High,
-        rationale: "A literal password or token in a manifest is readable by anyone who can read the workload, and ends up in Git.",
+        rationale: "A literal password, token or key in a manifest is readable by anyone who can read the workload, and ends up in Git. Judged by the value (known key formats, private keys, random-looking tokens) and by a name that says secret; names that only name one (..._NAME, ..._FILE, ..._PATH, ..._ID, ..._DIR) are not secrets.",
         remediation: "Move the value into a Secret and reference it with valueFrom.secretKeyRef.",
         reads: POD_KINDS,
         run: |s, e| {
             per_container(s, e, |_, c| {
-                let names: Vec<String> = c
+                let found: Vec<String> = c
                     .env
                     .iter()
                     .flatten()
-                    .filter(|v| v.value.as_deref().is_some_and(|v| !v.is_empty()) && secret_like(&v.name))
-                    .map(|v| v.name.clone())
+                    .filter_map(|v| {
+                        let why = secrets::judge(&v.name, v.value.as_deref()?)?;
+                        Some(format!("{} ({why})", v.name))
+                    })
                     .collect();
-                (!names.is_empty()).then(|| format!("literal value for {}", names.join(", ")))
+                (!found.is_empty()).then(|| format!("literal secret in {}", found.join(", ")))
             })
         },
     },
@@ -257,8 +260,7 @@ pub static CHECKS: &[Check] = &[
         reads: POD_KINDS,
         run: |s, e| {
             per_owner(s, e, |o| {
-                let account = o.spec.service_account_name.as_deref().unwrap_or("default");
-                (account == "default" && o.spec.automount_service_account_token != Some(false))
+                (service_account(o.spec) == "default" && o.spec.automount_service_account_token != Some(false))
                     .then(|| "mounts the default ServiceAccount's API token".into())
             })
         },
@@ -273,8 +275,7 @@ pub static CHECKS: &[Check] = &[
         reads: POD_KINDS,
         run: |s, e| {
             per_owner(s, e, |o| {
-                let account = o.spec.service_account_name.as_deref().unwrap_or("default");
-                (account == "default").then(|| "runs as the default ServiceAccount".into())
+                (service_account(o.spec) == "default").then(|| "runs as the default ServiceAccount".into())
             })
         },
     },
@@ -329,27 +330,32 @@ pub static CHECKS: &[Check] = &[
         pillar: S,
         title: "cluster-admin granted",
         severity: Severity::Critical,
-        rationale: "cluster-admin can do anything to any object; a binding to a user, group or ServiceAccount outside the system hands over the cluster.",
+        rationale: "cluster-admin can do anything to any object (a RoleBinding to it, anything in the namespace); a binding to a user, group or ServiceAccount hands that over. Only the administrators' group system:masters holds it by design.",
         remediation: "Bind a Role or ClusterRole with only the verbs and resources needed instead.",
-        reads: &["ClusterRoleBinding"],
+        reads: &["ClusterRoleBinding", "RoleBinding"],
         run: |s, e| {
-            for b in &s.cluster_role_bindings {
-                let subject = Subject::new("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", &b.metadata);
-                if system_name(b.metadata.name.as_deref()) {
+            let bindings = s
+                .cluster_role_bindings
+                .iter()
+                .map(|b| ("ClusterRoleBinding", &b.metadata, &b.role_ref, b.subjects.as_ref()))
+                .chain(s.role_bindings.iter().map(|b| ("RoleBinding", &b.metadata, &b.role_ref, b.subjects.as_ref())));
+            for (kind, meta, role, subjects) in bindings {
+                if rbac::kubernetes_made(meta) {
                     continue;
                 }
-                let to: Vec<String> = b
-                    .subjects
+                let to = rbac::granted_to(subjects);
+                let names: Vec<String> = to
                     .iter()
-                    .flatten()
-                    .filter(|s| !s.name.starts_with("system:"))
-                    .map(|s| format!("{} {}", s.kind, s.name))
+                    .map(|s| {
+                        let everyone = if rbac::broad(s) { " (everyone in it)" } else { "" };
+                        format!("{} {}{everyone}", s.kind, s.name)
+                    })
                     .collect();
                 e.expect(
-                    b.role_ref.name != "cluster-admin" || to.is_empty(),
-                    subject,
+                    role.kind != "ClusterRole" || role.name != "cluster-admin" || to.is_empty(),
+                    Subject::new("rbac.authorization.k8s.io/v1", kind, meta),
                     None,
-                    format!("grants cluster-admin to {}", to.join(", ")),
+                    format!("grants cluster-admin to {}", names.join(", ")),
                 );
             }
         },
@@ -363,18 +369,8 @@ pub static CHECKS: &[Check] = &[
         remediation: "List the verbs, resources and API groups explicitly.",
         reads: &["Role", "ClusterRole"],
         run: |s, e| {
-            let roles = s.roles.iter().map(|r| ("Role", &r.metadata, r.rules.as_deref().unwrap_or_default())).chain(
-                s.cluster_roles.iter().map(|r| ("ClusterRole", &r.metadata, r.rules.as_deref().unwrap_or_default())),
-            );
-            for (kind, meta, rules) in roles {
-                if system_name(meta.name.as_deref()) {
-                    continue;
-                }
-                let wild = rules.iter().any(|r| {
-                    r.verbs.iter().any(|v| v == "*")
-                        || r.resources.iter().flatten().any(|v| v == "*")
-                        || r.api_groups.iter().flatten().any(|v| v == "*")
-                });
+            for (kind, meta, rules) in rbac::roles(s) {
+                let wild = rules.iter().any(rbac::wildcard);
                 e.expect(!wild, Subject::new("rbac.authorization.k8s.io/v1", kind, meta), None, "has a rule with '*'");
             }
         },
@@ -384,24 +380,13 @@ pub static CHECKS: &[Check] = &[
         pillar: S,
         title: "Roles that read Secrets",
         severity: Severity::Medium,
-        rationale: "Reading Secrets usually means reading every credential in the namespace (or cluster).",
+        rationale: "Reading Secrets usually means reading every credential in the namespace (or cluster); verbs or resources of '*' include it.",
         remediation: "Limit get to the named Secrets needed (resourceNames) and avoid list and watch.",
         reads: &["Role", "ClusterRole"],
         run: |s, e| {
-            let roles = s.roles.iter().map(|r| ("Role", &r.metadata, r.rules.as_deref().unwrap_or_default())).chain(
-                s.cluster_roles.iter().map(|r| ("ClusterRole", &r.metadata, r.rules.as_deref().unwrap_or_default())),
-            );
-            for (kind, meta, rules) in roles {
-                if system_name(meta.name.as_deref()) {
-                    continue;
-                }
-                let reads = rules.iter().any(|r| {
-                    r.resources.iter().flatten().any(|res| res == "secrets")
-                        && r.resource_names.as_ref().is_none_or(|n| n.is_empty())
-                        && r.verbs.iter().any(|v| matches!(v.as_str(), "get" | "list" | "watch"))
-                });
+            for (kind, meta, rules) in rbac::roles(s) {
                 e.expect(
-                    !reads,
+                    !rules.iter().any(rbac::reads_secrets),
                     Subject::new("rbac.authorization.k8s.io/v1", kind, meta),
                     None,
                     "can read every Secret in its scope",
@@ -455,20 +440,6 @@ fn sc_flag(c: &Container, get: impl Fn(&k8s_openapi::api::core::v1::SecurityCont
     c.security_context.as_ref().and_then(get).unwrap_or(false)
 }
 
-fn secret_like(name: &str) -> bool {
-    let upper = name.to_uppercase();
-    ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "APIKEY", "PRIVATE_KEY", "CREDENTIAL"]
-        .iter()
-        .any(|w| upper.contains(w))
-}
-
-/// Objects Kubernetes itself creates and maintains.
-pub(crate) fn system_name(name: Option<&str>) -> bool {
-    name.is_some_and(|n| {
-        n.starts_with("system:") || matches!(n, "cluster-admin" | "admin" | "edit" | "view" | "kubeadm:cluster-admins")
-    })
-}
-
 /// Namespaces the control plane owns.
 pub(crate) fn system_namespace(name: &str) -> bool {
     matches!(name, "kube-system" | "kube-public" | "kube-node-lease")
@@ -508,7 +479,7 @@ mod tests {
                 "security.run-as-non-root",
                 vec![deployment(
                     pod_spec(
-                        json!({"securityContext": {"runAsNonRoot": false}, "containers": [container(json!({"securityContext": {"runAsNonRoot": null}}))]}),
+                        json!({"securityContext": {"runAsNonRoot": false, "runAsUser": null}, "containers": [container(json!({"securityContext": {"runAsNonRoot": null}}))]}),
                     ),
                     json!({}),
                 )],
