@@ -148,7 +148,16 @@ pub(crate) fn insert(tx: &Transaction<'_>, run: &AiRunRow, rows: &[AiRequirement
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     for r in rows {
-        statement.execute(params![id, r.requirement, r.category, r.level, r.title, r.status, r.rationale, r.evidence])?;
+        statement.execute(params![
+            id,
+            r.requirement,
+            r.category,
+            r.level,
+            r.title,
+            r.status,
+            r.rationale,
+            r.evidence
+        ])?;
     }
     tx.execute(
         "DELETE FROM ai_conformance_runs WHERE id IN (SELECT id FROM ai_conformance_runs ORDER BY finished_at, id

@@ -250,9 +250,21 @@ fn ai_conformance(reader: &Reader, command: &AiConformance) -> Result<String, Er
                 Format::Table => {
                     let cells: Vec<[String; 5]> = rows
                         .iter()
-                        .map(|r| [r.requirement.clone(), r.category.clone(), r.level.clone(), r.status.clone(), r.rationale.clone()])
+                        .map(|r| {
+                            [
+                                r.requirement.clone(),
+                                r.category.clone(),
+                                r.level.clone(),
+                                r.status.clone(),
+                                r.rationale.clone(),
+                            ]
+                        })
                         .collect();
-                    format!("{}\n{}", ai_run_table(&run), table(["REQUIREMENT", "CATEGORY", "LEVEL", "STATUS", "RATIONALE"], &cells))
+                    format!(
+                        "{}\n{}",
+                        ai_run_table(&run),
+                        table(["REQUIREMENT", "CATEGORY", "LEVEL", "STATUS", "RATIONALE"], &cells)
+                    )
                 }
             })
         }

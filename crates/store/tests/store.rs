@@ -486,9 +486,14 @@ fn ai_conformance_runs_and_their_requirements_are_queried() {
     assert_eq!(requirements[0]["evidence"][0], "Deployment kueue-system/kueue-controller-manager (1/1 ready)");
     assert_eq!(requirements[1]["status"], "needs-evidence");
     let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
-    let count = |table: &str| conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get::<_, i64>(0)).unwrap();
+    let count =
+        |table: &str| conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get::<_, i64>(0)).unwrap();
     assert_eq!(count("ai_conformance_runs") as u64, kube9_store::ai_conformance::MAX_RUNS, "the oldest runs go");
-    assert_eq!(count("ai_conformance_requirements") as u64, kube9_store::ai_conformance::MAX_RUNS * 2, "with their rows");
+    assert_eq!(
+        count("ai_conformance_requirements") as u64,
+        kube9_store::ai_conformance::MAX_RUNS * 2,
+        "with their rows"
+    );
     let table = query(dir.path(), &["ai-conformance", "requirements", "--format", "table"]);
     assert!(table.stdout.contains("REQUIREMENT") && table.stdout.contains("gang_scheduling"), "{}", table.stdout);
     let missing = query(dir.path(), &["ai-conformance", "requirements", "--run", "999999"]);

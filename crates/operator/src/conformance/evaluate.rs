@@ -76,7 +76,11 @@ pub const MONITORING: &[Solution] = &[
     solution("OpenTelemetry Collector", &["opentelemetry.io"], &["otel-collector", "opentelemetry-collector"]),
     solution("VictoriaMetrics", &["operator.victoriametrics.com"], &["vmagent", "vmsingle"]),
     solution("Grafana Alloy / Agent", &[], &["grafana-agent", "grafana/alloy"]),
-    solution("Google Managed Prometheus", &["monitoring.googleapis.com"], &["gmp-collector", "gke.gcr.io/prometheus-engine"]),
+    solution(
+        "Google Managed Prometheus",
+        &["monitoring.googleapis.com"],
+        &["gmp-collector", "gke.gcr.io/prometheus-engine"],
+    ),
     solution("Azure Monitor metrics", &["azmonitoring.coreos.com"], &["ama-metrics"]),
     solution("Datadog Agent", &["datadoghq.com"], &["datadog-agent", "datadog/agent"]),
 ];
@@ -345,7 +349,11 @@ fn gpu_sharing(evidence: &Evidence) -> Finding {
             vec![],
         );
     }
-    finding(Status::Passed, format!("GPU sharing is configured: {}", named(signs.iter().cloned())), signs.into_iter().collect())
+    finding(
+        Status::Passed,
+        format!("GPU sharing is configured: {}", named(signs.iter().cloned())),
+        signs.into_iter().collect(),
+    )
 }
 
 fn virtualized_accelerator(evidence: &Evidence) -> Finding {
@@ -362,11 +370,18 @@ fn virtualized_accelerator(evidence: &Evidence) -> Finding {
     if signs.is_empty() {
         return finding(
             Status::NeedsEvidence,
-            format!("the {} show no vGPU labels; attest whether virtualized accelerators are offered", node_summary(&nodes)),
+            format!(
+                "the {} show no vGPU labels; attest whether virtualized accelerators are offered",
+                node_summary(&nodes)
+            ),
             vec![],
         );
     }
-    finding(Status::Passed, format!("virtual GPUs are exposed: {}", named(signs.iter().cloned())), signs.into_iter().collect())
+    finding(
+        Status::Passed,
+        format!("virtual GPUs are exposed: {}", named(signs.iter().cloned())),
+        signs.into_iter().collect(),
+    )
 }
 
 /// Accepted GatewayClasses, or the finding when Gateway API is not usable.
@@ -386,7 +401,10 @@ fn accepted_gateway_classes(level: Level, evidence: &Evidence) -> Result<Vec<Str
     let Some(version) = group.version_serving(&KINDS) else {
         return Err(finding(
             unmet(level),
-            format!("gateway.networking.k8s.io ({}) does not serve GatewayClass, Gateway and HTTPRoute", group.versions.join(", ")),
+            format!(
+                "gateway.networking.k8s.io ({}) does not serve GatewayClass, Gateway and HTTPRoute",
+                group.versions.join(", ")
+            ),
             vec![],
         ));
     };
@@ -402,7 +420,11 @@ fn accepted_gateway_classes(level: Level, evidence: &Evidence) -> Result<Vec<Str
         } else {
             format!(
                 "no GatewayClass is Accepted by its controller ({})",
-                named(classes.iter().map(|c| format!("{}: {}", c.name, c.accepted.map_or("no condition", |_| "not accepted"))))
+                named(classes.iter().map(|c| format!(
+                    "{}: {}",
+                    c.name,
+                    c.accepted.map_or("no condition", |_| "not accepted")
+                )))
             )
         };
         return Err(finding(unmet(level), format!("Gateway API is served ({version}) but {why}"), vec![]));
@@ -487,7 +509,10 @@ fn disaggregated_inference(evidence: &Evidence) -> Finding {
     }
     finding(
         Status::Passed,
-        format!("a disaggregated serving stack is installed ({}); separate prefill and decode are not exercised", named(signs.iter().cloned())),
+        format!(
+            "a disaggregated serving stack is installed ({}); separate prefill and decode are not exercised",
+            named(signs.iter().cloned())
+        ),
         signs,
     )
 }
@@ -509,7 +534,11 @@ fn gang_scheduling(level: Level, evidence: &Evidence) -> Finding {
         let apis = if groups.is_empty() { String::new() } else { format!("{} served; ", groups.join(", ")) };
         if !running.is_empty() {
             let seen = describe_all(&controllers);
-            return finding(Status::Passed, format!("{}: {apis}controller {}", s.name, named(seen.iter().cloned())), seen);
+            return finding(
+                Status::Passed,
+                format!("{}: {apis}controller {}", s.name, named(seen.iter().cloned())),
+                seen,
+            );
         }
         broken.push(if controllers.is_empty() {
             format!("{}: {apis}but no controller Deployment runs in the cluster", s.name)
@@ -572,11 +601,15 @@ fn cluster_autoscaling(level: Level, evidence: &Evidence) -> Finding {
 
 fn pod_autoscaling(level: Level, evidence: &Evidence) -> Finding {
     let services = read!(evidence.api_services, "APIServices");
-    let metrics: Vec<_> =
-        services.iter().filter(|s| s.group == "custom.metrics.k8s.io" || s.group == "external.metrics.k8s.io").collect();
+    let metrics: Vec<_> = services
+        .iter()
+        .filter(|s| s.group == "custom.metrics.k8s.io" || s.group == "external.metrics.k8s.io")
+        .collect();
     let seen: Vec<String> = metrics
         .iter()
-        .map(|s| format!("APIService {} ({})", s.name, if s.available == Some(true) { "Available" } else { "not Available" }))
+        .map(|s| {
+            format!("APIService {} ({})", s.name, if s.available == Some(true) { "Available" } else { "not Available" })
+        })
         .collect();
     if metrics.iter().any(|s| s.available == Some(true)) {
         return finding(
@@ -589,7 +622,11 @@ fn pod_autoscaling(level: Level, evidence: &Evidence) -> Finding {
         );
     }
     if !metrics.is_empty() {
-        return finding(unmet(level), format!("the metrics APIs are registered but not available: {}", named(seen.iter().cloned())), seen);
+        return finding(
+            unmet(level),
+            format!("the metrics APIs are registered but not available: {}", named(seen.iter().cloned())),
+            seen,
+        );
     }
     finding(
         unmet(level),
@@ -627,7 +664,11 @@ fn accelerator_metrics(level: Level, evidence: &Evidence) -> Finding {
     }
     finding(
         unmet(level),
-        format!("the exporter runs on {covered} Nodes, fewer than the {}: {}", node_summary(&nodes), named(seen.iter().cloned())),
+        format!(
+            "the exporter runs on {covered} Nodes, fewer than the {}: {}",
+            node_summary(&nodes),
+            named(seen.iter().cloned())
+        ),
         seen,
     )
 }
@@ -644,7 +685,8 @@ fn ai_service_metrics(level: Level, evidence: &Evidence) -> Finding {
         let controllers = s.workloads(workloads);
         let groups = s.served_groups(&served);
         if let Some(running) = controllers.iter().find(|w| w.available) {
-            let discovery = if groups.is_empty() { String::new() } else { format!(", discovery through {}", groups.join(", ")) };
+            let discovery =
+                if groups.is_empty() { String::new() } else { format!(", discovery through {}", groups.join(", ")) };
             return finding(
                 Status::Passed,
                 format!("{} collects metrics: {}{discovery}", s.name, running.describe()),
@@ -664,7 +706,10 @@ fn ai_service_metrics(level: Level, evidence: &Evidence) -> Finding {
     if !apis.is_empty() {
         return finding(
             Status::NeedsEvidence,
-            format!("{} APIs are served but no collector runs in the cluster (a managed one runs outside it): attest it", named(apis.iter().cloned())),
+            format!(
+                "{} APIs are served but no collector runs in the cluster (a managed one runs outside it): attest it",
+                named(apis.iter().cloned())
+            ),
             apis,
         );
     }
@@ -696,14 +741,22 @@ fn secure_accelerator_access(level: Level, evidence: &Evidence) -> Finding {
         Ok(d) => d.iter().filter(|d| is_accelerator_driver(d)).map(|d| format!("DRA driver {d}")).collect(),
         Err(_) => vec![],
     };
-    let mediated = if nodes.is_empty() { named(dra.iter().cloned()) } else { format!("the device plugin ({})", node_summary(&nodes)) };
+    let mediated = if nodes.is_empty() {
+        named(dra.iter().cloned())
+    } else {
+        format!("the device plugin ({})", node_summary(&nodes))
+    };
     finding(
         Status::Passed,
         format!(
             "accelerators are handed out by {mediated}; {} Pods request them and none reaches them around it (isolation inside the container runtime is not observable through the API)",
             pods.requesting
         ),
-        nodes.iter().map(|n| format!("Node {}: {}", n.name, named(n.accelerators.iter().map(|(k, v)| format!("{k}={v}"))))).chain(dra).collect(),
+        nodes
+            .iter()
+            .map(|n| format!("Node {}: {}", n.name, named(n.accelerators.iter().map(|(k, v)| format!("{k}={v}")))))
+            .chain(dra)
+            .collect(),
     )
 }
 
@@ -721,9 +774,12 @@ fn robust_controller(level: Level, evidence: &Evidence) -> Finding {
         let running: Vec<&&Workload> = controllers.iter().filter(|w| w.available).collect();
         let not_established: Vec<String> = own.iter().filter(|c| !c.established).map(|c| c.name.clone()).collect();
         let namespaces: BTreeSet<&str> = controllers.iter().map(|w| w.namespace.as_str()).collect();
-        let hooks: Vec<_> =
-            webhooks.iter().filter(|w| w.service_namespace.as_deref().is_some_and(|ns| namespaces.contains(ns))).collect();
-        let no_ca: Vec<String> = hooks.iter().filter(|w| !w.has_ca_bundle).map(|w| format!("{} ({})", w.name, w.configuration)).collect();
+        let hooks: Vec<_> = webhooks
+            .iter()
+            .filter(|w| w.service_namespace.as_deref().is_some_and(|ns| namespaces.contains(ns)))
+            .collect();
+        let no_ca: Vec<String> =
+            hooks.iter().filter(|w| !w.has_ca_bundle).map(|w| format!("{} ({})", w.name, w.configuration)).collect();
         let mut wrong = Vec::new();
         if !not_established.is_empty() {
             wrong.push(format!("CRDs not Established: {}", named(not_established)));
@@ -764,4 +820,506 @@ fn robust_controller(level: Level, evidence: &Evidence) -> Finding {
         );
     }
     finding(unmet(level), problems.join("; "), problems.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kube9_api::ai_conformance::Category;
+
+    use super::*;
+    use crate::conformance::evidence::{ApiService, Crd, GatewayClass, Group, PodFacts, Seen, Webhook};
+
+    fn req(id: &'static str, level: Level) -> Requirement {
+        Requirement { id, category: Category::Operator, level }
+    }
+
+    fn status(id: &'static str, level: Level, evidence: &Evidence) -> (Status, String) {
+        let f = evaluate(&req(id, level), evidence);
+        (f.status, f.rationale)
+    }
+
+    fn group(versions: &[(&str, &[&str])]) -> Group {
+        Group {
+            versions: versions.iter().map(|(v, _)| (*v).to_owned()).collect(),
+            kinds: versions
+                .iter()
+                .map(|(v, k)| ((*v).to_owned(), k.iter().map(|s| (*s).to_owned()).collect()))
+                .collect(),
+            error: None,
+        }
+    }
+
+    fn served(groups: &[(&str, Group)]) -> Seen<BTreeMap<String, Group>> {
+        Seen::Read(groups.iter().map(|(n, g)| ((*n).to_owned(), g.clone())).collect())
+    }
+
+    fn workload(kind: &str, ns: &str, name: &str, image: &str, desired: i64, ready: i64) -> Workload {
+        Workload {
+            kind: kind.into(),
+            namespace: ns.into(),
+            name: name.into(),
+            images: vec![image.into()],
+            desired,
+            ready,
+            available: desired > 0 && ready >= desired,
+        }
+    }
+
+    fn gpu_node(name: &str) -> NodeFacts {
+        NodeFacts {
+            name: name.into(),
+            accelerators: BTreeMap::from([("nvidia.com/gpu".into(), "8".into())]),
+            labels: BTreeMap::from([("nvidia.com/gpu.product".into(), "NVIDIA-H100".into())]),
+        }
+    }
+
+    fn cpu_node(name: &str) -> NodeFacts {
+        NodeFacts { name: name.into(), ..NodeFacts::default() }
+    }
+
+    fn crd(group: &str, kind: &str, established: bool) -> Crd {
+        Crd { name: format!("{}s.{group}", kind.to_lowercase()), group: group.into(), kind: kind.into(), established }
+    }
+
+    fn with_gpus(nodes: usize) -> Evidence {
+        Evidence {
+            minor: 35,
+            nodes: Seen::Read((0..nodes).map(|i| gpu_node(&format!("gpu-{i}"))).chain([cpu_node("cpu-0")]).collect()),
+            ..Evidence::default()
+        }
+    }
+
+    fn without_gpus() -> Evidence {
+        Evidence { minor: 35, nodes: Seen::Read(vec![cpu_node("cpu-0"), cpu_node("cpu-1")]), ..Evidence::default() }
+    }
+
+    const DRA: &[&str] = &["DeviceClass", "ResourceClaim", "ResourceClaimTemplate", "ResourceSlice"];
+    const GATEWAY: &[&str] = &["GatewayClass", "Gateway", "HTTPRoute"];
+
+    #[test]
+    fn dra_support_passes_when_every_kind_is_served_and_fails_by_level_otherwise() {
+        let present = Evidence {
+            groups: served(&[("resource.k8s.io", group(&[("v1", DRA), ("v1beta2", DRA)]))]),
+            ..without_gpus()
+        };
+        let (s, why) = status("dra_support", Level::Must, &present);
+        assert_eq!(s, Status::Passed);
+        assert!(why.contains("resource.k8s.io/v1 serves DeviceClass"), "{why}");
+        let absent = Evidence { groups: served(&[]), ..without_gpus() };
+        assert_eq!(status("dra_support", Level::Must, &absent).0, Status::Failed);
+        assert_eq!(status("dra_support", Level::Should, &absent).0, Status::Warning, "a SHOULD in 1.33");
+        let broken = Evidence {
+            groups: served(&[("resource.k8s.io", group(&[("v1alpha3", &["ResourceClaim"])]))]),
+            ..without_gpus()
+        };
+        let (s, why) = status("dra_support", Level::Must, &broken);
+        assert_eq!(s, Status::Failed);
+        assert!(why.contains("missing: DeviceClass, ResourceClaimTemplate, ResourceSlice"), "{why}");
+        let unreadable = Evidence { groups: Seen::Unreadable("discovery failed".into()), ..without_gpus() };
+        assert_eq!(status("dra_support", Level::Must, &unreadable).0, Status::NotEvaluated);
+    }
+
+    #[test]
+    fn accelerator_requirements_do_not_apply_without_accelerators() {
+        for id in [
+            "driver_runtime_management",
+            "gpu_sharing",
+            "virtualized_accelerator",
+            "accelerator_metrics",
+            "secure_accelerator_access",
+        ] {
+            let (s, why) = status(id, Level::Must, &without_gpus());
+            assert_eq!(s, Status::NotApplicable, "{id}");
+            assert!(why.contains("none of the 2 Nodes advertises an accelerator"), "{id}: {why}");
+        }
+        let unreadable =
+            Evidence { nodes: Seen::Unreadable("forbidden to list /api/v1/nodes".into()), ..without_gpus() };
+        assert_eq!(status("accelerator_metrics", Level::Must, &unreadable).0, Status::NotEvaluated);
+        // A DRA GPU driver counts as accelerators even when no Node advertises a device-plugin resource.
+        let dra = Evidence { dra_drivers: Seen::Read(["gpu.nvidia.com".to_owned()].into()), ..without_gpus() };
+        assert_eq!(status("accelerator_metrics", Level::Must, &dra).0, Status::Failed);
+    }
+
+    #[test]
+    fn driver_runtime_management_reads_the_gpu_operator() {
+        let present = Evidence {
+            workloads: Seen::Read(vec![workload(
+                "Deployment",
+                "gpu-operator",
+                "gpu-operator",
+                "nvcr.io/nvidia/gpu-operator:v25",
+                1,
+                1,
+            )]),
+            ..with_gpus(2)
+        };
+        assert_eq!(status("driver_runtime_management", Level::Should, &present).0, Status::Passed);
+        let broken = Evidence {
+            workloads: Seen::Read(vec![workload(
+                "DaemonSet",
+                "gpu-operator",
+                "nvidia-driver-daemonset",
+                "nvcr.io/nvidia/driver:570",
+                2,
+                1,
+            )]),
+            ..with_gpus(2)
+        };
+        assert_eq!(status("driver_runtime_management", Level::Should, &broken).0, Status::Warning);
+        let absent = with_gpus(2);
+        let (s, why) = status("driver_runtime_management", Level::Should, &absent);
+        assert_eq!(s, Status::NeedsEvidence);
+        assert!(why.contains("2 accelerator Nodes (nvidia.com/gpu)"), "{why}");
+    }
+
+    #[test]
+    fn gpu_sharing_and_virtualization_pass_on_visible_signs_and_otherwise_need_a_person() {
+        let mut shared = with_gpus(1);
+        if let Seen::Read(nodes) = &mut shared.nodes {
+            nodes[0].labels.insert("nvidia.com/gpu.replicas".into(), "4".into());
+            nodes[0].labels.insert("nvidia.com/vgpu.present".into(), "true".into());
+        }
+        let (s, why) = status("gpu_sharing", Level::Should, &shared);
+        assert_eq!(s, Status::Passed);
+        assert!(why.contains("nvidia.com/gpu.replicas=4"), "{why}");
+        assert_eq!(status("virtualized_accelerator", Level::Should, &shared).0, Status::Passed);
+        let mut mig = with_gpus(1);
+        if let Seen::Read(nodes) = &mut mig.nodes {
+            nodes[0].accelerators.insert("nvidia.com/mig-1g.10gb".into(), "7".into());
+        }
+        assert_eq!(status("gpu_sharing", Level::Should, &mig).0, Status::Passed);
+        assert_eq!(status("gpu_sharing", Level::Should, &with_gpus(1)).0, Status::NeedsEvidence);
+        assert_eq!(status("virtualized_accelerator", Level::Should, &with_gpus(1)).0, Status::NeedsEvidence);
+    }
+
+    #[test]
+    fn ai_inference_needs_gateway_api_and_an_accepted_gateway_class() {
+        let classes = |accepted: Option<bool>| {
+            Seen::Read(vec![GatewayClass {
+                name: "eg".into(),
+                controller: "gateway.envoyproxy.io/gatewayclass-controller".into(),
+                accepted,
+            }])
+        };
+        let gateway = served(&[("gateway.networking.k8s.io", group(&[("v1", GATEWAY)]))]);
+        let present = Evidence { groups: gateway.clone(), gateway_classes: classes(Some(true)), ..without_gpus() };
+        let (s, why) = status("ai_inference", Level::Must, &present);
+        assert_eq!(s, Status::Passed);
+        assert!(why.contains("GatewayClass eg (gateway.envoyproxy.io/gatewayclass-controller)"), "{why}");
+        let absent = Evidence { groups: served(&[]), ..without_gpus() };
+        assert!(status("ai_inference", Level::Must, &absent).1.contains("does not serve Gateway API"));
+        let broken = Evidence { groups: gateway.clone(), gateway_classes: classes(Some(false)), ..without_gpus() };
+        let (s, why) = status("ai_inference", Level::Must, &broken);
+        assert_eq!(s, Status::Failed);
+        assert!(why.contains("no GatewayClass is Accepted"), "{why}");
+        let none = Evidence { groups: gateway.clone(), gateway_classes: Seen::Read(vec![]), ..without_gpus() };
+        assert!(status("ai_inference", Level::Must, &none).1.contains("no GatewayClass exists"));
+        let forbidden =
+            Evidence { groups: gateway, gateway_classes: Seen::Unreadable("forbidden".into()), ..without_gpus() };
+        assert_eq!(status("ai_inference", Level::Must, &forbidden).0, Status::NotEvaluated);
+    }
+
+    #[test]
+    fn advanced_inference_ingress_needs_inference_pools_behind_an_accepted_gateway() {
+        let classes =
+            Seen::Read(vec![GatewayClass { name: "gke-l7".into(), controller: "c".into(), accepted: Some(true) }]);
+        let both = Evidence {
+            groups: served(&[
+                ("gateway.networking.k8s.io", group(&[("v1", GATEWAY)])),
+                ("inference.networking.k8s.io", group(&[("v1", &["InferencePool"])])),
+            ]),
+            gateway_classes: classes,
+            ..without_gpus()
+        };
+        assert_eq!(status("advanced_inference_ingress", Level::Should, &both).0, Status::Passed);
+        let pools_only = Evidence {
+            groups: served(&[(
+                "inference.networking.x-k8s.io",
+                group(&[("v1alpha2", &["InferencePool", "InferenceModel"])]),
+            )]),
+            ..without_gpus()
+        };
+        let (s, why) = status("advanced_inference_ingress", Level::Should, &pools_only);
+        assert_eq!(s, Status::Warning);
+        assert!(why.contains("serves InferencePool, but"), "{why}");
+        assert_eq!(
+            status("advanced_inference_ingress", Level::Should, &Evidence { groups: served(&[]), ..without_gpus() }).0,
+            Status::Warning
+        );
+    }
+
+    #[test]
+    fn networking_and_disaggregated_serving_pass_on_their_apis_and_otherwise_need_a_person() {
+        let multus = Evidence { groups: served(&[("k8s.cni.cncf.io", group(&[("v1", &[])]))]), ..without_gpus() };
+        assert_eq!(status("high_performance_networking", Level::Should, &multus).0, Status::Passed);
+        let dranet =
+            Evidence { groups: served(&[]), dra_drivers: Seen::Read(["dra.net".to_owned()].into()), ..without_gpus() };
+        assert_eq!(status("high_performance_networking", Level::Should, &dranet).0, Status::Passed);
+        assert_eq!(
+            status("high_performance_networking", Level::Should, &Evidence { groups: served(&[]), ..without_gpus() }).0,
+            Status::NeedsEvidence
+        );
+        let dynamo = Evidence {
+            groups: served(&[("nvidia.com", group(&[("v1alpha1", &[])]))]),
+            crds: Seen::Read(vec![crd("nvidia.com", "DynamoGraphDeployment", true)]),
+            ..without_gpus()
+        };
+        assert_eq!(status("disaggregated_inference", Level::Should, &dynamo).0, Status::Passed);
+        assert_eq!(
+            status("disaggregated_inference", Level::Should, &Evidence { groups: served(&[]), ..without_gpus() }).0,
+            Status::NeedsEvidence
+        );
+    }
+
+    fn kueue(ready: i64) -> Evidence {
+        Evidence {
+            groups: served(&[("kueue.x-k8s.io", group(&[("v1beta1", &[])]))]),
+            workloads: Seen::Read(vec![workload(
+                "Deployment",
+                "kueue-system",
+                "kueue-controller-manager",
+                "registry.k8s.io/kueue/kueue:v0.13.0",
+                1,
+                ready,
+            )]),
+            crds: Seen::Read(vec![
+                crd("kueue.x-k8s.io", "ClusterQueue", true),
+                crd("kueue.x-k8s.io", "LocalQueue", true),
+            ]),
+            webhooks: Seen::Read(vec![Webhook {
+                configuration: "ValidatingWebhookConfiguration kueue-validating".into(),
+                name: "vclusterqueue.kb.io".into(),
+                service_namespace: Some("kueue-system".into()),
+                has_ca_bundle: true,
+            }]),
+            ..without_gpus()
+        }
+    }
+
+    #[test]
+    fn gang_scheduling_needs_a_scheduler_whose_controller_is_available() {
+        let (s, why) = status("gang_scheduling", Level::Must, &kueue(1));
+        assert_eq!(s, Status::Passed);
+        assert!(
+            why.contains(
+                "Kueue: kueue.x-k8s.io served; controller Deployment kueue-system/kueue-controller-manager (1/1 ready)"
+            ),
+            "{why}"
+        );
+        let (s, why) = status("gang_scheduling", Level::Must, &kueue(0));
+        assert_eq!(s, Status::Failed);
+        assert!(why.contains("controller not available"), "{why}");
+        let crds_only = Evidence { workloads: Seen::Read(vec![]), ..kueue(1) };
+        assert!(status("gang_scheduling", Level::Must, &crds_only).1.contains("no controller Deployment runs"));
+        let absent = Evidence { groups: served(&[]), workloads: Seen::Read(vec![]), ..without_gpus() };
+        let (s, why) = status("gang_scheduling", Level::Must, &absent);
+        assert_eq!(s, Status::Failed);
+        assert!(why.contains("no gang scheduler is installed"), "{why}");
+        let volcano = Evidence {
+            groups: served(&[("scheduling.volcano.sh", group(&[("v1beta1", &[])]))]),
+            workloads: Seen::Read(vec![workload(
+                "Deployment",
+                "volcano-system",
+                "volcano-scheduler",
+                "volcanosh/vc-scheduler:v1.12",
+                1,
+                1,
+            )]),
+            ..without_gpus()
+        };
+        assert!(status("gang_scheduling", Level::Must, &volcano).1.starts_with("Volcano"));
+        let unreadable = Evidence { workloads: Seen::Unreadable("forbidden".into()), ..kueue(1) };
+        assert_eq!(status("gang_scheduling", Level::Must, &unreadable).0, Status::NotEvaluated);
+    }
+
+    #[test]
+    fn cluster_autoscaling_passes_on_a_running_autoscaler_and_otherwise_needs_a_person() {
+        let running = Evidence {
+            groups: served(&[]),
+            workloads: Seen::Read(vec![workload(
+                "Deployment",
+                "kube-system",
+                "cluster-autoscaler",
+                "registry.k8s.io/autoscaling/cluster-autoscaler:v1.33.0",
+                1,
+                1,
+            )]),
+            ..without_gpus()
+        };
+        assert_eq!(status("cluster_autoscaling", Level::Must, &running).0, Status::Passed);
+        let broken = Evidence {
+            groups: served(&[]),
+            workloads: Seen::Read(vec![workload(
+                "Deployment",
+                "karpenter",
+                "karpenter",
+                "public.ecr.aws/karpenter/controller:1.5",
+                2,
+                0,
+            )]),
+            ..without_gpus()
+        };
+        assert_eq!(status("cluster_autoscaling", Level::Must, &broken).0, Status::Failed);
+        let managed = Evidence { groups: served(&[("karpenter.sh", group(&[("v1", &[])]))]), ..without_gpus() };
+        let (s, why) = status("cluster_autoscaling", Level::Must, &managed);
+        assert_eq!(s, Status::NeedsEvidence);
+        assert!(why.contains("Karpenter (karpenter.sh)"), "{why}");
+        assert_eq!(
+            status("cluster_autoscaling", Level::Must, &Evidence { groups: served(&[]), ..without_gpus() }).0,
+            Status::NeedsEvidence
+        );
+    }
+
+    #[test]
+    fn pod_autoscaling_needs_an_available_custom_or_external_metrics_api() {
+        let api = |available| {
+            Seen::Read(vec![ApiService {
+                name: "v1beta1.custom.metrics.k8s.io".into(),
+                group: "custom.metrics.k8s.io".into(),
+                aggregated: true,
+                available,
+            }])
+        };
+        assert_eq!(
+            status("pod_autoscaling", Level::Must, &Evidence { api_services: api(Some(true)), ..without_gpus() }).0,
+            Status::Passed
+        );
+        let (s, why) =
+            status("pod_autoscaling", Level::Must, &Evidence { api_services: api(Some(false)), ..without_gpus() });
+        assert_eq!(s, Status::Failed);
+        assert!(why.contains("v1beta1.custom.metrics.k8s.io (not Available)"), "{why}");
+        let (s, why) = status("pod_autoscaling", Level::Must, &without_gpus());
+        assert_eq!(s, Status::Failed);
+        assert!(why.contains("only on CPU and memory"), "{why}");
+    }
+
+    #[test]
+    fn accelerator_metrics_need_an_exporter_on_every_accelerator_node() {
+        let exporter = |desired, ready| {
+            Seen::Read(vec![workload(
+                "DaemonSet",
+                "gpu-operator",
+                "nvidia-dcgm-exporter",
+                "nvcr.io/nvidia/k8s/dcgm-exporter:4.2",
+                desired,
+                ready,
+            )])
+        };
+        assert_eq!(
+            status("accelerator_metrics", Level::Must, &Evidence { workloads: exporter(4, 4), ..with_gpus(4) }).0,
+            Status::Passed
+        );
+        let (s, why) =
+            status("accelerator_metrics", Level::Must, &Evidence { workloads: exporter(4, 2), ..with_gpus(4) });
+        assert_eq!(s, Status::Failed);
+        assert!(why.contains("runs on 2 Nodes, fewer than the 4 accelerator Nodes"), "{why}");
+        let (s, why) = status("accelerator_metrics", Level::Must, &with_gpus(4));
+        assert_eq!(s, Status::Failed);
+        assert!(why.contains("no accelerator metrics exporter"), "{why}");
+    }
+
+    #[test]
+    fn ai_service_metrics_need_a_running_collector() {
+        let prometheus = |ready| {
+            Seen::Read(vec![
+                workload(
+                    "StatefulSet",
+                    "monitoring",
+                    "prometheus-k8s",
+                    "quay.io/prometheus/prometheus:v3.5.0",
+                    2,
+                    ready,
+                ),
+                workload(
+                    "Deployment",
+                    "monitoring",
+                    "prometheus-adapter",
+                    "registry.k8s.io/prometheus-adapter/prometheus-adapter:v0.12",
+                    1,
+                    1,
+                ),
+            ])
+        };
+        let groups = served(&[("monitoring.coreos.com", group(&[("v1", &[])]))]);
+        let (s, why) = status(
+            "ai_service_metrics",
+            Level::Must,
+            &Evidence { groups: groups.clone(), workloads: prometheus(2), ..without_gpus() },
+        );
+        assert_eq!(s, Status::Passed);
+        assert!(
+            why.contains("StatefulSet monitoring/prometheus-k8s (2/2 ready), discovery through monitoring.coreos.com"),
+            "{why}"
+        );
+        let (s, why) = status(
+            "ai_service_metrics",
+            Level::Must,
+            &Evidence { groups: groups.clone(), workloads: prometheus(0), ..without_gpus() },
+        );
+        assert_eq!(s, Status::Failed);
+        assert!(
+            why.contains("prometheus-k8s") && !why.contains("prometheus-adapter"),
+            "the adapter is not a collector: {why}"
+        );
+        assert_eq!(
+            status("ai_service_metrics", Level::Must, &Evidence { groups, ..without_gpus() }).0,
+            Status::NeedsEvidence
+        );
+        assert_eq!(
+            status("ai_service_metrics", Level::Must, &Evidence { groups: served(&[]), ..without_gpus() }).0,
+            Status::Failed
+        );
+    }
+
+    #[test]
+    fn secure_accelerator_access_fails_on_pods_that_bypass_the_device_plugin() {
+        let clean = Evidence { pods: Seen::Read(PodFacts { requesting: 3, ..PodFacts::default() }), ..with_gpus(2) };
+        let (s, why) = status("secure_accelerator_access", Level::Must, &clean);
+        assert_eq!(s, Status::Passed);
+        assert!(why.contains("3 Pods request them"), "{why}");
+        let bypass = Evidence {
+            pods: Seen::Read(PodFacts {
+                requesting: 1,
+                bypassing: vec!["Pod ml/sneaky (privileged on an accelerator node, no accelerator requested)".into()],
+                bypassing_count: 1,
+            }),
+            ..with_gpus(2)
+        };
+        let (s, why) = status("secure_accelerator_access", Level::Must, &bypass);
+        assert_eq!(s, Status::Failed);
+        assert!(why.contains("ml/sneaky"), "{why}");
+        let unreadable = Evidence { pods: Seen::Unreadable("forbidden".into()), ..with_gpus(2) };
+        assert_eq!(status("secure_accelerator_access", Level::Must, &unreadable).0, Status::NotEvaluated);
+    }
+
+    #[test]
+    fn robust_controller_needs_an_ai_operator_with_established_crds_a_running_controller_and_webhooks() {
+        let (s, why) = status("robust_controller", Level::Must, &kueue(1));
+        assert_eq!(s, Status::Passed);
+        assert!(why.contains("Kueue: 2 CRDs Established") && why.contains("1 webhooks"), "{why}");
+        let mut broken = kueue(0);
+        broken.crds = Seen::Read(vec![crd("kueue.x-k8s.io", "ClusterQueue", false)]);
+        if let Seen::Read(hooks) = &mut broken.webhooks {
+            hooks[0].has_ca_bundle = false;
+        }
+        let (s, why) = status("robust_controller", Level::Must, &broken);
+        assert_eq!(s, Status::Failed);
+        assert!(why.contains("CRDs not Established: clusterqueues.kueue.x-k8s.io"), "{why}");
+        assert!(why.contains("controller not available") && why.contains("without a CA bundle"), "{why}");
+        let absent = Evidence { crds: Seen::Read(vec![crd("example.com", "Widget", true)]), ..without_gpus() };
+        let (s, why) = status("robust_controller", Level::Must, &absent);
+        assert_eq!(s, Status::Failed);
+        assert!(why.contains("no AI operator with CRDs"), "{why}");
+        let forbidden = Evidence { webhooks: Seen::Unreadable("forbidden".into()), ..kueue(1) };
+        assert_eq!(status("robust_controller", Level::Must, &forbidden).0, Status::NotEvaluated);
+    }
+
+    #[test]
+    fn only_workloads_of_known_solutions_are_kept() {
+        assert!(relevant("kueue-controller-manager", &[]));
+        assert!(relevant("metrics", &["nvcr.io/nvidia/k8s/dcgm-exporter:4.2".to_owned()]));
+        assert!(!relevant("checkout", &["shop/checkout:1.0".to_owned()]));
+    }
 }

@@ -51,12 +51,8 @@ pub struct Evidence {
 }
 
 /// The groups whose kinds the requirements need, beside whether they are served.
-pub const KIND_GROUPS: &[&str] = &[
-    "resource.k8s.io",
-    "gateway.networking.k8s.io",
-    "inference.networking.k8s.io",
-    "inference.networking.x-k8s.io",
-];
+pub const KIND_GROUPS: &[&str] =
+    &["resource.k8s.io", "gateway.networking.k8s.io", "inference.networking.k8s.io", "inference.networking.x-k8s.io"];
 
 /// One served API group.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -84,14 +80,8 @@ impl Group {
 }
 
 /// Extended resources that are accelerators, by prefix.
-const ACCELERATOR_RESOURCES: &[&str] = &[
-    "nvidia.com/",
-    "amd.com/gpu",
-    "gpu.intel.com/",
-    "habana.ai/",
-    "aws.amazon.com/neuron",
-    "google.com/tpu",
-];
+const ACCELERATOR_RESOURCES: &[&str] =
+    &["nvidia.com/", "amd.com/gpu", "gpu.intel.com/", "habana.ai/", "aws.amazon.com/neuron", "google.com/tpu"];
 
 /// Node labels the accelerator requirements read, by prefix.
 const ACCELERATOR_LABELS: &[&str] = &["nvidia.com/", "amd.com/", "gpu.intel.com/"];
@@ -112,9 +102,8 @@ pub struct NodeFacts {
 
 impl NodeFacts {
     pub fn from_object(node: &Value) -> NodeFacts {
-        let accelerators = strings(&node["status"]["capacity"])
-            .filter(|(k, v)| is_accelerator_resource(k) && !is_zero(v))
-            .collect();
+        let accelerators =
+            strings(&node["status"]["capacity"]).filter(|(k, v)| is_accelerator_resource(k) && !is_zero(v)).collect();
         let labels = strings(&node["metadata"]["labels"])
             .filter(|(k, _)| ACCELERATOR_LABELS.iter().any(|p| k.starts_with(p)))
             .collect();
@@ -275,21 +264,19 @@ impl PodFacts {
     /// DaemonSet (device plugins, exporters, drivers: node agents) is not judged.
     pub fn add(&mut self, pod: &Value, accelerator_nodes: &HashSet<String>) {
         let spec = &pod["spec"];
-        let containers = || {
-            ["containers", "initContainers"].into_iter().flat_map(|k| spec[k].as_array().into_iter().flatten())
-        };
+        let containers =
+            || ["containers", "initContainers"].into_iter().flat_map(|k| spec[k].as_array().into_iter().flatten());
         let requests = containers().any(|c| {
-            ["limits", "requests"].iter().any(|r| {
-                c["resources"][r].as_object().is_some_and(|m| m.keys().any(|k| is_accelerator_resource(k)))
-            })
+            ["limits", "requests"]
+                .iter()
+                .any(|r| c["resources"][r].as_object().is_some_and(|m| m.keys().any(|k| is_accelerator_resource(k))))
         }) || spec["resourceClaims"].as_array().is_some_and(|c| !c.is_empty());
         if requests {
             self.requesting += 1;
             return;
         }
-        let daemon = pod["metadata"]["ownerReferences"]
-            .as_array()
-            .is_some_and(|o| o.iter().any(|o| o["kind"] == "DaemonSet"));
+        let daemon =
+            pod["metadata"]["ownerReferences"].as_array().is_some_and(|o| o.iter().any(|o| o["kind"] == "DaemonSet"));
         if daemon {
             return;
         }
@@ -337,10 +324,7 @@ fn images(pod_spec: &Value) -> Vec<String> {
 }
 
 fn strings(map: &Value) -> impl Iterator<Item = (String, String)> + '_ {
-    map.as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+    map.as_object().into_iter().flatten().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
 }
 
 fn is_zero(quantity: &str) -> bool {
@@ -445,9 +429,12 @@ mod tests {
         let api = ApiService::from_object(&json!({"metadata": {"name": "v1beta1.custom.metrics.k8s.io"},
             "spec": {"group": "custom.metrics.k8s.io", "service": {"namespace": "monitoring", "name": "adapter"}}}));
         assert_eq!((api.aggregated, api.available), (true, None));
-        let hooks = Webhook::from_object("ValidatingWebhookConfiguration", &json!({"metadata": {"name": "kueue"},
+        let hooks = Webhook::from_object(
+            "ValidatingWebhookConfiguration",
+            &json!({"metadata": {"name": "kueue"},
             "webhooks": [{"name": "a", "clientConfig": {"service": {"namespace": "kueue-system", "name": "w"}, "caBundle": "Y2E="}},
-                         {"name": "b", "clientConfig": {"url": "https://x"}}]}));
+                         {"name": "b", "clientConfig": {"url": "https://x"}}]}),
+        );
         assert_eq!(hooks.len(), 2);
         assert_eq!((hooks[0].service_namespace.as_deref(), hooks[0].has_ca_bundle), (Some("kueue-system"), true));
         assert_eq!((hooks[1].service_namespace.as_deref(), hooks[1].has_ca_bundle), (None, false));

@@ -128,6 +128,7 @@ pub fn too_old(minor: u32, run: &Run) -> Report {
 pub fn failed(minor: Option<u32>, why: &str, run: &Run) -> Report {
     let summary = AiConformanceSummary {
         kubernetes_minor: minor.map(|m| format!("1.{m}")),
+        checklist_version: minor.and_then(checklist::for_minor).map(Checklist::version),
         last_outcome: ScheduledOutcome::Failed,
         run_state: Some(RunState::Failed),
         error: Some(truncate(&format!("the self-check could not read the cluster: {why}; retried in 5 minutes"), 500)),
@@ -273,8 +274,9 @@ mod tests {
         let now = t("2026-12-01T12:00:00Z");
         assert_eq!(due(&pending(Some(DAY)), None, Some(DAY), now), Due::Now("first"));
         assert_eq!(due(&pending(None), None, None, now), Due::Never, "no schedule: only on request");
-        let last = judged(checklist::for_minor(35).unwrap(), &Evidence { minor: 35, ..Evidence::default() }, &run(Some("1")))
-            .summary;
+        let last =
+            judged(checklist::for_minor(35).unwrap(), &Evidence { minor: 35, ..Evidence::default() }, &run(Some("1")))
+                .summary;
         assert_eq!(due(&last, Some("1"), Some(DAY), now), Due::At(t("2026-12-02T10:00:02Z")));
         assert_eq!(due(&last, Some("2"), Some(DAY), now), Due::Now("requested"));
         assert_eq!(due(&last, None, Some(DAY), t("2026-12-02T10:00:02Z")), Due::Now("scheduled"));
