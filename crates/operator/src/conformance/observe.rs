@@ -152,3 +152,54 @@ async fn collect<T: Default>(client: &kube::Client, path: &str, mut fold: impl F
         Err(ListError::Stopped(())) => Seen::Read(out),
     }
 }
+
+/// What the self-check lists besides the kinds the checks read (the chart's ClusterRole grants
+/// exactly these, between `# ai-conformance-read` markers).
+pub const READS: &[(&str, &str)] = &[
+    ("apiextensions.k8s.io", "customresourcedefinitions"),
+    ("apiregistration.k8s.io", "apiservices"),
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+    ("gateway.networking.k8s.io", "gatewayclasses"),
+    ("resource.k8s.io", "resourceslices"),
+];
+
+/// The kinds the checks read that the self-check lists too (granted in the checks' block).
+pub const SHARED_READS: &[(&str, &str)] =
+    &[("", "nodes"), ("", "pods"), ("apps", "deployments"), ("apps", "statefulsets"), ("apps", "daemonsets")];
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn granted(marker: &str) -> BTreeSet<(String, String)> {
+        let template = include_str!("../../../../charts/kube9-operator/templates/clusterrole.yaml");
+        let block = template
+            .split_once(&format!("# {marker}: begin"))
+            .and_then(|(_, rest)| rest.split_once(&format!("# {marker}: end")))
+            .expect("the ClusterRole marks the rules")
+            .0;
+        let rules: Vec<serde_yaml::Value> = serde_yaml::from_str(block).unwrap();
+        let mut out = BTreeSet::new();
+        for rule in rules {
+            assert_eq!(rule["verbs"], serde_yaml::to_value(["list"]).unwrap(), "only list: {rule:?}");
+            let group = rule["apiGroups"][0].as_str().unwrap().to_owned();
+            for resource in rule["resources"].as_sequence().unwrap() {
+                out.insert((group.clone(), resource.as_str().unwrap().to_owned()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_charts_cluster_role_grants_list_on_exactly_what_the_self_check_reads() {
+        let own: BTreeSet<_> = READS.iter().map(|(g, r)| ((*g).to_owned(), (*r).to_owned())).collect();
+        assert_eq!(granted("ai-conformance-read"), own);
+        let checks = granted("checks-read");
+        for (group, plural) in SHARED_READS {
+            assert!(checks.contains(&((*group).to_owned(), (*plural).to_owned())), "{group}/{plural}");
+        }
+    }
+}
