@@ -1,5 +1,6 @@
 //! Cluster tests: the wiring, proven against a real kube-apiserver.
 
+mod ai_conformance;
 mod assessments;
 mod cel;
 mod contract;

@@ -45,17 +45,20 @@ pub async fn run(
 ) {
     tokio::pin!(shutdown);
     let singleton = ObjectRef::new(SINGLETON_NAME);
-    tokio::select! {
-        _ = c.status.wait_until_ready() => {}
+    // What the status held survives a restart: the schedule goes on from the latest run. (The
+    // first event of the shared watch, not `Store::wait_until_ready`: kube-runtime 5 wakes only
+    // one of several tasks waiting for the same store, and the status controller waits too.)
+    let first = tokio::select! {
+        first = changes.next() => first,
         _ = &mut shutdown => return,
-    }
-    // What the status held survives a restart: the schedule goes on from the latest run.
-    let object = c.status.get(&singleton);
-    let mut last = match object.as_ref().and_then(|o| o.status.as_ref()).and_then(|s| s.ai_conformance.clone()) {
+    };
+    let Some(object) = first else { return };
+    let object = c.status.get(&singleton).unwrap_or(object);
+    let mut last = match object.status.as_ref().and_then(|s| s.ai_conformance.clone()) {
         Some(held) => report::scheduled(held, c.interval),
         None => report::pending(c.interval),
     };
-    let mut requested = object.as_deref().and_then(request);
+    let mut requested = request(&object);
     c.report.send_replace(Some(last.clone()));
     loop {
         let now = Timestamp::now();
