@@ -191,7 +191,7 @@ fn ai_conformance_rules(v: &mut Rules<'_>, a: &Value) {
     for (i, row) in rows.iter().enumerate() {
         v.at = format!("aiConformance.requirements[{i}].");
         for key in ["id", "category", "title", "rationale"] {
-            if !row.get(key).is_some_and(|s| s.as_str().is_some_and(|s| !s.is_empty())) {
+            if row.get(key).and_then(Value::as_str).is_none_or(str::is_empty) {
                 v.fail(format!("{key} must be a non-empty string"));
             }
         }

@@ -157,8 +157,6 @@ async fn collect<T: Default>(client: &kube::Client, path: &str, mut fold: impl F
 mod tests {
     use std::collections::BTreeSet;
 
-    use super::*;
-
     /// What the self-check lists besides the kinds the checks read (the chart's ClusterRole grants
     /// exactly these, between `# ai-conformance-read` markers).
     const READS: &[(&str, &str)] = &[
