@@ -46,6 +46,25 @@ async fn self_check(ctx: &Ctx, previous: Option<&str>) -> Result<AiConformanceSu
     }
 }
 
+/// `query ai-conformance <args>` once the store has the run `run_id` (the store's writer
+/// commits a moment after the status shows it).
+async fn stored(dir: &std::path::Path, args: &[&str], run_id: Option<&str>) -> Result<Value> {
+    let found = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+    wait_for(Duration::from_secs(10), || {
+        let found = found.clone();
+        async move {
+            let doc = query(dir, args)?;
+            let done = doc["run"]["runId"].as_str() == run_id;
+            if let Ok(mut found) = found.lock() {
+                *found = doc;
+            }
+            Ok(done)
+        }
+    })
+    .await?;
+    Ok(found.lock().map(|f| f.clone()).unwrap_or_default())
+}
+
 fn row<'a>(summary: &'a AiConformanceSummary, id: &str) -> Result<&'a kube9_api::ai_conformance::RequirementRow> {
     summary.requirements.iter().find(|r| r.id == id).with_context(|| format!("no row {id}: {summary:#?}"))
 }
@@ -95,10 +114,10 @@ async fn any_server_gets_its_checklist_or_a_failed_run_naming_the_versions_cover
         let second = self_check(&ctx, first.run_id.as_deref()).await?;
         assert_eq!(second.last_run_request.as_deref(), Some("first-request"));
         assert_configmap(&ctx.client, &ns).await?;
-        let latest = query(&data.0, &["ai-conformance", "latest"])?;
+        let latest = stored(&data.0, &["ai-conformance", "latest"], second.run_id.as_deref()).await?;
         assert_eq!(latest["run"]["runId"], json!(second.run_id));
         assert_eq!(latest["run"]["trigger"], "requested");
-        let rows = query(&data.0, &["ai-conformance", "requirements"])?;
+        let rows = stored(&data.0, &["ai-conformance", "requirements"], second.run_id.as_deref()).await?;
         assert_eq!(rows["requirements"].as_array().map(Vec::len), Some(second.requirements.len()));
         eprintln!(
             "Kubernetes 1.{minor}: checklist {:?}, {} requirements, error {:?}",
@@ -297,8 +316,8 @@ async fn kueue_and_an_accepted_gateway_class_pass_their_requirements() {
         let gang_row = rows.iter().find(|r| r["id"] == "gang_scheduling").context("gang_scheduling in the ConfigMap")?;
         assert_eq!(gang_row["status"], "passed");
         // The store keeps each row with the objects it named.
-        let stored = query(&data.0, &["ai-conformance", "requirements"])?;
-        let evidence = stored["requirements"]
+        let rows = stored(&data.0, &["ai-conformance", "requirements"], summary.run_id.as_deref()).await?;
+        let evidence = rows["requirements"]
             .as_array()
             .and_then(|r| r.iter().find(|r| r["id"] == "gang_scheduling"))
             .map(|r| r["evidence"].clone())
