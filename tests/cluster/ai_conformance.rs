@@ -110,8 +110,10 @@ async fn any_server_gets_its_checklist_or_a_failed_run_naming_the_versions_cover
         assert_eq!(status["aiConformance"]["runId"], json!(first.run_id), "the ConfigMap shows the same run");
 
         // On request, by annotation: a new run that records the request it answered.
+        let asked = std::time::Instant::now();
         request(&ctx, "first-request").await?;
         let second = self_check(&ctx, first.run_id.as_deref()).await?;
+        let answered = asked.elapsed();
         assert_eq!(second.last_run_request.as_deref(), Some("first-request"));
         assert_configmap(&ctx.client, &ns).await?;
         let latest = stored(&data.0, &["ai-conformance", "latest"], second.run_id.as_deref()).await?;
@@ -120,7 +122,7 @@ async fn any_server_gets_its_checklist_or_a_failed_run_naming_the_versions_cover
         let rows = stored(&data.0, &["ai-conformance", "requirements"], second.run_id.as_deref()).await?;
         assert_eq!(rows["requirements"].as_array().map(Vec::len), Some(second.requirements.len()));
         eprintln!(
-            "Kubernetes 1.{minor}: checklist {:?}, {} requirements, error {:?}",
+            "Kubernetes 1.{minor}: checklist {:?}, {} requirements, error {:?}; annotation → new run in the status {answered:.0?}",
             second.checklist_version,
             second.requirements.len(),
             second.error

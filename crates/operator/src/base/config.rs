@@ -480,6 +480,18 @@ mod tests {
     }
 
     #[test]
+    fn the_ai_conformance_self_check_runs_daily_unless_set_to_zero_or_another_interval() {
+        let daily = Config::from_flags(flags(&[]), None).unwrap();
+        assert_eq!(daily.ai_conformance_interval, Some(Duration::from_secs(86400)));
+        let on_request = Config::from_flags(flags(&["--ai-conformance-interval", "0s"]), None).unwrap();
+        assert_eq!(on_request.ai_conformance_interval, None);
+        let hourly = Config::from_flags(flags(&["--ai-conformance-interval", "1h"]), None).unwrap();
+        assert_eq!(hourly.ai_conformance_interval, Some(Duration::from_secs(3600)));
+        let err = Config::from_flags(flags(&["--ai-conformance-interval", "10s"]), None).unwrap_err().to_string();
+        assert!(err.contains("ai-conformance-interval") && err.contains("outside"), "{err}");
+    }
+
+    #[test]
     fn a_key_file_is_read_and_trimmed() {
         let path = temp_file("key", "  k9_secret_value\n");
         let config = Config::from_flags(flags(&["--api-key-file", path.to_str().unwrap()]), None).unwrap();
