@@ -119,6 +119,7 @@ async fn any_server_gets_its_checklist_or_a_failed_run_naming_the_versions_cover
         let latest = stored(&data.0, &["ai-conformance", "latest"], second.run_id.as_deref()).await?;
         assert_eq!(latest["run"]["runId"], json!(second.run_id));
         assert_eq!(latest["run"]["trigger"], "requested");
+        eprintln!("the requested self-check took {} ms", latest["run"]["durationMs"]);
         let rows = stored(&data.0, &["ai-conformance", "requirements"], second.run_id.as_deref()).await?;
         assert_eq!(rows["requirements"].as_array().map(Vec::len), Some(second.requirements.len()));
         eprintln!(

@@ -83,6 +83,7 @@ impl AiRunRow {
             "trigger": self.trigger,
             "startedAt": rfc3339(self.started_at),
             "finishedAt": rfc3339(self.finished_at),
+            "durationMs": self.finished_at - self.started_at,
             "error": self.error,
             "totals": serde_json::from_str::<Value>(&self.totals).unwrap_or(Value::Null),
             "notice": NOTICE,

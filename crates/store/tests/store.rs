@@ -478,6 +478,7 @@ fn ai_conformance_runs_and_their_requirements_are_queried() {
     let doc: serde_json::Value = serde_json::from_str(&latest.stdout).unwrap();
     assert_eq!(doc["run"]["runId"], format!("ai-{}", kube9_store::ai_conformance::MAX_RUNS + 1));
     assert!(doc["run"]["notice"].as_str().unwrap().contains("not a certification"));
+    assert_eq!(doc["run"]["durationMs"], 1000);
     let rows = query(dir.path(), &["ai-conformance", "requirements"]);
     let doc: serde_json::Value = serde_json::from_str(&rows.stdout).unwrap();
     let requirements = doc["requirements"].as_array().unwrap();
