@@ -24,67 +24,25 @@ pub async fn minor(client: &kube::Client) -> Result<u32, String> {
     digits.parse().map_err(|_| format!("the server reports an unreadable minor version {:?}", info.minor))
 }
 
-/// Everything the requirements read, for a cluster of this minor.
+/// Everything the requirements read, for a cluster of this minor. After discovery the lists
+/// run side by side (each page by page); Pods last, since only accelerators make them matter.
 pub async fn observe(client: &kube::Client, minor: u32) -> Evidence {
     let groups = groups(client).await;
-    let nodes =
-        collect(client, "/api/v1/nodes", |n, out: &mut Vec<NodeFacts>| out.push(NodeFacts::from_object(&n))).await;
-    let mut workloads = Seen::Read(Vec::new());
-    for (kind, path) in [
-        ("Deployment", "/apis/apps/v1/deployments"),
-        ("StatefulSet", "/apis/apps/v1/statefulsets"),
-        ("DaemonSet", "/apis/apps/v1/daemonsets"),
-    ] {
-        let listed = collect(client, path, |object, out: &mut Vec<Workload>| {
-            let workload = Workload::from_object(kind, &object);
-            if relevant(&workload.name, &workload.images) {
-                out.push(workload);
-            }
-        })
-        .await;
-        workloads = match (workloads, listed) {
-            (Seen::Read(mut all), Seen::Read(more)) => {
-                all.extend(more);
-                Seen::Read(all)
-            }
-            (Seen::Unreadable(why), _) | (_, Seen::Unreadable(why)) => Seen::Unreadable(why),
-        };
-    }
-    let crds = collect(client, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", |c, out: &mut Vec<Crd>| {
-        out.push(Crd::from_object(&c))
-    })
-    .await;
-    let gateway_classes = match served_path(&groups, "gateway.networking.k8s.io", "GatewayClass", "gatewayclasses") {
-        Some(path) => {
-            collect(client, &path, |c, out: &mut Vec<GatewayClass>| out.push(GatewayClass::from_object(&c))).await
-        }
-        None => Seen::Read(Vec::new()),
-    };
-    let api_services =
+    let gateway_path = served_path(&groups, "gateway.networking.k8s.io", "GatewayClass", "gatewayclasses");
+    let slices_path = served_path(&groups, "resource.k8s.io", "ResourceSlice", "resourceslices");
+    let (nodes, workloads, crds, gateway_classes, api_services, webhooks, dra_drivers) = tokio::join!(
+        collect(client, "/api/v1/nodes", |n, out: &mut Vec<NodeFacts>| out.push(NodeFacts::from_object(&n))),
+        workloads(client),
+        collect(client, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", |c, out: &mut Vec<Crd>| {
+            out.push(Crd::from_object(&c))
+        }),
+        optional(client, gateway_path, |c, out: &mut Vec<GatewayClass>| out.push(GatewayClass::from_object(&c))),
         collect(client, "/apis/apiregistration.k8s.io/v1/apiservices", |s, out: &mut Vec<ApiService>| {
             out.push(ApiService::from_object(&s))
-        })
-        .await;
-    let mut webhooks = Seen::Read(Vec::new());
-    for (kind, plural) in [
-        ("ValidatingWebhookConfiguration", "validatingwebhookconfigurations"),
-        ("MutatingWebhookConfiguration", "mutatingwebhookconfigurations"),
-    ] {
-        let path = format!("/apis/admissionregistration.k8s.io/v1/{plural}");
-        let listed =
-            collect(client, &path, |c, out: &mut Vec<Webhook>| out.extend(Webhook::from_object(kind, &c))).await;
-        webhooks = match (webhooks, listed) {
-            (Seen::Read(mut all), Seen::Read(more)) => {
-                all.extend(more);
-                Seen::Read(all)
-            }
-            (Seen::Unreadable(why), _) | (_, Seen::Unreadable(why)) => Seen::Unreadable(why),
-        };
-    }
-    let dra_drivers = match served_path(&groups, "resource.k8s.io", "ResourceSlice", "resourceslices") {
-        Some(path) => collect(client, &path, |s, out: &mut BTreeSet<String>| out.extend(slice_driver(&s))).await,
-        None => Seen::Read(BTreeSet::new()),
-    };
+        }),
+        webhooks(client),
+        optional(client, slices_path, |s, out: &mut BTreeSet<String>| out.extend(slice_driver(&s))),
+    );
     // Pods are many: listed only when there are accelerators to reach.
     let accelerator_nodes: HashSet<String> = match &nodes {
         Seen::Read(nodes) => nodes.iter().filter(|n| !n.accelerators.is_empty()).map(|n| n.name.clone()).collect(),
@@ -97,6 +55,53 @@ pub async fn observe(client: &kube::Client, minor: u32) -> Evidence {
         collect(client, "/api/v1/pods", |p, out: &mut PodFacts| out.add(&p, &accelerator_nodes)).await
     };
     Evidence { minor, groups, nodes, workloads, crds, gateway_classes, api_services, webhooks, pods, dra_drivers }
+}
+
+/// The Deployments, StatefulSets and DaemonSets of known solutions.
+async fn workloads(client: &kube::Client) -> Seen<Vec<Workload>> {
+    let mut all = Vec::new();
+    for (kind, path) in [
+        ("Deployment", "/apis/apps/v1/deployments"),
+        ("StatefulSet", "/apis/apps/v1/statefulsets"),
+        ("DaemonSet", "/apis/apps/v1/daemonsets"),
+    ] {
+        let listed = collect(client, path, |object, out: &mut Vec<Workload>| {
+            let workload = Workload::from_object(kind, &object);
+            if relevant(&workload.name, &workload.images) {
+                out.push(workload);
+            }
+        })
+        .await;
+        match listed {
+            Seen::Read(more) => all.extend(more),
+            Seen::Unreadable(why) => return Seen::Unreadable(why),
+        }
+    }
+    Seen::Read(all)
+}
+
+/// Every webhook of the validating and mutating configurations.
+async fn webhooks(client: &kube::Client) -> Seen<Vec<Webhook>> {
+    let mut all = Vec::new();
+    for (kind, plural) in [
+        ("ValidatingWebhookConfiguration", "validatingwebhookconfigurations"),
+        ("MutatingWebhookConfiguration", "mutatingwebhookconfigurations"),
+    ] {
+        let path = format!("/apis/admissionregistration.k8s.io/v1/{plural}");
+        match collect(client, &path, |c, out: &mut Vec<Webhook>| out.extend(Webhook::from_object(kind, &c))).await {
+            Seen::Read(more) => all.extend(more),
+            Seen::Unreadable(why) => return Seen::Unreadable(why),
+        }
+    }
+    Seen::Read(all)
+}
+
+/// A kind the cluster may not serve (no path): nothing seen.
+async fn optional<T: Default>(client: &kube::Client, path: Option<String>, fold: impl FnMut(Value, &mut T)) -> Seen<T> {
+    match path {
+        Some(path) => collect(client, &path, fold).await,
+        None => Seen::Read(T::default()),
+    }
 }
 
 /// The served groups (one request), and the kinds of each version of [`KIND_GROUPS`].
