@@ -124,14 +124,14 @@ pub fn too_old(minor: u32, run: &Run) -> Report {
     Report { run: stored(&summary, run), summary, rows: vec![] }
 }
 
-/// The report of a run that could not read the cluster.
+/// The report of a run that failed (the cluster could not be read, or a rule panicked).
 pub fn failed(minor: Option<u32>, why: &str, run: &Run) -> Report {
     let summary = AiConformanceSummary {
         kubernetes_minor: minor.map(|m| format!("1.{m}")),
         checklist_version: minor.and_then(checklist::for_minor).map(Checklist::version),
         last_outcome: ScheduledOutcome::Failed,
         run_state: Some(RunState::Failed),
-        error: Some(truncate(&format!("the self-check could not read the cluster: {why}; retried in 5 minutes"), 500)),
+        error: Some(truncate(&format!("the self-check failed: {why}; it is tried again in 5 minutes"), 500)),
         ..finished(run)
     };
     Report { run: stored(&summary, run), summary, rows: vec![] }

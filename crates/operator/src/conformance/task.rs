@@ -64,7 +64,11 @@ pub async fn run(
         let now = Timestamp::now();
         let wait = match report::due(&last, requested.as_deref(), c.interval, now) {
             Due::Now(trigger) => {
-                let report = self_check(&c.client, trigger, requested.clone(), c.interval).await;
+                // A run in progress is abandoned on shutdown: nothing is half-written.
+                let report = tokio::select! {
+                    report = self_check(&c.client, trigger, requested.clone(), c.interval) => report,
+                    _ = &mut shutdown => return,
+                };
                 record(&c.history, &report);
                 last = report.summary;
                 c.report.send_replace(Some(last.clone()));
@@ -117,7 +121,16 @@ async fn self_check(
         Ok(m) => match checklist::for_minor(m) {
             None => report::too_old(m, &run(Timestamp::now())),
             Some(list) => match tokio::time::timeout(GATHER_TIMEOUT, observe(client, m)).await {
-                Ok(evidence) => report::judged(list, &evidence, &run(Timestamp::now())),
+                Ok(evidence) => {
+                    let finished = run(Timestamp::now());
+                    // A rule that panics fails this run, not the task.
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        report::judged(list, &evidence, &finished)
+                    }))
+                    .unwrap_or_else(|_| {
+                        report::failed(Some(m), "a requirement's rule panicked (a bug: please report it)", &finished)
+                    })
+                }
                 Err(_) => report::failed(
                     Some(m),
                     "gathering the evidence took longer than two minutes",
