@@ -231,6 +231,16 @@ def test_the_object_bound_reaches_the_operator_as_an_integer(chart: helm.Chart) 
     assert env(render(chart, {"assessment": {"maxObjects": 1000000}}))["KUBE9_ASSESSMENT_MAX_OBJECTS"] == "1000000"
 
 
+def test_the_ai_conformance_schedule_reaches_the_operator_and_bad_intervals_are_refused(chart: helm.Chart) -> None:
+    assert env(render(chart))["KUBE9_AI_CONFORMANCE_INTERVAL"] == "86400s"
+    assert env(render(chart, {"aiConformance": {"intervalSeconds": 0}}))["KUBE9_AI_CONFORMANCE_INTERVAL"] == "0s"
+    assert env(render(chart, {"aiConformance": {"intervalSeconds": 2592000}}))["KUBE9_AI_CONFORMANCE_INTERVAL"] == "2592000s"
+    for bad in (30, 2592001, -1, "1d"):
+        with pytest.raises(helm.HelmError) as refused:
+            chart.render({"aiConformance": {"intervalSeconds": bad}}, name="kube9", namespace="kube9-system")
+        assert "/aiConformance/intervalSeconds" in str(refused.value), bad
+
+
 def test_host_network_and_extra_env_are_passed_through(chart: helm.Chart) -> None:
     extra = [{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"}]
     objects = render(chart, {"hostNetwork": True, "extraEnv": extra, "healthPort": 18080})

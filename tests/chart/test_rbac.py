@@ -102,6 +102,16 @@ def test_the_operator_runs_with_exactly_the_charts_permissions(
                 lambda: kubectl.json("get", "operatorstatus", "kube9")["status"].get("assessment", {}).get("lastScheduledRunId"),
             )
             assert summary == done["status"]["runId"]
+            # The AI Conformance self-check reads all its evidence with the chart's access: no
+            # requirement is left not-evaluated for want of it.
+            conformance = wait_for(
+                "the AI Conformance self-check in OperatorStatus",
+                60,
+                lambda: kubectl.json("get", "operatorstatus", "kube9")["status"].get("aiConformance", {}).get("runState") and
+                kubectl.json("get", "operatorstatus", "kube9")["status"]["aiConformance"],
+            )
+            assert conformance["runState"] == "completed", conformance
+            assert conformance["totals"]["notEvaluated"] == 0, conformance
             # Every collector runs with the chart's access, and the pro upload (which creates the
             # obfuscation key Secret) succeeds.
             uploaded = wait_for(

@@ -29,6 +29,54 @@ fn data(status: &Value) -> BTreeMap<String, String> {
     BTreeMap::from([("status".into(), status.to_string()), ("namespace".into(), "ns".into())])
 }
 
+fn with_ai_conformance() -> Value {
+    let mut status = valid();
+    let counts = |total: u64, passed: u64, needs: u64| {
+        json!({"totalRequirements": total, "mustRequirements": total, "shouldRequirements": 0, "passed": passed,
+            "failed": 0, "warning": 0, "notApplicable": 0, "notEvaluated": 0, "needsEvidence": needs})
+    };
+    let mut category = counts(2, 1, 1);
+    category["total"] = 2.into();
+    status["aiConformance"] = json!({"checklistVersion": "1.35", "kubernetesMinor": "1.35", "sourceRevision": "b2c89690",
+        "lastCompletedAt": "2026-12-02T08:00:00Z", "lastOutcome": "success", "runState": "completed",
+        "runId": "ai-conformance-1", "totals": counts(2, 1, 1),
+        "categories": {"schedulingOrchestration": category},
+        "requirements": [
+            {"id": "gang_scheduling", "category": "schedulingOrchestration", "level": "MUST", "title": "t",
+             "status": "passed", "rationale": "Kueue runs"},
+            {"id": "cluster_autoscaling", "category": "schedulingOrchestration", "level": "MUST", "title": "t",
+             "status": "needs-evidence", "rationale": "none seen"}],
+        "error": null, "schedulingEnabled": true, "scheduleIntervalSeconds": 86400,
+        "checklistSource": "https://github.com/cncf/k8s-ai-conformance/blob/b2c89690/docs/AIConformance-1.35.yaml"});
+    status
+}
+
+#[test]
+fn each_broken_ai_conformance_rule_is_caught() {
+    assert_eq!(violations(&data(&with_ai_conformance()), "ns"), Vec::<String>::new());
+    let breaks: [Break; 8] = [
+        ("checklistSource missing", |v| drop(v["aiConformance"].as_object_mut().unwrap().remove("checklistSource"))),
+        ("notice is not in the contract's shape", |v| v["aiConformance"]["notice"] = "x".into()),
+        ("status", |v| v["aiConformance"]["requirements"][0]["status"] = "passing".into()),
+        ("level", |v| v["aiConformance"]["requirements"][0]["level"] = "must".into()),
+        ("evidence is not in the contract's row", |v| v["aiConformance"]["requirements"][0]["evidence"] = json!([])),
+        ("totals.passed is 2", |v| v["aiConformance"]["totals"]["passed"] = 2.into()),
+        ("categories.schedulingOrchestration.total", |v| {
+            v["aiConformance"]["categories"]["schedulingOrchestration"]["total"] = 3.into()
+        }),
+        ("runState", |v| v["aiConformance"]["runState"] = "running".into()),
+    ];
+    for (expected, mutate) in breaks {
+        let mut broken = with_ai_conformance();
+        mutate(&mut broken);
+        let found = violations(&data(&broken), "ns");
+        assert!(found.iter().any(|f| f.contains(expected)), "{expected}: {found:?}");
+    }
+    let mut failed = with_ai_conformance();
+    failed["aiConformance"]["lastOutcome"] = "failed".into();
+    assert!(violations(&data(&failed), "ns").iter().any(|f| f.contains("must say why")));
+}
+
 #[test]
 fn each_broken_rule_is_caught() {
     assert_eq!(violations(&data(&valid()), "ns"), Vec::<String>::new());

@@ -105,7 +105,154 @@ pub fn violations(data: &BTreeMap<String, String>, namespace: &str) -> Vec<Strin
         Some(assessment) => assessment_rules(&mut v, assessment),
         None => v.fail("assessment missing".into()),
     }
+    if let Some(block) = status.get("aiConformance") {
+        ai_conformance_rules(&mut v, block);
+    }
     out
+}
+
+const AI_KEYS: [&str; 14] = [
+    "checklistVersion",
+    "kubernetesMinor",
+    "sourceRevision",
+    "lastCompletedAt",
+    "lastOutcome",
+    "runState",
+    "runId",
+    "totals",
+    "categories",
+    "requirements",
+    "error",
+    "schedulingEnabled",
+    "scheduleIntervalSeconds",
+    "checklistSource",
+];
+const AI_COUNTS: [&str; 9] = [
+    "totalRequirements",
+    "mustRequirements",
+    "shouldRequirements",
+    "passed",
+    "failed",
+    "warning",
+    "notApplicable",
+    "notEvaluated",
+    "needsEvidence",
+];
+const AI_STATUSES: [(&str, &str); 6] = [
+    ("passed", "passed"),
+    ("failed", "failed"),
+    ("warning", "warning"),
+    ("not-applicable", "notApplicable"),
+    ("not-evaluated", "notEvaluated"),
+    ("needs-evidence", "needsEvidence"),
+];
+
+/// The optional `aiConformance` block: exactly its keys, and counts that agree with its rows.
+fn ai_conformance_rules(v: &mut Rules<'_>, a: &Value) {
+    v.at = "aiConformance.".into();
+    let Some(map) = a.as_object() else {
+        v.fail("must be an object".into());
+        v.at.clear();
+        return;
+    };
+    for key in AI_KEYS {
+        if !map.contains_key(key) {
+            v.fail(format!("{key} missing"));
+        }
+    }
+    for key in map.keys().filter(|k| !AI_KEYS.contains(&k.as_str())) {
+        v.fail(format!("{key} is not in the contract's shape"));
+    }
+    for key in ["checklistVersion", "kubernetesMinor", "sourceRevision", "runId", "error", "checklistSource"] {
+        v.string_or_null(a, key);
+    }
+    v.time_or_null(a, "lastCompletedAt");
+    v.one_of(a, "lastOutcome", &["none", "success", "failed"]);
+    match a.get("runState") {
+        Some(Value::Null) => {}
+        _ => v.one_of(a, "runState", &["completed", "failed", "partial"]),
+    }
+    if !a.get("schedulingEnabled").is_some_and(Value::is_boolean) {
+        v.fail("schedulingEnabled must be a bool".into());
+    }
+    if !a.get("scheduleIntervalSeconds").is_some_and(|n| n.is_null() || n.is_number()) {
+        v.fail("scheduleIntervalSeconds must be a number or null".into());
+    }
+    if a["lastOutcome"] == "failed" && !a["error"].is_string() {
+        v.fail("a failed run must say why in error".into());
+    }
+    let Some(rows) = a.get("requirements").and_then(Value::as_array) else {
+        v.fail("requirements must be an array".into());
+        v.at.clear();
+        return;
+    };
+    let mut counted = serde_json::Map::new();
+    let mut by_category: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        v.at = format!("aiConformance.requirements[{i}].");
+        for key in ["id", "category", "title", "rationale"] {
+            if row.get(key).and_then(Value::as_str).is_none_or(str::is_empty) {
+                v.fail(format!("{key} must be a non-empty string"));
+            }
+        }
+        v.one_of(row, "level", &["MUST", "SHOULD"]);
+        v.one_of(row, "status", &AI_STATUSES.map(|(word, _)| word));
+        if let Some(extra) = row.as_object().and_then(|o| {
+            o.keys().find(|k| !["id", "category", "level", "title", "status", "rationale"].contains(&k.as_str()))
+        }) {
+            v.fail(format!("{extra} is not in the contract's row"));
+        }
+        let category = row["category"].as_str().unwrap_or_default().to_owned();
+        let level = if row["level"] == "MUST" { "mustRequirements" } else { "shouldRequirements" };
+        let status = AI_STATUSES.iter().find(|(word, _)| row["status"] == *word).map(|(_, key)| *key);
+        for counts in [&mut counted, by_category.entry(category.clone()).or_default()] {
+            for key in ["totalRequirements", level].into_iter().chain(status) {
+                let n = counts.get(key).and_then(Value::as_u64).unwrap_or(0);
+                counts.insert(key.to_owned(), (n + 1).into());
+            }
+        }
+    }
+    v.at = "aiConformance.".into();
+    let count =
+        |counts: &serde_json::Map<String, Value>, key: &str| counts.get(key).and_then(Value::as_u64).unwrap_or(0);
+    match a.get("totals") {
+        Some(totals) => {
+            for key in AI_COUNTS {
+                v.number(totals, key);
+                if totals[key].as_u64() != Some(count(&counted, key)) {
+                    v.fail(format!("totals.{key} is {}, the rows count {}", totals[key], count(&counted, key)));
+                }
+            }
+        }
+        None => v.fail("totals missing".into()),
+    }
+    match a.get("categories").and_then(Value::as_object) {
+        Some(categories) => {
+            let named: Vec<&String> = categories.keys().collect();
+            let rowed: Vec<&String> = by_category.keys().collect();
+            if named != rowed {
+                v.fail(format!("categories {named:?} are not the rows' categories {rowed:?}"));
+            }
+            for (name, counts) in categories {
+                let want = by_category.get(name).cloned().unwrap_or_default();
+                v.number(counts, "total");
+                if counts["total"].as_u64() != Some(count(&want, "totalRequirements")) {
+                    v.fail(format!("categories.{name}.total disagrees with the rows"));
+                }
+                for key in AI_COUNTS {
+                    if counts[key].as_u64() != Some(count(&want, key)) {
+                        v.fail(format!(
+                            "categories.{name}.{key} is {}, the rows count {}",
+                            counts[key],
+                            count(&want, key)
+                        ));
+                    }
+                }
+            }
+        }
+        None => v.fail("categories must be an object".into()),
+    }
+    v.at.clear();
 }
 
 fn assessment_rules(v: &mut Rules<'_>, a: &Value) {

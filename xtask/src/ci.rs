@@ -92,7 +92,8 @@ pub fn run(root: &Path) -> Result<()> {
             if interrupted.load(Ordering::SeqCst) {
                 bail!("interrupted");
             }
-            let args = ["--package", "kube9-tests", "--test", "cluster", "--", "kwok::"];
+            // And the AI Conformance rows of accelerator Nodes (the first 4 have GPUs).
+            let args = ["--package", "kube9-tests", "--test", "cluster", "--", "kwok::", "ai_conformance::kwok_"];
             cargo_test_env(root, &args, Some(&cluster.kubeconfig), &[("KUBE9_REQUIRE_KWOK", "1")], &mut counts)
         })
     });
@@ -118,7 +119,8 @@ pub fn run(root: &Path) -> Result<()> {
     oldest
 }
 
-/// The cluster tests that tell old servers from new (`versions::`, `crds::`, `cel::`) on 1.20.
+/// The cluster tests that tell old servers from new (`versions::`, `crds::`, `cel::`, and the AI
+/// Conformance self-check's "older than every checklist" path) on 1.20.
 fn oldest_leg(root: &Path, interrupted: &AtomicBool, counts: &mut Counts) -> Result<()> {
     let oldest = Kubernetes::Debian;
     let leg = format!("Kubernetes {}", oldest.label());
@@ -145,7 +147,7 @@ const ADDON_NAMES: &str = "gateway-api,kueue,metrics-server";
 const KWOK_NODES: u32 = 200;
 
 /// The test modules run on the oldest version too.
-const OLDEST_LEG_TESTS: &[&str] = &["versions::", "crds::", "cel::"];
+const OLDEST_LEG_TESTS: &[&str] = &["versions::", "crds::", "cel::", "ai_conformance::any_server"];
 
 /// `cargo xtask chart-test`: the pytest suite alone, against a cluster that is already up.
 pub fn chart_test(root: &Path, args: &[String]) -> Result<()> {

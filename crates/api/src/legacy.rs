@@ -35,6 +35,9 @@ pub struct LegacyStatus {
     pub namespace: String,
     pub collection_stats: LegacyCollectionStats,
     pub assessment: LegacyAssessment,
+    /// The Kubernetes AI Conformance readiness self-check; absent until the operator has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ai_conformance: Option<crate::ai_conformance::LegacyAiConformance>,
 }
 
 /// How the collectors are doing; `lastSuccessTime` is null before the first collection.
@@ -139,6 +142,7 @@ mod tests {
             namespace: "kube9-system".into(),
             collection_stats: LegacyCollectionStats::default(),
             assessment: LegacyAssessment::from(None),
+            ai_conformance: None,
         }
     }
 

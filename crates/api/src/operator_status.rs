@@ -132,6 +132,9 @@ pub struct OperatorStatusStatus {
     /// The latest scheduled Well-Architected assessment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assessment: Option<crate::assessment::ScheduledSummary>,
+    /// The latest Kubernetes AI Conformance readiness self-check (not a certification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ai_conformance: Option<crate::ai_conformance::AiConformanceSummary>,
     /// How the in-cluster collectors are doing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collection_stats: Option<CollectionStats>,

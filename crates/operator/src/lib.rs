@@ -6,6 +6,7 @@ pub mod base;
 
 mod assessment;
 mod collect;
+mod conformance;
 mod gather;
 mod health;
 mod history;

@@ -100,6 +100,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     };
 
+    // The AI Conformance self-check follows the singleton (its run-request annotation).
+    let (conformance_tx, conformance_rx) = watch::channel(None);
+    let Some(conformance_changes) = status_writer.subscribe() else {
+        anyhow::bail!("the OperatorStatus store is not shared");
+    };
+    let conformance = tokio::spawn(crate::conformance::task::run(
+        crate::conformance::task::Conformance {
+            client: client.clone(),
+            interval: config.ai_conformance_interval,
+            status: status_store.clone(),
+            report: conformance_tx,
+            history: history.clone(),
+        },
+        conformance_changes.boxed(),
+        stopped(),
+    ));
     let (summary_tx, summary_rx) = watch::channel(None);
     let assessor =
         Arc::new(assessments::Context::new(client.clone(), &config, summary_tx, metrics.clone(), history.clone()));
@@ -118,6 +134,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         assessment: summary_rx,
         collection: collection_rx,
         pro: pro_rx,
+        ai_conformance: conformance_rx,
         metrics: metrics.clone(),
         diagnostics: diagnostics.clone(),
         store: store_failure,
@@ -139,6 +156,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = reconciler.await;
     let _ = assessor.await;
     let _ = collectors.await;
+    let _ = conformance.await;
     if let Ok(Err(e)) = health.await {
         return Err(e).with_context(|| format!("health server on {}", config.health_addr));
     }

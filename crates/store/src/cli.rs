@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
+use crate::ai_conformance::{AiRequirementRow, AiRunRow};
 use crate::records::{EventRow, EventType, Filter, RunRow, rfc3339};
 use crate::{Error, Reader};
 
@@ -37,6 +38,12 @@ pub enum What {
     Assessments {
         #[command(subcommand)]
         command: Assessments,
+    },
+    /// AI Conformance readiness self-checks (a self-check, not a certification).
+    #[command(name = "ai-conformance")]
+    AiConformance {
+        #[command(subcommand)]
+        command: AiConformance,
     },
     /// The collectors' results the store keeps (what the next upload is built from).
     Collections {
@@ -91,6 +98,23 @@ pub enum Assessments {
     /// One run by its id.
     Get {
         id: String,
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AiConformance {
+    /// The newest self-check: its checklist, outcome and totals.
+    Latest {
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+    },
+    /// Each requirement of a self-check (the newest, or `--run`), with the evidence it named.
+    Requirements {
+        /// A run's id (as `latest` shows it); the newest when absent.
+        #[arg(long)]
+        run: Option<String>,
         #[arg(long, value_enum, default_value = "json")]
         format: Format,
     },
@@ -191,6 +215,7 @@ fn answer(reader: &Reader, what: &What) -> Result<String, Error> {
                 }
             })
         }
+        What::AiConformance { command } => ai_conformance(reader, command),
         What::Assessments { command: Assessments::Get { id, format } } => {
             let run = reader.run(parse_id("assessment run", id)?)?;
             Ok(match format {
@@ -199,6 +224,63 @@ fn answer(reader: &Reader, what: &What) -> Result<String, Error> {
             })
         }
     }
+}
+
+fn ai_conformance(reader: &Reader, command: &AiConformance) -> Result<String, Error> {
+    let none = || Error::NotFound { what: "AI Conformance run", id: "the operator has not run one yet".into() };
+    match command {
+        AiConformance::Latest { format } => {
+            let run = reader.latest_ai_conformance()?.ok_or_else(none)?;
+            Ok(match format {
+                Format::Json => document(&json!({"run": run.to_json()})),
+                Format::Table => ai_run_table(&run),
+            })
+        }
+        AiConformance::Requirements { run, format } => {
+            let run = match run {
+                Some(id) => reader.ai_conformance_run(parse_id("AI Conformance run", id)?)?,
+                None => reader.latest_ai_conformance()?.ok_or_else(none)?,
+            };
+            let rows = reader.ai_conformance_requirements(run.id)?;
+            Ok(match format {
+                Format::Json => document(&json!({
+                    "run": run.to_json(),
+                    "requirements": rows.iter().map(AiRequirementRow::to_json).collect::<Vec<_>>(),
+                })),
+                Format::Table => {
+                    let cells: Vec<[String; 5]> = rows
+                        .iter()
+                        .map(|r| {
+                            [
+                                r.requirement.clone(),
+                                r.category.clone(),
+                                r.level.clone(),
+                                r.status.clone(),
+                                r.rationale.clone(),
+                            ]
+                        })
+                        .collect();
+                    format!(
+                        "{}\n{}",
+                        ai_run_table(&run),
+                        table(["REQUIREMENT", "CATEGORY", "LEVEL", "STATUS", "RATIONALE"], &cells)
+                    )
+                }
+            })
+        }
+    }
+}
+
+fn ai_run_table(run: &AiRunRow) -> String {
+    let rows = [[
+        run.id.to_string(),
+        rfc3339(run.finished_at),
+        run.checklist_version.clone().unwrap_or_else(|| "-".into()),
+        run.kubernetes_minor.clone().unwrap_or_else(|| "-".into()),
+        run.run_state.clone(),
+        run.error.clone().unwrap_or_else(|| "a readiness self-check, not a certification".into()),
+    ]];
+    table(["ID", "FINISHED", "CHECKLIST", "KUBERNETES", "STATE", "NOTE"], &rows)
 }
 
 fn parse_id(what: &'static str, id: &str) -> Result<i64, Error> {

@@ -8,6 +8,7 @@
 //! caps the database file, the WAL is truncated after each checkpoint, and retention removes
 //! the oldest rows by age, by row count, and whenever the file nears the cap.
 
+pub mod ai_conformance;
 pub mod cli;
 pub mod records;
 pub mod schema;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
+pub use ai_conformance::{AiRequirementRow, AiRunRow};
 pub use records::{EventRow, EventType, Filter, RunRow, Severity};
 
 /// The database's file name inside the data directory.
@@ -121,6 +123,11 @@ pub enum Write {
         json: String,
         at_ms: i64,
     },
+    /// An AI Conformance self-check and its requirements.
+    AiConformance {
+        run: AiRunRow,
+        requirements: Vec<AiRequirementRow>,
+    },
 }
 
 impl Write {
@@ -138,6 +145,9 @@ impl Write {
             }
             Write::Run(r) => r.assessment.len() + r.message.len() + r.summary.len(),
             Write::Status { json, .. } => json.len(),
+            Write::AiConformance { run, requirements } => {
+                run.run_id.len() + run.totals.len() + requirements.iter().map(AiRequirementRow::size).sum::<usize>()
+            }
         };
         text + 128
     }
@@ -294,6 +304,9 @@ impl Store {
                     }
                     Write::Status { json, at_ms } => {
                         status.execute(params![json, at_ms])?;
+                    }
+                    Write::AiConformance { run, requirements } => {
+                        ai_conformance::insert(&tx, run, requirements)?;
                     }
                 }
             }
@@ -517,6 +530,21 @@ impl Reader {
     /// The newest collection of each collector that has one, with its data.
     pub fn latest_collections(&self) -> Result<Vec<CollectionRow>, Error> {
         latest_collections(&self.conn)
+    }
+
+    /// The newest AI Conformance self-check.
+    pub fn latest_ai_conformance(&self) -> Result<Option<AiRunRow>, Error> {
+        ai_conformance::latest(&self.conn)
+    }
+
+    /// One AI Conformance self-check by its store id.
+    pub fn ai_conformance_run(&self, id: i64) -> Result<AiRunRow, Error> {
+        ai_conformance::get(&self.conn, id)?.ok_or(Error::NotFound { what: "AI Conformance run", id: id.to_string() })
+    }
+
+    /// The requirements of a self-check (by store id), in the checklist's order.
+    pub fn ai_conformance_requirements(&self, run: i64) -> Result<Vec<AiRequirementRow>, Error> {
+        ai_conformance::requirements(&self.conn, run)
     }
 
     /// How many events are stored.

@@ -52,6 +52,33 @@ pub const MIGRATIONS: &[&str] = &[
         words TEXT NOT NULL
      );
      CREATE INDEX collections_by_collector ON collections (collector, collected_at);",
+    // 4: AI Conformance readiness self-checks, and each requirement's finding with its evidence.
+    "CREATE TABLE ai_conformance_runs (
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        checklist_version TEXT,
+        kubernetes_minor TEXT,
+        outcome TEXT NOT NULL,
+        run_state TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER NOT NULL,
+        error TEXT,
+        totals TEXT NOT NULL,
+        source_revision TEXT NOT NULL
+     );
+     CREATE INDEX ai_conformance_runs_by_time ON ai_conformance_runs (finished_at);
+     CREATE TABLE ai_conformance_requirements (
+        run INTEGER NOT NULL,
+        requirement TEXT NOT NULL,
+        category TEXT NOT NULL,
+        level TEXT NOT NULL,
+        title TEXT NOT NULL,
+        status TEXT NOT NULL,
+        rationale TEXT NOT NULL,
+        evidence TEXT NOT NULL,
+        PRIMARY KEY (run, requirement)
+     );",
 ];
 
 /// The version this binary writes and reads.

@@ -428,3 +428,75 @@ fn two_connections_opening_a_new_store_at_once_migrate_it_once() {
         assert_eq!(schema::version(&conn).unwrap(), schema::CURRENT);
     }
 }
+
+fn ai_run(run_id: &str, finished_at: i64) -> (kube9_store::AiRunRow, Vec<kube9_store::AiRequirementRow>) {
+    let run = kube9_store::AiRunRow {
+        id: 0,
+        run_id: run_id.into(),
+        checklist_version: Some("1.35".into()),
+        kubernetes_minor: Some("1.35".into()),
+        outcome: "success".into(),
+        run_state: "completed".into(),
+        trigger: "scheduled".into(),
+        started_at: finished_at - 1000,
+        finished_at,
+        error: None,
+        totals: r#"{"totalRequirements":2,"passed":1,"failed":1}"#.into(),
+        source_revision: "b2c89690".into(),
+    };
+    let row = |id: &str, status: &str, evidence: &str| kube9_store::AiRequirementRow {
+        requirement: id.into(),
+        category: "schedulingOrchestration".into(),
+        level: "MUST".into(),
+        title: "t".into(),
+        status: status.into(),
+        rationale: format!("{id} {status}"),
+        evidence: evidence.into(),
+    };
+    (
+        run,
+        vec![
+            row("gang_scheduling", "passed", r#"["Deployment kueue-system/kueue-controller-manager (1/1 ready)"]"#),
+            row("cluster_autoscaling", "needs-evidence", "[]"),
+        ],
+    )
+}
+
+#[test]
+fn ai_conformance_runs_and_their_requirements_are_queried() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path(), Limits::default()).unwrap();
+    let none = query(dir.path(), &["ai-conformance", "latest"]);
+    assert_eq!(none.code, 1);
+    assert!(none.stderr.contains("not-found"), "{}", none.stderr);
+    for i in 0..(kube9_store::ai_conformance::MAX_RUNS + 2) {
+        let (run, requirements) = ai_run(&format!("ai-{i}"), NOW + i as i64 * MINUTE);
+        store.write(&[Write::AiConformance { run, requirements }]).unwrap();
+    }
+    let latest = query(dir.path(), &["ai-conformance", "latest"]);
+    assert_eq!(latest.code, 0, "{}", latest.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&latest.stdout).unwrap();
+    assert_eq!(doc["run"]["runId"], format!("ai-{}", kube9_store::ai_conformance::MAX_RUNS + 1));
+    assert!(doc["run"]["notice"].as_str().unwrap().contains("not a certification"));
+    assert_eq!(doc["run"]["durationMs"], 1000);
+    let rows = query(dir.path(), &["ai-conformance", "requirements"]);
+    let doc: serde_json::Value = serde_json::from_str(&rows.stdout).unwrap();
+    let requirements = doc["requirements"].as_array().unwrap();
+    assert_eq!(requirements.len(), 2);
+    assert_eq!(requirements[0]["id"], "gang_scheduling");
+    assert_eq!(requirements[0]["evidence"][0], "Deployment kueue-system/kueue-controller-manager (1/1 ready)");
+    assert_eq!(requirements[1]["status"], "needs-evidence");
+    let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+    let count =
+        |table: &str| conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(count("ai_conformance_runs") as u64, kube9_store::ai_conformance::MAX_RUNS, "the oldest runs go");
+    assert_eq!(
+        count("ai_conformance_requirements") as u64,
+        kube9_store::ai_conformance::MAX_RUNS * 2,
+        "with their rows"
+    );
+    let table = query(dir.path(), &["ai-conformance", "requirements", "--format", "table"]);
+    assert!(table.stdout.contains("REQUIREMENT") && table.stdout.contains("gang_scheduling"), "{}", table.stdout);
+    let missing = query(dir.path(), &["ai-conformance", "requirements", "--run", "999999"]);
+    assert!(missing.stderr.contains("not-found"), "{}", missing.stderr);
+}

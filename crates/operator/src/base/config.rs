@@ -121,6 +121,11 @@ pub struct Flags {
     /// Most events kept (the oldest go first).
     #[arg(long, env = "KUBE9_EVENTS_MAX_ROWS", default_value_t = 200_000)]
     pub events_max_rows: u64,
+
+    /// How often the Kubernetes AI Conformance readiness self-check runs (1m to 30d); 0 runs it
+    /// only when requested by annotation.
+    #[arg(long, env = "KUBE9_AI_CONFORMANCE_INTERVAL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub ai_conformance_interval: Duration,
 }
 
 /// The kube9 API key. Its `Debug` and `Display` never show the value.
@@ -212,6 +217,8 @@ pub struct Config {
     pub pod_name: Option<String>,
     /// The embedded store; None without --data-dir.
     pub store: Option<StoreConfig>,
+    /// The AI Conformance self-check's schedule; None: only on request.
+    pub ai_conformance_interval: Option<Duration>,
 }
 
 /// Where the store lives and how much it keeps.
@@ -267,6 +274,16 @@ impl Config {
                 why: format!("{:?} is not a valid Secret name", flags.obfuscation_key_secret),
             });
         }
+        let ai_conformance_interval =
+            (!flags.ai_conformance_interval.is_zero()).then_some(flags.ai_conformance_interval);
+        if let Some(interval) = ai_conformance_interval {
+            check_duration(
+                "ai-conformance-interval",
+                interval,
+                Duration::from_secs(60),
+                Duration::from_secs(30 * 86400),
+            )?;
+        }
         let store = flags
             .data_dir
             .filter(|d| !d.as_os_str().is_empty())
@@ -274,6 +291,7 @@ impl Config {
             .transpose()?;
         Ok(Config {
             store,
+            ai_conformance_interval,
             namespace: flags.namespace,
             api_key,
             server_url,
@@ -459,6 +477,18 @@ mod tests {
                 .unwrap();
         let hours = |h: u64| Duration::from_secs(h * 3600);
         assert_eq!(config.collection_intervals, [hours(24), hours(1), hours(12), Duration::from_secs(300), hours(24)]);
+    }
+
+    #[test]
+    fn the_ai_conformance_self_check_runs_daily_unless_set_to_zero_or_another_interval() {
+        let daily = Config::from_flags(flags(&[]), None).unwrap();
+        assert_eq!(daily.ai_conformance_interval, Some(Duration::from_secs(86400)));
+        let on_request = Config::from_flags(flags(&["--ai-conformance-interval", "0s"]), None).unwrap();
+        assert_eq!(on_request.ai_conformance_interval, None);
+        let hourly = Config::from_flags(flags(&["--ai-conformance-interval", "1h"]), None).unwrap();
+        assert_eq!(hourly.ai_conformance_interval, Some(Duration::from_secs(3600)));
+        let err = Config::from_flags(flags(&["--ai-conformance-interval", "10s"]), None).unwrap_err().to_string();
+        assert!(err.contains("ai-conformance-interval") && err.contains("outside"), "{err}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
+use kube9_api::ai_conformance::AiConformanceSummary;
 use kube9_api::assessment::ScheduledSummary;
 use kube9_api::legacy::LegacyStatus;
 use kube9_api::operator_status::{CollectionStats, OperatorStatus, OperatorStatusStatus};
@@ -34,6 +35,8 @@ pub struct Inputs<'a> {
     pub pro: Option<&'a Report>,
     pub assessment: Option<&'a ScheduledSummary>,
     pub collection: Option<&'a CollectionStats>,
+    /// The AI Conformance self-check; None until the task has one (the status keeps its own).
+    pub ai_conformance: Option<&'a AiConformanceSummary>,
     pub api_key_configured: bool,
     pub namespace: &'a str,
     /// The configured refresh interval.
@@ -80,7 +83,8 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
     };
     let conditions =
         conditions::conditions(&existing.conditions, &standing, inputs.registration, store, generation, now);
-    let reports = Reports { assessment: inputs.assessment, collection: inputs.collection, pro };
+    let ai_conformance = inputs.ai_conformance.or(existing.ai_conformance.as_ref());
+    let reports = Reports { assessment: inputs.assessment, collection: inputs.collection, pro, ai_conformance };
     let desired = render(&standing, &reports, inputs.namespace, generation, conditions, now);
     let status_left =
         refresh_in(same_content(&existing, &desired), existing.last_update.as_ref().map(|t| t.0), now, interval);
@@ -90,6 +94,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         assessment: inputs.assessment,
         collection: inputs.collection,
         api_key_configured: inputs.api_key_configured,
+        ai_conformance,
     };
     let want = configmap::render(&standing, &cm_reports, inputs.namespace, now);
     let cm_left = match &have {
@@ -122,6 +127,7 @@ pub struct Reports<'a> {
     pub assessment: Option<&'a ScheduledSummary>,
     pub collection: Option<&'a CollectionStats>,
     pub pro: &'a Report,
+    pub ai_conformance: Option<&'a AiConformanceSummary>,
 }
 
 /// The status to write for this standing.
@@ -145,6 +151,7 @@ pub fn render(
         namespace: Some(namespace.to_owned()),
         observed_generation: generation,
         assessment: reports.assessment.cloned(),
+        ai_conformance: reports.ai_conformance.cloned(),
         collection_stats: reports.collection.cloned(),
         upload: reports.pro.upload.clone(),
         insights: reports.pro.insights.clone(),
@@ -183,6 +190,7 @@ mod tests {
             pro: None,
             assessment: None,
             collection: None,
+            ai_conformance: None,
             api_key_configured: false,
             namespace: "kube9-system",
             status_interval: MINUTE,

@@ -42,6 +42,8 @@ pub struct Context {
     pub collection: watch::Receiver<Option<CollectionStats>>,
     /// The pro tier's report; None until it has one (the status then keeps what it holds).
     pub pro: watch::Receiver<Option<Report>>,
+    /// The AI Conformance self-check; None until the task has one (the status keeps its own).
+    pub ai_conformance: watch::Receiver<Option<kube9_api::ai_conformance::AiConformanceSummary>>,
     pub metrics: Metrics,
     pub diagnostics: Arc<Diagnostics>,
     /// Why the embedded store cannot be used (None while it can, or without one).
@@ -102,6 +104,7 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
     let pro = ctx.pro.borrow().clone();
     let assessment = ctx.assessment.borrow().clone();
     let collection = ctx.collection.borrow().clone();
+    let ai_conformance = ctx.ai_conformance.borrow().clone();
     let write_failure = ctx.diagnostics.write_failure();
     let store_failure = ctx.store.borrow().clone();
     let namespace = &ctx.config.namespace;
@@ -117,6 +120,7 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
         pro: pro.as_ref(),
         assessment: assessment.as_ref(),
         collection: collection.as_ref(),
+        ai_conformance: ai_conformance.as_ref(),
         api_key_configured: ctx.config.api_key.is_some(),
         namespace,
         status_interval: ctx.config.status_interval,
@@ -282,6 +286,7 @@ pub async fn run(
         WatchStream::from_changes(ctx.collection.clone()).map(|_| ()).boxed(),
         WatchStream::from_changes(ctx.pro.clone()).map(|_| ()).boxed(),
         WatchStream::from_changes(ctx.store.clone()).map(|_| ()).boxed(),
+        WatchStream::from_changes(ctx.ai_conformance.clone()).map(|_| ()).boxed(),
     ])
     .map(|()| ObjectRef::<OperatorStatus>::new(SINGLETON_NAME));
     let controller = Controller::for_shared_stream(spec_changes(trigger), store)
