@@ -103,45 +103,106 @@ async fn the_performance_collector_reads_pod_metrics_from_a_real_metrics_server(
     .await;
 }
 
+/// A ResourceFlavor and a ClusterQueue (deleted when the scenario ends), once the real Kueue
+/// controller made the queue Active: only the controller writes that condition.
+async fn active_cluster_queue(ctx: &kube9_tests::Ctx) -> anyhow::Result<String> {
+    let name = kube9_tests::unique_name("kube9-cq");
+    let flavor_ar = ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("kueue.x-k8s.io", "v1beta2", "ResourceFlavor"),
+        "resourceflavors",
+    );
+    let queue_ar = ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("kueue.x-k8s.io", "v1beta2", "ClusterQueue"),
+        "clusterqueues",
+    );
+    let flavors: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &flavor_ar);
+    let queues: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &queue_ar);
+    ctx.cleanup_dynamic(&flavor_ar, None, &name);
+    ctx.cleanup_dynamic(&queue_ar, None, &name);
+    let flavor: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor", "metadata": {"name": name},
+    }))?;
+    flavors.create(&PostParams::default(), &flavor).await?;
+    let queue: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue", "metadata": {"name": name},
+        "spec": {"namespaceSelector": {}, "resourceGroups": [{"coveredResources": ["cpu", "nvidia.com/gpu"],
+            "flavors": [{"name": name, "resources": [
+                {"name": "cpu", "nominalQuota": "8"}, {"name": "nvidia.com/gpu", "nominalQuota": "8"}]}]}]},
+    }))?;
+    queues.create(&PostParams::default(), &queue).await?;
+    wait_for(Duration::from_secs(60), || async {
+        let q = queues.get(&name).await?;
+        Ok(q.data
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "Active" && c["status"] == "True")))
+    })
+    .await?;
+    Ok(name)
+}
+
 #[tokio::test]
 async fn the_real_kueue_controller_activates_a_cluster_queue() {
     scenario(|ctx| async move {
         if !served(&ctx.client, "kueue.x-k8s.io", "v1beta2", "kueue").await? {
             return Ok(());
         }
-        let name = kube9_tests::unique_name("kube9-cq");
-        let flavor_ar = ApiResource::from_gvk_with_plural(
-            &kube::api::GroupVersionKind::gvk("kueue.x-k8s.io", "v1beta2", "ResourceFlavor"),
-            "resourceflavors",
+        active_cluster_queue(&ctx).await.map(|_| ())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_ai_conformance_self_check_sees_the_real_kueue_and_gateway_api() {
+    scenario(|ctx| async move {
+        if !served(&ctx.client, "kueue.x-k8s.io", "v1beta2", "kueue").await?
+            || !served(&ctx.client, "gateway.networking.k8s.io", "v1", "gateway-api").await?
+        {
+            return Ok(());
+        }
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("ai-real").await?;
+        // Kueue runs beside the cluster (a process, not a Deployment): its work is the evidence.
+        let queue = active_cluster_queue(&ctx).await?;
+        // The real Gateway API CRDs validate the class; no Gateway implementation runs here, so
+        // the test reports Accepted as one would.
+        let class_name = kube9_tests::unique_name("kube9-gc");
+        let classes =
+            crate::ai_conformance::dynamic(&ctx, "gateway.networking.k8s.io", "v1", "GatewayClass", "gatewayclasses");
+        ctx.cleanup_dynamic(
+            &ApiResource::from_gvk_with_plural(
+                &kube::api::GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "GatewayClass"),
+                "gatewayclasses",
+            ),
+            None,
+            &class_name,
         );
-        let queue_ar = ApiResource::from_gvk_with_plural(
-            &kube::api::GroupVersionKind::gvk("kueue.x-k8s.io", "v1beta2", "ClusterQueue"),
-            "clusterqueues",
-        );
-        let flavors: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &flavor_ar);
-        let queues: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &queue_ar);
-        ctx.cleanup_dynamic(&flavor_ar, None, &name);
-        ctx.cleanup_dynamic(&queue_ar, None, &name);
-        let flavor: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor", "metadata": {"name": name},
+        let class: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": class_name},
+            "spec": {"controllerName": "example.com/gateway-controller"},
         }))?;
-        flavors.create(&PostParams::default(), &flavor).await?;
-        let queue: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue", "metadata": {"name": name},
-            "spec": {"namespaceSelector": {}, "resourceGroups": [{"coveredResources": ["cpu", "nvidia.com/gpu"],
-                "flavors": [{"name": name, "resources": [
-                    {"name": "cpu", "nominalQuota": "8"}, {"name": "nvidia.com/gpu", "nominalQuota": "8"}]}]}]},
-        }))?;
-        queues.create(&PostParams::default(), &queue).await?;
-        // Only the controller writes the Active condition: it proves Kueue is running.
-        wait_for(Duration::from_secs(60), || async {
-            let q = queues.get(&name).await?;
-            Ok(q.data
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .is_some_and(|c| c.iter().any(|c| c["type"] == "Active" && c["status"] == "True")))
-        })
-        .await
+        classes.create(&PostParams::default(), &class).await?;
+        let accepted = json!({"status": {"conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted",
+            "message": "", "lastTransitionTime": "2026-12-02T08:00:00Z", "observedGeneration": 1}]}});
+        classes
+            .patch_status(&class_name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&accepted))
+            .await?;
+
+        let data = DataDir::new();
+        let operator = Operator::start(&ns, &["--data-dir", data.0.to_str().unwrap_or_default()], &[])?;
+        let summary = crate::ai_conformance::self_check(&ctx, None)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}\n{}", operator.logs()))?;
+        let gang = crate::ai_conformance::row(&summary, "gang_scheduling")?;
+        assert_eq!(gang.status, kube9_api::ai_conformance::RequirementStatus::Passed, "{gang:#?}");
+        assert!(gang.rationale.contains(&format!("ClusterQueue {queue} Active")), "{}", gang.rationale);
+        let inference = crate::ai_conformance::row(&summary, "ai_inference")?;
+        assert_eq!(inference.status, kube9_api::ai_conformance::RequirementStatus::Passed, "{inference:#?}");
+        assert!(inference.rationale.contains(&class_name), "{}", inference.rationale);
+        let status = kube9_tests::contract::assert_configmap(&ctx.client, &ns).await?;
+        let rows = status["aiConformance"]["requirements"].as_array().cloned().unwrap_or_default();
+        assert!(rows.iter().any(|r| r["id"] == "gang_scheduling" && r["status"] == "passed"), "{rows:?}");
+        Ok(())
     })
     .await;
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use kube9_api::ai_conformance::{Level, RequirementStatus as Status};
 
 use super::checklist::Requirement;
-use super::evidence::{Evidence, MAX_NAMED, NodeFacts, Workload};
+use super::evidence::{Evidence, MAX_NAMED, NodeFacts, Seen, Workload};
 
 /// What was found for one requirement.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -530,14 +530,31 @@ fn gang_scheduling(level: Level, evidence: &Evidence) -> Finding {
         if groups.is_empty() && controllers.is_empty() {
             continue;
         }
+        // Kueue's controller shows itself by its work too: only it makes a ClusterQueue Active.
+        let active: Vec<String> = match (&evidence.active_cluster_queues, groups.contains(&"kueue.x-k8s.io")) {
+            (Seen::Read(queues), true) => queues.iter().map(|q| format!("ClusterQueue {q} Active")).collect(),
+            _ => vec![],
+        };
         let running: Vec<&&Workload> = controllers.iter().filter(|w| w.available).collect();
         let apis = if groups.is_empty() { String::new() } else { format!("{} served; ", groups.join(", ")) };
+        let queues = if active.is_empty() { String::new() } else { format!("; {}", named(active.iter().cloned())) };
         if !running.is_empty() {
             let seen = describe_all(&controllers);
             return finding(
                 Status::Passed,
-                format!("{}: {apis}controller {}", s.name, named(seen.iter().cloned())),
-                seen,
+                format!("{}: {apis}controller {}{queues}", s.name, named(seen.iter().cloned())),
+                seen.into_iter().chain(active).collect(),
+            );
+        }
+        if controllers.is_empty() && !active.is_empty() {
+            return finding(
+                Status::Passed,
+                format!(
+                    "{}: {apis}no controller Deployment in the cluster, but {}: a condition only its controller sets (it runs beside the cluster's workloads)",
+                    s.name,
+                    named(active.iter().cloned())
+                ),
+                active,
             );
         }
         broken.push(if controllers.is_empty() {
@@ -1113,6 +1130,16 @@ mod tests {
         assert!(why.contains("controller not available"), "{why}");
         let crds_only = Evidence { workloads: Seen::Read(vec![]), ..kueue(1) };
         assert!(status("gang_scheduling", Level::Must, &crds_only).1.contains("no controller Deployment runs"));
+        // A controller beside the cluster's workloads shows itself by the queues it activates.
+        let beside = Evidence { active_cluster_queues: Seen::Read(vec!["team-a".into()]), ..crds_only.clone() };
+        let (s, why) = status("gang_scheduling", Level::Must, &beside);
+        assert_eq!(s, Status::Passed);
+        assert!(why.contains("no controller Deployment in the cluster, but ClusterQueue team-a Active"), "{why}");
+        let both = Evidence { active_cluster_queues: Seen::Read(vec!["team-a".into()]), ..kueue(1) };
+        assert!(status("gang_scheduling", Level::Must, &both).1.ends_with("(1/1 ready); ClusterQueue team-a Active"));
+        // Active queues of a group that is not served say nothing (a stale list).
+        let stale = Evidence { groups: served(&[]), workloads: Seen::Read(vec![]), ..beside };
+        assert_eq!(status("gang_scheduling", Level::Must, &stale).0, Status::Failed);
         let absent = Evidence { groups: served(&[]), workloads: Seen::Read(vec![]), ..without_gpus() };
         let (s, why) = status("gang_scheduling", Level::Must, &absent);
         assert_eq!(s, Status::Failed);

@@ -48,11 +48,20 @@ pub struct Evidence {
     pub pods: Seen<PodFacts>,
     /// The drivers that publish DRA ResourceSlices; empty when the cluster serves none.
     pub dra_drivers: Seen<BTreeSet<String>>,
+    /// ClusterQueues whose `Active` condition is True. Only Kueue's controller sets it, so it
+    /// shows the controller at work wherever it runs (in the cluster or beside it). Empty when
+    /// Kueue is not served.
+    pub active_cluster_queues: Seen<Vec<String>>,
 }
 
 /// The groups whose kinds the requirements need, beside whether they are served.
-pub const KIND_GROUPS: &[&str] =
-    &["resource.k8s.io", "gateway.networking.k8s.io", "inference.networking.k8s.io", "inference.networking.x-k8s.io"];
+pub const KIND_GROUPS: &[&str] = &[
+    "resource.k8s.io",
+    "gateway.networking.k8s.io",
+    "inference.networking.k8s.io",
+    "inference.networking.x-k8s.io",
+    "kueue.x-k8s.io",
+];
 
 /// One served API group.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -344,6 +353,11 @@ fn int_or(value: &Value, default: i64) -> i64 {
 }
 
 /// The status of condition `type_`: Some(true) for `True`, Some(false) otherwise, None if absent.
+/// The name of a Kueue ClusterQueue whose controller made it Active.
+pub fn active_cluster_queue(queue: &Value) -> Option<String> {
+    (condition(&queue["status"], "Active") == Some(true)).then(|| text(&queue["metadata"]["name"]))
+}
+
 fn condition(status: &Value, type_: &str) -> Option<bool> {
     status["conditions"].as_array()?.iter().find(|c| c["type"] == type_).map(|c| c["status"] == "True")
 }
@@ -426,6 +440,13 @@ mod tests {
             "spec": {"controllerName": "gateway.envoyproxy.io/gatewayclass-controller"},
             "status": {"conditions": [{"type": "Accepted", "status": "False"}]}}));
         assert_eq!(class.accepted, Some(false));
+        let queue = |status: &str| {
+            json!({"metadata": {"name": "team-a"},
+            "status": {"conditions": [{"type": "Active", "status": status}]}})
+        };
+        assert_eq!(active_cluster_queue(&queue("True")).as_deref(), Some("team-a"));
+        assert_eq!(active_cluster_queue(&queue("False")), None);
+        assert_eq!(active_cluster_queue(&json!({"metadata": {"name": "new"}})), None);
         let api = ApiService::from_object(&json!({"metadata": {"name": "v1beta1.custom.metrics.k8s.io"},
             "spec": {"group": "custom.metrics.k8s.io", "service": {"namespace": "monitoring", "name": "adapter"}}}));
         assert_eq!((api.aggregated, api.available), (true, None));

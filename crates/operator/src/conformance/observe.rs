@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::evaluate::relevant;
 use super::evidence::{
     ApiService, Crd, Evidence, GatewayClass, Group, KIND_GROUPS, NodeFacts, PodFacts, Seen, Webhook, Workload,
-    slice_driver,
+    active_cluster_queue, slice_driver,
 };
 use crate::base::list::{self, ListError};
 
@@ -30,7 +30,8 @@ pub async fn observe(client: &kube::Client, minor: u32) -> Evidence {
     let groups = groups(client).await;
     let gateway_path = served_path(&groups, "gateway.networking.k8s.io", "GatewayClass", "gatewayclasses");
     let slices_path = served_path(&groups, "resource.k8s.io", "ResourceSlice", "resourceslices");
-    let (nodes, workloads, crds, gateway_classes, api_services, webhooks, dra_drivers) = tokio::join!(
+    let queues_path = served_path(&groups, "kueue.x-k8s.io", "ClusterQueue", "clusterqueues");
+    let (nodes, workloads, crds, gateway_classes, api_services, webhooks, dra_drivers, active_cluster_queues) = tokio::join!(
         collect(client, "/api/v1/nodes", |n, out: &mut Vec<NodeFacts>| out.push(NodeFacts::from_object(&n))),
         workloads(client),
         collect(client, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", |c, out: &mut Vec<Crd>| {
@@ -42,6 +43,7 @@ pub async fn observe(client: &kube::Client, minor: u32) -> Evidence {
         }),
         webhooks(client),
         optional(client, slices_path, |s, out: &mut BTreeSet<String>| out.extend(slice_driver(&s))),
+        optional(client, queues_path, |q, out: &mut Vec<String>| out.extend(active_cluster_queue(&q))),
     );
     // Pods are many: listed only when there are accelerators to reach.
     let accelerator_nodes: HashSet<String> = match &nodes {
@@ -54,7 +56,19 @@ pub async fn observe(client: &kube::Client, minor: u32) -> Evidence {
     } else {
         collect(client, "/api/v1/pods", |p, out: &mut PodFacts| out.add(&p, &accelerator_nodes)).await
     };
-    Evidence { minor, groups, nodes, workloads, crds, gateway_classes, api_services, webhooks, pods, dra_drivers }
+    Evidence {
+        minor,
+        groups,
+        nodes,
+        workloads,
+        crds,
+        gateway_classes,
+        api_services,
+        webhooks,
+        pods,
+        dra_drivers,
+        active_cluster_queues,
+    }
 }
 
 /// The Deployments, StatefulSets and DaemonSets of known solutions.
@@ -171,6 +185,7 @@ mod tests {
         ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
         ("gateway.networking.k8s.io", "gatewayclasses"),
         ("resource.k8s.io", "resourceslices"),
+        ("kueue.x-k8s.io", "clusterqueues"),
     ];
 
     /// The kinds the checks read that the self-check lists too (granted in the checks' block).
