@@ -50,6 +50,7 @@ pub const LAYERS: &[(&str, Layer)] = &[
     ("health", Layer::Tasks),
     ("history::writer", Layer::Tasks),
     ("history::watch", Layer::Tasks),
+    ("leader", Layer::Tasks),
     ("operator", Layer::Wiring),
     ("main", Layer::Wiring),
 ];

@@ -29,6 +29,7 @@ pub const SINGLETON_NAME: &str = "kube9";
     printcolumn(name = "Health", type_ = "string", json_path = ".status.health"),
     printcolumn(name = "Registered", type_ = "boolean", json_path = ".status.registered"),
     printcolumn(name = "Last Update", type_ = "date", json_path = ".status.lastUpdate"),
+    printcolumn(name = "Leader", type_ = "string", json_path = ".status.leader"),
     printcolumn(name = "Version", type_ = "string", json_path = ".status.version", priority = 1),
     printcolumn(name = "Error", type_ = "string", json_path = ".status.error", priority = 1)
 )]
@@ -126,6 +127,10 @@ pub struct OperatorStatusStatus {
     /// The namespace the operator runs in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// The replica that holds the leader Lease and writes this status (its Pod name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub leader: Option<String>,
     /// The generation of the spec this status reflects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

@@ -9,6 +9,7 @@ mod collect;
 mod gather;
 mod health;
 mod history;
+mod leader;
 mod operator;
 pub mod pro;
 mod registration;

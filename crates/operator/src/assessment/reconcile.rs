@@ -20,12 +20,14 @@ use tracing::Instrument;
 
 use super::result;
 use super::schedule::{Due, RETRY_AFTER_FAILURE, due, latest_scheduled, schedule_interval};
+use crate::base::leadership::{Leadership, Role};
 use crate::base::metrics::Metrics;
 use crate::base::{apply, memory, truncate};
 use crate::gather;
 use crate::history::event::{Object, own};
 use crate::history::writer::Recorder;
 use kube9_store::{EventType, RunRow, Severity, Write};
+use tokio_stream::wrappers::WatchStream;
 
 /// What every Assessment reconcile gets.
 pub struct Context {
@@ -42,6 +44,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// The event history and the record of runs (`query assessments`).
     pub history: Recorder,
+    /// Only the leader runs Assessments; a standby keeps the watch warm.
+    pub leadership: Leadership,
 }
 
 impl Context {
@@ -51,6 +55,7 @@ impl Context {
         summary: watch::Sender<Option<ScheduledSummary>>,
         metrics: Metrics,
         history: Recorder,
+        leadership: Leadership,
     ) -> Context {
         Context {
             client,
@@ -60,6 +65,7 @@ impl Context {
             max_objects: config.assessment_max_objects,
             metrics,
             history,
+            leadership,
         }
     }
 
@@ -85,6 +91,10 @@ pub enum Error {
 pub const EVENT_NAMESPACE: &str = "default";
 
 async fn reconcile(assessment: Arc<Assessment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.leadership.is_leader() {
+        // Every Assessment is looked at again when this replica starts to lead.
+        return Ok(Action::await_change());
+    }
     let name = assessment.name_any();
     let now = Timestamp::now();
     let status = assessment.status.as_ref();
@@ -358,7 +368,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             }
         })
         .applied_objects();
+    let leading = WatchStream::from_changes(ctx.leadership.changes())
+        .filter(|role| std::future::ready(*role == Role::Leader))
+        .map(|_| ());
     Controller::for_stream(stream, reader)
+        .reconcile_all_on(leading)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

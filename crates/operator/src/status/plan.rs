@@ -36,6 +36,8 @@ pub struct Inputs<'a> {
     pub collection: Option<&'a CollectionStats>,
     pub api_key_configured: bool,
     pub namespace: &'a str,
+    /// The replica that leads (this one, when it writes).
+    pub leader: Option<&'a str>,
     /// The configured refresh interval.
     pub status_interval: Duration,
     pub now: Timestamp,
@@ -81,7 +83,10 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
     let conditions =
         conditions::conditions(&existing.conditions, &standing, inputs.registration, store, generation, now);
     let reports = Reports { assessment: inputs.assessment, collection: inputs.collection, pro };
-    let desired = render(&standing, &reports, inputs.namespace, generation, conditions, now);
+    let desired = OperatorStatusStatus {
+        leader: inputs.leader.map(str::to_owned),
+        ..render(&standing, &reports, inputs.namespace, generation, conditions, now)
+    };
     let status_left =
         refresh_in(same_content(&existing, &desired), existing.last_update.as_ref().map(|t| t.0), now, interval);
 
@@ -143,6 +148,7 @@ pub fn render(
         error: standing.error.clone(),
         last_update: Some(Time(now)),
         namespace: Some(namespace.to_owned()),
+        leader: None,
         observed_generation: generation,
         assessment: reports.assessment.cloned(),
         collection_stats: reports.collection.cloned(),
@@ -185,6 +191,7 @@ mod tests {
             collection: None,
             api_key_configured: false,
             namespace: "kube9-system",
+            leader: Some("kube9-operator-abc"),
             status_interval: MINUTE,
             now,
         }

@@ -22,6 +22,7 @@ use super::configmap;
 use super::plan::{Inputs, plan};
 use crate::base::apply::{self, FIELD_MANAGER};
 use crate::base::config::Config;
+use crate::base::leadership::Leadership;
 use crate::base::metrics::Metrics;
 use crate::base::shared::spec_changes;
 use crate::base::truncate;
@@ -48,6 +49,8 @@ pub struct Context {
     pub store: watch::Receiver<Option<String>>,
     /// The event history: standing changes, and the published status for `query status`.
     pub history: Recorder,
+    /// Only the leader writes; a standby keeps the watches warm.
+    pub leadership: Leadership,
 }
 
 /// Why a reconcile failed.
@@ -80,6 +83,11 @@ impl Error {
 }
 
 async fn reconcile(object: Arc<OperatorStatus>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.leadership.is_leader() {
+        // A standby writes nothing and is ready: it takes over when the leader goes.
+        ctx.diagnostics.record(None);
+        return Ok(Action::await_change());
+    }
     let started = Instant::now();
     let had_failure = ctx.diagnostics.write_failure().is_some();
     let result = publish(&object, &ctx).await;
@@ -119,6 +127,7 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
         collection: collection.as_ref(),
         api_key_configured: ctx.config.api_key.is_some(),
         namespace,
+        leader: Some(&ctx.leadership.identity),
         status_interval: ctx.config.status_interval,
         now: Timestamp::now(),
     });
@@ -264,8 +273,12 @@ pub async fn run(
     });
     let guardian = tokio::spawn({
         let statuses = statuses.clone();
+        let leadership = ctx.leadership.clone();
         async move {
             loop {
+                if !leadership.leading().await {
+                    return;
+                }
                 if let Err(e) = ensure_singleton(&statuses).await {
                     tracing::warn!(error = %e, "cannot create the OperatorStatus object; retrying");
                     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -282,6 +295,7 @@ pub async fn run(
         WatchStream::from_changes(ctx.collection.clone()).map(|_| ()).boxed(),
         WatchStream::from_changes(ctx.pro.clone()).map(|_| ()).boxed(),
         WatchStream::from_changes(ctx.store.clone()).map(|_| ()).boxed(),
+        WatchStream::from_changes(ctx.leadership.changes()).map(|_| ()).boxed(),
     ])
     .map(|()| ObjectRef::<OperatorStatus>::new(SINGLETON_NAME));
     let controller = Controller::for_shared_stream(spec_changes(trigger), store)
