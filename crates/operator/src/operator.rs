@@ -81,7 +81,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (pro_tx, pro_rx) = watch::channel(config.api_key.is_none().then(Report::default));
     let registration = match &config.api_key {
         Some(key) => {
-            let server = ServerClient::new(&config, key.clone())?;
+            let server = ServerClient::new(&config, key.clone(), metrics.clone())?;
             let Some(status_changes) = status_writer.subscribe() else {
                 anyhow::bail!("the OperatorStatus store is not shared");
             };
