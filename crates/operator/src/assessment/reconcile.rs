@@ -132,6 +132,12 @@ async fn run_once(assessment: &Assessment, ctx: &Context, now: Timestamp) -> Res
     tracing::info!(run_id, "assessment started");
 
     let options = Options::from_spec(&assessment.spec);
+    if let Err(bad) = options.validate() {
+        // The spec must change before a run can work: no retry until it does.
+        let why = bad.to_string();
+        let failure = Failure { condition: why.clone(), event: why, retry: None };
+        return fail(assessment, ctx, &api, running, &run_id, failure, started).await;
+    }
     let needed = options.kinds_needed();
     let gathered = match gather::gather(&ctx.client, &needed, ctx.max_objects, gather::Purpose::Checks).await {
         Ok(g) => g,
