@@ -122,6 +122,8 @@ pub struct Schedule {
 pub enum Phase {
     /// Accepted; the run has not started yet.
     Pending,
+    /// Due, waiting for the run before it: the operator runs one Assessment at a time.
+    Queued,
     /// The run is gathering objects or evaluating checks.
     Running,
     /// The run finished and its results are in status.

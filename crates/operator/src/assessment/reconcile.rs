@@ -46,6 +46,9 @@ pub struct Context {
     pub history: Recorder,
     /// Only the leader runs Assessments; a standby keeps the watch warm.
     pub leadership: Leadership,
+    /// One run at a time: each holds its snapshot, so runs due together wait in turn and the
+    /// peak memory is one run's, whatever their number.
+    runs: Arc<tokio::sync::Semaphore>,
 }
 
 impl Context {
@@ -66,6 +69,7 @@ impl Context {
             metrics,
             history,
             leadership,
+            runs: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -85,6 +89,10 @@ impl Context {
 pub enum Error {
     #[error("cannot write the Assessment status: {0}")]
     StatusWrite(#[source] kube::Error),
+    #[error("cannot read the Assessment: {0}")]
+    Read(#[source] kube::Error),
+    #[error("the run queue was closed")]
+    Closed,
 }
 
 /// Where Events about Assessments (cluster-scoped) are recorded.
@@ -113,7 +121,42 @@ async fn reconcile(assessment: Arc<Assessment>, ctx: Arc<Context>) -> Result<Act
         Due::Never => return Ok(Action::await_change()),
     };
     let span = tracing::info_span!("assessment", name = %name, reason);
-    run_once(&assessment, &ctx, now).instrument(span).await
+    async {
+        let (_turn, assessment) = match ctx.runs.clone().try_acquire_owned() {
+            Ok(turn) => (turn, assessment),
+            Err(_) => {
+                let turn = wait_turn(&assessment, &ctx).await?;
+                // The object as it is now: it may have changed (or gone) while it waited.
+                let api: Api<Assessment> = Api::all(ctx.client.clone());
+                match api.get_opt(&name).await.map_err(Error::Read)? {
+                    Some(fresh) => (turn, Arc::new(fresh)),
+                    None => return Ok(Action::await_change()),
+                }
+            }
+        };
+        if !ctx.leadership.is_leader() {
+            return Ok(Action::await_change());
+        }
+        // The time the run starts, not the time it was found due.
+        run_once(&assessment, &ctx, Timestamp::now()).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// Marks the Assessment `Queued` and waits for the run before it to finish.
+async fn wait_turn(assessment: &Assessment, ctx: &Context) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+    let api: Api<Assessment> = Api::all(ctx.client.clone());
+    let queued = AssessmentStatus { phase: Some(Phase::Queued), ..assessment.status.clone().unwrap_or_default() };
+    if assessment.status.as_ref().and_then(|s| s.phase) != Some(Phase::Queued) {
+        write_status(&api, &assessment.name_any(), &queued).await?;
+    }
+    tracing::info!("queued behind the run in progress");
+    ctx.metrics.assessment_queue(1);
+    let turn = ctx.runs.clone().acquire_owned().await;
+    ctx.metrics.assessment_queue(-1);
+    // The semaphore is never closed.
+    turn.map_err(|_| Error::Closed)
 }
 
 /// One run: Running, gather, check, then Completed or Failed, each with its Event.
