@@ -31,10 +31,8 @@ pub struct Unknown {
 }
 
 fn unknown_message(unknown: &[Unknown]) -> String {
-    let each: Vec<String> = unknown
-        .iter()
-        .map(|u| format!("{} {:?} (nearest known: {})", u.field, u.id, u.nearest.join(", ")))
-        .collect();
+    let each: Vec<String> =
+        unknown.iter().map(|u| format!("{} {:?} (nearest known: {})", u.field, u.id, u.nearest.join(", "))).collect();
     format!("unknown check ids: {}; `kube9-operator assess --help` and docs/checks.md list the checks", each.join("; "))
 }
 
@@ -126,14 +124,22 @@ mod tests {
         assert_eq!(unknown[0].nearest[0], "security.privileged");
         assert_eq!(unknown[1].field, "checks.include");
         let message = error.to_string();
-        assert!(message.starts_with("unknown check ids: checks.include \"security.privilegd\" (nearest known: security.privileged"), "{message}");
+        assert!(
+            message.starts_with(
+                "unknown check ids: checks.include \"security.privilegd\" (nearest known: security.privileged"
+            ),
+            "{message}"
+        );
         assert!(message.contains("\"no.such-check\""), "{message}");
     }
 
     #[test]
     fn an_unknown_exclusion_is_refused_too() {
         let error = options(&[], &["security.hostpath"]).validate().unwrap_err();
-        assert!(error.to_string().contains("checks.exclude \"security.hostpath\" (nearest known: security.host-path"), "{error}");
+        assert!(
+            error.to_string().contains("checks.exclude \"security.hostpath\" (nearest known: security.host-path"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
 use tokio::sync::watch;
 
+use crate::base::backoff::{Outage, WatchBackoff};
 use crate::base::leadership::Role;
 use crate::base::metrics::Metrics;
 
@@ -40,6 +41,7 @@ pub struct Election {
     pub lease: String,
     pub identity: String,
     pub metrics: Metrics,
+    pub outage: Outage,
 }
 
 /// Takes part in the election until `shutdown` completes (releasing the Lease if held), and
@@ -61,19 +63,20 @@ pub async fn run(
     let (holder_tx, mut holder_rx) = watch::channel(None::<String>);
     let leases: Api<Lease> = Api::namespaced(election.client.clone(), &election.namespace);
     let one = watcher::Config::default().fields(&format!("metadata.name={}", election.lease));
-    let holders = tokio::spawn(watcher(leases, one).default_backoff().for_each(move |event| {
-        let holder = match event {
-            Ok(watcher::Event::Apply(lease) | watcher::Event::InitApply(lease)) => {
-                Some(lease.spec.and_then(|s| s.holder_identity).filter(|h| !h.is_empty()))
+    let holders =
+        tokio::spawn(watcher(leases, one).backoff(WatchBackoff::new(&election.outage)).for_each(move |event| {
+            let holder = match event {
+                Ok(watcher::Event::Apply(lease) | watcher::Event::InitApply(lease)) => {
+                    Some(lease.spec.and_then(|s| s.holder_identity).filter(|h| !h.is_empty()))
+                }
+                Ok(watcher::Event::Delete(_)) => Some(None),
+                _ => None,
+            };
+            if let Some(holder) = holder {
+                holder_tx.send_if_modified(|current| std::mem::replace(current, holder.clone()) != holder);
             }
-            Ok(watcher::Event::Delete(_)) => Some(None),
-            _ => None,
-        };
-        if let Some(holder) = holder {
-            holder_tx.send_if_modified(|current| std::mem::replace(current, holder.clone()) != holder);
-        }
-        std::future::ready(())
-    }));
+            std::future::ready(())
+        }));
 
     let result = elect(&election, &manager, &role, &mut holder_rx, shutdown).await;
     holders.abort();

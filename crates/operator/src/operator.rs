@@ -9,6 +9,7 @@ use kube9_api::operator_status::OperatorStatus;
 use tokio::sync::watch;
 
 use crate::assessment::reconcile as assessments;
+use crate::base::backoff::Outage;
 use crate::base::config::Config;
 use crate::base::leadership::Leadership;
 use crate::base::metrics::Metrics;
@@ -42,6 +43,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
+    let outage = Outage::new(metrics.clone());
     // Leader election: every replica watches and records; only the leader writes.
     let (leadership, election) = match &config.leader_lease {
         Some(lease) => {
@@ -52,6 +54,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 lease: lease.clone(),
                 identity: config.identity.clone(),
                 metrics: metrics.clone(),
+                outage: outage.clone(),
             };
             tracing::info!(identity = %config.identity, lease, "taking part in leader election");
             (leadership, Some(tokio::spawn(crate::leader::run(election, role, stopped()))))
@@ -129,6 +132,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics.clone(),
         history.clone(),
         leadership.clone(),
+        outage.clone(),
     ));
     let collectors = tokio::spawn(when_leading(
         leadership.clone(),
@@ -153,6 +157,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         store: store_failure,
         history: history.clone(),
         leadership: leadership.clone(),
+        outage,
     });
     let listener = health::bind(config.health_addr)
         .await

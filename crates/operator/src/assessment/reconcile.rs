@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 use super::result;
 use super::schedule::{Due, RETRY_AFTER_FAILURE, due, latest_scheduled, schedule_interval};
+use crate::base::backoff::{Outage, WatchBackoff};
 use crate::base::leadership::{Leadership, Role};
 use crate::base::metrics::Metrics;
 use crate::base::{apply, memory, truncate};
@@ -49,6 +50,8 @@ pub struct Context {
     /// One run at a time: each holds its snapshot, so runs due together wait in turn and the
     /// peak memory is one run's, whatever their number.
     runs: Arc<tokio::sync::Semaphore>,
+    /// The watch's backoff reports outages here.
+    outage: Outage,
 }
 
 impl Context {
@@ -59,6 +62,7 @@ impl Context {
         metrics: Metrics,
         history: Recorder,
         leadership: Leadership,
+        outage: Outage,
     ) -> Context {
         Context {
             client,
@@ -70,6 +74,7 @@ impl Context {
             history,
             leadership,
             runs: Arc::new(tokio::sync::Semaphore::new(1)),
+            outage,
         }
     }
 
@@ -408,7 +413,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let store = reader.clone();
     let summary_ctx = ctx.clone();
     let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
+        .backoff(WatchBackoff::new(&ctx.outage))
         .reflect(writer)
         .inspect(move |event| {
             // Every change to any Assessment (its deletion included) may change the summary.

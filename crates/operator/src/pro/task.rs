@@ -391,7 +391,11 @@ async fn deliver(pro: &Pro, id: &str, state: AcknowledgementState, note: Option<
     if let Some(note) = note {
         body["note"] = note.into();
     }
-    match pro.server.post(Call::Acknowledge, &format!("api/insights/{id}/acknowledge"), body.to_string().into_bytes()).await {
+    match pro
+        .server
+        .post(Call::Acknowledge, &format!("api/insights/{id}/acknowledge"), body.to_string().into_bytes())
+        .await
+    {
         Ok(answer) if answer.status == 200 => {
             let parsed = serde_json::from_slice::<Answer>(&answer.body).ok();
             let status = parsed.as_ref().and_then(|a| a.status.as_deref()).and_then(insights::state);

@@ -148,7 +148,12 @@ impl ServerClient {
         let body = match read_capped(&mut response, call.cap()).await {
             Err(PostError::TooLarge { cap }) => {
                 self.metrics.answer_too_large(call.label());
-                tracing::warn!(call = call.label(), cap, status, "kube9-server's answer is larger than the cap; cut off");
+                tracing::warn!(
+                    call = call.label(),
+                    cap,
+                    status,
+                    "kube9-server's answer is larger than the cap; cut off"
+                );
                 return Err(PostError::TooLarge { cap });
             }
             other => other?,

@@ -21,6 +21,7 @@ use tokio_stream::wrappers::WatchStream;
 use super::configmap;
 use super::plan::{Inputs, plan};
 use crate::base::apply::{self, FIELD_MANAGER};
+use crate::base::backoff::{Outage, WatchBackoff};
 use crate::base::config::Config;
 use crate::base::leadership::Leadership;
 use crate::base::metrics::Metrics;
@@ -51,6 +52,8 @@ pub struct Context {
     pub history: Recorder,
     /// Only the leader writes; a standby keeps the watches warm.
     pub leadership: Leadership,
+    /// The watches' backoff reports outages here; a recovery looks at the status again.
+    pub outage: Outage,
 }
 
 /// Why a reconcile failed.
@@ -265,12 +268,15 @@ pub async fn run(
         return;
     };
     let recreate_tx = recreate.clone();
-    let root = watcher(statuses.clone(), singleton).default_backoff().reflect_shared(writer).for_each(move |event| {
-        if let Ok(watcher::Event::Delete(_)) = event {
-            recreate_tx.notify_one();
-        }
-        std::future::ready(())
-    });
+    let root = watcher(statuses.clone(), singleton)
+        .backoff(WatchBackoff::new(&ctx.outage))
+        .reflect_shared(writer)
+        .for_each(move |event| {
+            if let Ok(watcher::Event::Delete(_)) = event {
+                recreate_tx.notify_one();
+            }
+            std::future::ready(())
+        });
     let guardian = tokio::spawn({
         let statuses = statuses.clone();
         let leadership = ctx.leadership.clone();
@@ -296,10 +302,13 @@ pub async fn run(
         WatchStream::from_changes(ctx.pro.clone()).map(|_| ()).boxed(),
         WatchStream::from_changes(ctx.store.clone()).map(|_| ()).boxed(),
         WatchStream::from_changes(ctx.leadership.changes()).map(|_| ()).boxed(),
+        WatchStream::from_changes(ctx.outage.recoveries()).map(|_| ()).boxed(),
     ])
     .map(|()| ObjectRef::<OperatorStatus>::new(SINGLETON_NAME));
     let controller = Controller::for_shared_stream(spec_changes(trigger), store)
-        .watches(configmaps, shim, |_| Some(ObjectRef::new(SINGLETON_NAME)))
+        .watches_stream(watcher(configmaps, shim).backoff(WatchBackoff::new(&ctx.outage)).touched_objects(), |_| {
+            Some(ObjectRef::new(SINGLETON_NAME))
+        })
         .reconcile_on(kicks)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
