@@ -355,3 +355,47 @@ async fn bad_input_is_refused_with_a_message_that_names_it() {
     })
     .await;
 }
+
+#[tokio::test]
+#[ignore = "stops the local API server for 30 s: run alone (`cargo xtask ci` does, after the others)"]
+async fn after_an_api_server_outage_the_configmap_is_restored_within_three_seconds() {
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("outage").await?;
+        let op = Operator::start(&ns, &["--status-interval", "60s"], &[("KUBE9_LOG_LEVEL", &std::env::var("KUBE9_TEST_OPERATOR_LOG").unwrap_or_else(|_| "kube9_operator=debug,info".into()))])?;
+        wait_for_both(&ctx.client, &ns, WAIT, |s, _| s.health == Some(Health::Healthy)).await?;
+        let ready = kube9_tests::apiserver::outage(Duration::from_secs(30)).await?;
+        // Deleted as soon as the server is back: no event reaches a watch that is not up yet.
+        let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+        wait_for(Duration::from_secs(10), || {
+            let cms = cms.clone();
+            async move {
+                Ok(match cms.delete(CONFIGMAP_NAME, &DeleteParams::default()).await {
+                    Ok(_) => true,
+                    Err(kube::Error::Api(e)) if e.code == 404 => true,
+                    Err(e) => return Err(e.into()),
+                })
+            }
+        })
+        .await?;
+        let deleted = ready.elapsed();
+        eprintln!("deleted at {:?}", std::time::SystemTime::now());
+        wait_for(Duration::from_secs(30), || {
+            let cms = cms.clone();
+            async move { Ok(cms.get_opt(CONFIGMAP_NAME).await?.is_some()) }
+        })
+        .await?;
+        let restored = ready.elapsed();
+        eprintln!(
+            "API server down 30 s: ConfigMap deleted {deleted:?} after readiness, restored {restored:?} after readiness"
+        );
+        assert!(restored < Duration::from_secs(3), "restored {restored:?} after the API server was ready");
+        let (_, metrics) = op.get("/metrics").await?;
+        assert!(metrics.contains("kube9_api_outages_total 1") || metrics.contains("kube9_api_outages_total 2"), "{metrics}");
+        let logs = op.logs();
+        assert!(logs.contains("the API server answers again after an outage"), "{logs}");
+        assert!(logs.contains("cut_off_seconds"), "{logs}");
+        Ok(())
+    })
+    .await;
+}

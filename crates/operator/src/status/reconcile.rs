@@ -65,14 +65,25 @@ pub enum Error {
     ConfigMapRead(#[source] kube::Error),
     #[error("cannot write the legacy status ConfigMap: {0}")]
     ConfigMapWrite(#[source] kube::Error),
+    #[error("the API server did not answer the status writes within {} s", PUBLISH_TIMEOUT.as_secs())]
+    Timeout,
 }
+
+/// Longest one look-and-write may take. The writes are a few KiB and take milliseconds; an API
+/// server that is starting holds requests for seconds, and a reconcile waiting on one delays
+/// the one that would repair what changed meanwhile (measured: 5 s after a restart).
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Error {
     /// Lost an optimistic-concurrency race (someone changed the object between read and
     /// write): retried at once, and no reason to call the operator unhealthy.
     pub fn is_conflict(&self) -> bool {
-        let (Error::OperatorStatusWrite(e) | Error::ConfigMapRead(e) | Error::ConfigMapWrite(e)) = self;
-        crate::base::list::status_code(e) == Some(409)
+        match self {
+            Error::OperatorStatusWrite(e) | Error::ConfigMapRead(e) => crate::base::list::status_code(e) == Some(409),
+            // A ConfigMap deleted between the read and the replace is a race like a conflict.
+            Error::ConfigMapWrite(e) => matches!(crate::base::list::status_code(e), Some(409 | 404)),
+            Error::Timeout => false,
+        }
     }
 
     /// A fixed label for metrics.
@@ -81,19 +92,22 @@ impl Error {
             Error::OperatorStatusWrite(_) => "operatorstatus_write",
             Error::ConfigMapRead(_) => "configmap_read",
             Error::ConfigMapWrite(_) => "configmap_write",
+            Error::Timeout => "timeout",
         }
     }
 }
 
 async fn reconcile(object: Arc<OperatorStatus>, ctx: Arc<Context>) -> Result<Action, Error> {
     if !ctx.leadership.is_leader() {
-        // A standby writes nothing and is ready: it takes over when the leader goes.
+        // A standby writes nothing and is ready: it takes over when the leader goes. Its own
+        // store keeps the status the leader published, so `query status` in its Pod answers.
         ctx.diagnostics.record(None);
+        mirror_leader_status(&ctx).await;
         return Ok(Action::await_change());
     }
     let started = Instant::now();
     let had_failure = ctx.diagnostics.write_failure().is_some();
-    let result = publish(&object, &ctx).await;
+    let result = tokio::time::timeout(PUBLISH_TIMEOUT, publish(&object, &ctx)).await.unwrap_or(Err(Error::Timeout));
     ctx.metrics.reconciled(started.elapsed().as_secs_f64());
     match &result {
         Err(e) if e.is_conflict() => {}
@@ -104,6 +118,16 @@ async fn reconcile(object: Arc<OperatorStatus>, ctx: Arc<Context>) -> Result<Act
         // What was just published still carried the old failure: publish the recovery now.
         Ok(_) if had_failure => Ok(Action::requeue(Duration::from_millis(200))),
         other => other,
+    }
+}
+
+/// Records the ConfigMap's status JSON (the leader's) in this standby's store.
+async fn mirror_leader_status(ctx: &Context) {
+    let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
+    if let Ok(Some(cm)) = configmaps.get_opt(CONFIGMAP_NAME).await
+        && let Some(json) = cm.data.and_then(|mut d| d.remove(kube9_api::legacy::CONFIGMAP_KEY))
+    {
+        ctx.history.record(Write::Status { json, at_ms: Timestamp::now().as_millisecond() });
     }
 }
 
@@ -233,7 +257,7 @@ fn error_policy(_object: Arc<OperatorStatus>, error: &Error, ctx: Arc<Context>) 
         return Action::requeue(Duration::from_millis(100));
     }
     tracing::warn!(error = %error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    Action::requeue(if matches!(error, Error::Timeout) { Duration::from_secs(1) } else { Duration::from_secs(5) })
 }
 
 /// Creates the `kube9` OperatorStatus if it does not exist.
@@ -335,5 +359,8 @@ mod tests {
         assert!(Error::ConfigMapWrite(api(409)).is_conflict());
         assert!(!Error::ConfigMapWrite(api(403)).is_conflict());
         assert!(!Error::OperatorStatusWrite(api(500)).is_conflict());
+        assert!(Error::ConfigMapWrite(api(404)).is_conflict(), "deleted between read and replace");
+        assert!(!Error::OperatorStatusWrite(api(404)).is_conflict());
+        assert!(!Error::Timeout.is_conflict());
     }
 }
