@@ -186,6 +186,10 @@ def test_two_replicas_elect_a_leader_with_a_budget_and_spread(chart: helm.Chart)
     (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
     assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == pdb["spec"]["selector"]["matchLabels"]
+    # On the host network the replicas would share the health port: never on one node.
+    host = one(render(chart, {"hostNetwork": True}), "Deployment")["spec"]["template"]["spec"]["affinity"]
+    (required,) = host["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert required["topologyKey"] == "kubernetes.io/hostname"
     # One replica: no budget (it would block every drain); an own affinity replaces the default.
     single = render(chart, {"replicaCount": 1, "affinity": {"nodeAffinity": {}}})
     assert find(single, "PodDisruptionBudget") == []
