@@ -51,7 +51,9 @@ pub fn is_local() -> bool {
 /// the moment its `/readyz` answered ok.
 pub async fn outage(outage: Duration) -> Result<Instant> {
     if !is_local() {
-        bail!("an API server outage needs the local control plane (`cargo xtask testenv up`), not KUBECONFIG's cluster");
+        bail!(
+            "an API server outage needs the local control plane (`cargo xtask testenv up`), not KUBECONFIG's cluster"
+        );
     }
     let (pid, args, cwd) = current()?;
     let log = state_dir().join("logs/kube-apiserver.log");
