@@ -42,7 +42,7 @@ fn current() -> Result<(u32, Vec<String>, PathBuf)> {
 pub fn is_local() -> bool {
     let local = state_dir().join("kubeconfig");
     match std::env::var_os("KUBECONFIG").filter(|p| !p.is_empty()) {
-        Some(path) => PathBuf::from(path) == local,
+        Some(path) => path == local.as_os_str(),
         None => local.exists(),
     }
 }
