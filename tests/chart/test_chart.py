@@ -104,7 +104,7 @@ def test_the_store_is_on_an_empty_dir_with_a_size_limit_by_default(chart: helm.C
 
 
 def test_persistence_puts_the_store_on_a_claim(chart: helm.Chart) -> None:
-    objects = render(chart, {"persistence": {"enabled": True, "size": "5Gi", "storageClassName": "fast"}})
+    objects = render(chart, {"replicaCount": 1, "persistence": {"enabled": True, "size": "5Gi", "storageClassName": "fast"}})
     claim = one(objects, "PersistentVolumeClaim")
     assert claim["metadata"]["name"] == "kube9-kube9-operator-data"
     assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
@@ -112,7 +112,7 @@ def test_persistence_puts_the_store_on_a_claim(chart: helm.Chart) -> None:
     assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     pod = one(objects, "Deployment")["spec"]["template"]["spec"]
     assert pod["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": "kube9-kube9-operator-data"}}]
-    objects = render(chart, {"persistence": {"enabled": True, "size": "1Gi", "existingClaim": "mine"}})
+    objects = render(chart, {"replicaCount": 1, "persistence": {"enabled": True, "size": "1Gi", "existingClaim": "mine"}})
     assert find(objects, "PersistentVolumeClaim") == []
     assert one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"] == {"claimName": "mine"}
 
@@ -165,7 +165,40 @@ def test_the_deployment_is_hardened(chart: helm.Chart) -> None:
     assert c["ports"] == [{"name": "health", "containerPort": 8080, "protocol": "TCP"}]
     assert env(objects)["KUBE9_HEALTH_ADDR"] == "0.0.0.0:8080"
     assert c["resources"] == {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "128Mi"}}
-    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+
+
+def test_two_replicas_elect_a_leader_with_a_budget_and_spread(chart: helm.Chart) -> None:
+    objects = render(chart)
+    assert env(objects)["KUBE9_LEADER_ELECTION_LEASE"] == "kube9-kube9-operator-leader"
+    role = next(r for r in find(objects, "Role") if r["metadata"]["namespace"] == "kube9-system")
+    leases = [r for r in role["rules"] if r["resources"] == ["leases"]]
+    assert leases == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+         "resourceNames": ["kube9-kube9-operator-leader"], "verbs": ["get", "list", "watch", "update", "patch"]},
+    ]
+    pdb = one(objects, "PodDisruptionBudget")
+    assert pdb["spec"] == {"minAvailable": 1, "selector": {"matchLabels": {
+        "app.kubernetes.io/name": "kube9-operator", "app.kubernetes.io/instance": "kube9"}}}
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == pdb["spec"]["selector"]["matchLabels"]
+    # On the host network the replicas would share the health port: never on one node.
+    host = one(render(chart, {"hostNetwork": True}), "Deployment")["spec"]["template"]["spec"]["affinity"]
+    (required,) = host["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert required["topologyKey"] == "kubernetes.io/hostname"
+    # One replica: no budget (it would block every drain); an own affinity replaces the default.
+    single = render(chart, {"replicaCount": 1, "affinity": {"nodeAffinity": {}}})
+    assert find(single, "PodDisruptionBudget") == []
+    assert one(single, "Deployment")["spec"]["template"]["spec"]["affinity"] == {"nodeAffinity": {}}
+
+
+def test_persistence_with_two_replicas_is_refused_with_a_reason(chart: helm.Chart) -> None:
+    with pytest.raises(helm.HelmError, match="set replicaCount=1"):
+        render(chart, {"persistence": {"enabled": True}})
 
 
 def test_every_object_has_the_standard_labels(chart: helm.Chart) -> None:
@@ -197,7 +230,7 @@ def test_rbac_has_no_wildcards_and_writes_only_the_operators_own_objects(chart: 
             else:
                 # A create (which RBAC cannot limit by name) of the operator's own kinds, or a
                 # write limited by name to the operator's own objects.
-                assert resources <= {"operatorstatuses", "operatorstatuses/status", "configmaps"}, rule
+                assert resources <= {"operatorstatuses", "operatorstatuses/status", "configmaps", "leases"}, rule
                 assert writes == {"create"} or rule.get("resourceNames"), (role["kind"], rule)
     cluster_rules = one(objects, "ClusterRole")["rules"]
     everything = [r for rule in cluster_rules for r in rule["resources"]]

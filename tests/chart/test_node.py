@@ -94,6 +94,8 @@ def node_values(kubectl: Kubectl, host_network: bool = False, **extra: Any) -> d
     values: dict[str, Any] = {
         "image": {"repository": IMAGE[0], "tag": IMAGE[1], "pullPolicy": "Never"},
         "hostNetwork": host_network,
+        # One Pod unless a test asks for more: the tests below follow that Pod.
+        "replicaCount": 1,
         "healthPort": free_port(),
         "statusIntervalSeconds": INTERVAL,
         "extraEnv": [
@@ -279,6 +281,40 @@ def test_a_deleted_pod_is_replaced_and_stops_on_sigterm(installed: Release, kube
     assert deletion < 20, f"deleting the Pod took {deletion:.1f}s: the operator did not stop on SIGTERM"
     assert terminated and terminated[-1]["exitCode"] == 0, terminated
     assert updates[0] < INTERVAL + 30, f"no status for {updates[0]:.1f}s after the Pod was deleted"
+
+
+def test_two_replicas_elect_one_leader_and_deleting_it_hands_over(installed: Release, kubectl: Kubectl) -> None:
+    values = node_values(kubectl, replicaCount=2)
+    installed.config.install(CHART, installed.name, values, namespace=installed.namespace, timeout=60)
+    installed.kubectl.run(
+        "rollout", "status", f"deployment/{installed.deployment}", "-n", installed.namespace, "--timeout=120s"
+    )
+
+    def ready_pods() -> list[str]:
+        return sorted(
+            p["metadata"]["name"] for p in installed.pods()
+            if p["metadata"].get("deletionTimestamp") is None
+            and any(c.get("ready") for c in p["status"].get("containerStatuses", []))
+        )
+
+    wait_for("two ready replicas", 120, lambda: len(ready_pods()) == 2, interval=0.5)
+    pods = ready_pods()
+    wait_for("a leader in the status", 60, lambda: operator_status(kubectl).get("leader") in pods, interval=0.25)
+    leader = operator_status(kubectl)["leader"]
+    (standby,) = [p for p in pods if p != leader]
+    lease = kubectl.json("get", "lease", f"{installed.deployment}-leader", "-n", installed.namespace)
+    assert lease["spec"]["holderIdentity"] == leader
+    assert installed.kubectl.json("get", "pdb", installed.deployment, "-n", installed.namespace)["spec"]["minAvailable"] == 1
+
+    deleted_at = time.monotonic()
+    kubectl.run("delete", "pod", leader, "-n", installed.namespace, "--wait=false")
+    wait_for("the standby to lead", 30, lambda: operator_status(kubectl).get("leader") == standby, interval=0.1)
+    took = time.monotonic() - deleted_at
+    print(f"leader Pod deleted: the standby {standby} wrote the status as leader after {took:.2f}s")
+    # The deleted leader releases the Lease on SIGTERM; the standby takes it at once.
+    assert took < 5, f"the standby took {took:.1f}s to take over"
+    wait_for("a replacement replica", 120, lambda: len(ready_pods()) == 2, interval=0.5)
+    assert operator_status(kubectl).get("leader") == standby, "the replacement stands by"
 
 
 def test_an_upgrade_with_a_key_rolls_the_pod_and_reaches_pro(installed: Release, kubectl: Kubectl) -> None:

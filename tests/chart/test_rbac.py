@@ -61,6 +61,8 @@ def test_the_operator_runs_with_exactly_the_charts_permissions(
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "KUBECONFIG": as_operator.kubeconfig,
             "POD_NAMESPACE": namespace,
+            # As the chart sets it: the Role grants this one Lease.
+            "KUBE9_LEADER_ELECTION_LEASE": f"{account}-leader",
             "KUBE9_API_KEY_FILE": str(key_file),
             "KUBE9_SERVER_URL": sim.url,
             "KUBE9_SERVER_CA_FILE": str(sim.ca_path),
@@ -156,6 +158,10 @@ def test_the_operator_runs_with_exactly_the_charts_permissions(
     for kind in ("replicationcontrollers", "podtemplates", "configmaps"):
         can = as_operator.run("auth", "can-i", "list", kind, "--all-namespaces", check=False)
         assert can.stdout.strip() == "yes", (kind, can.stdout)
+    # Its own Lease only, and never deleted.
+    refused(as_operator, "get", "lease", "kube-controller-manager", "-n", "kube-system")
+    refused(as_operator, "get", "leases", "-n", namespace)
+    refused(as_operator, "delete", "lease", f"{account}-leader", "-n", namespace)
     refused(as_operator, "get", "deployment", account, "-n", namespace)
     refused(as_operator, "patch", "assessment", f"{account}-scheduled", "--type=merge", "-p", '{"spec":{"suspend":true}}')
     refused(as_operator, "delete", "assessment", f"{account}-scheduled")

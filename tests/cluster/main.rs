@@ -7,6 +7,7 @@ mod cel;
 mod contract;
 mod crds;
 mod events;
+mod faults;
 mod kwok;
 mod namespaces;
 mod operator;

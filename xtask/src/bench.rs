@@ -3,8 +3,10 @@
 //! (idle memory and CPU, status latency) and an Assessment over 2,000 Deployments are measured
 //! on the release binary, as are the pro tier's (upload size for 2,000 Deployments, mapping back
 //! 1,000 insights, `kubectl patch` to acknowledgement) and the event history's (resident memory
-//! idle and while 50 Events/s flow, ingestion rate and catch-up delay), against a control plane
-//! this command starts (or the one KUBECONFIG names) and stops again.
+//! idle and while 50 Events/s flow, ingestion rate and catch-up delay) and the fault table
+//! (leader stopped or killed, an endless kube9-server answer, twenty Assessments at once, the
+//! API server gone for 30 s: recovery time and peak memory beside one idle process), against a
+//! control plane this command starts (or the one KUBECONFIG names) and stops again.
 
 use std::path::Path;
 use std::process::Command;
@@ -45,7 +47,8 @@ pub fn run(root: &Path) -> Result<()> {
     let result = bench("kube9-tests", "operator", Some(&cluster.kubeconfig))
         .and_then(|()| bench("kube9-tests", "assessment", Some(&cluster.kubeconfig)))
         .and_then(|()| bench("kube9-tests", "pro", Some(&cluster.kubeconfig)))
-        .and_then(|()| bench("kube9-tests", "events", Some(&cluster.kubeconfig)));
+        .and_then(|()| bench("kube9-tests", "events", Some(&cluster.kubeconfig)))
+        .and_then(|()| bench("kube9-tests", "faults", Some(&cluster.kubeconfig)));
     if cluster.started_here {
         testenv::down()?;
     }

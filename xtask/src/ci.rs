@@ -80,6 +80,19 @@ pub fn run(root: &Path) -> Result<()> {
         })
     })
     .and_then(|()| {
+        // Alone, after the others: these stop the local API server for a while.
+        if !cluster.started_here {
+            return Ok(());
+        }
+        step(&format!("API server outage tests, alone ({leg})"), || {
+            if interrupted.load(Ordering::SeqCst) {
+                bail!("interrupted");
+            }
+            let args = ["--package", "kube9-tests", "--test", "cluster", "--", "--ignored", "--test-threads", "1"];
+            cargo_test(root, &args, Some(&cluster.kubeconfig), &mut counts)
+        })
+    })
+    .and_then(|()| {
         // Last on this cluster: its 200 fake Nodes would otherwise be in every test's view.
         if !cluster.started_here {
             return Ok(());

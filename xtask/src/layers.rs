@@ -56,6 +56,7 @@ pub const LAYERS: &[(&str, Layer)] = &[
     ("history::watch", Layer::Tasks),
     ("conformance::observe", Layer::Tasks),
     ("conformance::task", Layer::Tasks),
+    ("leader", Layer::Tasks),
     ("operator", Layer::Wiring),
     ("main", Layer::Wiring),
 ];

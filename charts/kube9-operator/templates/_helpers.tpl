@@ -56,3 +56,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "kube9-operator.apiKeySecretKey" -}}
 {{- if .Values.existingSecret }}{{ .Values.existingSecretKey }}{{ else }}api-key{{ end }}
 {{- end }}
+
+{{/*
+The Lease the replicas elect a leader with.
+*/}}
+{{- define "kube9-operator.leaseName" -}}
+{{ include "kube9-operator.fullname" . | trunc 56 | trimSuffix "-" }}-leader
+{{- end }}

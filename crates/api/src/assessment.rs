@@ -122,6 +122,8 @@ pub struct Schedule {
 pub enum Phase {
     /// Accepted; the run has not started yet.
     Pending,
+    /// Due, waiting for the run before it: the operator runs one Assessment at a time.
+    Queued,
     /// The run is gathering objects or evaluating checks.
     Running,
     /// The run finished and its results are in status.
@@ -232,15 +234,18 @@ pub struct AssessmentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by_severity: Option<SeverityCounts>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 6))]
     pub pillars: Vec<PillarResult>,
     /// The most severe findings first, bounded in number; see `truncated`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
     pub findings: Vec<Finding>,
     /// How many findings were left out of `findings` to bound the object's size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated: Option<u32>,
     /// Every check the latest run ran, with its outcome.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 512))]
     pub checks: Vec<CheckOutcome>,
     /// The generation of the spec the latest run used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -302,6 +307,7 @@ pub struct ScheduledSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scheduled_error: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 512))]
     pub last_scheduled_checks: Vec<ScheduledCheck>,
     pub scheduling_enabled: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]

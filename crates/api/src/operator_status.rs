@@ -11,6 +11,13 @@ use serde::{Deserialize, Serialize};
 /// The name of the one OperatorStatus object the operator maintains.
 pub const SINGLETON_NAME: &str = "kube9";
 
+/// Most acknowledgements the spec holds (and the status mirrors).
+pub const MAX_ACKNOWLEDGEMENTS: usize = 1000;
+/// CEL rule (Kubernetes 1.25 and later) for the acknowledgement keys: insight ids.
+const ACK_KEY_RULE: &str = "self.all(k, k.matches('^[A-Za-z0-9_-]{1,128}$'))";
+const ACK_KEY_MESSAGE: &str =
+    "acknowledgements: each key is an insight id (1 to 128 letters, digits, '_' or '-', as in status.insights[].id)";
+
 /// What people and UIs write: acknowledgements of insights, keyed by insight id.
 // Each printcolumn(...) repeats the same keys, which clippy mistakes for duplicated attributes.
 #[allow(clippy::duplicated_attributes)]
@@ -29,13 +36,19 @@ pub const SINGLETON_NAME: &str = "kube9";
     printcolumn(name = "Health", type_ = "string", json_path = ".status.health"),
     printcolumn(name = "Registered", type_ = "boolean", json_path = ".status.registered"),
     printcolumn(name = "Last Update", type_ = "date", json_path = ".status.lastUpdate"),
+    printcolumn(name = "Leader", type_ = "string", json_path = ".status.leader"),
     printcolumn(name = "Version", type_ = "string", json_path = ".status.version", priority = 1),
     printcolumn(name = "Error", type_ = "string", json_path = ".status.error", priority = 1)
 )]
 #[serde(rename_all = "camelCase")]
 pub struct OperatorStatusSpec {
-    /// Acknowledgements of insights, keyed by insight id. A merge patch records one.
+    /// Acknowledgements of insights, keyed by insight id. A merge patch records one. At most
+    /// 1000 (the status keeps at most 500 insights; acknowledgements of insights gone since stay
+    /// until removed), each key an insight id: 1 to 128 letters, digits, '_' or '-'.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = MAX_ACKNOWLEDGEMENTS, "x-kubernetes-validations" = [
+        {"rule": ACK_KEY_RULE, "message": ACK_KEY_MESSAGE},
+    ]))]
     pub acknowledgements: BTreeMap<String, Acknowledgement>,
 }
 
@@ -126,6 +139,10 @@ pub struct OperatorStatusStatus {
     /// The namespace the operator runs in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// The replica that holds the leader Lease and writes this status (its Pod name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub leader: Option<String>,
     /// The generation of the spec this status reflects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -150,6 +167,7 @@ pub struct OperatorStatusStatus {
     pub insights_omitted: Option<u32>,
     /// Delivery of each `spec.acknowledgements` entry to kube9-server, keyed by insight id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = MAX_ACKNOWLEDGEMENTS))]
     pub acknowledgements: BTreeMap<String, AcknowledgementSync>,
     /// Standard Kubernetes conditions (for example `Ready`, `Registered`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

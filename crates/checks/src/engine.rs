@@ -263,7 +263,7 @@ pub fn run(snapshot: &Snapshot, options: &Options) -> Report {
 
 fn selected(check: &Check, options: &Options) -> bool {
     let pillar_name = check.id.split('.').next().unwrap_or_default();
-    let matches = |item: &String| item == check.id || item == pillar_name;
+    let matches = |item: &String| item == check.id || item == pillar_name || item == "*";
     (options.pillars.is_empty() || options.pillars.contains(&check.pillar))
         && (options.include_checks.is_empty() || options.include_checks.iter().any(matches))
         && !options.exclude_checks.iter().any(matches)

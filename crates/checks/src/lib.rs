@@ -9,10 +9,12 @@ pub mod engine;
 pub mod kinds;
 pub mod outcome;
 pub mod registry;
+pub mod selection;
 pub mod snapshot;
 
 pub use engine::{EXEMPT_ANNOTATION, Options, Report, run};
 pub use registry::{Check, registry};
+pub use selection::SelectionError;
 pub use snapshot::Snapshot;
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod conformance;
 mod gather;
 mod health;
 mod history;
+mod leader;
 mod operator;
 pub mod pro;
 mod registration;

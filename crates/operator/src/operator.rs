@@ -9,7 +9,9 @@ use kube9_api::operator_status::OperatorStatus;
 use tokio::sync::watch;
 
 use crate::assessment::reconcile as assessments;
+use crate::base::backoff::Outage;
 use crate::base::config::Config;
+use crate::base::leadership::Leadership;
 use crate::base::metrics::Metrics;
 use crate::base::shared::spec_changes;
 use crate::collect::held::Collections;
@@ -41,6 +43,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
+    let outage = Outage::new(metrics.clone());
+    // Leader election: every replica watches and records; only the leader writes.
+    let (leadership, election) = match &config.leader_lease {
+        Some(lease) => {
+            let (leadership, role) = Leadership::new(config.identity.clone());
+            let election = crate::leader::Election {
+                client: client.clone(),
+                namespace: config.namespace.clone(),
+                lease: lease.clone(),
+                identity: config.identity.clone(),
+                metrics: metrics.clone(),
+                outage: outage.clone(),
+            };
+            tracing::info!(identity = %config.identity, lease, "taking part in leader election");
+            (leadership, Some(tokio::spawn(crate::leader::run(election, role, stopped()))))
+        }
+        None => (Leadership::alone(config.identity.clone()), None),
+    };
     let (history, store_failure) = match &config.store {
         Some(store) => {
             let (history, failure) = writer::start(store.dir.clone(), store.limits, metrics.clone());
@@ -64,11 +84,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (pro_tx, pro_rx) = watch::channel(config.api_key.is_none().then(Report::default));
     let registration = match &config.api_key {
         Some(key) => {
-            let server = ServerClient::new(&config, key.clone())?;
+            let server = ServerClient::new(&config, key.clone(), metrics.clone())?;
             let Some(status_changes) = status_writer.subscribe() else {
                 anyhow::bail!("the OperatorStatus store is not shared");
             };
-            tokio::spawn(crate::pro::task::run(
+            let pro = crate::pro::task::run(
                 crate::pro::task::Pro {
                     client: client.clone(),
                     server: server.clone(),
@@ -82,15 +102,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 },
                 spec_changes(status_changes).boxed(),
                 stopped(),
-            ));
+            );
+            tokio::spawn(when_leading(leadership.clone(), pro));
             tracing::info!(server = %config.server_url, "API key configured; registering with kube9-server");
-            Some(tokio::spawn(crate::registration::task::run(
-                client.clone(),
-                kube_config,
-                server,
-                Policy::from_config(&config),
-                registration_tx,
-                metrics.clone(),
+            Some(tokio::spawn(when_leading(
+                leadership.clone(),
+                crate::registration::task::run(
+                    client.clone(),
+                    kube_config,
+                    server,
+                    Policy::from_config(&config),
+                    registration_tx,
+                    metrics.clone(),
+                ),
             )))
         }
         None => {
@@ -117,14 +141,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         stopped(),
     ));
     let (summary_tx, summary_rx) = watch::channel(None);
-    let assessor =
-        Arc::new(assessments::Context::new(client.clone(), &config, summary_tx, metrics.clone(), history.clone()));
-    let collectors = tokio::spawn(collectors::run(
+    let assessor = Arc::new(assessments::Context::new(
         client.clone(),
-        collectors::Settings { intervals: config.collection_intervals, max_objects: config.assessment_max_objects },
-        collections,
+        &config,
+        summary_tx,
         metrics.clone(),
-        stopped(),
+        history.clone(),
+        leadership.clone(),
+        outage.clone(),
+    ));
+    let collectors = tokio::spawn(when_leading(
+        leadership.clone(),
+        collectors::run(
+            client.clone(),
+            collectors::Settings { intervals: config.collection_intervals, max_objects: config.assessment_max_objects },
+            collections,
+            metrics.clone(),
+            stopped(),
+        ),
     ));
     let diagnostics = Arc::new(Diagnostics::default());
     let ctx = Arc::new(status::Context {
@@ -139,6 +173,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         diagnostics: diagnostics.clone(),
         store: store_failure,
         history: history.clone(),
+        leadership: leadership.clone(),
+        outage,
     });
     let listener = health::bind(config.health_addr)
         .await
@@ -147,9 +183,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let reconciler = tokio::spawn(status::run(ctx, status_writer, status_store, stopped()));
     let assessor = tokio::spawn(assessments::run(assessor, stopped()));
 
-    let signal = shutdown_signal().await;
-    tracing::info!(signal, "shutting down");
+    let mut election = election;
+    let lost = async {
+        match election.as_mut() {
+            Some(handle) => match handle.await {
+                Ok(Err(lost)) => lost.to_string(),
+                _ => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
+    };
+    let lost = tokio::select! {
+        signal = shutdown_signal() => {
+            tracing::info!(signal, "shutting down");
+            None
+        }
+        lost = lost => {
+            tracing::error!(error = %lost, "shutting down");
+            election = None;
+            Some(lost)
+        }
+    };
     let _ = stop_tx.send(true);
+    // The Lease first: the standby takes over while this process finishes.
+    if let Some(election) = election {
+        let _ = election.await;
+    }
     if let Some(task) = registration {
         task.abort();
     }
@@ -160,8 +219,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Ok(Err(e)) = health.await {
         return Err(e).with_context(|| format!("health server on {}", config.health_addr));
     }
+    if let Some(lost) = lost {
+        anyhow::bail!(lost);
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Runs `task` once this process leads (at once without an election); never if it stops first.
+async fn when_leading<T>(leadership: Leadership, task: impl Future<Output = T>) -> Option<T> {
+    if leadership.leading().await { Some(task.await) } else { None }
 }
 
 /// Waits for SIGTERM or SIGINT and names it.

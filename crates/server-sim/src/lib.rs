@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full, StreamBody};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -44,6 +44,9 @@ pub enum Behavior {
     Malformed,
     /// 400.
     BadRequest,
+    /// 200 with a body that never ends (64 KiB chunks, as fast as the client reads), on every
+    /// endpoint: what a client that reads answers without a bound would choke on.
+    Endless,
 }
 
 /// A serving certificate and the CA that signed it, reusable so a restarted simulator is
@@ -290,7 +293,16 @@ async fn accept_loop(listener: TcpListener, acceptor: Option<tokio_rustls::TlsAc
         let state = state.clone();
         let acceptor = acceptor.clone();
         connections.spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let state = state.clone();
+                async move {
+                    let endless = state.behavior.lock().is_ok_and(|b| *b == Behavior::Endless);
+                    if endless && !req.uri().path().starts_with("/_sim/") {
+                        return Ok::<_, Infallible>(endless_answer());
+                    }
+                    handle(state, req).await.map(|response| response.map(Either::Left))
+                }
+            });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             match acceptor {
                 Some(acceptor) => {
@@ -304,6 +316,21 @@ async fn accept_loop(listener: TcpListener, acceptor: Option<tokio_rustls::TlsAc
         });
         while connections.try_join_next().is_some() {}
     }
+}
+
+/// A body that is either whole or an endless stream.
+type Answer = Response<Either<Full<Bytes>, StreamBody<futures::stream::RepeatWith<fn() -> FrameResult>>>>;
+type FrameResult = Result<hyper::body::Frame<Bytes>, Infallible>;
+
+/// `200 OK` and then spaces, forever.
+fn endless_answer() -> Answer {
+    static CHUNK: [u8; 65536] = [b' '; 65536];
+    let frames: fn() -> FrameResult = || Ok(hyper::body::Frame::data(Bytes::from_static(&CHUNK)));
+    let mut response = Response::new(Either::Right(StreamBody::new(futures::stream::repeat_with(frames))));
+    response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    response
 }
 
 fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
@@ -424,6 +451,8 @@ async fn gate(state: &State, headers: &[(String, String)]) -> Option<Response<Fu
             response
         }
         Behavior::BadRequest => error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "simulated bad request"),
+        // Answered before `gate` is reached (see the service); kept for completeness.
+        Behavior::Endless => error(StatusCode::OK, "ENDLESS", "an endless answer"),
     })
 }
 

@@ -20,12 +20,15 @@ use tracing::Instrument;
 
 use super::result;
 use super::schedule::{Due, RETRY_AFTER_FAILURE, due, latest_scheduled, schedule_interval};
+use crate::base::backoff::{Outage, WatchBackoff};
+use crate::base::leadership::{Leadership, Role};
 use crate::base::metrics::Metrics;
 use crate::base::{apply, memory, truncate};
 use crate::gather;
 use crate::history::event::{Object, own};
 use crate::history::writer::Recorder;
 use kube9_store::{EventType, RunRow, Severity, Write};
+use tokio_stream::wrappers::WatchStream;
 
 /// What every Assessment reconcile gets.
 pub struct Context {
@@ -42,6 +45,13 @@ pub struct Context {
     pub metrics: Metrics,
     /// The event history and the record of runs (`query assessments`).
     pub history: Recorder,
+    /// Only the leader runs Assessments; a standby keeps the watch warm.
+    pub leadership: Leadership,
+    /// One run at a time: each holds its snapshot, so runs due together wait in turn and the
+    /// peak memory is one run's, whatever their number.
+    runs: Arc<tokio::sync::Semaphore>,
+    /// The watch's backoff reports outages here.
+    outage: Outage,
 }
 
 impl Context {
@@ -51,6 +61,8 @@ impl Context {
         summary: watch::Sender<Option<ScheduledSummary>>,
         metrics: Metrics,
         history: Recorder,
+        leadership: Leadership,
+        outage: Outage,
     ) -> Context {
         Context {
             client,
@@ -60,6 +72,9 @@ impl Context {
             max_objects: config.assessment_max_objects,
             metrics,
             history,
+            leadership,
+            runs: Arc::new(tokio::sync::Semaphore::new(1)),
+            outage,
         }
     }
 
@@ -79,12 +94,20 @@ impl Context {
 pub enum Error {
     #[error("cannot write the Assessment status: {0}")]
     StatusWrite(#[source] kube::Error),
+    #[error("cannot read the Assessment: {0}")]
+    Read(#[source] kube::Error),
+    #[error("the run queue was closed")]
+    Closed,
 }
 
 /// Where Events about Assessments (cluster-scoped) are recorded.
 pub const EVENT_NAMESPACE: &str = "default";
 
 async fn reconcile(assessment: Arc<Assessment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.leadership.is_leader() {
+        // Every Assessment is looked at again when this replica starts to lead.
+        return Ok(Action::await_change());
+    }
     let name = assessment.name_any();
     let now = Timestamp::now();
     let status = assessment.status.as_ref();
@@ -103,7 +126,42 @@ async fn reconcile(assessment: Arc<Assessment>, ctx: Arc<Context>) -> Result<Act
         Due::Never => return Ok(Action::await_change()),
     };
     let span = tracing::info_span!("assessment", name = %name, reason);
-    run_once(&assessment, &ctx, now).instrument(span).await
+    async {
+        let (_turn, assessment) = match ctx.runs.clone().try_acquire_owned() {
+            Ok(turn) => (turn, assessment),
+            Err(_) => {
+                let turn = wait_turn(&assessment, &ctx).await?;
+                // The object as it is now: it may have changed (or gone) while it waited.
+                let api: Api<Assessment> = Api::all(ctx.client.clone());
+                match api.get_opt(&name).await.map_err(Error::Read)? {
+                    Some(fresh) => (turn, Arc::new(fresh)),
+                    None => return Ok(Action::await_change()),
+                }
+            }
+        };
+        if !ctx.leadership.is_leader() {
+            return Ok(Action::await_change());
+        }
+        // The time the run starts, not the time it was found due.
+        run_once(&assessment, &ctx, Timestamp::now()).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// Marks the Assessment `Queued` and waits for the run before it to finish.
+async fn wait_turn(assessment: &Assessment, ctx: &Context) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+    let api: Api<Assessment> = Api::all(ctx.client.clone());
+    let queued = AssessmentStatus { phase: Some(Phase::Queued), ..assessment.status.clone().unwrap_or_default() };
+    if assessment.status.as_ref().and_then(|s| s.phase) != Some(Phase::Queued) {
+        write_status(&api, &assessment.name_any(), &queued).await?;
+    }
+    tracing::info!("queued behind the run in progress");
+    ctx.metrics.assessment_queue(1);
+    let turn = ctx.runs.clone().acquire_owned().await;
+    ctx.metrics.assessment_queue(-1);
+    // The semaphore is never closed.
+    turn.map_err(|_| Error::Closed)
 }
 
 /// One run: Running, gather, check, then Completed or Failed, each with its Event.
@@ -122,6 +180,12 @@ async fn run_once(assessment: &Assessment, ctx: &Context, now: Timestamp) -> Res
     tracing::info!(run_id, "assessment started");
 
     let options = Options::from_spec(&assessment.spec);
+    if let Err(bad) = options.validate() {
+        // The spec must change before a run can work: no retry until it does.
+        let why = bad.to_string();
+        let failure = Failure { condition: why.clone(), event: why, retry: None };
+        return fail(assessment, ctx, &api, running, &run_id, failure, started).await;
+    }
     let needed = options.kinds_needed();
     let gathered = match gather::gather(&ctx.client, &needed, ctx.max_objects, gather::Purpose::Checks).await {
         Ok(g) => g,
@@ -349,7 +413,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     let store = reader.clone();
     let summary_ctx = ctx.clone();
     let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
+        .backoff(WatchBackoff::new(&ctx.outage))
         .reflect(writer)
         .inspect(move |event| {
             // Every change to any Assessment (its deletion included) may change the summary.
@@ -358,7 +422,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             }
         })
         .applied_objects();
+    let leading = WatchStream::from_changes(ctx.leadership.changes())
+        .filter(|role| std::future::ready(*role == Role::Leader))
+        .map(|_| ());
     Controller::for_stream(stream, reader)
+        .reconcile_all_on(leading)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

@@ -37,6 +37,10 @@ pub fn due(assessment: &Assessment, now: Timestamp) -> Due {
     if status.phase == Some(Phase::Running) {
         return Due::Now("interrupted");
     }
+    if status.phase == Some(Phase::Queued) {
+        // A run was owed when the operator stopped (or the leader changed).
+        return Due::Now("queued");
+    }
     if status.phase == Some(Phase::Failed) {
         // The failed run said when to try again: a minute for an API error, the schedule (or
         // only on request) for a cluster over the object bound.
@@ -171,5 +175,13 @@ mod tests {
         let mut status = completed(1, now);
         status.phase = Some(Phase::Running);
         assert_eq!(due(&assessment(1, None, Some(status)), now), Due::Now("interrupted"));
+    }
+
+    #[test]
+    fn a_queued_run_is_still_owed_after_a_restart() {
+        let now = Timestamp::now();
+        let mut status = completed(1, now);
+        status.phase = Some(Phase::Queued);
+        assert_eq!(due(&assessment(1, None, Some(status)), now), Due::Now("queued"));
     }
 }

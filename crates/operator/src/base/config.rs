@@ -104,6 +104,15 @@ pub struct Flags {
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
 
+    /// Take part in leader election (a Lease in the namespace): only the leader writes status
+    /// and talks to kube9-server, so several replicas can run. false: this process always writes.
+    #[arg(long, env = "KUBE9_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+
+    /// The Lease the replicas elect a leader with, in --namespace (the chart's Role grants this name).
+    #[arg(long, env = "KUBE9_LEADER_ELECTION_LEASE", default_value = "kube9-operator-leader")]
+    pub leader_election_lease: String,
+
     /// Directory of the embedded store (event history, Assessment runs, the status): a mounted
     /// volume, since the root file system is read-only. Unset: no history is kept.
     #[arg(long, env = "KUBE9_DATA_DIR")]
@@ -215,6 +224,10 @@ pub struct Config {
     pub max_insights: usize,
     pub obfuscation_key_secret: String,
     pub pod_name: Option<String>,
+    /// The leader Lease's name; None: no election, this process always leads.
+    pub leader_lease: Option<String>,
+    /// This process in the election: the Pod name, else host name and process id.
+    pub identity: String,
     /// The embedded store; None without --data-dir.
     pub store: Option<StoreConfig>,
     /// The AI Conformance self-check's schedule; None: only on request.
@@ -284,6 +297,17 @@ impl Config {
                 Duration::from_secs(30 * 86400),
             )?;
         }
+        if !is_dns_subdomain(&flags.leader_election_lease) {
+            return Err(ConfigError::Setting {
+                name: "leader-election-lease",
+                why: format!("{:?} is not a valid Lease name", flags.leader_election_lease),
+            });
+        }
+        let pod_name = flags.pod_name.filter(|p| !p.is_empty());
+        let identity = pod_name.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            format!("{}-{}", host.trim(), std::process::id())
+        });
         let store = flags
             .data_dir
             .filter(|d| !d.as_os_str().is_empty())
@@ -310,7 +334,9 @@ impl Config {
             metrics_interval: flags.metrics_interval,
             max_insights: flags.max_insights,
             obfuscation_key_secret: flags.obfuscation_key_secret,
-            pod_name: flags.pod_name.filter(|p| !p.is_empty()),
+            pod_name,
+            leader_lease: flags.leader_election.then_some(flags.leader_election_lease),
+            identity,
         })
     }
 }

@@ -64,6 +64,17 @@ pub struct Metrics {
     store_failures: Family<ErrorLabel, Counter>,
     store_up: Gauge,
     events_stored: Family<OutcomeLabel, Counter>,
+    leader: Gauge,
+    leader_acquired: Counter,
+    answers_too_large: Family<EndpointLabel, Counter>,
+    api_outages: Counter,
+    api_outage_seconds: Histogram,
+    assessments_queued: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabel {
+    endpoint: &'static str,
 }
 
 impl Default for Metrics {
@@ -133,6 +144,38 @@ impl Default for Metrics {
             "Status writes, by target (operatorstatus, configmap) and result",
             status_writes.clone(),
         );
+        let leader = Gauge::default();
+        let leader_acquired = Counter::default();
+        let answers_too_large = Family::<EndpointLabel, Counter>::default();
+        let api_outages = Counter::default();
+        let api_outage_seconds = Histogram::new([1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 3600.0]);
+        let assessments_queued = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease, 0 while it stands by",
+            leader.clone(),
+        );
+        registry.register("leader_acquired", "Times this replica acquired the leader Lease", leader_acquired.clone());
+        registry.register(
+            "answers_too_large",
+            "kube9-server answers cut because they passed the size cap, by endpoint",
+            answers_too_large.clone(),
+        );
+        registry.register(
+            "api_outages",
+            "Times the API server could not be reached and then answered again",
+            api_outages.clone(),
+        );
+        registry.register(
+            "api_outage_seconds",
+            "How long the operator was cut off from the API server, per outage",
+            api_outage_seconds.clone(),
+        );
+        registry.register(
+            "assessments_queued",
+            "Assessment runs waiting for the one running before them",
+            assessments_queued.clone(),
+        );
         registry.register("tier", "1 for the current tier", tier.clone());
         registry.register("health", "1 for the current health", health.clone());
         Metrics {
@@ -154,6 +197,12 @@ impl Default for Metrics {
             store_failures,
             store_up,
             events_stored,
+            leader,
+            leader_acquired,
+            answers_too_large,
+            api_outages,
+            api_outage_seconds,
+            assessments_queued,
         }
     }
 }
@@ -230,6 +279,30 @@ impl Metrics {
         {
             self.health.get_or_create(&HealthLabel { health: name }).set(i64::from(h == health));
         }
+    }
+
+    /// This replica leads (true) or stands by (false).
+    pub fn leading(&self, leading: bool) {
+        if leading && self.leader.get() == 0 {
+            self.leader_acquired.inc();
+        }
+        self.leader.set(i64::from(leading));
+    }
+
+    /// An answer from kube9-server cut at the cap (`endpoint`: register, metrics, acknowledge).
+    pub fn answer_too_large(&self, endpoint: &'static str) {
+        self.answers_too_large.get_or_create(&EndpointLabel { endpoint }).inc();
+    }
+
+    /// The API server answered again after `seconds` without an answer.
+    pub fn api_outage(&self, seconds: f64) {
+        self.api_outages.inc();
+        self.api_outage_seconds.observe(seconds);
+    }
+
+    /// A run joined (+1) or left (-1) the Assessment queue.
+    pub fn assessment_queue(&self, change: i64) {
+        self.assessments_queued.inc_by(change);
     }
 
     /// The Prometheus text exposition.

@@ -4,6 +4,7 @@
 pub(crate) mod apply;
 pub(crate) mod backoff;
 pub mod config;
+pub mod leadership;
 pub(crate) mod list;
 pub mod memory;
 pub(crate) mod metrics;

@@ -28,7 +28,7 @@ use crate::collect::held::Collections;
 use crate::collect::store::Collection;
 use crate::history::event::{Object, own};
 use crate::history::writer::Recorder;
-use crate::registration::client::ServerClient;
+use crate::registration::client::{Call, PostError, ServerClient};
 use crate::registration::state::{self, Policy, Registration};
 use kube9_store::{EventType, Severity, Write};
 
@@ -193,7 +193,7 @@ async fn upload(pro: &Pro, round: &mut Round, cluster_id: &str, latest: &[Arc<Co
         }
     };
     let bytes = payload.body.len() as u64;
-    let answer = pro.server.post("api/metrics", std::mem::take(&mut payload.body)).await;
+    let answer = pro.server.post(Call::Metrics, "api/metrics", std::mem::take(&mut payload.body)).await;
     let (label, why, fixed) = match answer {
         Ok(answer) if answer.status == 200 => match serde_json::from_slice::<insights::MetricsAnswer>(&answer.body) {
             Ok(parsed) => {
@@ -209,6 +209,9 @@ async fn upload(pro: &Pro, round: &mut Round, cluster_id: &str, latest: &[Arc<Co
             ("rate_limited", "kube9-server is rate limiting uploads (429)".to_owned(), answer.retry_after)
         }
         Ok(answer) => ("server_error", format!("kube9-server answered {} to the upload", answer.status), None),
+        Err(too_large @ PostError::TooLarge { .. }) => {
+            ("too_large", format!("kube9-server's answer to the upload could not be read ({too_large})"), None)
+        }
         Err(why) => ("unreachable", format!("kube9-server could not be reached for the upload ({why})"), None),
     };
     let wait = fixed.unwrap_or_else(|| backoff(round.upload_failures));
@@ -388,7 +391,11 @@ async fn deliver(pro: &Pro, id: &str, state: AcknowledgementState, note: Option<
     if let Some(note) = note {
         body["note"] = note.into();
     }
-    match pro.server.post(&format!("api/insights/{id}/acknowledge"), body.to_string().into_bytes()).await {
+    match pro
+        .server
+        .post(Call::Acknowledge, &format!("api/insights/{id}/acknowledge"), body.to_string().into_bytes())
+        .await
+    {
         Ok(answer) if answer.status == 200 => {
             let parsed = serde_json::from_slice::<Answer>(&answer.body).ok();
             let status = parsed.as_ref().and_then(|a| a.status.as_deref()).and_then(insights::state);
@@ -397,6 +404,9 @@ async fn deliver(pro: &Pro, id: &str, state: AcknowledgementState, note: Option<
         }
         Ok(answer) if answer.status == 404 => acks::Delivery::Unknown,
         Ok(answer) => acks::Delivery::Failed(format!("kube9-server answered {}", answer.status)),
+        Err(too_large @ PostError::TooLarge { .. }) => {
+            acks::Delivery::Failed(format!("kube9-server's answer could not be read ({too_large})"))
+        }
         Err(why) => acks::Delivery::Failed(format!("kube9-server could not be reached ({why})")),
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state::{Outcome, ServerSettings};
 use crate::base::config::{ApiKey, Config};
+use crate::base::metrics::Metrics;
 
 /// What the operator tells kube9-server about the cluster.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -51,6 +52,49 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
+/// One kind of call to kube9-server, and the most of its answer the operator reads: an answer
+/// that says (Content-Length) or turns out to be larger is cut there and treated as unreadable,
+/// so whatever answers at the server's URL cannot make the operator outgrow its memory limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// `POST /v1/operator/register`: a cluster id and a few settings.
+    Register,
+    /// `POST /api/metrics`: the insights (at most a few hundred, about 1 KiB each).
+    Metrics,
+    /// `POST /api/insights/{id}/acknowledge`: one state.
+    Acknowledge,
+}
+
+impl Call {
+    /// The cap of this call's answer, in bytes.
+    pub const fn cap(self) -> usize {
+        match self {
+            Call::Register | Call::Acknowledge => 64 * 1024,
+            Call::Metrics => 4 * 1024 * 1024,
+        }
+    }
+
+    /// A fixed metric label.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Call::Register => "register",
+            Call::Metrics => "metrics",
+            Call::Acknowledge => "acknowledge",
+        }
+    }
+}
+
+/// Why a call got no usable answer.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PostError {
+    /// No answer: the network, TLS, a timeout (described without the URL).
+    #[error("{0}")]
+    Transport(String),
+    /// The answer passed its call's cap; the rest was not read.
+    #[error("answer larger than {cap} bytes (the operator's cap for this call); cut off unread")]
+    TooLarge { cap: usize },
+}
+
 /// Could not build the client (a TLS setting).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot set up the kube9-server client: {0}")]
@@ -62,10 +106,11 @@ pub struct ServerClient {
     http: reqwest::Client,
     base: reqwest::Url,
     key: ApiKey,
+    metrics: Metrics,
 }
 
 impl ServerClient {
-    pub fn new(config: &Config, key: ApiKey) -> Result<ServerClient, ClientError> {
+    pub fn new(config: &Config, key: ApiKey, metrics: Metrics) -> Result<ServerClient, ClientError> {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("kube9-operator/", env!("CARGO_PKG_VERSION")))
             .timeout(config.request_timeout)
@@ -78,13 +123,14 @@ impl ServerClient {
             }
         }
         let http = builder.build().map_err(|e| ClientError(e.to_string()))?;
-        Ok(ServerClient { http, base: config.server_url.clone(), key })
+        Ok(ServerClient { http, base: config.server_url.clone(), key, metrics })
     }
 
-    /// POSTs a JSON body to a path of kube9-server: the answer, or why there was none.
-    pub async fn post(&self, path: &str, body: Vec<u8>) -> Result<Answer, String> {
-        let url = self.base.join(path).map_err(|e| format!("bad server URL: {e}"))?;
-        let response = self
+    /// POSTs a JSON body to a path of kube9-server: the answer (read up to the call's cap), or
+    /// why there was none.
+    pub async fn post(&self, call: Call, path: &str, body: Vec<u8>) -> Result<Answer, PostError> {
+        let url = self.base.join(path).map_err(|e| PostError::Transport(format!("bad server URL: {e}")))?;
+        let mut response = self
             .http
             .post(url)
             .bearer_auth(self.key.expose())
@@ -92,14 +138,26 @@ impl ServerClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(|e| PostError::Transport(describe(&e)))?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let body = response.bytes().await.map_err(|e| describe(&e))?.to_vec();
+        let body = match read_capped(&mut response, call.cap()).await {
+            Err(PostError::TooLarge { cap }) => {
+                self.metrics.answer_too_large(call.label());
+                tracing::warn!(
+                    call = call.label(),
+                    cap,
+                    status,
+                    "kube9-server's answer is larger than the cap; cut off"
+                );
+                return Err(PostError::TooLarge { cap });
+            }
+            other => other?,
+        };
         Ok(Answer { status, retry_after, body })
     }
 
@@ -109,14 +167,30 @@ impl ServerClient {
             Ok(body) => body,
             Err(e) => return Outcome::Malformed { reason: format!("cannot encode the request: {e}") },
         };
-        match self.post("v1/operator/register", body).await {
+        match self.post(Call::Register, "v1/operator/register", body).await {
             Ok(answer) => {
                 let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 classify(status, answer.retry_after, &answer.body)
             }
-            Err(reason) => Outcome::Unreachable { reason },
+            Err(too_large @ PostError::TooLarge { .. }) => Outcome::Malformed { reason: too_large.to_string() },
+            Err(PostError::Transport(reason)) => Outcome::Unreachable { reason },
         }
     }
+}
+
+/// Reads a body chunk by chunk, stopping at `cap` bytes: nothing past the cap is held.
+async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Result<Vec<u8>, PostError> {
+    if response.content_length().is_some_and(|announced| announced > cap as u64) {
+        return Err(PostError::TooLarge { cap });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| PostError::Transport(describe(&e)))? {
+        if body.len() + chunk.len() > cap {
+            return Err(PostError::TooLarge { cap });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Turns an HTTP answer into an outcome.
@@ -235,6 +309,73 @@ mod tests {
         assert_eq!(classify(StatusCode::NOT_FOUND, None, b""), Outcome::ServerError { status: 404 });
         assert!(matches!(classify(StatusCode::OK, None, b"{not json"), Outcome::Malformed { .. }));
         assert!(matches!(classify(StatusCode::OK, None, br#"{"clusterId":"abc"}"#), Outcome::Malformed { .. }));
+    }
+
+    /// A plain-HTTP server on loopback that answers 200 with `body`, chunked, `times` over
+    /// (endless when None), and an optional Content-Length it announces.
+    async fn serve(body: &'static [u8], times: Option<usize>, announce: Option<u64>) -> String {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut request).await;
+            let head = match announce {
+                Some(n) => format!("HTTP/1.1 200 OK\r\ncontent-length: {n}\r\n\r\n"),
+                None => "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_owned(),
+            };
+            socket.write_all(head.as_bytes()).await.unwrap();
+            let mut sent = 0;
+            while times.is_none_or(|t| sent < t) {
+                let chunk = if announce.is_some() {
+                    body.to_vec()
+                } else {
+                    [format!("{:x}\r\n", body.len()).as_bytes(), body, b"\r\n"].concat()
+                };
+                if socket.write_all(&chunk).await.is_err() {
+                    return;
+                }
+                sent += 1;
+            }
+            if announce.is_none() {
+                let _ = socket.write_all(b"0\r\n\r\n").await;
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn an_endless_answer_is_cut_at_the_cap() {
+        let url = serve(&[b'x'; 1000], None, None).await;
+        let mut response = reqwest::get(&url).await.unwrap();
+        assert_eq!(read_capped(&mut response, 64 * 1024).await, Err(PostError::TooLarge { cap: 64 * 1024 }));
+        assert_eq!(
+            PostError::TooLarge { cap: 65536 }.to_string(),
+            "answer larger than 65536 bytes (the operator's cap for this call); cut off unread"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_up_to_the_cap_is_read_whole() {
+        let url = serve(&[b'y'; 1024], Some(64), None).await;
+        let mut response = reqwest::get(&url).await.unwrap();
+        assert_eq!(read_capped(&mut response, 64 * 1024).await.unwrap().len(), 64 * 1024);
+    }
+
+    #[tokio::test]
+    async fn an_announced_length_over_the_cap_is_refused_before_reading() {
+        let url = serve(b"z", Some(1), Some(10 * 1024 * 1024)).await;
+        let mut response = reqwest::get(&url).await.unwrap();
+        assert_eq!(read_capped(&mut response, 1024).await, Err(PostError::TooLarge { cap: 1024 }));
+    }
+
+    #[test]
+    fn each_call_has_its_cap() {
+        assert_eq!(Call::Register.cap(), 65536);
+        assert_eq!(Call::Acknowledge.cap(), 65536);
+        assert_eq!(Call::Metrics.cap(), 4 * 1024 * 1024);
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct Inputs<'a> {
     pub ai_conformance: Option<&'a AiConformanceSummary>,
     pub api_key_configured: bool,
     pub namespace: &'a str,
+    /// The replica that leads (this one, when it writes).
+    pub leader: Option<&'a str>,
     /// The configured refresh interval.
     pub status_interval: Duration,
     pub now: Timestamp,
@@ -85,7 +87,10 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         conditions::conditions(&existing.conditions, &standing, inputs.registration, store, generation, now);
     let ai_conformance = inputs.ai_conformance.or(existing.ai_conformance.as_ref());
     let reports = Reports { assessment: inputs.assessment, collection: inputs.collection, pro, ai_conformance };
-    let desired = render(&standing, &reports, inputs.namespace, generation, conditions, now);
+    let desired = OperatorStatusStatus {
+        leader: inputs.leader.map(str::to_owned),
+        ..render(&standing, &reports, inputs.namespace, generation, conditions, now)
+    };
     let status_left =
         refresh_in(same_content(&existing, &desired), existing.last_update.as_ref().map(|t| t.0), now, interval);
 
@@ -149,6 +154,7 @@ pub fn render(
         error: standing.error.clone(),
         last_update: Some(Time(now)),
         namespace: Some(namespace.to_owned()),
+        leader: None,
         observed_generation: generation,
         assessment: reports.assessment.cloned(),
         ai_conformance: reports.ai_conformance.cloned(),
@@ -193,6 +199,7 @@ mod tests {
             ai_conformance: None,
             api_key_configured: false,
             namespace: "kube9-system",
+            leader: Some("kube9-operator-abc"),
             status_interval: MINUTE,
             now,
         }

@@ -21,7 +21,9 @@ use tokio_stream::wrappers::WatchStream;
 use super::configmap;
 use super::plan::{Inputs, plan};
 use crate::base::apply::{self, FIELD_MANAGER};
+use crate::base::backoff::{Outage, WatchBackoff};
 use crate::base::config::Config;
+use crate::base::leadership::Leadership;
 use crate::base::metrics::Metrics;
 use crate::base::shared::spec_changes;
 use crate::base::truncate;
@@ -50,6 +52,10 @@ pub struct Context {
     pub store: watch::Receiver<Option<String>>,
     /// The event history: standing changes, and the published status for `query status`.
     pub history: Recorder,
+    /// Only the leader writes; a standby keeps the watches warm.
+    pub leadership: Leadership,
+    /// The watches' backoff reports outages here; a recovery looks at the status again.
+    pub outage: Outage,
 }
 
 /// Why a reconcile failed.
@@ -61,14 +67,25 @@ pub enum Error {
     ConfigMapRead(#[source] kube::Error),
     #[error("cannot write the legacy status ConfigMap: {0}")]
     ConfigMapWrite(#[source] kube::Error),
+    #[error("the API server did not answer the status writes within {} s", PUBLISH_TIMEOUT.as_secs())]
+    Timeout,
 }
+
+/// Longest one look-and-write may take. The writes are a few KiB and take milliseconds; an API
+/// server that is starting holds requests for seconds, and a reconcile waiting on one delays
+/// the one that would repair what changed meanwhile (measured: 5 s after a restart).
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Error {
     /// Lost an optimistic-concurrency race (someone changed the object between read and
     /// write): retried at once, and no reason to call the operator unhealthy.
     pub fn is_conflict(&self) -> bool {
-        let (Error::OperatorStatusWrite(e) | Error::ConfigMapRead(e) | Error::ConfigMapWrite(e)) = self;
-        crate::base::list::status_code(e) == Some(409)
+        match self {
+            Error::OperatorStatusWrite(e) | Error::ConfigMapRead(e) => crate::base::list::status_code(e) == Some(409),
+            // A ConfigMap deleted between the read and the replace is a race like a conflict.
+            Error::ConfigMapWrite(e) => matches!(crate::base::list::status_code(e), Some(409 | 404)),
+            Error::Timeout => false,
+        }
     }
 
     /// A fixed label for metrics.
@@ -77,14 +94,22 @@ impl Error {
             Error::OperatorStatusWrite(_) => "operatorstatus_write",
             Error::ConfigMapRead(_) => "configmap_read",
             Error::ConfigMapWrite(_) => "configmap_write",
+            Error::Timeout => "timeout",
         }
     }
 }
 
 async fn reconcile(object: Arc<OperatorStatus>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.leadership.is_leader() {
+        // A standby writes nothing and is ready: it takes over when the leader goes. Its own
+        // store keeps the status the leader published, so `query status` in its Pod answers.
+        ctx.diagnostics.record(None);
+        mirror_leader_status(&ctx).await;
+        return Ok(Action::await_change());
+    }
     let started = Instant::now();
     let had_failure = ctx.diagnostics.write_failure().is_some();
-    let result = publish(&object, &ctx).await;
+    let result = tokio::time::timeout(PUBLISH_TIMEOUT, publish(&object, &ctx)).await.unwrap_or(Err(Error::Timeout));
     ctx.metrics.reconciled(started.elapsed().as_secs_f64());
     match &result {
         Err(e) if e.is_conflict() => {}
@@ -95,6 +120,16 @@ async fn reconcile(object: Arc<OperatorStatus>, ctx: Arc<Context>) -> Result<Act
         // What was just published still carried the old failure: publish the recovery now.
         Ok(_) if had_failure => Ok(Action::requeue(Duration::from_millis(200))),
         other => other,
+    }
+}
+
+/// Records the ConfigMap's status JSON (the leader's) in this standby's store.
+async fn mirror_leader_status(ctx: &Context) {
+    let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
+    if let Ok(Some(cm)) = configmaps.get_opt(CONFIGMAP_NAME).await
+        && let Some(json) = cm.data.and_then(|mut d| d.remove(kube9_api::legacy::CONFIGMAP_KEY))
+    {
+        ctx.history.record(Write::Status { json, at_ms: Timestamp::now().as_millisecond() });
     }
 }
 
@@ -123,6 +158,7 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
         ai_conformance: ai_conformance.as_ref(),
         api_key_configured: ctx.config.api_key.is_some(),
         namespace,
+        leader: Some(&ctx.leadership.identity),
         status_interval: ctx.config.status_interval,
         now: Timestamp::now(),
     });
@@ -225,7 +261,7 @@ fn error_policy(_object: Arc<OperatorStatus>, error: &Error, ctx: Arc<Context>) 
         return Action::requeue(Duration::from_millis(100));
     }
     tracing::warn!(error = %error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    Action::requeue(if matches!(error, Error::Timeout) { Duration::from_secs(1) } else { Duration::from_secs(5) })
 }
 
 /// Creates the `kube9` OperatorStatus if it does not exist.
@@ -260,16 +296,23 @@ pub async fn run(
         return;
     };
     let recreate_tx = recreate.clone();
-    let root = watcher(statuses.clone(), singleton).default_backoff().reflect_shared(writer).for_each(move |event| {
-        if let Ok(watcher::Event::Delete(_)) = event {
-            recreate_tx.notify_one();
-        }
-        std::future::ready(())
-    });
+    let root = watcher(statuses.clone(), singleton)
+        .backoff(WatchBackoff::new(&ctx.outage))
+        .reflect_shared(writer)
+        .for_each(move |event| {
+            if let Ok(watcher::Event::Delete(_)) = event {
+                recreate_tx.notify_one();
+            }
+            std::future::ready(())
+        });
     let guardian = tokio::spawn({
         let statuses = statuses.clone();
+        let leadership = ctx.leadership.clone();
         async move {
             loop {
+                if !leadership.leading().await {
+                    return;
+                }
                 if let Err(e) = ensure_singleton(&statuses).await {
                     tracing::warn!(error = %e, "cannot create the OperatorStatus object; retrying");
                     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -287,10 +330,14 @@ pub async fn run(
         WatchStream::from_changes(ctx.pro.clone()).map(|_| ()).boxed(),
         WatchStream::from_changes(ctx.store.clone()).map(|_| ()).boxed(),
         WatchStream::from_changes(ctx.ai_conformance.clone()).map(|_| ()).boxed(),
+        WatchStream::from_changes(ctx.leadership.changes()).map(|_| ()).boxed(),
+        WatchStream::from_changes(ctx.outage.recoveries()).map(|_| ()).boxed(),
     ])
     .map(|()| ObjectRef::<OperatorStatus>::new(SINGLETON_NAME));
     let controller = Controller::for_shared_stream(spec_changes(trigger), store)
-        .watches(configmaps, shim, |_| Some(ObjectRef::new(SINGLETON_NAME)))
+        .watches_stream(watcher(configmaps, shim).backoff(WatchBackoff::new(&ctx.outage)).touched_objects(), |_| {
+            Some(ObjectRef::new(SINGLETON_NAME))
+        })
         .reconcile_on(kicks)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -317,5 +364,8 @@ mod tests {
         assert!(Error::ConfigMapWrite(api(409)).is_conflict());
         assert!(!Error::ConfigMapWrite(api(403)).is_conflict());
         assert!(!Error::OperatorStatusWrite(api(500)).is_conflict());
+        assert!(Error::ConfigMapWrite(api(404)).is_conflict(), "deleted between read and replace");
+        assert!(!Error::OperatorStatusWrite(api(404)).is_conflict());
+        assert!(!Error::Timeout.is_conflict());
     }
 }

@@ -1,0 +1,432 @@
+//! Faults an operations team tries before production, each with the figure it must meet:
+//! two replicas at once, the leader killed or stopped, kube9-server answering without end,
+//! twenty Assessments due at once, the API server gone for 30 s, and bad input.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube9_api::assessment::{Assessment, AssessmentSpec, Phase, Selection};
+use kube9_api::legacy::CONFIGMAP_NAME;
+use kube9_api::operator_status::{Health, OperatorStatus, SINGLETON_NAME};
+use kube9_server_sim::Behavior;
+use kube9_tests::operator::{Operator, operator_status, singleton_lock, status_kib, wait_for_both};
+use kube9_tests::{Ctx, scenario, unique_name, wait_for};
+use serde_json::json;
+
+use crate::operator::{simulator, start_with_key};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Starts one replica named `pod` in `ns` (its identity in the Lease is the Pod name).
+fn replica(ns: &str, pod: &str, interval: &str) -> anyhow::Result<Operator> {
+    Operator::start(ns, &["--status-interval", interval], &[("POD_NAME", pod)])
+}
+
+/// Waits until the OperatorStatus names `leader` and the ConfigMap was written after `after`.
+async fn wait_for_leader(ctx: &Ctx, ns: &str, leader: &str, timeout: Duration) -> anyhow::Result<()> {
+    wait_for_both(&ctx.client, ns, timeout, |s, _| s.leader.as_deref() == Some(leader)).await.map(|_| ())
+}
+
+/// Whether this replica says it leads (its `kube9_leader` gauge).
+async fn leads(op: &Operator) -> anyhow::Result<bool> {
+    let (_, metrics) = op.get("/metrics").await?;
+    Ok(metrics.lines().any(|l| l == "kube9_leader 1"))
+}
+
+/// Counts the writes the API server sees to the ConfigMap and the OperatorStatus.
+fn count_writes(ctx: &Ctx, ns: &str) -> (Arc<AtomicUsize>, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let (cm, status) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    let statuses: Api<OperatorStatus> = Api::all(ctx.client.clone());
+    let cm_config = watcher::Config::default().fields(&format!("metadata.name={CONFIGMAP_NAME}"));
+    let status_config = watcher::Config::default().fields(&format!("metadata.name={SINGLETON_NAME}"));
+    let (cm_count, status_count) = (cm.clone(), status.clone());
+    let task = tokio::spawn(async move {
+        // Only changes after the initial list: the watch's own start is not a write.
+        let cm_stream =
+            watcher(cms, cm_config).skip_while(|e| std::future::ready(!matches!(e, Ok(watcher::Event::InitDone))));
+        let status_stream = watcher(statuses, status_config)
+            .skip_while(|e| std::future::ready(!matches!(e, Ok(watcher::Event::InitDone))));
+        let cm_stream = cm_stream.applied_objects().for_each(|_| {
+            cm_count.fetch_add(1, Ordering::Relaxed);
+            std::future::ready(())
+        });
+        let status_stream = status_stream.applied_objects().for_each(|_| {
+            status_count.fetch_add(1, Ordering::Relaxed);
+            std::future::ready(())
+        });
+        futures::join!(cm_stream, status_stream);
+    });
+    (cm, status, task)
+}
+
+#[tokio::test]
+async fn two_replicas_write_no_more_than_one() {
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("ha").await?;
+        let a = replica(&ns, "replica-a", "5s")?;
+        wait_for_leader(&ctx, &ns, "replica-a", WAIT).await?;
+        let window = Duration::from_secs(20);
+        let (cm, status, counting) = count_writes(&ctx, &ns);
+        tokio::time::sleep(window).await;
+        counting.abort();
+        let one = (cm.load(Ordering::Relaxed), status.load(Ordering::Relaxed));
+
+        let b = replica(&ns, "replica-b", "5s")?;
+        wait_for(WAIT, || async { Ok(b.get("/readyz").await?.0 == 200) }).await?;
+        assert!(leads(&a).await? && !leads(&b).await?, "replica-a leads, replica-b stands by");
+        let (cm, status, counting) = count_writes(&ctx, &ns);
+        tokio::time::sleep(window).await;
+        counting.abort();
+        let two = (cm.load(Ordering::Relaxed), status.load(Ordering::Relaxed));
+        eprintln!("writes in {window:?} (ConfigMap, OperatorStatus): one process {one:?}, two replicas {two:?}");
+        // Two processes without an election wrote hundreds (each write woke the other); with
+        // one, the standby adds nothing (one write of slack for where the windows fall).
+        assert!(two.0 <= one.0 + 1, "ConfigMap writes: one process {one:?}, two replicas {two:?}");
+        assert!(two.1 <= one.1 + 1, "OperatorStatus writes: one process {one:?}, two replicas {two:?}");
+        let (_, standby) = b.get("/metrics").await?;
+        assert!(!standby.contains("kube9_status_writes_total{"), "the standby wrote status:\n{standby}");
+        let status = operator_status(&ctx.client).await?.unwrap_or_default();
+        assert_eq!(status.leader.as_deref(), Some("replica-a"));
+        Ok(())
+    })
+    .await;
+}
+
+/// Starts a leader and a standby, stops the leader with `stop`, and returns how long the
+/// standby took to write the status naming itself.
+async fn handover(ctx: &Ctx, stop: fn(&mut Operator) -> anyhow::Result<()>) -> anyhow::Result<Duration> {
+    let ns = ctx.namespace("handover").await?;
+    let mut a = replica(&ns, "replica-a", "60s")?;
+    wait_for_leader(ctx, &ns, "replica-a", WAIT).await?;
+    let b = replica(&ns, "replica-b", "60s")?;
+    wait_for(WAIT, || async { Ok(b.get("/readyz").await?.0 == 200) }).await?;
+    assert!(!leads(&b).await?, "replica-b stands by while replica-a leads");
+    let started = Instant::now();
+    stop(&mut a)?;
+    wait_for_leader(ctx, &ns, "replica-b", Duration::from_secs(30)).await?;
+    let took = started.elapsed();
+    assert!(leads(&b).await?);
+    assert!(b.logs().contains("leading: this replica now writes status"), "{}", b.logs());
+    Ok(took)
+}
+
+#[tokio::test]
+async fn a_killed_leader_is_replaced_within_the_lease_duration() {
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let took = handover(&ctx, |op| {
+            std::process::Command::new("kill").args(["-KILL", &op.pid().to_string()]).status()?;
+            Ok(())
+        })
+        .await?;
+        eprintln!("leader SIGKILLed: the standby wrote status after {took:?}");
+        assert!(took < Duration::from_secs(15), "the standby took {took:?} to take over");
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stopped_leader_hands_over_within_two_seconds() {
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let took = handover(&ctx, |op| {
+            let (code, _) = op.terminate()?;
+            assert_eq!(code, Some(0));
+            Ok(())
+        })
+        .await?;
+        eprintln!("leader SIGTERMed: the standby wrote status after {took:?}");
+        assert!(took < Duration::from_secs(2), "the standby took {took:?} to take over");
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_endless_answer_is_cut_at_the_cap_and_reported() {
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("endless").await?;
+        let (sim, ca) = simulator(Behavior::Endless, 24.0).await?;
+        let op = start_with_key(&ns, &sim.url(), &ca, crate::operator::KEY, &[])?;
+        let (status, legacy) = wait_for_both(&ctx.client, &ns, WAIT, |s, _| {
+            s.error.as_deref().is_some_and(|e| e.contains("answer larger than 65536 bytes"))
+        })
+        .await?;
+        assert_eq!(status.health, Some(Health::Degraded));
+        assert!(legacy.error.as_deref().is_some_and(|e| e.contains("answer larger than 65536 bytes")), "{legacy:?}");
+        // Let it try again (retry-initial 1 s) under the endless answer, then measure.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let peak = status_kib(op.pid(), "VmHWM:");
+        eprintln!("endless kube9-server answer: operator peak resident {:.1} MiB", peak as f64 / 1024.0);
+        assert!(peak < 40 * 1024, "peak resident {peak} KiB");
+        let (_, metrics) = op.get("/metrics").await?;
+        assert!(metrics.contains("kube9_answers_too_large_total{endpoint=\"register\"}"), "{metrics}");
+        assert!(op.logs().contains("larger than the cap"), "{}", op.logs());
+        Ok(())
+    })
+    .await;
+}
+
+/// `count` Deployments in `ns`, made quickly with one request each.
+async fn deployments(ctx: &Ctx, ns: &str, count: usize) -> anyhow::Result<()> {
+    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
+    let made = futures::stream::iter(0..count)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let name = format!("app-{i}");
+                let deployment: Deployment = serde_json::from_value(json!({
+                    "metadata": {"name": name, "labels": {"app": name}},
+                    "spec": {
+                        "replicas": 1,
+                        "selector": {"matchLabels": {"app": name}},
+                        "template": {
+                            "metadata": {"labels": {"app": name, "tier": "web"}},
+                            "spec": {"containers": [{"name": "app", "image": "shop/web:latest",
+                                "env": [{"name": "PADDING", "value": "x".repeat(2000)}]}]}
+                        }
+                    }
+                }))?;
+                api.create(&PostParams::default(), &deployment).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    made.into_iter().collect()
+}
+
+async fn assessments(ctx: &Ctx, ns: &str, count: usize) -> anyhow::Result<Vec<String>> {
+    let api: Api<Assessment> = Api::all(ctx.client.clone());
+    let mut names = Vec::new();
+    for _ in 0..count {
+        let name = unique_name("many");
+        ctx.cleanup::<Assessment>(None, &name);
+        let spec = AssessmentSpec {
+            namespaces: Some(Selection { include: vec![ns.to_owned()], exclude: vec![] }),
+            ..AssessmentSpec::default()
+        };
+        api.create(&PostParams::default(), &Assessment::new(&name, spec)).await?;
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// Runs `count` Assessments at once in a fresh operator; returns the rise of its resident
+/// memory (sampled every 20 ms) over its idle level once the collectors have each run (KiB),
+/// and whether any Assessment was seen `Queued`.
+async fn peak_rise(ctx: &Ctx, ns: &str, count: usize) -> anyhow::Result<(u64, bool)> {
+    let op = Operator::start(ns, &["--status-interval", "60s"], &[])?;
+    wait_for_both(&ctx.client, ns, WAIT, |s, _| s.health.is_some()).await?;
+    // The five collectors each run once at start-up: their peaks are not the Assessments'.
+    wait_for(Duration::from_secs(90), || async {
+        let (_, metrics) = op.get("/metrics").await?;
+        Ok(metrics.lines().filter(|l| l.starts_with("kube9_collections_total{")).count() >= 5)
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle = status_kib(op.pid(), "VmRSS:");
+    let pid = op.pid();
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = std::thread::spawn({
+        let sampling = sampling.clone();
+        move || {
+            let mut peak = 0;
+            while sampling.load(Ordering::Relaxed) {
+                peak = peak.max(status_kib(pid, "VmRSS:"));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak
+        }
+    });
+    let names = assessments(ctx, ns, count).await?;
+    let api: Api<Assessment> = Api::all(ctx.client.clone());
+    let mut queued = false;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let mut done = 0;
+        for name in &names {
+            let phase = api.get(name).await?.status.and_then(|s| s.phase);
+            queued |= phase == Some(Phase::Queued);
+            done += usize::from(phase == Some(Phase::Completed));
+        }
+        if done == names.len() {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{done} of {count} Assessments completed in 180 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sampling.store(false, Ordering::Relaxed);
+    let peak = sampler.join().map_err(|_| anyhow::anyhow!("the sampler panicked"))?;
+    for name in names {
+        let _ = api.delete(&name, &DeleteParams::default()).await;
+    }
+    Ok((peak.saturating_sub(idle), queued))
+}
+
+#[tokio::test]
+async fn twenty_assessments_at_once_peak_like_one() {
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("many").await?;
+        deployments(&ctx, &ns, 600).await?;
+        let (one, _) = peak_rise(&ctx, &ns, 1).await?;
+        kube9_tests::operator::delete_singleton(&ctx.client).await;
+        let (twenty, queued) = peak_rise(&ctx, &ns, 20).await?;
+        eprintln!(
+            "peak resident rise: one Assessment {:.1} MiB, twenty at once {:.1} MiB ({:.2}x)",
+            one as f64 / 1024.0,
+            twenty as f64 / 1024.0,
+            twenty as f64 / one.max(1) as f64
+        );
+        assert!(queued, "no Assessment was seen Queued while another ran");
+        assert!(twenty as f64 <= 1.5 * one as f64 + 2048.0, "one: {one} KiB, twenty: {twenty} KiB");
+        Ok(())
+    })
+    .await;
+}
+
+/// Runs an Assessment with this spec and returns the message of its failed run.
+async fn refused(ctx: &Ctx, spec: AssessmentSpec) -> anyhow::Result<String> {
+    let api: Api<Assessment> = Api::all(ctx.client.clone());
+    let name = unique_name("bad");
+    ctx.cleanup::<Assessment>(None, &name);
+    api.create(&PostParams::default(), &Assessment::new(&name, spec)).await?;
+    wait_for(WAIT, || {
+        let api = api.clone();
+        let name = name.clone();
+        async move { Ok(api.get(&name).await?.status.unwrap_or_default().phase == Some(Phase::Failed)) }
+    })
+    .await?;
+    let status = api.get(&name).await?.status.unwrap_or_default();
+    assert_eq!(status.next_run_at, None, "a bad selection is not retried until the spec changes");
+    Ok(status.conditions.iter().map(|c| c.message.clone()).collect::<Vec<_>>().join("\n"))
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_a_message_that_names_it() {
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("badinput").await?;
+        let _op = Operator::start(&ns, &["--status-interval", "60s"], &[])?;
+        wait_for_both(&ctx.client, &ns, WAIT, |s, _| s.health.is_some()).await?;
+
+        // An id that is not even `pillar.name` is refused at admission (CEL, 1.25 and later);
+        // the operator refuses it on older servers.
+        let minor = crate::versions::server_minor(&ctx).await?;
+        let bogus = AssessmentSpec {
+            checks: Some(Selection { include: vec!["no.such-check".into()], exclude: vec![] }),
+            ..AssessmentSpec::default()
+        };
+        if minor >= 25 {
+            let created = Api::<Assessment>::all(ctx.client.clone())
+                .create(&PostParams::default(), &Assessment::new(&unique_name("bad"), bogus))
+                .await;
+            let error = created.expect_err("the schema refuses no.such-check");
+            assert!(error.to_string().contains("checks.include: each entry is a check id"), "{error}");
+        } else {
+            let message = refused(&ctx, bogus).await?;
+            assert!(message.contains("checks.include \"no.such-check\""), "{message}");
+        }
+        // Ids of the right shape that name no check: the run fails, naming them.
+        let typo = AssessmentSpec {
+            checks: Some(Selection {
+                include: vec!["security.privilegd".into(), "security.no-such-check".into()],
+                exclude: vec![],
+            }),
+            ..AssessmentSpec::default()
+        };
+        let message = refused(&ctx, typo).await?;
+        assert!(message.contains("unknown check ids"), "{message}");
+        assert!(message.contains("\"security.privilegd\" (nearest known: security.privileged"), "{message}");
+        assert!(message.contains("\"security.no-such-check\""), "{message}");
+
+        let nothing = AssessmentSpec {
+            checks: Some(Selection { include: vec!["security".into()], exclude: vec!["security".into()] }),
+            ..AssessmentSpec::default()
+        };
+        let message = refused(&ctx, nothing).await?;
+        assert!(message.contains("the selection leaves no check to run"), "{message}");
+
+        // 1,001 acknowledgements in one patch: refused by the schema, with the bound named.
+        let statuses: Api<OperatorStatus> = Api::all(ctx.client.clone());
+        let many: serde_json::Map<String, serde_json::Value> =
+            (0..1001).map(|i| (format!("ins_{i}"), json!({"state": "acknowledged"}))).collect();
+        let patch = json!({"spec": {"acknowledgements": many}});
+        let error = statuses.patch(SINGLETON_NAME, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap_err();
+        assert!(error.to_string().contains("must have at most 1000"), "{error}");
+        if minor >= 25 {
+            let patch = json!({"spec": {"acknowledgements": {"not an id!": {"state": "acknowledged"}}}});
+            let error =
+                statuses.patch(SINGLETON_NAME, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap_err();
+            assert!(error.to_string().contains("each key is an insight id"), "{error}");
+        }
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "stops the local API server for 30 s: run alone (`cargo xtask ci` does, after the others)"]
+async fn after_an_api_server_outage_the_configmap_is_restored_within_three_seconds() {
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("outage").await?;
+        let op = Operator::start(
+            &ns,
+            &["--status-interval", "60s"],
+            &[(
+                "KUBE9_LOG_LEVEL",
+                &std::env::var("KUBE9_TEST_OPERATOR_LOG").unwrap_or_else(|_| "kube9_operator=debug,info".into()),
+            )],
+        )?;
+        wait_for_both(&ctx.client, &ns, WAIT, |s, _| s.health == Some(Health::Healthy)).await?;
+        let ready = kube9_tests::apiserver::outage(Duration::from_secs(30)).await?;
+        // Deleted as soon as the server is back: no event reaches a watch that is not up yet.
+        let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+        wait_for(Duration::from_secs(10), || {
+            let cms = cms.clone();
+            async move {
+                Ok(match cms.delete(CONFIGMAP_NAME, &DeleteParams::default()).await {
+                    Ok(_) => true,
+                    Err(kube::Error::Api(e)) if e.code == 404 => true,
+                    Err(e) => return Err(e.into()),
+                })
+            }
+        })
+        .await?;
+        let deleted = ready.elapsed();
+        eprintln!("deleted at {:?}", std::time::SystemTime::now());
+        wait_for(Duration::from_secs(30), || {
+            let cms = cms.clone();
+            async move { Ok(cms.get_opt(CONFIGMAP_NAME).await?.is_some()) }
+        })
+        .await?;
+        let restored = ready.elapsed();
+        eprintln!(
+            "API server down 30 s: ConfigMap deleted {deleted:?} after readiness, restored {restored:?} after readiness"
+        );
+        assert!(restored < Duration::from_secs(3), "restored {restored:?} after the API server was ready");
+        let (_, metrics) = op.get("/metrics").await?;
+        assert!(
+            metrics.contains("kube9_api_outages_total 1") || metrics.contains("kube9_api_outages_total 2"),
+            "{metrics}"
+        );
+        let logs = op.logs();
+        assert!(logs.contains("the API server answers again after an outage"), "{logs}");
+        assert!(logs.contains("cut_off_seconds"), "{logs}");
+        Ok(())
+    })
+    .await;
+}
