@@ -37,6 +37,7 @@ pub const LAYERS: &[(&str, Layer)] = &[
     ("pro::payload", Layer::Rules),
     ("history::severity", Layer::Rules),
     ("history::event", Layer::Rules),
+    ("argocd::health", Layer::Rules),
     ("registration::client", Layer::Tasks),
     ("registration::identity", Layer::Tasks),
     ("registration::task", Layer::Tasks),

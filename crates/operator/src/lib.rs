@@ -4,6 +4,7 @@
 
 pub mod base;
 
+mod argocd;
 mod assessment;
 mod collect;
 mod gather;

@@ -1,0 +1,5 @@
+//! Argo CD awareness (docs/argocd.md): detection, the Applications' sync and health, drift
+//! history, and the resource tree, all read from the Kubernetes API (no Argo CD token, nothing
+//! written to Argo CD's objects).
+
+pub mod health;
