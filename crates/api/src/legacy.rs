@@ -35,6 +35,9 @@ pub struct LegacyStatus {
     pub namespace: String,
     pub collection_stats: LegacyCollectionStats,
     pub assessment: LegacyAssessment,
+    /// Present once Argo CD detection has run (the extension then trusts it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argocd: Option<crate::argocd::LegacyArgoCd>,
 }
 
 /// How the collectors are doing; `lastSuccessTime` is null before the first collection.
@@ -139,6 +142,7 @@ mod tests {
             namespace: "kube9-system".into(),
             collection_stats: LegacyCollectionStats::default(),
             assessment: LegacyAssessment::from(None),
+            argocd: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! Everything here is plain data: no I/O, no clients. The CRD YAML in `crds/` is generated
 //! from these types by `cargo xtask crdgen` and never edited by hand.
 
+pub mod argocd;
 pub mod assessment;
 pub mod common;
 pub mod legacy;

@@ -148,6 +148,9 @@ pub struct OperatorStatusStatus {
     /// Delivery of each `spec.acknowledgements` entry to kube9-server, keyed by insight id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub acknowledgements: BTreeMap<String, AcknowledgementSync>,
+    /// Argo CD as detected, and its Applications' sync and health (docs/argocd.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argocd: Option<crate::argocd::ArgoCdStatus>,
     /// Standard Kubernetes conditions (for example `Ready`, `Registered`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::common::conditions_schema")]

@@ -15,4 +15,5 @@ pub mod pro;
 mod registration;
 mod status;
 
+pub use argocd::query::{Command as ArgoCdQuery, run as argocd_query};
 pub use operator::run;

@@ -69,20 +69,6 @@ pub fn assess(object: &Value) -> Option<Health> {
     }
 }
 
-/// Whether [`assess`] has a rule for this kind.
-pub fn has_rule(group: &str, kind: &str) -> bool {
-    matches!(
-        (group, kind),
-        ("apps" | "extensions", "Deployment" | "DaemonSet" | "ReplicaSet")
-            | ("apps", "StatefulSet")
-            | ("", "Pod" | "PersistentVolumeClaim" | "Service")
-            | ("networking.k8s.io" | "extensions", "Ingress")
-            | ("batch", "Job")
-            | ("autoscaling", "HorizontalPodAutoscaler")
-            | ("apiregistration.k8s.io", "APIService")
-    )
-}
-
 fn is_hook(object: &Value) -> bool {
     let annotations = &object["metadata"]["annotations"];
     !annotations["argocd.argoproj.io/hook"].is_null() || !annotations["helm.sh/hook"].is_null()

@@ -121,6 +121,14 @@ pub struct Flags {
     /// Most events kept (the oldest go first).
     #[arg(long, env = "KUBE9_EVENTS_MAX_ROWS", default_value_t = 200_000)]
     pub events_max_rows: u64,
+
+    /// The namespace of Argo CD's argocd-server Deployment; empty: looked for in every namespace.
+    #[arg(long, env = "KUBE9_ARGOCD_NAMESPACE", default_value = "")]
+    pub argocd_namespace: String,
+
+    /// Most Argo CD Applications followed (about 1 KiB each); the rest are counted as omitted.
+    #[arg(long, env = "KUBE9_ARGOCD_MAX_APPLICATIONS", default_value_t = 10_000)]
+    pub argocd_max_applications: usize,
 }
 
 /// The kube9 API key. Its `Debug` and `Display` never show the value.
@@ -212,6 +220,10 @@ pub struct Config {
     pub pod_name: Option<String>,
     /// The embedded store; None without --data-dir.
     pub store: Option<StoreConfig>,
+    /// Where argocd-server is looked for (None: every namespace).
+    pub argocd_namespace: Option<String>,
+    /// Most Argo CD Applications followed.
+    pub argocd_max_applications: usize,
 }
 
 /// Where the store lives and how much it keeps.
@@ -267,6 +279,15 @@ impl Config {
                 why: format!("{:?} is not a valid Secret name", flags.obfuscation_key_secret),
             });
         }
+        if !flags.argocd_namespace.is_empty() && !is_dns_label(&flags.argocd_namespace) {
+            return Err(ConfigError::Setting {
+                name: "argocd-namespace",
+                why: format!("{:?} is not a valid namespace name", flags.argocd_namespace),
+            });
+        }
+        if !(1..=1_000_000).contains(&flags.argocd_max_applications) {
+            return Err(ConfigError::Setting { name: "argocd-max-applications", why: "must be 1 to 1000000".into() });
+        }
         let store = flags
             .data_dir
             .filter(|d| !d.as_os_str().is_empty())
@@ -293,6 +314,8 @@ impl Config {
             max_insights: flags.max_insights,
             obfuscation_key_secret: flags.obfuscation_key_secret,
             pod_name: flags.pod_name.filter(|p| !p.is_empty()),
+            argocd_namespace: Some(flags.argocd_namespace).filter(|n| !n.is_empty()),
+            argocd_max_applications: flags.argocd_max_applications,
         })
     }
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ObjectMeta;
+use kube9_api::argocd::{ArgoCdStatus, LegacyArgoCd};
 use kube9_api::assessment::ScheduledSummary;
 use kube9_api::legacy::{
     CONFIGMAP_KEY, CONFIGMAP_NAME, CONFIGMAP_NAMESPACE_KEY, LegacyAssessment, LegacyCollectionStats, LegacyStatus,
@@ -21,6 +22,8 @@ pub struct Reports<'a> {
     pub assessment: Option<&'a ScheduledSummary>,
     pub collection: Option<&'a CollectionStats>,
     pub api_key_configured: bool,
+    /// Argo CD as detected; None before detection has run once.
+    pub argocd: Option<&'a ArgoCdStatus>,
 }
 
 /// The JSON for this standing.
@@ -38,6 +41,7 @@ pub fn render(standing: &Standing, reports: &Reports<'_>, namespace: &str, now: 
         namespace: namespace.to_owned(),
         collection_stats: LegacyCollectionStats::new(reports.collection, |t| rfc3339(*t)),
         assessment: LegacyAssessment::from(reports.assessment),
+        argocd: reports.argocd.map(LegacyArgoCd::from),
     }
 }
 
@@ -112,7 +116,7 @@ mod tests {
     use crate::status::tier::decide;
 
     fn nothing() -> Reports<'static> {
-        Reports { assessment: None, collection: None, api_key_configured: false }
+        Reports { assessment: None, collection: None, api_key_configured: false, argocd: None }
     }
 
     #[test]

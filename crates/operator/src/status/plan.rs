@@ -7,6 +7,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
+use kube9_api::argocd::ArgoCdStatus;
 use kube9_api::assessment::ScheduledSummary;
 use kube9_api::legacy::LegacyStatus;
 use kube9_api::operator_status::{CollectionStats, OperatorStatus, OperatorStatusStatus};
@@ -35,6 +36,8 @@ pub struct Inputs<'a> {
     pub assessment: Option<&'a ScheduledSummary>,
     pub collection: Option<&'a CollectionStats>,
     pub api_key_configured: bool,
+    /// Argo CD as detected; None before detection has run once.
+    pub argocd: Option<&'a ArgoCdStatus>,
     pub namespace: &'a str,
     /// The configured refresh interval.
     pub status_interval: Duration,
@@ -80,7 +83,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
     };
     let conditions =
         conditions::conditions(&existing.conditions, &standing, inputs.registration, store, generation, now);
-    let reports = Reports { assessment: inputs.assessment, collection: inputs.collection, pro };
+    let reports = Reports { assessment: inputs.assessment, collection: inputs.collection, pro, argocd: inputs.argocd };
     let desired = render(&standing, &reports, inputs.namespace, generation, conditions, now);
     let status_left =
         refresh_in(same_content(&existing, &desired), existing.last_update.as_ref().map(|t| t.0), now, interval);
@@ -90,6 +93,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         assessment: inputs.assessment,
         collection: inputs.collection,
         api_key_configured: inputs.api_key_configured,
+        argocd: inputs.argocd,
     };
     let want = configmap::render(&standing, &cm_reports, inputs.namespace, now);
     let cm_left = match &have {
@@ -122,6 +126,7 @@ pub struct Reports<'a> {
     pub assessment: Option<&'a ScheduledSummary>,
     pub collection: Option<&'a CollectionStats>,
     pub pro: &'a Report,
+    pub argocd: Option<&'a ArgoCdStatus>,
 }
 
 /// The status to write for this standing.
@@ -150,6 +155,7 @@ pub fn render(
         insights: reports.pro.insights.clone(),
         insights_omitted: reports.pro.insights_omitted,
         acknowledgements: reports.pro.acknowledgements.clone(),
+        argocd: reports.argocd.cloned(),
         conditions,
     }
 }
@@ -184,6 +190,7 @@ mod tests {
             assessment: None,
             collection: None,
             api_key_configured: false,
+            argocd: None,
             namespace: "kube9-system",
             status_interval: MINUTE,
             now,

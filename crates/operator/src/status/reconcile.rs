@@ -11,6 +11,7 @@ use kube::api::{Api, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube9_api::argocd::ArgoCdStatus;
 use kube9_api::assessment::ScheduledSummary;
 use kube9_api::legacy::{CONFIGMAP_NAME, LegacyStatus};
 use kube9_api::operator_status::{CollectionStats, Health, OperatorStatus, OperatorStatusStatus, SINGLETON_NAME};
@@ -48,6 +49,8 @@ pub struct Context {
     pub store: watch::Receiver<Option<String>>,
     /// The event history: standing changes, and the published status for `query status`.
     pub history: Recorder,
+    /// Argo CD as detected (docs/argocd.md); None before detection has run once.
+    pub argocd: watch::Receiver<Option<ArgoCdStatus>>,
 }
 
 /// Why a reconcile failed.
@@ -104,6 +107,7 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
     let collection = ctx.collection.borrow().clone();
     let write_failure = ctx.diagnostics.write_failure();
     let store_failure = ctx.store.borrow().clone();
+    let argocd = ctx.argocd.borrow().clone();
     let namespace = &ctx.config.namespace;
     let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
     let existing = configmaps.get_opt(CONFIGMAP_NAME).await;
@@ -118,6 +122,7 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
         assessment: assessment.as_ref(),
         collection: collection.as_ref(),
         api_key_configured: ctx.config.api_key.is_some(),
+        argocd: argocd.as_ref(),
         namespace,
         status_interval: ctx.config.status_interval,
         now: Timestamp::now(),
@@ -282,6 +287,7 @@ pub async fn run(
         WatchStream::from_changes(ctx.collection.clone()).map(|_| ()).boxed(),
         WatchStream::from_changes(ctx.pro.clone()).map(|_| ()).boxed(),
         WatchStream::from_changes(ctx.store.clone()).map(|_| ()).boxed(),
+        WatchStream::from_changes(ctx.argocd.clone()).map(|_| ()).boxed(),
     ])
     .map(|()| ObjectRef::<OperatorStatus>::new(SINGLETON_NAME));
     let controller = Controller::for_shared_stream(spec_changes(trigger), store)
