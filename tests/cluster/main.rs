@@ -1,6 +1,7 @@
 //! Cluster tests: the wiring, proven against a real kube-apiserver.
 
 mod addons;
+mod argocd;
 mod assessments;
 mod cel;
 mod contract;

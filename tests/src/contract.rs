@@ -126,7 +126,9 @@ fn argocd_rules(v: &mut Rules<'_>, a: &Value) {
     }
     match (detected, a.get("resourceTreeCapable")) {
         (Some(true), Some(Value::Bool(_))) | (Some(false), None) => {}
-        (d, other) => v.fail(format!("resourceTreeCapable {other:?} must be a bool when detected, omitted when not ({d:?})")),
+        (d, other) => {
+            v.fail(format!("resourceTreeCapable {other:?} must be a bool when detected, omitted when not ({d:?})"))
+        }
     }
     if a.get("resourceTreeCapable") == Some(&Value::Bool(false)) {
         let error = a.get("resourceTreeLastError");
