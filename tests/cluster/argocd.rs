@@ -14,65 +14,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube9_tests::argocd::{applications, argocd_server, ensure_argo_crds};
 use kube9_tests::contract::assert_configmap;
 use kube9_tests::operator::{Operator, binary, legacy_status, operator_status, singleton_lock};
-use kube9_tests::{Ctx, kubeconfig_path, root, scenario, unique_name, wait_for};
+use kube9_tests::{Ctx, kubeconfig_path, scenario, unique_name, wait_for};
 use serde_json::{Value, json};
-use tokio::sync::OnceCell;
 
 use crate::events::DataDir;
-
-static ARGO_CRDS: OnceCell<()> = OnceCell::const_new();
-
-/// Installs Argo CD's real CRDs (server-side apply: too large for client-side apply) once per
-/// process and waits until they are served.
-async fn ensure_argo_crds(client: &kube::Client) -> Result<()> {
-    ARGO_CRDS
-        .get_or_try_init(|| async {
-            let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-            for file in ["application-crd.yaml", "appproject-crd.yaml"] {
-                let path = root().join("../shared/fixtures/argocd").join(file);
-                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-                let crd: CustomResourceDefinition = serde_yaml::from_str(&text)?;
-                let name = crd.metadata.name.clone().context("a CRD without a name")?;
-                api.patch(&name, &PatchParams::apply("kube9-tests").force(), &Patch::Apply(&crd)).await?;
-                wait_for(Duration::from_secs(30), || {
-                    let api = api.clone();
-                    let name = name.clone();
-                    async move {
-                        let crd = api.get(&name).await?;
-                        let conditions = crd.status.and_then(|s| s.conditions).unwrap_or_default();
-                        Ok(conditions.iter().any(|c| c.type_ == "Established" && c.status == "True"))
-                    }
-                })
-                .await
-                .with_context(|| format!("{name} never became Established"))?;
-            }
-            Ok::<(), anyhow::Error>(())
-        })
-        .await
-        .map(|_| ())
-}
-
-fn applications() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"), "applications")
-}
-
-/// An argocd-server Deployment as Argo CD's manifests make it.
-fn argocd_server(ns: &str) -> Deployment {
-    serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "argocd-server", "namespace": ns,
-            "labels": {"app.kubernetes.io/name": "argocd-server", "app.kubernetes.io/part-of": "argocd"}},
-        "spec": {"replicas": 0, "selector": {"matchLabels": {"app.kubernetes.io/name": "argocd-server"}},
-            "template": {"metadata": {"labels": {"app.kubernetes.io/name": "argocd-server"}},
-                "spec": {"containers": [{"name": "argocd-server", "image": "quay.io/argoproj/argocd:v3.1.5"}]}}}
-    }))
-    .expect("a valid Deployment")
-}
 
 /// A workload the Application manages: a Deployment (which the controller-manager expands
 /// into a ReplicaSet and Pods) and a Service (which gets an EndpointSlice).

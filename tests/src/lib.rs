@@ -5,6 +5,7 @@
 //! The cluster is the one `KUBECONFIG` names; without it, the local control plane that
 //! `cargo xtask testenv up` writes to `target/testenv/kubeconfig`.
 
+pub mod argocd;
 pub mod contract;
 pub mod operator;
 
