@@ -37,7 +37,8 @@ async fn main() -> Result<()> {
     let names = [unique_name("bench-argocd"), unique_name("bench-apps"), unique_name("bench-op")];
     let namespaces: Api<Namespace> = Api::all(client.clone());
     for ns in &names {
-        let object = Namespace { metadata: ObjectMeta { name: Some(ns.clone()), ..Default::default() }, ..Default::default() };
+        let object =
+            Namespace { metadata: ObjectMeta { name: Some(ns.clone()), ..Default::default() }, ..Default::default() };
         namespaces.create(&PostParams::default(), &object).await?;
     }
     delete_singleton(&client).await;
@@ -60,8 +61,10 @@ fn summary(cm: &ConfigMap) -> Value {
 
 fn app(ns: &str, name: &str, dest: &str, sync: &str) -> Value {
     let resources: Vec<Value> = (0..RESOURCES)
-        .map(|i| json!({"group": "apps", "version": "v1", "kind": "Deployment", "namespace": dest,
-            "name": format!("{name}-{i}"), "status": "Synced", "health": {"status": "Healthy"}}))
+        .map(|i| {
+            json!({"group": "apps", "version": "v1", "kind": "Deployment", "namespace": dest,
+            "name": format!("{name}-{i}"), "status": "Synced", "health": {"status": "Healthy"}})
+        })
         .collect();
     json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
         "metadata": {"name": name, "namespace": ns},
@@ -127,8 +130,10 @@ async fn run(client: &kube::Client, argo: &str, dest: &str, op_ns: &str) -> Resu
     for round in 0..10 {
         let (sync, out_of_sync) = if round % 2 == 0 { ("OutOfSync", 1) } else { ("Synced", 0) };
         let changed = Instant::now();
-        api.patch("app-0500", &PatchParams::default(), &Patch::Merge(json!({"status": {"sync": {"status": sync}}}))).await?;
-        wait_summary(&mut changes, &|s| s["syncStatusCounts"]["OutOfSync"].as_u64().unwrap_or(0) == out_of_sync).await?;
+        api.patch("app-0500", &PatchParams::default(), &Patch::Merge(json!({"status": {"sync": {"status": sync}}})))
+            .await?;
+        wait_summary(&mut changes, &|s| s["syncStatusCounts"]["OutOfSync"].as_u64().unwrap_or(0) == out_of_sync)
+            .await?;
         delays.push(changed.elapsed());
         // Past the one-second publishing window, so each round starts alike.
         tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -62,4 +62,3 @@ pub fn argocd_server(ns: &str) -> Deployment {
     }))
     .expect("a valid Deployment")
 }
-

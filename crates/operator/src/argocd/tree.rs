@@ -294,6 +294,36 @@ mod tests {
     }
 
     #[test]
+    fn the_charts_cluster_role_grants_what_argo_cd_awareness_reads() {
+        let template = include_str!("../../../../charts/kube9-operator/templates/clusterrole.yaml");
+        let rules = template.split_once("rules:\n").unwrap().1.split("\n---").next().unwrap();
+        let rules: String = rules.lines().filter(|l| !l.contains("{{")).map(|l| format!("{l}\n")).collect();
+        let rules: Vec<serde_yaml::Value> = serde_yaml::from_str(&rules).unwrap();
+        let granted = |group: &str, resource: &str, verb: &str| {
+            rules.iter().any(|r| {
+                let has = |key: &str, want: &str| {
+                    r[key].as_sequence().is_some_and(|s| s.iter().any(|v| v.as_str() == Some(want)))
+                };
+                has("apiGroups", group) && has("resources", resource) && has("verbs", verb)
+            })
+        };
+        for kind in TREE_KINDS {
+            assert!(granted(kind.group, kind.plural, "list"), "the tree lists {}", kind.plural);
+        }
+        for (group, resource, verb) in [
+            ("argoproj.io", "applications", "list"),
+            ("argoproj.io", "applications", "watch"),
+            ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+            ("apps", "deployments", "watch"),
+        ] {
+            assert!(granted(group, resource, verb), "{verb} {group}/{resource}");
+        }
+        for verb in ["get", "create", "update", "patch", "delete"] {
+            assert!(!granted("argoproj.io", "applications", verb), "nothing in Argo CD is written or got: {verb}");
+        }
+    }
+
+    #[test]
     fn the_namespaces_listed_are_the_resources_and_the_destination() {
         let resources = [managed("apps", "Deployment", "web")];
         assert_eq!(namespaces(&resources, Some("extra")), BTreeSet::from(["extra".to_owned(), "shop".to_owned()]));

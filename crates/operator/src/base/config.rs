@@ -126,8 +126,8 @@ pub struct Flags {
     #[arg(long, env = "KUBE9_ARGOCD_NAMESPACE", default_value = "")]
     pub argocd_namespace: String,
 
-    /// Most Argo CD Applications followed (about 1 KiB each); the rest are counted as omitted.
-    #[arg(long, env = "KUBE9_ARGOCD_MAX_APPLICATIONS", default_value_t = 10_000)]
+    /// Most Argo CD Applications followed (about 6 KiB each, measured); the rest are counted as omitted.
+    #[arg(long, env = "KUBE9_ARGOCD_MAX_APPLICATIONS", default_value_t = 5_000)]
     pub argocd_max_applications: usize,
 }
 
