@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube9_tests::argocd::{applications, argocd_server, ensure_argo_crds};
+use kube9_tests::argocd::{applications, argocd_server, ensure_argo_crds, install_argo_crds};
 use kube9_tests::contract::assert_configmap;
 use kube9_tests::operator::{Operator, binary, legacy_status, operator_status, singleton_lock};
 use kube9_tests::{Ctx, kubeconfig_path, scenario, unique_name, wait_for};
@@ -291,6 +292,8 @@ async fn argo_cd_is_detected_followed_and_its_trees_served() {
 #[tokio::test]
 async fn query_argocd_fails_with_a_code_on_stderr() {
     scenario(|ctx| async move {
+        // The CRD test below removes the CRDs while it holds the lock.
+        let _lock = singleton_lock(&ctx.client).await;
         ensure_argo_crds(&ctx.client).await?;
         let ns = unique_name("nowhere");
         let (code, stdout, stderr) =
@@ -304,6 +307,54 @@ async fn query_argocd_fails_with_a_code_on_stderr() {
             cmd.args(["query", "argocd", "apps", "list"]).env("KUBECONFIG", "/nonexistent/kubeconfig").output()?;
         let stderr: Value = serde_json::from_slice(&output.stderr)?;
         assert_eq!((output.status.code(), stderr["code"].as_str()), (Some(1), Some("no-cluster")), "{stderr}");
+        Ok(())
+    })
+    .await;
+}
+
+/// The CRD going and coming back: the only test that deletes a shared CRD, so it holds the
+/// singleton lock, as does every test that uses Applications.
+#[tokio::test]
+async fn detection_follows_the_application_crd_as_it_goes_and_comes_back() {
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        ensure_argo_crds(&ctx.client).await?;
+        let argo = ctx.namespace("argocd").await?;
+        let op_ns = ctx.namespace("kube9-argocd").await?;
+        Api::<Deployment>::namespaced(ctx.client.clone(), &argo)
+            .create(&PostParams::default(), &argocd_server(&argo))
+            .await?;
+        let _operator = Operator::start(&op_ns, &["--argocd-namespace", &argo], &[])?;
+        wait_argocd(&ctx.client, &op_ns, Duration::from_secs(30), |a| {
+            a["detected"] == true && a["applications"].is_object()
+        })
+        .await?;
+
+        let crds: Api<CustomResourceDefinition> = Api::all(ctx.client.clone());
+        let removed = async {
+            crds.delete("applications.argoproj.io", &Default::default()).await?;
+            let off = wait_argocd(&ctx.client, &op_ns, Duration::from_secs(30), |a| a["detected"] == false).await?;
+            assert!(off.get("applications").is_none() && off.get("resourceTreeCapable").is_none(), "{off:#}");
+            assert_eq!(off["namespace"].as_str(), Some(argo.as_str()), "the server is still there: {off:#}");
+            wait_for(Duration::from_secs(60), || async {
+                Ok(crds.get_opt("applications.argoproj.io").await?.is_none())
+            })
+            .await
+            .context("the CRD to be gone")?;
+            let (code, _, stderr) = query(None, &["argocd", "apps", "list"])?;
+            assert_eq!((code, stderr["code"].as_str()), (1, Some("argocd-not-installed")), "{stderr}");
+            Ok::<(), anyhow::Error>(())
+        }
+        .await;
+        // Whatever happened, the CRDs come back for the tests after this one.
+        install_argo_crds(&ctx.client).await?;
+        removed?;
+        let on = wait_argocd(&ctx.client, &op_ns, Duration::from_secs(30), |a| {
+            a["detected"] == true && a["applications"]["storedCount"] == 0
+        })
+        .await?;
+        assert_eq!(on["resourceTreeCapable"], true, "{on:#}");
+        assert_configmap(&ctx.client, &op_ns).await?;
         Ok(())
     })
     .await;

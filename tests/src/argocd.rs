@@ -19,31 +19,31 @@ static ARGO_CRDS: OnceCell<()> = OnceCell::const_new();
 /// Installs Argo CD's real CRDs (server-side apply: too large for client-side apply) once per
 /// process and waits until they are served.
 pub async fn ensure_argo_crds(client: &kube::Client) -> Result<()> {
-    ARGO_CRDS
-        .get_or_try_init(|| async {
-            let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-            for file in ["application-crd.yaml", "appproject-crd.yaml"] {
-                let path = root().join("../shared/fixtures/argocd").join(file);
-                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-                let crd: CustomResourceDefinition = serde_yaml::from_str(&text)?;
-                let name = crd.metadata.name.clone().context("a CRD without a name")?;
-                api.patch(&name, &PatchParams::apply("kube9-tests").force(), &Patch::Apply(&crd)).await?;
-                wait_for(Duration::from_secs(30), || {
-                    let api = api.clone();
-                    let name = name.clone();
-                    async move {
-                        let crd = api.get(&name).await?;
-                        let conditions = crd.status.and_then(|s| s.conditions).unwrap_or_default();
-                        Ok(conditions.iter().any(|c| c.type_ == "Established" && c.status == "True"))
-                    }
-                })
-                .await
-                .with_context(|| format!("{name} never became Established"))?;
+    ARGO_CRDS.get_or_try_init(|| install_argo_crds(client)).await.map(|_| ())
+}
+
+/// Applies Argo CD's CRDs (again) and waits until they are served.
+pub async fn install_argo_crds(client: &kube::Client) -> Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for file in ["application-crd.yaml", "appproject-crd.yaml"] {
+        let path = root().join("../shared/fixtures/argocd").join(file);
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let crd: CustomResourceDefinition = serde_yaml::from_str(&text)?;
+        let name = crd.metadata.name.clone().context("a CRD without a name")?;
+        api.patch(&name, &PatchParams::apply("kube9-tests").force(), &Patch::Apply(&crd)).await?;
+        wait_for(Duration::from_secs(30), || {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                let crd = api.get(&name).await?;
+                let conditions = crd.status.and_then(|s| s.conditions).unwrap_or_default();
+                Ok(conditions.iter().any(|c| c.type_ == "Established" && c.status == "True"))
             }
-            Ok::<(), anyhow::Error>(())
         })
         .await
-        .map(|_| ())
+        .with_context(|| format!("{name} never became Established"))?;
+    }
+    Ok(())
 }
 
 pub fn applications() -> ApiResource {

@@ -89,6 +89,7 @@ impl Index {
                 let record = Record::from_app(obj);
                 rows.extend(app::transitions(self.records.get(&k), &record, at).into_iter().map(Write::Event));
                 if self.records.contains_key(&k) || self.records.len() < cap {
+                    self.omitted.remove(&k);
                     self.records.insert(k, record);
                 } else {
                     self.omitted.insert(k);
@@ -272,4 +273,47 @@ pub async fn probe_tree(client: &kube::Client) -> Result<(), ArgoCdError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn app(name: &str, sync: &str) -> WatchedApp {
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": "argocd", "uid": name},
+            "spec": {"project": "default"}, "status": {"sync": {"status": sync}, "health": {"status": "Healthy"}}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_index_keeps_at_most_the_cap_and_counts_the_rest() {
+        let now = Timestamp::UNIX_EPOCH;
+        let mut index = Index::default();
+        index.apply(watcher::Event::Init, 2, now);
+        for name in ["a", "b", "c"] {
+            index.apply(watcher::Event::InitApply(app(name, "Synced")), 2, now);
+        }
+        assert!(index.records.is_empty(), "nothing replaces the records before the list is complete");
+        index.apply(watcher::Event::InitDone, 2, now);
+        let s = index.summary("t");
+        assert_eq!((s.stored_count, s.omitted_count), (2, Some(1)));
+        index.apply(watcher::Event::Delete(app("a", "Synced")), 2, now);
+        index.apply(watcher::Event::Apply(app("d", "OutOfSync")), 2, now);
+        let s = index.summary("t");
+        assert_eq!((s.stored_count, s.sync_status_counts.get("OutOfSync")), (2, Some(&1)));
+    }
+
+    #[test]
+    fn a_relist_compares_with_what_was_known() {
+        let now = Timestamp::UNIX_EPOCH;
+        let mut index = Index::default();
+        index.apply(watcher::Event::Apply(app("a", "Synced")), 10, now);
+        index.apply(watcher::Event::Init, 10, now);
+        let rows = index.apply(watcher::Event::InitApply(app("a", "OutOfSync")), 10, now);
+        assert_eq!(rows.len(), 1, "the drift that happened while the watch was down");
+        index.apply(watcher::Event::InitDone, 10, now);
+        assert_eq!(index.records["argocd/a"].sync, "OutOfSync");
+    }
 }
