@@ -29,6 +29,9 @@ use crate::history::writer::Recorder;
 
 /// Fewest time between two published summaries: a burst of status changes is one write.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// How long a first publication waits for the Applications' first list, so detection and the
+/// summary usually arrive in one write.
+const LIST_GRACE: Duration = Duration::from_secs(5);
 
 /// What the task needs.
 pub struct Settings {
@@ -140,7 +143,10 @@ pub async fn run(
     let mut detection = detect::Detection::default();
     let mut last_checked = Timestamp::now();
     let mut dirty = false;
-    let mut next_publish = Instant::now();
+    // Not before `throttle_until` (one publication a second); the loop wakes at `wake_at`.
+    let mut throttle_until = Instant::now();
+    let mut wake_at = Instant::now();
+    let mut apps_started: Option<Instant> = None;
 
     let shutdown = shutdown;
     tokio::pin!(shutdown);
@@ -187,7 +193,7 @@ pub async fn run(
                 }
                 Err(e) => tracing::warn!(error = %e, "watching Argo CD Applications; retrying"),
             },
-            _ = tokio::time::sleep_until(next_publish), if dirty => {}
+            _ = tokio::time::sleep_until(wake_at), if dirty => {}
         }
 
         // Detection needs both watches to have listed once.
@@ -208,19 +214,28 @@ pub async fn run(
             (true, false) => {
                 let api: Api<WatchedApp> = Api::all(client.clone());
                 app_events = Some(watcher(api, watcher::Config::default()).default_backoff().boxed());
+                apps_started = Some(Instant::now());
             }
             (false, true) => {
                 app_events = None;
+                apps_started = None;
                 index = Index::default();
                 dirty = true;
             }
             _ => {}
         }
-        if dirty && Instant::now() >= next_publish {
+        let listing = match apps_started {
+            Some(at) if detection.detected && index.collected_at.is_none() => Some(at + LIST_GRACE),
+            _ => None,
+        };
+        let ready_at = throttle_until.max(listing.unwrap_or(throttle_until));
+        if dirty && Instant::now() >= ready_at {
             let status = render(&detection, &tree, &index, last_checked);
             tx.send_replace(Some(status));
             dirty = false;
-            next_publish = Instant::now() + PUBLISH_EVERY;
+            throttle_until = Instant::now() + PUBLISH_EVERY;
+        } else {
+            wake_at = ready_at;
         }
     }
 }
