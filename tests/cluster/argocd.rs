@@ -359,3 +359,83 @@ async fn detection_follows_the_application_crd_as_it_goes_and_comes_back() {
     })
     .await;
 }
+
+/// The GitOps checks in a real Assessment run: the operator gathers Applications with their
+/// status, and the findings name them.
+#[tokio::test]
+async fn gitops_checks_find_what_argo_cd_reports() {
+    use kube9_api::assessment::{Assessment, AssessmentSpec, Phase, Selection};
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        ensure_argo_crds(&ctx.client).await?;
+        let argo = ctx.namespace("argocd").await?;
+        let shop = ctx.namespace("shop").await?;
+        let op_ns = ctx.namespace("kube9-argocd").await?;
+        workload(&ctx, &shop, 0).await?;
+        let by_hand: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "by-hand", "namespace": shop},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "by-hand"}},
+                "template": {"metadata": {"labels": {"app": "by-hand"}},
+                    "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}}
+        }))?;
+        Api::<Deployment>::namespaced(ctx.client.clone(), &shop).create(&PostParams::default(), &by_hand).await?;
+        let apps = create_app(&ctx, &argo, "shop", &shop).await?;
+        set_status(
+            &apps,
+            "shop",
+            json!({"sync": {"status": "OutOfSync"}, "health": {"status": "Degraded"},
+            "operationState": {"phase": "Failed", "message": "one or more objects failed to apply",
+                "startedAt": "2026-12-01T10:00:00Z", "finishedAt": "2026-12-01T10:00:05Z",
+                "operation": {"sync": {"revision": "def456"}}},
+            "resources": resources(&shop, "OutOfSync", "Degraded")}),
+        )
+        .await?;
+        let _operator = Operator::start(&op_ns, &["--argocd-namespace", &argo], &[])?;
+
+        let name = unique_name("gitops");
+        ctx.cleanup::<Assessment>(None, &name);
+        let ids = [
+            "operational-excellence.argocd-stuck",
+            "operational-excellence.argocd-sync-failed",
+            "operational-excellence.argocd-automation-incomplete",
+            "operational-excellence.argocd-unmanaged-workloads",
+            "security.argocd-default-project",
+            "security.argocd-project-unrestricted",
+        ];
+        let spec = AssessmentSpec {
+            namespaces: Some(Selection { include: vec![argo.clone(), shop.clone()], exclude: vec![] }),
+            checks: Some(Selection { include: ids.iter().map(|s| s.to_string()).collect(), exclude: vec![] }),
+            ..AssessmentSpec::default()
+        };
+        let assessments: Api<Assessment> = Api::all(ctx.client.clone());
+        assessments.create(&PostParams::default(), &Assessment::new(&name, spec)).await?;
+        let mut status = None;
+        for _ in 0..300 {
+            let s = assessments.get(&name).await?.status.unwrap_or_default();
+            if matches!(s.phase, Some(Phase::Completed | Phase::Failed)) {
+                status = Some(s);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let status = status.context("the Assessment never finished")?;
+        assert_eq!(status.phase, Some(Phase::Completed), "{status:#?}");
+        let mut found: Vec<(String, String)> =
+            status.findings.iter().map(|f| (f.check_id.clone(), f.object.name.clone())).collect();
+        found.sort();
+        let mut want: Vec<(String, String)> = [
+            ("operational-excellence.argocd-automation-incomplete", "shop"),
+            ("operational-excellence.argocd-stuck", "shop"),
+            ("operational-excellence.argocd-sync-failed", "shop"),
+            ("operational-excellence.argocd-unmanaged-workloads", "by-hand"),
+            ("security.argocd-default-project", "shop"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        want.sort();
+        assert_eq!(found, want, "{:#?}", status.findings);
+        Ok(())
+    })
+    .await;
+}
