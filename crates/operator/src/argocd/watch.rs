@@ -141,6 +141,8 @@ pub async fn run(
     let mut index = Index::default();
     let mut tree: Option<Result<(), ArgoCdError>> = None;
     let mut detection = detect::Detection::default();
+    // Whether detection has been decided once (both watches listed).
+    let mut decided = false;
     let mut last_checked = Timestamp::now();
     let mut dirty = false;
     // Not before `throttle_until` (one publication a second); the loop wakes at `wake_at`.
@@ -181,12 +183,15 @@ pub async fn run(
             Some(event) = next(&mut app_events) => match event {
                 Ok(event) => {
                     let listed = matches!(event, watcher::Event::InitDone);
-                    let before = index.summary("");
+                    // Counted only for changes outside a (re)list: a list is counted once, at its end.
+                    let live = index.relist.is_none() && matches!(event, watcher::Event::Apply(_) | watcher::Event::Delete(_));
+                    let before = live.then(|| index.summary(""));
                     let now = Timestamp::now();
                     for row in index.apply(event, settings.max_applications, now) {
                         history.record(row);
                     }
-                    if listed || (index.relist.is_none() && !app::same_counts(&before, &index.summary(""))) {
+                    let changed = before.is_some_and(|b| !app::same_counts(&b, &index.summary("")));
+                    if listed || changed {
                         index.collected_at = Some(now);
                         dirty = true;
                     }
@@ -200,12 +205,13 @@ pub async fn run(
         let (Some(crd_served), Some(known)) = (crd, &servers) else { continue };
         let list: Vec<Server> = known.values().cloned().collect();
         let now = detect::decide(crd_served, &list, settings.namespace.as_deref());
-        if now != detection || tx.borrow().is_none() {
-            if now.detected != detection.detected || tx.borrow().is_none() {
+        if now != detection || !decided {
+            if now.detected != detection.detected || !decided {
                 tracing::info!(detected = now.detected, namespace = ?now.namespace, version = ?now.version, "Argo CD detection");
             }
             tree = if now.detected { Some(probe_tree(&client).await) } else { None };
             detection = now;
+            decided = true;
             last_checked = Timestamp::now();
             dirty = true;
         }
