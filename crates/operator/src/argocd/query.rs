@@ -212,6 +212,9 @@ async fn list_kind(
     .await;
     match listed {
         Ok(()) => Ok(()),
+        // A kind this server does not serve in that version (autoscaling/v2 and
+        // discovery.k8s.io/v1 before 1.23 and 1.21) has nothing to add to the tree.
+        Err(list::ListError::Kube(e)) if list::status_code(&e) == Some(404) => Ok(()),
         Err(list::ListError::Kube(e)) => Err(Failure::api(&format!("cannot list {} in {ns}", kind.plural), &e)),
         Err(list::ListError::Stopped(())) => Ok(()),
     }

@@ -275,7 +275,8 @@ fn render(
     }
 }
 
-/// Whether the operator can list everything the resource tree reads (one small list of each).
+/// Whether the operator may list everything the resource tree reads (one small list of each;
+/// a kind the server does not serve is left out of trees, not a failure).
 pub async fn probe_tree(client: &kube::Client) -> Result<(), ArgoCdError> {
     for kind in TREE_KINDS {
         let gvk = GroupVersionKind::gvk(kind.group, kind.version, kind.kind);
@@ -284,7 +285,8 @@ pub async fn probe_tree(client: &kube::Client) -> Result<(), ArgoCdError> {
         if let Err(e) = api.list_metadata(&kube::api::ListParams::default().limit(1)).await {
             let code = match list::status_code(&e) {
                 Some(403) => "forbidden",
-                Some(404) => "not-served",
+                // Not served in this version on this server: the tree goes without that kind.
+                Some(404) => continue,
                 _ => "unavailable",
             };
             return Err(ArgoCdError {

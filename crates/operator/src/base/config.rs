@@ -126,7 +126,7 @@ pub struct Flags {
     #[arg(long, env = "KUBE9_ARGOCD_NAMESPACE", default_value = "")]
     pub argocd_namespace: String,
 
-    /// Most Argo CD Applications followed (about 6 KiB each, measured); the rest are counted as omitted.
+    /// Most Argo CD Applications followed (6 to 10 KiB each, measured); the rest are counted as omitted.
     #[arg(long, env = "KUBE9_ARGOCD_MAX_APPLICATIONS", default_value_t = 5_000)]
     pub argocd_max_applications: usize,
 }
