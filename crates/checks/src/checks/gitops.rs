@@ -60,7 +60,8 @@ type Key<'a> = (&'a str, &'a str, &'a str, &'a str);
 fn managed(s: &Snapshot) -> (BTreeSet<&str>, BTreeSet<Key<'_>>) {
     let mut namespaces = BTreeSet::new();
     let mut resources = BTreeSet::new();
-    for app in &s.applications {
+    // Only Applications that deploy into this cluster (the in-cluster destination).
+    for app in s.applications.iter().filter(|a| local(&a.spec.destination)) {
         if let Some(ns) = app.spec.destination.namespace.as_deref().filter(|ns| !ns.is_empty()) {
             namespaces.insert(ns);
         }
@@ -73,6 +74,14 @@ fn managed(s: &Snapshot) -> (BTreeSet<&str>, BTreeSet<Key<'_>>) {
         }
     }
     (namespaces, resources)
+}
+
+fn local(d: &Destination) -> bool {
+    match (d.server.as_deref(), d.name.as_deref()) {
+        (Some(server), _) if !server.is_empty() => server.trim_end_matches('/') == "https://kubernetes.default.svc",
+        (_, Some(name)) if !name.is_empty() => name == "in-cluster",
+        _ => true,
+    }
 }
 
 fn anywhere(d: &Destination) -> bool {
@@ -265,7 +274,18 @@ mod tests {
                     good.clone(),
                     merge(in_shop(deployment_with_container(json!({}))), json!({"metadata": {"name": "by-hand"}})),
                 ],
-                vec![good.clone(), in_shop(deployment_with_container(json!({})))],
+                vec![
+                    good.clone(),
+                    in_shop(deployment_with_container(json!({}))),
+                    app(
+                        "remote",
+                        json!({"spec": {"destination": {"server": "https://prod.example.com", "namespace": "web"}}}),
+                    ),
+                    merge(
+                        deployment_with_container(json!({})),
+                        json!({"metadata": {"namespace": "web", "name": "local"}}),
+                    ),
+                ],
             ),
             (
                 "security.argocd-default-project",

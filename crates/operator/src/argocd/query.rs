@@ -129,7 +129,13 @@ async fn answer(client: &kube::Client, command: &Command) -> Result<String, Fail
         Command::ResourceTree { command: ResourceTree::Get { name, namespace, format } } => {
             let app = find(client, name, namespace.as_deref()).await?;
             let resources = &app.status.resources;
-            let namespaces = tree::namespaces(resources, app.spec.destination.namespace.as_deref());
+            let d = &app.spec.destination;
+            // Another cluster's objects are not here: its tree is what Argo CD reports.
+            let namespaces = if tree::in_cluster(d.server.as_deref(), d.name.as_deref()) {
+                tree::namespaces(resources, d.namespace.as_deref())
+            } else {
+                Default::default()
+            };
             let mut live = Vec::new();
             for ns in &namespaces {
                 for kind in TREE_KINDS {

@@ -81,6 +81,16 @@ pub struct Tree {
     pub nodes: Vec<Node>,
 }
 
+/// Whether an Application deploys into this cluster (Argo CD's in-cluster destination): only
+/// then are its resources' owned objects here to find.
+pub fn in_cluster(server: Option<&str>, name: Option<&str>) -> bool {
+    match (server, name) {
+        (Some(server), _) if !server.is_empty() => server.trim_end_matches('/') == "https://kubernetes.default.svc",
+        (_, Some(name)) if !name.is_empty() => name == "in-cluster",
+        _ => true,
+    }
+}
+
 /// The namespaces to list: where the managed resources are, and the destination namespace.
 pub fn namespaces(resources: &[ResourceStatus], destination: Option<&str>) -> BTreeSet<String> {
     resources
@@ -321,6 +331,15 @@ mod tests {
         for verb in ["get", "create", "update", "patch", "delete"] {
             assert!(!granted("argoproj.io", "applications", verb), "nothing in Argo CD is written or got: {verb}");
         }
+    }
+
+    #[test]
+    fn only_the_in_cluster_destination_is_looked_up_here() {
+        assert!(in_cluster(Some("https://kubernetes.default.svc"), None));
+        assert!(in_cluster(None, Some("in-cluster")));
+        assert!(in_cluster(None, None));
+        assert!(!in_cluster(Some("https://prod.example.com:6443"), None));
+        assert!(!in_cluster(None, Some("prod")));
     }
 
     #[test]
