@@ -7,22 +7,19 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::json;
-use tokio::sync::OnceCell;
 
 use crate::{root, wait_for};
 
-static ARGO_CRDS: OnceCell<()> = OnceCell::const_new();
-
-/// Installs Argo CD's real CRDs (server-side apply: too large for client-side apply) once per
-/// process and waits until they are served.
+/// Installs Argo CD's real CRDs (server-side apply: too large for client-side apply) and waits
+/// until Applications can be listed. Applied on every call, not once per process: the one test
+/// that removes them holds the singleton lock, as does every test that calls this.
 pub async fn ensure_argo_crds(client: &kube::Client) -> Result<()> {
-    ARGO_CRDS.get_or_try_init(|| install_argo_crds(client)).await.map(|_| ())
+    install_argo_crds(client).await
 }
 
-/// Applies Argo CD's CRDs (again) and waits until they are served.
 pub async fn install_argo_crds(client: &kube::Client) -> Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for file in ["application-crd.yaml", "appproject-crd.yaml"] {
@@ -43,6 +40,14 @@ pub async fn install_argo_crds(client: &kube::Client) -> Result<()> {
         .await
         .with_context(|| format!("{name} never became Established"))?;
     }
+    // Established is not yet served: a CRD deleted and created again moments later can be
+    // Established while the API server still tears down its old handler.
+    let applications: Api<DynamicObject> = Api::all_with(client.clone(), &applications());
+    wait_for(Duration::from_secs(60), || async {
+        Ok(applications.list_metadata(&ListParams::default().limit(1)).await.is_ok())
+    })
+    .await
+    .context("Applications never became listable")?;
     Ok(())
 }
 
