@@ -154,7 +154,8 @@ async fn run(client: &kube::Client, argo: &str, dest: &str, op_ns: &str) -> Resu
         "metadata": {"name": "big", "namespace": dest},
         "spec": {"replicas": PODS, "selector": {"matchLabels": {"app": "big"}},
             "template": {"metadata": {"labels": {"app": "big"}},
-                "spec": {"containers": [{"name": "big", "image": "registry.k8s.io/pause:3.10"}]}}}
+                "spec": {"nodeSelector": {"kube9.io/bench-node": "none"},
+                    "containers": [{"name": "big", "image": "registry.k8s.io/pause:3.10"}]}}}
     }))?;
     Api::<Deployment>::namespaced(client.clone(), dest).create(&PostParams::default(), &deployment).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), dest);

@@ -30,8 +30,10 @@ async fn workload(ctx: &Ctx, ns: &str, replicas: i32) -> Result<()> {
     let deployment: Deployment = serde_json::from_value(json!({
         "metadata": {"name": "web", "namespace": ns},
         "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+            // Pending on any cluster (no node matches), so every Pod's health is known.
             "template": {"metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "web", "image": "registry.k8s.io/pause:3.10"}]}}}
+                "spec": {"nodeSelector": {"kube9.io/test-node": "none"},
+                    "containers": [{"name": "web", "image": "registry.k8s.io/pause:3.10"}]}}}
     }))?;
     Api::<Deployment>::namespaced(ctx.client.clone(), ns).create(&PostParams::default(), &deployment).await?;
     let service: Service = serde_json::from_value(json!({
@@ -268,7 +270,7 @@ async fn argo_cd_is_detected_followed_and_its_trees_served() {
         assert_eq!(rs["parentRefs"][0]["uid"], node("Deployment")["uid"]);
         assert_eq!(node("Pod")["parentRefs"][0]["uid"], rs["uid"]);
         assert_eq!(node("EndpointSlice")["parentRefs"][0]["name"], "web");
-        assert_eq!(node("Pod")["health"]["status"], "Progressing", "Pending: no node runs it");
+        assert_eq!(node("Pod")["health"]["status"], "Progressing", "Pending: no node matches it");
         assert!(node("Deployment")["health"]["status"].is_string());
         for n in nodes {
             for key in ["group", "version", "kind", "namespace", "name", "uid", "parentRefs"] {
