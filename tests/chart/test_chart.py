@@ -240,6 +240,14 @@ def test_rbac_has_no_wildcards_and_writes_only_the_operators_own_objects(chart: 
         if rule["resources"] == ["events"]:
             # The event history: a watch of the cluster's Events, read-only.
             assert rule["apiGroups"] in ([""], ["events.k8s.io"]) and rule["verbs"] == ["list", "watch"], rule
+        elif rule["apiGroups"] != ["kube9.io"] and "watch" in rule["verbs"]:
+            # Argo CD awareness follows its Application CRD (by name), the argocd-server
+            # Deployments and the Applications (docs/argocd.md); nothing else is watched.
+            watched = {("apiextensions.k8s.io", "customresourcedefinitions"), ("apps", "deployments"), ("argoproj.io", "applications")}
+            assert {(g, r) for g in rule["apiGroups"] for r in rule["resources"]} <= watched, rule
+            assert set(rule["verbs"]) <= {"list", "watch"}, rule
+            if rule["resources"] == ["customresourcedefinitions"]:
+                assert rule["resourceNames"] == ["applications.argoproj.io"], rule
         elif rule["apiGroups"] != ["kube9.io"]:
             assert rule["verbs"] == ["list"], rule
     event_groups = {g for rule in cluster_rules if rule["resources"] == ["events"] for g in rule["apiGroups"]}

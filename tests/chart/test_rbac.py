@@ -170,6 +170,21 @@ def test_the_operator_runs_with_exactly_the_charts_permissions(
         assert can.stdout.strip() == "no", (where, can.stdout)
     can = as_operator.run("auth", "can-i", "watch", "pods", "--all-namespaces", check=False)
     assert can.stdout.strip() == "no", can.stdout
+    # Argo CD awareness reads, and never writes, Argo CD's objects.
+    for verb, resource in (
+        ("list", "applications.argoproj.io"),
+        ("watch", "applications.argoproj.io"),
+        ("list", "appprojects.argoproj.io"),
+        ("watch", "deployments.apps"),
+        ("list", "endpointslices.discovery.k8s.io"),
+    ):
+        can = as_operator.run("auth", "can-i", verb, resource, "--all-namespaces", check=False)
+        assert can.stdout.strip() == "yes", (verb, resource, can.stdout, can.stderr)
+    for verb in ("get", "create", "patch", "update", "delete"):
+        can = as_operator.run("auth", "can-i", verb, "applications.argoproj.io", "--all-namespaces", check=False)
+        assert can.stdout.strip() == "no", (verb, can.stdout)
+    can = as_operator.run("auth", "can-i", "watch", "customresourcedefinitions.apiextensions.k8s.io", check=False)
+    assert can.stdout.strip() == "no", "only the Application CRD, by name"
     refused(as_operator, "delete", "operatorstatus", "kube9")
     refused(as_operator, "patch", "rolebinding", account, "-n", namespace, "-p", '{"metadata":{"labels":{"a":"b"}}}')
     refused(as_operator, "create", "clusterrolebinding", "escalate", "--clusterrole=cluster-admin", "--user=x")

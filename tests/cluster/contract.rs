@@ -20,7 +20,11 @@ fn valid() -> Value {
             "lastScheduledChecks": [{"checkId": "cost-optimization.load-balancers", "checkName": "x",
                 "pillar": "cost-optimization", "status": "passing", "message": null, "remediation": null}],
             "schedulingEnabled": false, "scheduleIntervalSeconds": null, "scheduledAssessmentMode": null,
-            "scheduledAssessmentPillar": null}})
+            "scheduledAssessmentPillar": null},
+        "argocd": {"detected": true, "namespace": "argocd", "version": "v3.1.5", "lastChecked": "2026-12-01T10:00:00Z",
+            "resourceTreeCapable": true,
+            "applications": {"storedCount": 2, "lastCollectedAt": "2026-12-01T10:00:00Z",
+                "syncStatusCounts": {"Synced": 1, "OutOfSync": 1}, "healthStatusCounts": {"Healthy": 2}}}})
 }
 
 type Break = (&'static str, fn(&mut Value));
@@ -80,7 +84,12 @@ fn each_broken_ai_conformance_rule_is_caught() {
 #[test]
 fn each_broken_rule_is_caught() {
     assert_eq!(violations(&data(&valid()), "ns"), Vec::<String>::new());
-    let breaks: [Break; 10] = [
+    let breaks: [Break; 15] = [
+        ("detected must be a bool", |v| drop(v["argocd"].as_object_mut().unwrap().remove("detected"))),
+        ("namespace must be present", |v| drop(v["argocd"].as_object_mut().unwrap().remove("namespace"))),
+        ("resourceTreeCapable", |v| v["argocd"]["detected"] = false.into()),
+        ("resourceTreeLastError", |v| v["argocd"]["resourceTreeCapable"] = false.into()),
+        ("syncStatusCounts", |v| v["argocd"]["applications"]["syncStatusCounts"] = json!({"Synced": "one"})),
         ("lastScheduledTotals missing", |v| {
             drop(v["assessment"].as_object_mut().unwrap().remove("lastScheduledTotals"))
         }),

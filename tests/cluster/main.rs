@@ -2,6 +2,7 @@
 
 mod addons;
 mod ai_conformance;
+mod argocd;
 mod assessments;
 mod cel;
 mod contract;

@@ -108,6 +108,10 @@ pub fn violations(data: &BTreeMap<String, String>, namespace: &str) -> Vec<Strin
     if let Some(block) = status.get("aiConformance") {
         ai_conformance_rules(&mut v, block);
     }
+    // Present once detection has run (the extension then trusts it and skips its own).
+    if let Some(argocd) = status.get("argocd") {
+        argocd_rules(&mut v, argocd);
+    }
     out
 }
 
@@ -251,6 +255,47 @@ fn ai_conformance_rules(v: &mut Rules<'_>, a: &Value) {
             }
         }
         None => v.fail("categories must be an object".into()),
+    }
+    v.at.clear();
+}
+
+fn argocd_rules(v: &mut Rules<'_>, a: &Value) {
+    v.at = "argocd.".into();
+    let detected = a.get("detected").and_then(Value::as_bool);
+    if detected.is_none() {
+        v.fail("detected must be a bool".into());
+    }
+    v.string_or_null(a, "namespace");
+    v.string_or_null(a, "version");
+    match a.get("lastChecked") {
+        Some(Value::String(t)) if t.ends_with('Z') && t.parse::<k8s_openapi::jiff::Timestamp>().is_ok() => {}
+        other => v.fail(format!("lastChecked must be RFC 3339 UTC: {other:?}")),
+    }
+    match (detected, a.get("resourceTreeCapable")) {
+        (Some(true), Some(Value::Bool(_))) | (Some(false), None) => {}
+        (d, other) => {
+            v.fail(format!("resourceTreeCapable {other:?} must be a bool when detected, omitted when not ({d:?})"))
+        }
+    }
+    if a.get("resourceTreeCapable") == Some(&Value::Bool(false)) {
+        let error = a.get("resourceTreeLastError");
+        if !error.is_some_and(|e| e["code"].is_string() && e["message"].is_string()) {
+            v.fail(format!("resourceTreeLastError must be {{code, message}} when the tree is not capable: {error:?}"));
+        }
+    }
+    if let Some(apps) = a.get("applications") {
+        v.at = "argocd.applications.".into();
+        v.number(apps, "storedCount");
+        match apps.get("lastCollectedAt") {
+            Some(Value::String(t)) if t.parse::<k8s_openapi::jiff::Timestamp>().is_ok() => {}
+            other => v.fail(format!("lastCollectedAt must be RFC 3339: {other:?}")),
+        }
+        for key in ["syncStatusCounts", "healthStatusCounts"] {
+            match apps.get(key).and_then(Value::as_object) {
+                Some(counts) if counts.values().all(Value::is_number) => {}
+                other => v.fail(format!("{key} must map a status to a count: {other:?}")),
+            }
+        }
     }
     v.at.clear();
 }

@@ -6,6 +6,7 @@
 //! `cargo xtask testenv up` writes to `target/testenv/kubeconfig`.
 
 pub mod apiserver;
+pub mod argocd;
 pub mod contract;
 pub mod operator;
 

@@ -48,7 +48,8 @@ pub fn run(root: &Path) -> Result<()> {
         .and_then(|()| bench("kube9-tests", "assessment", Some(&cluster.kubeconfig)))
         .and_then(|()| bench("kube9-tests", "pro", Some(&cluster.kubeconfig)))
         .and_then(|()| bench("kube9-tests", "events", Some(&cluster.kubeconfig)))
-        .and_then(|()| bench("kube9-tests", "faults", Some(&cluster.kubeconfig)));
+        .and_then(|()| bench("kube9-tests", "faults", Some(&cluster.kubeconfig)))
+        .and_then(|()| bench("kube9-tests", "argocd", Some(&cluster.kubeconfig)));
     if cluster.started_here {
         testenv::down()?;
     }

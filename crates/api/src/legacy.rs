@@ -38,6 +38,9 @@ pub struct LegacyStatus {
     /// The Kubernetes AI Conformance readiness self-check; absent until the operator has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ai_conformance: Option<crate::ai_conformance::LegacyAiConformance>,
+    /// Present once Argo CD detection has run (the extension then trusts it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argocd: Option<crate::argocd::LegacyArgoCd>,
 }
 
 /// How the collectors are doing; `lastSuccessTime` is null before the first collection.
@@ -143,6 +146,7 @@ mod tests {
             collection_stats: LegacyCollectionStats::default(),
             assessment: LegacyAssessment::from(None),
             ai_conformance: None,
+            argocd: None,
         }
     }
 

@@ -4,6 +4,7 @@
 //! from these types by `cargo xtask crdgen` and never edited by hand.
 
 pub mod ai_conformance;
+pub mod argocd;
 pub mod assessment;
 pub mod common;
 pub mod legacy;

@@ -169,6 +169,9 @@ pub struct OperatorStatusStatus {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = MAX_ACKNOWLEDGEMENTS))]
     pub acknowledgements: BTreeMap<String, AcknowledgementSync>,
+    /// Argo CD as detected, and its Applications' sync and health (docs/argocd.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argocd: Option<crate::argocd::ArgoCdStatus>,
     /// Standard Kubernetes conditions (for example `Ready`, `Registered`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::common::conditions_schema")]

@@ -51,7 +51,14 @@ pub const KINDS: &[Kind] = &[
         versions: &["v1"],
         plural: "clusterrolebindings",
     },
+    // Argo CD (the GitOps checks); unavailable where its CRDs are not served.
+    Kind { name: "Application", group: "argoproj.io", versions: &["v1alpha1"], plural: "applications" },
+    Kind { name: "AppProject", group: "argoproj.io", versions: &["v1alpha1"], plural: "appprojects" },
 ];
+
+/// Kinds that come with an add-on's CRDs: a cluster that does not serve them has none, which
+/// is no reason to skip the checks that read them (being forbidden to list them still is).
+pub const OPTIONAL: &[&str] = &["Application", "AppProject"];
 
 static NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| KINDS.iter().map(|k| k.name).collect());
 

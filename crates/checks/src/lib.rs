@@ -3,6 +3,7 @@
 //! The operator's Assessment controller gathers the snapshot from the cluster and the offline
 //! CLI reads it from manifests; both run the same checks through [`engine::run`].
 
+pub mod argocd;
 pub mod checks;
 pub mod deprecations;
 pub mod engine;

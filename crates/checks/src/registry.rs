@@ -45,6 +45,7 @@ static REGISTRY: LazyLock<Vec<Check>> = LazyLock::new(|| {
         checks::cost::CHECKS,
         checks::operations::CHECKS,
         checks::sustainability::CHECKS,
+        checks::gitops::CHECKS,
     ]
     .concat()
 });

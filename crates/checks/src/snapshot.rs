@@ -152,6 +152,13 @@ pub struct Snapshot {
     pub nodes: Vec<Node>,
     /// Names of the CustomResourceDefinitions present.
     pub crds: Vec<String>,
+    /// Argo CD Applications, status included (the GitOps checks).
+    pub applications: Vec<crate::argocd::Application>,
+    /// Argo CD AppProjects.
+    pub app_projects: Vec<crate::argocd::AppProject>,
+    /// When the objects were read from a cluster (None for manifests): checks about how long a
+    /// state has lasted need it.
+    pub taken_at: Option<k8s_openapi::jiff::Timestamp>,
     /// Kinds that could not be read (not served, or forbidden): checks that need them say so.
     pub unavailable: Vec<String>,
     /// Objects of kinds no check reads, counted by kind: said, never dropped silently.
@@ -382,6 +389,12 @@ impl Snapshot {
                     ..Workload::new(WorkloadKind::CronJob)
                 })
             }),
+            ("argoproj.io", "Application") => {
+                crate::argocd::read(object).map_err(|e| (e, None)).map(|o| self.applications.push(o))
+            }
+            ("argoproj.io", "AppProject") => {
+                crate::argocd::read(object).map_err(|e| (e, None)).map(|o| self.app_projects.push(o))
+            }
             _ => self.add_other(object, &api_version, &kind),
         };
         if let Err((why, field)) = result {
@@ -409,6 +422,8 @@ impl Snapshot {
             + self.config_maps.len()
             + self.nodes.len()
             + self.crds.len()
+            + self.applications.len()
+            + self.app_projects.len()
     }
 
     /// A kind no check names: a workload when it has a pod template, otherwise counted.

@@ -222,7 +222,11 @@ mod privacy_tests {
         assert_eq!(Collector::ClusterMetadata.kinds_needed(), ["Node"]);
         assert!(Collector::PerformanceMetrics.kinds_needed().is_empty());
         assert!(Collector::SecurityPosture.kinds_needed().contains(&"ClusterRoleBinding"));
-        assert_eq!(Collector::ResourceInventory.kinds_needed().len(), 24);
+        assert_eq!(
+            Collector::ResourceInventory.kinds_needed().len(),
+            26,
+            "every kind the checks read, Argo CD's included"
+        );
     }
 }
 

@@ -76,6 +76,7 @@ pub async fn gather(
             }
         }
     }
+    gathered.snapshot.taken_at = Some(k8s_openapi::jiff::Timestamp::now());
     for kind in KINDS.iter().filter(|k| needed.contains(&k.name)) {
         if !list_kind(client, kind, &mut gathered, max_objects, purpose).await? {
             gathered.snapshot.unavailable.push(kind.name.to_owned());
@@ -132,7 +133,8 @@ async fn list_kind(
             Err(ListError::Stopped(e)) => return Err(e),
         }
     }
-    Ok(false)
+    // Served in no version: an add-on's kind is simply absent.
+    Ok(kube9_checks::kinds::OPTIONAL.contains(&kind.name))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 pub mod base;
 
+mod argocd;
 mod assessment;
 mod collect;
 mod conformance;
@@ -16,4 +17,5 @@ pub mod pro;
 mod registration;
 mod status;
 
+pub use argocd::query::{Command as ArgoCdQuery, run as argocd_query};
 pub use operator::run;

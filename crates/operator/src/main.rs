@@ -21,8 +21,30 @@ enum Command {
     Run(Box<Flags>),
     /// Assess Kubernetes manifests against the Well-Architected checks, without a cluster.
     Assess(kube9_assess::Args),
-    /// Read the running operator's store: event history, Assessment runs, the status.
-    Query(kube9_store::cli::Args),
+    /// Read the running operator's store (event history, Assessment runs, the status), or Argo
+    /// CD's Applications from the API server.
+    Query(QueryArgs),
+}
+
+/// `query`: the store's commands, and `argocd`, which reads the API server.
+#[derive(clap::Args, Debug)]
+struct QueryArgs {
+    /// The operator's data directory (the chart sets KUBE9_DATA_DIR in the container).
+    #[arg(long, env = "KUBE9_DATA_DIR", global = true)]
+    data_dir: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    what: QueryWhat,
+}
+
+#[derive(Subcommand, Debug)]
+enum QueryWhat {
+    /// Argo CD Applications and their resource trees, read live from the API server.
+    Argocd {
+        #[command(subcommand)]
+        command: kube9_operator::ArgoCdQuery,
+    },
+    #[command(flatten)]
+    Store(kube9_store::cli::What),
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,7 +55,7 @@ fn main() -> std::process::ExitCode {
     };
     let flags = match cli.command {
         Some(Command::Assess(args)) => return assess(&args),
-        Some(Command::Query(args)) => return query(&args),
+        Some(Command::Query(args)) => return query(args),
         Some(Command::Run(flags)) => *flags,
         None => cli.run,
     };
@@ -83,9 +105,23 @@ fn bad_arguments(error: clap::Error) -> std::process::ExitCode {
     write(&kube9_store::cli::failure(2, "bad-flag", message))
 }
 
-/// `kube9-operator query`: the store, read-only, beside the running operator.
-fn query(args: &kube9_store::cli::Args) -> std::process::ExitCode {
-    write(&kube9_store::cli::run(args))
+/// `kube9-operator query`: the store, read-only, beside the running operator; `query argocd`
+/// asks the API server.
+fn query(args: QueryArgs) -> std::process::ExitCode {
+    match args.what {
+        QueryWhat::Store(what) => {
+            write(&kube9_store::cli::run(&kube9_store::cli::Args { data_dir: args.data_dir, what }))
+        }
+        QueryWhat::Argocd { command } => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => write(&runtime.block_on(kube9_operator::argocd_query(&command))),
+                Err(e) => {
+                    write(&kube9_store::cli::failure(1, "runtime", &format!("cannot start the async runtime: {e}")))
+                }
+            }
+        }
+    }
 }
 
 fn write(outcome: &kube9_store::cli::Outcome) -> std::process::ExitCode {

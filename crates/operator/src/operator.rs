@@ -160,6 +160,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             stopped(),
         ),
     ));
+    let (argocd_tx, argocd_rx) = watch::channel(None);
+    let argocd = tokio::spawn(crate::argocd::watch::run(
+        client.clone(),
+        crate::argocd::watch::Settings {
+            namespace: config.argocd_namespace.clone(),
+            max_applications: config.argocd_max_applications,
+        },
+        history.clone(),
+        argocd_tx,
+        stopped(),
+    ));
     let diagnostics = Arc::new(Diagnostics::default());
     let ctx = Arc::new(status::Context {
         client,
@@ -175,6 +186,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         history: history.clone(),
         leadership: leadership.clone(),
         outage,
+        argocd: argocd_rx,
     });
     let listener = health::bind(config.health_addr)
         .await
@@ -216,6 +228,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = assessor.await;
     let _ = collectors.await;
     let _ = conformance.await;
+    let _ = argocd.await;
     if let Ok(Err(e)) = health.await {
         return Err(e).with_context(|| format!("health server on {}", config.health_addr));
     }

@@ -1,6 +1,7 @@
 //! The checks, one file per pillar.
 
 pub mod cost;
+pub mod gitops;
 pub mod hardening;
 pub mod network;
 pub mod operations;

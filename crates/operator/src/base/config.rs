@@ -135,6 +135,14 @@ pub struct Flags {
     /// only when requested by annotation.
     #[arg(long, env = "KUBE9_AI_CONFORMANCE_INTERVAL", default_value = "24h", value_parser = humantime::parse_duration)]
     pub ai_conformance_interval: Duration,
+
+    /// The namespace of Argo CD's argocd-server Deployment; empty: looked for in every namespace.
+    #[arg(long, env = "KUBE9_ARGOCD_NAMESPACE", default_value = "")]
+    pub argocd_namespace: String,
+
+    /// Most Argo CD Applications followed (6 to 10 KiB each, measured); the rest are counted as omitted.
+    #[arg(long, env = "KUBE9_ARGOCD_MAX_APPLICATIONS", default_value_t = 5_000)]
+    pub argocd_max_applications: usize,
 }
 
 /// The kube9 API key. Its `Debug` and `Display` never show the value.
@@ -232,6 +240,10 @@ pub struct Config {
     pub store: Option<StoreConfig>,
     /// The AI Conformance self-check's schedule; None: only on request.
     pub ai_conformance_interval: Option<Duration>,
+    /// Where argocd-server is looked for (None: every namespace).
+    pub argocd_namespace: Option<String>,
+    /// Most Argo CD Applications followed.
+    pub argocd_max_applications: usize,
 }
 
 /// Where the store lives and how much it keeps.
@@ -308,6 +320,15 @@ impl Config {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
             format!("{}-{}", host.trim(), std::process::id())
         });
+        if !flags.argocd_namespace.is_empty() && !is_dns_label(&flags.argocd_namespace) {
+            return Err(ConfigError::Setting {
+                name: "argocd-namespace",
+                why: format!("{:?} is not a valid namespace name", flags.argocd_namespace),
+            });
+        }
+        if !(1..=1_000_000).contains(&flags.argocd_max_applications) {
+            return Err(ConfigError::Setting { name: "argocd-max-applications", why: "must be 1 to 1000000".into() });
+        }
         let store = flags
             .data_dir
             .filter(|d| !d.as_os_str().is_empty())
@@ -337,6 +358,8 @@ impl Config {
             pod_name,
             leader_lease: flags.leader_election.then_some(flags.leader_election_lease),
             identity,
+            argocd_namespace: Some(flags.argocd_namespace).filter(|n| !n.is_empty()),
+            argocd_max_applications: flags.argocd_max_applications,
         })
     }
 }

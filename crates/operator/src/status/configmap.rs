@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ObjectMeta;
 use kube9_api::ai_conformance::{AiConformanceSummary, LegacyAiConformance};
+use kube9_api::argocd::{ArgoCdStatus, LegacyArgoCd};
 use kube9_api::assessment::ScheduledSummary;
 use kube9_api::legacy::{
     CONFIGMAP_KEY, CONFIGMAP_NAME, CONFIGMAP_NAMESPACE_KEY, LegacyAssessment, LegacyCollectionStats, LegacyStatus,
@@ -24,6 +25,8 @@ pub struct Reports<'a> {
     pub api_key_configured: bool,
     /// The AI Conformance self-check; the block is absent without one.
     pub ai_conformance: Option<&'a AiConformanceSummary>,
+    /// Argo CD as detected; None before detection has run once.
+    pub argocd: Option<&'a ArgoCdStatus>,
 }
 
 /// The JSON for this standing.
@@ -42,6 +45,7 @@ pub fn render(standing: &Standing, reports: &Reports<'_>, namespace: &str, now: 
         collection_stats: LegacyCollectionStats::new(reports.collection, |t| rfc3339(*t)),
         assessment: LegacyAssessment::from(reports.assessment),
         ai_conformance: reports.ai_conformance.map(LegacyAiConformance::from),
+        argocd: reports.argocd.map(LegacyArgoCd::from),
     }
 }
 
@@ -116,7 +120,7 @@ mod tests {
     use crate::status::tier::decide;
 
     fn nothing() -> Reports<'static> {
-        Reports { assessment: None, collection: None, api_key_configured: false, ai_conformance: None }
+        Reports { assessment: None, collection: None, api_key_configured: false, ai_conformance: None, argocd: None }
     }
 
     #[test]

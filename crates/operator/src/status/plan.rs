@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube9_api::ai_conformance::AiConformanceSummary;
+use kube9_api::argocd::ArgoCdStatus;
 use kube9_api::assessment::ScheduledSummary;
 use kube9_api::legacy::LegacyStatus;
 use kube9_api::operator_status::{CollectionStats, OperatorStatus, OperatorStatusStatus};
@@ -38,6 +39,8 @@ pub struct Inputs<'a> {
     /// The AI Conformance self-check; None until the task has one (the status keeps its own).
     pub ai_conformance: Option<&'a AiConformanceSummary>,
     pub api_key_configured: bool,
+    /// Argo CD as detected; None before detection has run once.
+    pub argocd: Option<&'a ArgoCdStatus>,
     pub namespace: &'a str,
     /// The replica that leads (this one, when it writes).
     pub leader: Option<&'a str>,
@@ -86,7 +89,13 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
     let conditions =
         conditions::conditions(&existing.conditions, &standing, inputs.registration, store, generation, now);
     let ai_conformance = inputs.ai_conformance.or(existing.ai_conformance.as_ref());
-    let reports = Reports { assessment: inputs.assessment, collection: inputs.collection, pro, ai_conformance };
+    let reports = Reports {
+        assessment: inputs.assessment,
+        collection: inputs.collection,
+        pro,
+        ai_conformance,
+        argocd: inputs.argocd,
+    };
     let desired = OperatorStatusStatus {
         leader: inputs.leader.map(str::to_owned),
         ..render(&standing, &reports, inputs.namespace, generation, conditions, now)
@@ -100,6 +109,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         collection: inputs.collection,
         api_key_configured: inputs.api_key_configured,
         ai_conformance,
+        argocd: inputs.argocd,
     };
     let want = configmap::render(&standing, &cm_reports, inputs.namespace, now);
     let cm_left = match &have {
@@ -133,6 +143,7 @@ pub struct Reports<'a> {
     pub collection: Option<&'a CollectionStats>,
     pub pro: &'a Report,
     pub ai_conformance: Option<&'a AiConformanceSummary>,
+    pub argocd: Option<&'a ArgoCdStatus>,
 }
 
 /// The status to write for this standing.
@@ -163,6 +174,7 @@ pub fn render(
         insights: reports.pro.insights.clone(),
         insights_omitted: reports.pro.insights_omitted,
         acknowledgements: reports.pro.acknowledgements.clone(),
+        argocd: reports.argocd.cloned(),
         conditions,
     }
 }
@@ -198,6 +210,7 @@ mod tests {
             collection: None,
             ai_conformance: None,
             api_key_configured: false,
+            argocd: None,
             namespace: "kube9-system",
             leader: Some("kube9-operator-abc"),
             status_interval: MINUTE,

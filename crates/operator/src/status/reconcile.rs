@@ -11,6 +11,7 @@ use kube::api::{Api, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube9_api::argocd::ArgoCdStatus;
 use kube9_api::assessment::ScheduledSummary;
 use kube9_api::legacy::{CONFIGMAP_NAME, LegacyStatus};
 use kube9_api::operator_status::{CollectionStats, Health, OperatorStatus, OperatorStatusStatus, SINGLETON_NAME};
@@ -56,6 +57,8 @@ pub struct Context {
     pub leadership: Leadership,
     /// The watches' backoff reports outages here; a recovery looks at the status again.
     pub outage: Outage,
+    /// Argo CD as detected (docs/argocd.md); None before detection has run once.
+    pub argocd: watch::Receiver<Option<ArgoCdStatus>>,
 }
 
 /// Why a reconcile failed.
@@ -142,6 +145,7 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
     let ai_conformance = ctx.ai_conformance.borrow().clone();
     let write_failure = ctx.diagnostics.write_failure();
     let store_failure = ctx.store.borrow().clone();
+    let argocd = ctx.argocd.borrow().clone();
     let namespace = &ctx.config.namespace;
     let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
     let existing = configmaps.get_opt(CONFIGMAP_NAME).await;
@@ -157,6 +161,7 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
         collection: collection.as_ref(),
         ai_conformance: ai_conformance.as_ref(),
         api_key_configured: ctx.config.api_key.is_some(),
+        argocd: argocd.as_ref(),
         namespace,
         leader: Some(&ctx.leadership.identity),
         status_interval: ctx.config.status_interval,
@@ -332,6 +337,7 @@ pub async fn run(
         WatchStream::from_changes(ctx.ai_conformance.clone()).map(|_| ()).boxed(),
         WatchStream::from_changes(ctx.leadership.changes()).map(|_| ()).boxed(),
         WatchStream::from_changes(ctx.outage.recoveries()).map(|_| ()).boxed(),
+        WatchStream::from_changes(ctx.argocd.clone()).map(|_| ()).boxed(),
     ])
     .map(|()| ObjectRef::<OperatorStatus>::new(SINGLETON_NAME));
     let controller = Controller::for_shared_stream(spec_changes(trigger), store)
