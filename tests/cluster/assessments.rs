@@ -121,9 +121,12 @@ async fn a_scheduled_assessment_reports_findings_an_event_and_the_summary_and_ru
             let done = |a: &Option<kube9_api::assessment::ScheduledSummary>| {
                 a.as_ref().is_some_and(|a| a.last_scheduled_run_id.is_some() && a.last_scheduled_completed_at.is_some())
             };
+            // The two are written one after the other, and the 10 s schedule may complete a
+            // second run between them: wait until both show the same one.
             done(&s.assessment)
                 && l.assessment.last_scheduled_run_id.is_some()
                 && l.assessment.last_scheduled_completed_at.is_some()
+                && s.assessment.as_ref().map(|a| &a.last_scheduled_run_id) == Some(&l.assessment.last_scheduled_run_id)
         })
         .await?;
         let summary = status.assessment.expect("a summary");
