@@ -60,6 +60,12 @@ pub const KINDS: &[Kind] = &[
 /// is no reason to skip the checks that read them (being forbidden to list them still is).
 pub const OPTIONAL: &[&str] = &["Application", "AppProject"];
 
+/// Kinds the chart deliberately does not let the operator list: ConfigMaps often hold what
+/// should have been Secrets, so reading every one is left to whoever installs the operator
+/// (an extra ClusterRole granting `list` on them). Without that grant the checks that read them
+/// are reported as skipped in the cluster; offline they always run.
+pub const NOT_GRANTED_BY_THE_CHART: &[&str] = &["ConfigMap"];
+
 static NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| KINDS.iter().map(|k| k.name).collect());
 
 /// The names of every kind in [`KINDS`], in its order.
