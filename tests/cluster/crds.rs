@@ -203,7 +203,7 @@ async fn kubectl_get_prints_the_printer_columns() {
         let table = kubectl(&["get", "opstatus", &name])?;
         let mut lines = table.lines();
         let header: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
-        assert_eq!(header, ["NAME", "MODE", "TIER", "HEALTH", "REGISTERED", "LAST", "UPDATE"], "{table}");
+        assert_eq!(header, ["NAME", "MODE", "TIER", "HEALTH", "REGISTERED", "LAST", "UPDATE", "LEADER"], "{table}");
         let row: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
         assert_eq!(&row[..5], [name.as_str(), "operated", "free", "healthy", "false"], "{table}");
         assert!(row[5].ends_with('s') || row[5].ends_with('m'), "Last Update is shown as an age: {table}");

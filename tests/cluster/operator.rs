@@ -504,7 +504,15 @@ async fn a_status_that_cannot_be_written_makes_the_operator_unhealthy() {
                 &pp,
                 &Role {
                     metadata: meta(Some(&ns)),
-                    rules: Some(vec![rule(&[""], &["configmaps"], &["get", "list", "watch", "create", "update"])]),
+                    rules: Some(vec![
+                        rule(&[""], &["configmaps"], &["get", "list", "watch", "create", "update"]),
+                        // It leads (alone) on its Lease, as the chart's Role lets it.
+                        rule(
+                            &["coordination.k8s.io"],
+                            &["leases"],
+                            &["get", "list", "watch", "create", "update", "patch"],
+                        ),
+                    ]),
                 },
             )
             .await?;
