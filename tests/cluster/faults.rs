@@ -164,20 +164,22 @@ async fn an_endless_answer_is_cut_at_the_cap_and_reported() {
         .await?;
         assert_eq!(status.health, Some(Health::Degraded));
         assert!(legacy.error.as_deref().is_some_and(|e| e.contains("answer larger than 65536 bytes")), "{legacy:?}");
-        // Let it try again (retry-initial 1 s) under the endless answer, then measure: the
-        // retries must not grow the process (an unbounded read grew it by 0.65 GiB in 2 s).
-        let first = status_kib(op.pid(), "VmHWM:");
+        // Let it try again (retry-initial 1 s) under the endless answer, then measure: an
+        // unbounded read grew the process by 0.65 GiB in 2 s; here every retry is cut at the cap.
         tokio::time::sleep(Duration::from_secs(5)).await;
         let peak = status_kib(op.pid(), "VmHWM:");
-        eprintln!(
-            "endless kube9-server answer: operator peak resident {:.1} MiB ({:.1} MiB at the first cut)",
-            peak as f64 / 1024.0,
-            first as f64 / 1024.0
-        );
-        assert!(peak < first + 4 * 1024, "the retries grew the peak from {first} to {peak} KiB");
+        eprintln!("endless kube9-server answer: operator peak resident {:.1} MiB", peak as f64 / 1024.0);
+        // The debug build with every feature (the 40 MiB was a measure before Argo CD and
+        // AI Conformance were merged; see docs/operations.md).
         assert!(peak < 64 * 1024, "peak resident {peak} KiB");
         let (_, metrics) = op.get("/metrics").await?;
-        assert!(metrics.contains("kube9_answers_too_large_total{endpoint=\"register\"}"), "{metrics}");
+        let cut: f64 = metrics
+            .lines()
+            .find(|l| l.starts_with("kube9_answers_too_large_total{endpoint=\"register\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0.0);
+        assert!(cut >= 2.0, "the endless answer was cut {cut} times: {metrics}");
         assert!(op.logs().contains("larger than the cap"), "{}", op.logs());
         Ok(())
     })
