@@ -215,6 +215,8 @@ def test_the_image_runs_in_cluster_read_only_as_non_root(
             "POD_NAMESPACE": namespace,
             "KUBE9_HEALTH_ADDR": f"127.0.0.1:{health}",
             "KUBE9_LOG_FORMAT": "json",
+            # The Lease the chart's Role grants (the chart sets it so in its Deployment).
+            "KUBE9_LEADER_ELECTION_LEASE": f"{release}-kube9-operator-leader",
             "KUBE9_API_KEY_FILE": "/var/run/secrets/kube9/api-key/api-key",
             # By name: resolving it proves the static binary reads the mounted /etc/hosts.
             "KUBE9_SERVER_URL": f"https://localhost:{sim_port}",
