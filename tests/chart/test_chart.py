@@ -187,9 +187,11 @@ def test_two_replicas_elect_a_leader_with_a_budget_and_spread(chart: helm.Chart)
     assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == pdb["spec"]["selector"]["matchLabels"]
     # On the host network the replicas would share the health port: never on one node.
-    host = one(render(chart, {"hostNetwork": True}), "Deployment")["spec"]["template"]["spec"]["affinity"]
-    (required,) = host["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    host = one(render(chart, {"hostNetwork": True}), "Deployment")["spec"]
+    (required,) = host["template"]["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert required["topologyKey"] == "kubernetes.io/hostname"
+    # ... so a surge Pod could never start beside the old one: the update replaces in place.
+    assert host["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
     # One replica: no budget (it would block every drain); an own affinity replaces the default.
     single = render(chart, {"replicaCount": 1, "affinity": {"nodeAffinity": {}}})
     assert find(single, "PodDisruptionBudget") == []

@@ -308,13 +308,22 @@ def test_two_replicas_elect_one_leader_and_deleting_it_hands_over(installed: Rel
 
     deleted_at = time.monotonic()
     kubectl.run("delete", "pod", leader, "-n", installed.namespace, "--wait=false")
-    wait_for("the standby to lead", 30, lambda: operator_status(kubectl).get("leader") == standby, interval=0.1)
+    # The ReplicaSet starts a replacement as soon as the Pod is marked for deletion, often
+    # before the kubelet has sent SIGTERM: then two standbys race for the released Lease, and
+    # either may win. What matters is that a live replica leads, at once.
+    wait_for("another replica to lead", 30, lambda: operator_status(kubectl).get("leader") not in (None, leader), interval=0.1)
     took = time.monotonic() - deleted_at
-    print(f"leader Pod deleted: the standby {standby} wrote the status as leader after {took:.2f}s")
-    # The deleted leader releases the Lease on SIGTERM; the standby takes it at once.
-    assert took < 5, f"the standby took {took:.1f}s to take over"
+    new_leader = operator_status(kubectl)["leader"]
+    print(f"leader Pod deleted: {new_leader} ({'the standby' if new_leader == standby else 'its replacement'}) "
+          f"wrote the status as leader after {took:.2f}s")
+    # The deleted leader releases the Lease on SIGTERM; a standby takes it at once (without the
+    # release it would wait for the Lease to expire, 12 s).
+    assert took < 5, f"a standby took {took:.1f}s to take over"
     wait_for("a replacement replica", 120, lambda: len(ready_pods()) == 2, interval=0.5)
-    assert operator_status(kubectl).get("leader") == standby, "the replacement stands by"
+    assert new_leader in ready_pods()
+    lease = kubectl.json("get", "lease", f"{installed.deployment}-leader", "-n", installed.namespace)
+    assert lease["spec"]["holderIdentity"] == new_leader
+    assert operator_status(kubectl).get("leader") == new_leader, "one leader: the other replica stands by"
 
 
 def test_an_upgrade_with_a_key_rolls_the_pod_and_reaches_pro(installed: Release, kubectl: Kubectl) -> None:

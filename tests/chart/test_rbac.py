@@ -15,6 +15,7 @@ import helm_python as helm
 
 from conftest import (
     CHART,
+    ROOT,
     Kubectl,
     Process,
     ServerSim,
@@ -27,6 +28,17 @@ from conftest import (
 )
 
 KEY = "k9-rbac-key-0123456789"
+ARGO_CD = ROOT.parent / "shared" / "fixtures" / "argocd"
+
+
+def serve_argo_cd_kinds(kubectl: Kubectl) -> None:
+    """Argo CD's own CRDs, applied as the cluster tests apply them (and, like them, left in
+    place for the tests that share them): `can-i` only answers for a kind the server serves."""
+    for crd in ("application-crd.yaml", "appproject-crd.yaml"):
+        kubectl.run("apply", "--server-side", "--force-conflicts", "--field-manager=kube9-tests",
+                    "-f", str(ARGO_CD / crd))
+    for name in ("applications.argoproj.io", "appprojects.argoproj.io"):
+        kubectl.run("wait", "--for=condition=Established", f"crd/{name}", "--timeout=30s")
 
 
 def refused(as_operator: Kubectl, *args: str) -> str:
@@ -46,6 +58,7 @@ def test_the_operator_runs_with_exactly_the_charts_permissions(
     tmp_path: pathlib.Path,
 ) -> None:
     uninstall_after.append(release)
+    serve_argo_cd_kinds(kubectl)
     # With an API key (a Secret the Pod would mount): the pro tier's Secret rule is granted.
     helm_config.install(CHART, release, {"existingSecret": "kube9-api-key"}, namespace=namespace, timeout=60)
     account = f"{release}-kube9-operator"
