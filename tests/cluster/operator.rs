@@ -438,100 +438,90 @@ async fn kubeconfig_for_token(ctx: &Ctx, namespace: &str, account: &str) -> anyh
     Ok(path)
 }
 
+/// A ServiceAccount `name` in `ns` bound to a ClusterRole of `cluster` rules and a Role of
+/// `own` rules in `ns` (all removed after the test), and a kubeconfig for its token.
+async fn restricted_account(
+    ctx: &Ctx,
+    ns: &str,
+    name: &str,
+    cluster: Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
+    own: Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
+) -> anyhow::Result<std::path::PathBuf> {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding, RoleRef, Subject};
+    let meta = |namespace: Option<&str>| ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: namespace.map(str::to_owned),
+        ..Default::default()
+    };
+    let subject = Subject {
+        kind: "ServiceAccount".into(),
+        name: name.to_owned(),
+        namespace: Some(ns.to_owned()),
+        ..Default::default()
+    };
+    let role_ref = |kind: &str| RoleRef {
+        api_group: "rbac.authorization.k8s.io".into(),
+        kind: kind.into(),
+        name: name.to_owned(),
+    };
+    let pp = PostParams::default();
+    Api::<ServiceAccount>::namespaced(ctx.client.clone(), ns)
+        .create(&pp, &ServiceAccount { metadata: meta(Some(ns)), ..Default::default() })
+        .await?;
+    ctx.cleanup::<ClusterRole>(None, name);
+    ctx.cleanup::<ClusterRoleBinding>(None, name);
+    Api::<ClusterRole>::all(ctx.client.clone())
+        .create(&pp, &ClusterRole { metadata: meta(None), rules: Some(cluster), ..Default::default() })
+        .await?;
+    Api::<ClusterRoleBinding>::all(ctx.client.clone())
+        .create(
+            &pp,
+            &ClusterRoleBinding {
+                metadata: meta(None),
+                role_ref: role_ref("ClusterRole"),
+                subjects: Some(vec![subject.clone()]),
+            },
+        )
+        .await?;
+    Api::<Role>::namespaced(ctx.client.clone(), ns)
+        .create(&pp, &Role { metadata: meta(Some(ns)), rules: Some(own) })
+        .await?;
+    Api::<RoleBinding>::namespaced(ctx.client.clone(), ns)
+        .create(
+            &pp,
+            &RoleBinding { metadata: meta(Some(ns)), role_ref: role_ref("Role"), subjects: Some(vec![subject]) },
+        )
+        .await?;
+    kubeconfig_for_token(ctx, ns, name).await
+}
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> k8s_openapi::api::rbac::v1::PolicyRule {
+    k8s_openapi::api::rbac::v1::PolicyRule {
+        api_groups: Some(groups.iter().map(|s| s.to_string()).collect()),
+        resources: Some(resources.iter().map(|s| s.to_string()).collect()),
+        verbs: verbs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn a_status_that_cannot_be_written_makes_the_operator_unhealthy() {
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    use k8s_openapi::api::rbac::v1::{
-        ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
-    };
     scenario(|ctx| async move {
         let _lock = singleton_lock(&ctx.client).await;
         let ns = ctx.namespace("op").await?;
         let name = unique_name("restricted");
-        let meta = |namespace: Option<&str>| ObjectMeta {
-            name: Some(name.clone()),
-            namespace: namespace.map(str::to_owned),
-            ..Default::default()
-        };
-        let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| PolicyRule {
-            api_groups: Some(groups.iter().map(|s| s.to_string()).collect()),
-            resources: Some(resources.iter().map(|s| s.to_string()).collect()),
-            verbs: verbs.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        };
-        let subject = Subject {
-            kind: "ServiceAccount".into(),
-            name: name.clone(),
-            namespace: Some(ns.clone()),
-            ..Default::default()
-        };
-        let pp = PostParams::default();
-        Api::<ServiceAccount>::namespaced(ctx.client.clone(), &ns)
-            .create(&pp, &ServiceAccount { metadata: meta(Some(&ns)), ..Default::default() })
-            .await?;
-        // Everything the operator needs except writing the OperatorStatus status.
-        ctx.cleanup::<ClusterRole>(None, &name);
-        ctx.cleanup::<ClusterRoleBinding>(None, &name);
-        Api::<ClusterRole>::all(ctx.client.clone())
-            .create(
-                &pp,
-                &ClusterRole {
-                    metadata: meta(None),
-                    rules: Some(vec![
-                        rule(&["kube9.io"], &["operatorstatuses"], &["get", "list", "watch", "create"]),
-                        rule(&[""], &["nodes"], &["list"]),
-                    ]),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        Api::<ClusterRoleBinding>::all(ctx.client.clone())
-            .create(
-                &pp,
-                &ClusterRoleBinding {
-                    metadata: meta(None),
-                    role_ref: RoleRef {
-                        api_group: "rbac.authorization.k8s.io".into(),
-                        kind: "ClusterRole".into(),
-                        name: name.clone(),
-                    },
-                    subjects: Some(vec![subject.clone()]),
-                },
-            )
-            .await?;
-        Api::<Role>::namespaced(ctx.client.clone(), &ns)
-            .create(
-                &pp,
-                &Role {
-                    metadata: meta(Some(&ns)),
-                    rules: Some(vec![
-                        rule(&[""], &["configmaps"], &["get", "list", "watch", "create", "update"]),
-                        // It leads (alone) on its Lease, as the chart's Role lets it.
-                        rule(
-                            &["coordination.k8s.io"],
-                            &["leases"],
-                            &["get", "list", "watch", "create", "update", "patch"],
-                        ),
-                    ]),
-                },
-            )
-            .await?;
-        Api::<RoleBinding>::namespaced(ctx.client.clone(), &ns)
-            .create(
-                &pp,
-                &RoleBinding {
-                    metadata: meta(Some(&ns)),
-                    role_ref: RoleRef {
-                        api_group: "rbac.authorization.k8s.io".into(),
-                        kind: "Role".into(),
-                        name: name.clone(),
-                    },
-                    subjects: Some(vec![subject]),
-                },
-            )
-            .await?;
-
-        let kubeconfig = kubeconfig_for_token(&ctx, &ns, &name).await?;
+        // Everything the operator needs except writing the OperatorStatus status; it leads
+        // (alone) on its Lease, as the chart's Role lets it.
+        let cluster = vec![
+            rule(&["kube9.io"], &["operatorstatuses"], &["get", "list", "watch", "create"]),
+            rule(&[""], &["nodes"], &["list"]),
+        ];
+        let own = vec![
+            rule(&[""], &["configmaps"], &["get", "list", "watch", "create", "update"]),
+            rule(&["coordination.k8s.io"], &["leases"], &["get", "list", "watch", "create", "update", "patch"]),
+        ];
+        let kubeconfig = restricted_account(&ctx, &ns, &name, cluster, own).await?;
         let op = Operator::start(
             &ns,
             &["--status-interval", "3s"],
@@ -553,6 +543,53 @@ async fn a_status_that_cannot_be_written_makes_the_operator_unhealthy() {
         let (_, metrics) = op.get("/metrics").await?;
         assert!(metrics.contains("kube9_reconcile_errors_total{error=\"operatorstatus_write\"}"), "{metrics}");
         assert!(metrics.contains("kube9_health{health=\"unhealthy\"} 1"), "{metrics}");
+        std::fs::remove_file(kubeconfig)?;
+        Ok(())
+    })
+    .await;
+}
+
+/// A replica whose Role does not grant its Lease can neither lead nor stand by: it is not
+/// ready and says which permission is missing, rather than idling as a silent standby.
+#[tokio::test]
+async fn an_operator_that_may_not_use_its_lease_is_not_ready_and_says_why() {
+    scenario(|ctx| async move {
+        let ns = ctx.namespace("op").await?;
+        let name = unique_name("no-lease");
+        let cluster = vec![
+            rule(
+                &["kube9.io"],
+                &["operatorstatuses", "operatorstatuses/status"],
+                &["get", "list", "watch", "create", "patch", "update"],
+            ),
+            rule(&[""], &["nodes"], &["list"]),
+        ];
+        let own = vec![rule(&[""], &["configmaps"], &["get", "list", "watch", "create", "update"])];
+        let kubeconfig = restricted_account(&ctx, &ns, &name, cluster, own).await?;
+        let op = Operator::start(
+            &ns,
+            &["--status-interval", "3s", "--leader-election-lease", "kube9-test-leader"],
+            &[("KUBECONFIG", kubeconfig.to_str().unwrap_or_default())],
+        )?;
+        let deadline = Instant::now() + WAIT;
+        let body = loop {
+            let (code, body) = op.get("/readyz").await.unwrap_or((0, String::new()));
+            if code == 503 && body.contains("cannot use the Lease") {
+                break body;
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "never unready for its Lease; last {code} {body}\n{}",
+                op.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert!(body.contains(&format!("{ns}/kube9-test-leader")) && body.contains("forbidden"), "{body}");
+        assert!(body.contains("Role must grant get, update and patch on it"), "{body}");
+        let (_, metrics) = op.get("/metrics").await?;
+        assert!(metrics.contains("kube9_leader_election_errors_total "), "{metrics}");
+        assert!(!metrics.contains("kube9_leader_election_errors_total 0\n"), "{metrics}");
+        assert!(op.logs().contains("this replica cannot lead or stand by"), "{}", op.logs());
         std::fs::remove_file(kubeconfig)?;
         Ok(())
     })

@@ -21,12 +21,16 @@ pub struct Diagnostics {
 struct DiagnosticsInner {
     published_at: Option<Instant>,
     write_failure: Option<String>,
+    election_failure: Option<String>,
 }
 
 impl Diagnostics {
     /// Why the operator is not ready, or None when it is.
     pub fn not_ready_reason(&self) -> Option<String> {
         let inner = self.inner.lock().ok()?;
+        if let Some(failure) = &inner.election_failure {
+            return Some(failure.clone());
+        }
         if let Some(failure) = &inner.write_failure {
             return Some(format!("status cannot be written: {failure}"));
         }
@@ -36,6 +40,14 @@ impl Diagnostics {
     /// Why the latest write failed, if it did.
     pub fn write_failure(&self) -> Option<String> {
         self.inner.lock().ok().and_then(|i| i.write_failure.clone())
+    }
+
+    /// Records whether the leader election can use its Lease: None when it can. A replica that
+    /// cannot is not ready, leader or standby: with every replica so, nobody writes status.
+    pub fn record_election(&self, failure: Option<String>) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.election_failure = failure;
+        }
     }
 
     /// Records a publish: None when it worked.
@@ -106,6 +118,16 @@ mod tests {
         d.record(Some("forbidden".into()));
         assert!(d.not_ready_reason().unwrap().contains("forbidden"));
         d.record(None);
+        assert_eq!(d.not_ready_reason(), None);
+    }
+
+    #[test]
+    fn a_lease_that_cannot_be_used_makes_even_a_published_replica_unready() {
+        let d = Diagnostics::default();
+        d.record(None);
+        d.record_election(Some("leader election cannot use the Lease ns/l: forbidden".into()));
+        assert!(d.not_ready_reason().unwrap().contains("cannot use the Lease"));
+        d.record_election(None);
         assert_eq!(d.not_ready_reason(), None);
     }
 }

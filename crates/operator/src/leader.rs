@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::base::backoff::{Outage, WatchBackoff};
 use crate::base::leadership::Role;
 use crate::base::metrics::Metrics;
+use crate::health::Diagnostics;
 
 /// How long a Lease holds without renewal: a crashed leader is replaced about this long after
 /// its last renewal (plus up to a second).
@@ -42,6 +43,66 @@ pub struct Election {
     pub identity: String,
     pub metrics: Metrics,
     pub outage: Outage,
+    /// Told when the Lease cannot be used, so that `/readyz` says why.
+    pub diagnostics: std::sync::Arc<Diagnostics>,
+}
+
+/// Consecutive failures of another kind than a refusal before the replica is unready.
+const FAILURES_BEFORE_UNREADY: u32 = 3;
+
+/// Follows whether the election can use its Lease: a refusal (403) makes the replica unready at
+/// once, naming the permission; other errors (the API server away) after a few in a row.
+struct Trouble<'e> {
+    election: &'e Election,
+    failures: u32,
+}
+
+impl<'e> Trouble<'e> {
+    fn new(election: &'e Election) -> Self {
+        Trouble { election, failures: 0 }
+    }
+
+    fn failed(&mut self, error: &kube_lease_manager::LeaseManagerError) {
+        let election = self.election;
+        election.metrics.leader_election_error();
+        self.failures += 1;
+        let refusal = match error {
+            kube_lease_manager::LeaseManagerError::KubeError(kube::Error::Api(response)) if response.code == 403 => {
+                Some(response.message.as_str())
+            }
+            _ => None,
+        };
+        if refusal.is_none() && self.failures < FAILURES_BEFORE_UNREADY {
+            tracing::warn!(error = %error, lease = %election.lease, "leader election cannot reach the Lease; retrying");
+            return;
+        }
+        let failure = match refusal {
+            Some(message) => format!(
+                "leader election cannot use the Lease {}/{} (the operator's Role must grant get, update and patch on it and create on leases, as the chart's Role does): forbidden: {}",
+                election.namespace,
+                election.lease,
+                kube9_api::text::truncate(message, 300)
+            ),
+            None => format!(
+                "leader election cannot use the Lease {}/{}: {}",
+                election.namespace,
+                election.lease,
+                kube9_api::text::truncate(&error.to_string(), 300)
+            ),
+        };
+        if self.failures == 1 || (refusal.is_none() && self.failures == FAILURES_BEFORE_UNREADY) {
+            tracing::error!(failure = %failure, "this replica cannot lead or stand by; not ready until the Lease can be used");
+        }
+        election.diagnostics.record_election(Some(failure));
+    }
+
+    fn worked(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(lease = %self.election.lease, "leader election uses its Lease again");
+            self.election.diagnostics.record_election(None);
+        }
+        self.failures = 0;
+    }
 }
 
 /// Takes part in the election until `shutdown` completes (releasing the Lease if held), and
@@ -94,6 +155,7 @@ pub async fn run(
 
 /// Builds the manager (creating the Lease when missing), retrying until the API server answers.
 async fn build(election: &Election) -> LeaseManager {
+    let mut trouble = Trouble::new(election);
     loop {
         let built = LeaseManagerBuilder::new(election.client.clone(), &election.lease)
             .with_namespace(&election.namespace)
@@ -103,9 +165,12 @@ async fn build(election: &Election) -> LeaseManager {
             .build()
             .await;
         match built {
-            Ok(manager) => return manager,
+            Ok(manager) => {
+                trouble.worked();
+                return manager;
+            }
             Err(e) => {
-                tracing::warn!(error = %e, lease = %election.lease, "cannot read or create the leader Lease; retrying");
+                trouble.failed(&e);
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         }
@@ -121,13 +186,20 @@ async fn elect(
     holder_rx: &mut watch::Receiver<Option<String>>,
     mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> Result<(), Lost> {
+    let mut trouble = Trouble::new(election);
+    // Errors come only from the manager's attempts on the Lease; a whole Lease period without
+    // one means it works again.
+    let mut last_failure = tokio::time::Instant::now();
     loop {
         let leading = *role.borrow() == Role::Leader;
+        let quiet = last_failure + Duration::from_secs(LEASE_SECONDS);
         tokio::select! {
             biased;
             _ = &mut shutdown => return Ok(()),
+            _ = tokio::time::sleep_until(quiet), if trouble.failures > 0 => trouble.worked(),
             changed = manager.changed() => match changed {
                 Ok(true) => {
+                    trouble.worked();
                     tracing::info!(identity = %election.identity, lease = %election.lease, "leading: this replica now writes status");
                     election.metrics.leading(true);
                     role.send_replace(Role::Leader);
@@ -139,7 +211,8 @@ async fn elect(
                 }
                 Ok(false) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, lease = %election.lease, "leader election cannot reach the Lease; retrying");
+                    trouble.failed(&e);
+                    last_failure = tokio::time::Instant::now();
                     tokio::select! {
                         _ = &mut shutdown => return Ok(()),
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}

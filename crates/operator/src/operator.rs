@@ -45,6 +45,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let outage = Outage::new(metrics.clone());
     // Leader election: every replica watches and records; only the leader writes.
+    let diagnostics = Arc::new(Diagnostics::default());
     let (leadership, election) = match &config.leader_lease {
         Some(lease) => {
             let (leadership, role) = Leadership::new(config.identity.clone());
@@ -55,6 +56,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 identity: config.identity.clone(),
                 metrics: metrics.clone(),
                 outage: outage.clone(),
+                diagnostics: diagnostics.clone(),
             };
             tracing::info!(identity = %config.identity, lease, "taking part in leader election");
             (leadership, Some(tokio::spawn(crate::leader::run(election, role, stopped()))))
@@ -171,7 +173,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         argocd_tx,
         stopped(),
     ));
-    let diagnostics = Arc::new(Diagnostics::default());
     let ctx = Arc::new(status::Context {
         client,
         config: config.clone(),

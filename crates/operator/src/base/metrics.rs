@@ -66,6 +66,7 @@ pub struct Metrics {
     events_stored: Family<OutcomeLabel, Counter>,
     leader: Gauge,
     leader_acquired: Counter,
+    leader_election_errors: Counter,
     answers_too_large: Family<EndpointLabel, Counter>,
     api_outages: Counter,
     api_outage_seconds: Histogram,
@@ -146,6 +147,7 @@ impl Default for Metrics {
         );
         let leader = Gauge::default();
         let leader_acquired = Counter::default();
+        let leader_election_errors = Counter::default();
         let answers_too_large = Family::<EndpointLabel, Counter>::default();
         let api_outages = Counter::default();
         let api_outage_seconds = Histogram::new([1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 3600.0]);
@@ -156,6 +158,11 @@ impl Default for Metrics {
             leader.clone(),
         );
         registry.register("leader_acquired", "Times this replica acquired the leader Lease", leader_acquired.clone());
+        registry.register(
+            "leader_election_errors",
+            "Failed reads, creations or renewals of the leader Lease",
+            leader_election_errors.clone(),
+        );
         registry.register(
             "answers_too_large",
             "kube9-server answers cut because they passed the size cap, by endpoint",
@@ -199,6 +206,7 @@ impl Default for Metrics {
             events_stored,
             leader,
             leader_acquired,
+            leader_election_errors,
             answers_too_large,
             api_outages,
             api_outage_seconds,
@@ -287,6 +295,11 @@ impl Metrics {
             self.leader_acquired.inc();
         }
         self.leader.set(i64::from(leading));
+    }
+
+    /// A read, creation or renewal of the leader Lease failed.
+    pub fn leader_election_error(&self) {
+        self.leader_election_errors.inc();
     }
 
     /// An answer from kube9-server cut at the cap (`endpoint`: register, metrics, acknowledge).
