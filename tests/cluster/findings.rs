@@ -44,9 +44,11 @@ async fn careless_deployments(ctx: &Ctx, ns: &str, n: usize) -> Result<()> {
             anyhow::Ok(())
         }
     };
-    let results: Vec<Result<()>> =
-        futures::StreamExt::collect(futures::StreamExt::buffer_unordered(futures::stream::iter((0..n).map(create)), 16))
-            .await;
+    let results: Vec<Result<()>> = futures::StreamExt::collect(futures::StreamExt::buffer_unordered(
+        futures::stream::iter((0..n).map(create)),
+        16,
+    ))
+    .await;
     results.into_iter().collect()
 }
 
@@ -133,7 +135,11 @@ async fn query_findings_lists_every_finding_of_a_run_with_thousands() {
         let mut seen = std::collections::HashSet::new();
         for f in findings {
             let entry = per_check.entry(f["checkId"].as_str().unwrap_or_default().to_owned()).or_default();
-            if f["exempted"] == true { entry.1 += 1 } else { entry.0 += 1 }
+            if f["exempted"] == true {
+                entry.1 += 1
+            } else {
+                entry.0 += 1
+            }
             seen.insert(f.to_string());
         }
         assert_eq!(seen.len(), findings.len(), "no finding listed twice");
@@ -154,7 +160,8 @@ async fn query_findings_lists_every_finding_of_a_run_with_thousands() {
         let doc = query(&data.0, &["findings", "--assessment", &name, "--pillar", "security", "--limit", "1"])?;
         assert_eq!(doc["matching"].as_u64(), Some(u64::from(security.totals.failed + security.totals.exempted)));
         let privileged = status.checks.iter().find(|c| c.check_id == "security.privileged").context("ran")?;
-        let doc = query(&data.0, &["findings", "--assessment", &name, "--check", "security.privileged", "--limit", "1000"])?;
+        let doc =
+            query(&data.0, &["findings", "--assessment", &name, "--check", "security.privileged", "--limit", "1000"])?;
         assert_eq!(doc["findings"].as_array().map(Vec::len), Some(privileged.failed as usize));
         let critical = status.by_severity.context("by severity")?.critical;
         let doc = query(&data.0, &["findings", "--assessment", &name, "--severity", "critical", "--limit", "1"])?;
@@ -216,11 +223,15 @@ async fn the_history_grows_to_thirty_runs_and_stops() {
         })
         .await?;
         let doc = query(&data.0, &["assessments", "history", &name, "--limit", "100"])?;
-        let stored: Vec<&str> = doc["runs"].as_array().context("runs")?.iter().filter_map(|r| r["runId"].as_str()).collect();
+        let stored: Vec<&str> =
+            doc["runs"].as_array().context("runs")?.iter().filter_map(|r| r["runId"].as_str()).collect();
         let all: Vec<&str> = runs.iter().rev().map(String::as_str).collect();
         assert_eq!(stored, all, "every run, newest first");
         let check = &doc["runs"][0]["checks"][0];
-        assert_eq!((check["checkId"].as_str(), check["state"].as_str()), (Some("security.privileged"), Some("failing")));
+        assert_eq!(
+            (check["checkId"].as_str(), check["state"].as_str()),
+            (Some("security.privileged"), Some("failing"))
+        );
         assert_eq!(check["failed"].as_u64(), Some(2));
         let default = query(&data.0, &["assessments", "history", &name])?;
         assert_eq!(default["runs"].as_array().map(Vec::len), Some(MAX_HISTORY));
