@@ -231,8 +231,13 @@ async fn run_once(assessment: &Assessment, ctx: &Context, now: Timestamp) -> Res
         assessment.annotations().get(RUN_REQUESTED_ANNOTATION).cloned(),
     );
     done.history = stored::history(&done);
-    done.more_findings =
-        stored::more_findings(&name, done.truncated.unwrap_or(0), ctx.history.enabled(), &ctx.namespace);
+    done.more_findings = stored::more_findings(
+        &name,
+        done.truncated.unwrap_or(0),
+        ctx.history.enabled(),
+        &ctx.namespace,
+        ctx.instance.as_deref(),
+    );
     keep_findings(ctx, &name, &run_id, now, &report, &done).await;
     write_status(&api, &name, &done).await?;
     ctx.finished(&name, &run_id);

@@ -94,18 +94,31 @@ pub fn history(status: &AssessmentStatus) -> Vec<RunRecord> {
 }
 
 /// Where every finding of the run is, when the status leaves `left_out` of them out: the
-/// command (with a store), or why they were not kept (without one).
-pub fn more_findings(assessment: &str, left_out: u32, store: bool, namespace: &str) -> Option<String> {
+/// command in the container of the Pod that ran it (each replica keeps its own store), or why
+/// they were not kept (no store).
+pub fn more_findings(
+    assessment: &str,
+    left_out: u32,
+    store: bool,
+    namespace: &str,
+    pod: Option<&str>,
+) -> Option<String> {
     if left_out == 0 {
         return None;
     }
-    Some(if store {
-        format!(
-            "{left_out} more findings are in the operator's store: run `kube9-operator query findings --assessment {assessment}` \
-             in the operator's container (namespace {namespace}, container operator), e.g. with kubectl exec"
-        )
-    } else {
-        format!("{left_out} more findings were not kept: the operator runs without a data directory (--data-dir)")
+    let query = format!("kube9-operator query findings --assessment {assessment}");
+    Some(match (store, pod) {
+        (true, Some(pod)) => format!(
+            "{left_out} more findings are in the store of the operator that ran this: \
+             kubectl exec -n {namespace} {pod} -c operator -- {query}"
+        ),
+        (true, None) => format!(
+            "{left_out} more findings are in the store of the operator that ran this: run `{query}` in its container \
+             (namespace {namespace})"
+        ),
+        (false, _) => {
+            format!("{left_out} more findings were not kept: the operator runs without a data directory (--data-dir)")
+        }
     })
 }
 
@@ -180,14 +193,15 @@ mod tests {
 
     #[test]
     fn the_status_says_where_the_rest_are() {
-        assert_eq!(more_findings("nightly", 0, true, "kube9-system"), None);
-        let with = more_findings("nightly", 12, true, "kube9-system").unwrap();
-        assert!(
-            with.contains("12 more") && with.contains("kube9-operator query findings --assessment nightly"),
-            "{with}"
-        );
-        assert!(with.contains("kube9-system"));
-        let without = more_findings("nightly", 12, false, "kube9-system").unwrap();
+        assert_eq!(more_findings("nightly", 0, true, "kube9-system", None), None);
+        let with = more_findings("nightly", 12, true, "kube9-system", Some("kube9-operator-7d9f-x2")).unwrap();
+        assert!(with.starts_with("12 more"), "{with}");
+        let command = "kubectl exec -n kube9-system kube9-operator-7d9f-x2 -c operator -- \
+                       kube9-operator query findings --assessment nightly";
+        assert!(with.ends_with(command), "{with}");
+        let no_pod = more_findings("nightly", 12, true, "kube9-system", None).unwrap();
+        assert!(no_pod.contains("`kube9-operator query findings --assessment nightly`"), "{no_pod}");
+        let without = more_findings("nightly", 12, false, "kube9-system", Some("p")).unwrap();
         assert!(without.contains("--data-dir"), "{without}");
     }
 }

@@ -385,6 +385,68 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    fn finding(n: usize) -> kube9_store::FindingRow {
+        kube9_store::FindingRow {
+            check_id: "security.privileged".into(),
+            pillar: "security".into(),
+            severity: "critical".into(),
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            namespace: Some("shop".into()),
+            name: format!("web-{n}"),
+            container: None,
+            message: "runs privileged".into(),
+            exempted: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_written_in_batches_replaces_the_previous_once_finished() {
+        let dir = std::env::temp_dir().join(format!("kube9-writer-runs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (recorder, _failure) = start(dir.clone(), Limits::default(), Metrics::default());
+        let summary = |run_id: &str| kube9_store::RunSummary {
+            run_id: run_id.into(),
+            assessment: "nightly".into(),
+            started_at: now_ms(),
+            completed_at: now_ms(),
+            score: 50,
+            summary: "{}".into(),
+            findings: 0,
+            checks: Vec::new(),
+        };
+        let listed = |dir: &Path| {
+            let filter =
+                kube9_store::FindingFilter { assessment: "nightly".into(), limit: 100_000, ..Default::default() };
+            Reader::open(dir).and_then(|r| r.findings(&filter)).map(|page| (page.run.run_id, page.matching))
+        };
+        for (run_id, n) in [("nightly-1", 1700), ("nightly-2", 30)] {
+            let mut run = recorder.begin_run("nightly", run_id, now_ms()).await;
+            let all: Vec<_> = (0..n).map(finding).collect();
+            for batch in all.chunks(500) {
+                run.append(batch.to_vec()).await;
+            }
+            assert_eq!(run.appended(), n as u64);
+            run.finish(summary(run_id)).await;
+            let mut seen = None;
+            for _ in 0..100 {
+                seen = listed(&dir).ok();
+                if seen == Some((run_id.to_owned(), n as u64)) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(seen, Some((run_id.to_owned(), n as u64)));
+        }
+        // An aborted run leaves the previous findings.
+        let mut run = recorder.begin_run("nightly", "nightly-3", now_ms()).await;
+        run.append(vec![finding(0)]).await;
+        run.abort().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(listed(&dir).unwrap(), ("nightly-2".to_owned(), 30));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[tokio::test]
     async fn a_disabled_recorder_counts_what_it_drops() {
         let metrics = Metrics::default();
