@@ -179,6 +179,16 @@ async fn query_findings_lists_every_finding_of_a_run_with_thousands() {
         assert!(error["message"].as_str().unwrap_or_default().contains("unknown pillar"), "{error}");
         let (code, error) = query_error(&data.0, &["findings", "--assessment", &name, "--severity", "severe"])?;
         assert_eq!((code, error["code"].as_str()), (Some(2), Some("bad-flag")), "{error}");
+
+        // A deleted Assessment's findings leave the store; its run stays in the history.
+        Api::<Assessment>::all(ctx.client.clone()).delete(&name, &Default::default()).await?;
+        wait_for(Duration::from_secs(30), || {
+            let gone = query_error(&data.0, &["findings", "--assessment", &name]);
+            async move { Ok(gone?.1["code"] == "not-found") }
+        })
+        .await?;
+        let history = query(&data.0, &["assessments", "history", &name])?;
+        assert_eq!(history["runs"][0]["runId"].as_str(), Some(run_id.as_str()));
         Ok(())
     })
     .await;

@@ -322,6 +322,16 @@ pub(crate) fn abort(tx: &Transaction<'_>, run_id: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The Assessment is gone: its findings become stale (its runs stay in the history).
+pub(crate) fn forget(tx: &Transaction<'_>, assessment: &str) -> Result<(), Error> {
+    tx.execute(
+        "UPDATE assessment_history SET findings_state = 'stale'
+         WHERE assessment = ?1 AND findings_state IN ('kept', 'writing')",
+        [assessment],
+    )?;
+    Ok(())
+}
+
 /// Removes up to `most` findings of stale runs (replaced, aborted, or never finished); returns
 /// how many went. A run whose findings are all gone is `none`, or deleted if it never finished.
 pub(crate) fn remove_stale(conn: &Connection, most: u64) -> Result<u64, Error> {
@@ -353,13 +363,18 @@ pub(crate) fn has_stale(conn: &Connection) -> Result<bool, Error> {
 }
 
 /// Retention: completed runs older than `cutoff` (ms) and the oldest beyond `max_runs` leave
-/// the history with their check outcomes, except each Assessment's run whose findings are
-/// kept; runs unfinished for a day become stale. Returns how many runs went.
+/// the history with their check outcomes. A run whose findings are kept is never removed by
+/// the row cap; past `cutoff` its findings become stale first (the run goes at the next pass).
+/// Runs unfinished for a day become stale. Returns how many runs went.
 pub(crate) fn prune(conn: &Connection, now_ms: i64, cutoff: i64, max_runs: u64) -> Result<u64, Error> {
     conn.execute(
         "UPDATE assessment_history SET findings_state = 'stale'
          WHERE completed_at IS NULL AND findings_state = 'writing' AND started_at < ?1",
         [now_ms - UNFINISHED_MAX_AGE_MS],
+    )?;
+    conn.execute(
+        "UPDATE assessment_history SET findings_state = 'stale' WHERE findings_state = 'kept' AND completed_at < ?1",
+        [cutoff],
     )?;
     let removable = "completed_at IS NOT NULL AND findings_state = 'none'";
     let mut removed = conn

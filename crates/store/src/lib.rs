@@ -153,6 +153,10 @@ pub enum Write {
     RunAbort {
         run_id: String,
     },
+    /// The Assessment was deleted: its findings go (its history stays for its retention).
+    AssessmentDeleted {
+        assessment: String,
+    },
 }
 
 impl Write {
@@ -177,6 +181,7 @@ impl Write {
             Write::RunFindings { findings, .. } => findings.iter().map(FindingRow::size).sum(),
             Write::RunFinish(run) => run.summary.len() + run.checks.len() * 64,
             Write::RunAbort { .. } => 0,
+            Write::AssessmentDeleted { assessment } => assessment.len(),
         };
         text + 128
     }
@@ -299,7 +304,13 @@ impl Store {
             }
         }
         self.write_chunk(&writes[start..])?;
-        if writes.iter().any(|w| matches!(w, Write::RunFinish(_) | Write::RunAbort { .. } | Write::RunBegin { .. })) {
+        let replacing = |w: &Write| {
+            matches!(
+                w,
+                Write::RunFinish(_) | Write::RunAbort { .. } | Write::RunBegin { .. } | Write::AssessmentDeleted { .. }
+            )
+        };
+        if writes.iter().any(replacing) {
             self.remove_stale_findings()?;
         }
         Ok(())
@@ -360,6 +371,7 @@ impl Store {
                     Write::RunFindings { run_id, findings: rows } => findings::append(&tx, run_id, rows)?,
                     Write::RunFinish(run) => findings::finish(&tx, run)?,
                     Write::RunAbort { run_id } => findings::abort(&tx, run_id)?,
+                    Write::AssessmentDeleted { assessment } => findings::forget(&tx, assessment)?,
                 }
             }
             prune_rows(&tx, "events", "last_seen", self.limits.event_max_rows)?;

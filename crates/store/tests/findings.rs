@@ -307,3 +307,36 @@ fn a_run_left_unfinished_is_removed_after_a_day_and_by_the_next_run() {
     let reader = Reader::open(dir.path()).unwrap();
     assert_eq!(every(&reader, "nightly").run.run_id, "nightly-2");
 }
+
+#[test]
+fn a_deleted_assessment_loses_its_findings_and_keeps_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path(), Limits::default()).unwrap();
+    run(&mut store, "nightly", "nightly-1", NOW, 25, 10);
+    run(&mut store, "other", "other-1", NOW, 5, 10);
+    store.write(&[Write::AssessmentDeleted { assessment: "nightly".into() }]).unwrap();
+    let reader = Reader::open(dir.path()).unwrap();
+    let gone = reader.findings(&FindingFilter { assessment: "nightly".into(), limit: 10, ..Default::default() });
+    assert_eq!(gone.unwrap_err().code(), "not-found");
+    assert_eq!(every(&reader, "other").matching, 5);
+    assert_eq!(reader.history("nightly", 30).unwrap().len(), 1, "the trend stays for its retention");
+    let stored: i64 = rusqlite::Connection::open(dir.path().join(kube9_store::FILE_NAME))
+        .unwrap()
+        .query_row("SELECT count(*) FROM findings", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, 5);
+}
+
+#[test]
+fn latest_findings_older_than_the_retention_go_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits { history_max_age: Duration::from_secs(86400), ..Limits::default() };
+    let mut store = Store::open(dir.path(), limits).unwrap();
+    run(&mut store, "once", "once-1", NOW - 3 * DAY, 5, 10);
+    run(&mut store, "nightly", "nightly-1", NOW, 5, 10);
+    store.maintain(NOW).unwrap();
+    store.maintain(NOW).unwrap();
+    let reader = Reader::open(dir.path()).unwrap();
+    assert!(reader.history("once", 30).is_err(), "the run and its findings are gone");
+    assert_eq!(every(&reader, "nightly").matching, 5);
+}

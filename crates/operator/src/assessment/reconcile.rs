@@ -461,6 +461,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             if matches!(event, Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone)) {
                 publish_summary(&summary_ctx, latest_scheduled(&store.state()));
             }
+            // A deleted Assessment's findings leave the store (its history stays for its retention).
+            if let Ok(watcher::Event::Delete(gone)) = event {
+                summary_ctx.history.record(Write::AssessmentDeleted { assessment: gone.name_any() });
+            }
         })
         .applied_objects();
     let leading = WatchStream::from_changes(ctx.leadership.changes())
