@@ -97,9 +97,11 @@ def test_the_store_is_on_an_empty_dir_with_a_size_limit_by_default(chart: helm.C
     assert env(objects)["KUBE9_STORE_MAX_SIZE"] == "192Mi"
     assert env(objects)["KUBE9_EVENTS_RETENTION"] == "7d"
     assert env(objects)["KUBE9_EVENTS_MAX_ROWS"] == "200000"
+    assert env(objects)["KUBE9_ASSESSMENT_HISTORY_RETENTION"] == "90d"
     assert find(objects, "PersistentVolumeClaim") == []
-    objects = render(chart, {"store": {"maxSize": "1Gi", "eventsRetention": "30d", "eventsMaxRows": 1000000, "emptyDirSizeLimit": "2Gi"}})
+    objects = render(chart, {"store": {"maxSize": "1Gi", "eventsRetention": "30d", "eventsMaxRows": 1000000, "emptyDirSizeLimit": "2Gi", "assessmentHistoryRetention": "365d"}})
     assert env(objects)["KUBE9_EVENTS_MAX_ROWS"] == "1000000"
+    assert env(objects)["KUBE9_ASSESSMENT_HISTORY_RETENTION"] == "365d"
     assert one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"] == [{"name": "data", "emptyDir": {"sizeLimit": "2Gi"}}]
 
 
@@ -122,6 +124,7 @@ def test_persistence_puts_the_store_on_a_claim(chart: helm.Chart) -> None:
     [
         {"store": {"maxSize": "lots", "eventsRetention": "7d", "eventsMaxRows": 1000, "emptyDirSizeLimit": "1Gi"}},
         {"store": {"maxSize": "1Gi", "eventsRetention": "7d", "eventsMaxRows": 10, "emptyDirSizeLimit": "1Gi"}},
+        {"store": {"assessmentHistoryRetention": "three months"}},
         {"persistence": {"enabled": "yes"}},
     ],
 )

@@ -9,6 +9,7 @@ mod contract;
 mod crds;
 mod events;
 mod faults;
+mod findings;
 mod kwok;
 mod namespaces;
 mod operator;

@@ -30,6 +30,7 @@ pub const LAYERS: &[(&str, Layer)] = &[
     ("status::plan", Layer::Rules),
     ("assessment::schedule", Layer::Rules),
     ("assessment::result", Layer::Rules),
+    ("assessment::stored", Layer::Rules),
     ("collect::store", Layer::Rules),
     ("pro::report", Layer::Rules),
     ("pro::acks", Layer::Rules),

@@ -243,6 +243,11 @@ pub struct AssessmentStatus {
     /// How many findings were left out of `findings` to bound the object's size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated: Option<u32>,
+    /// Where every finding of the latest run can be read when `findings` leaves some out: the
+    /// `kube9-operator query findings` command, or why they were not kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1000))]
+    pub more_findings: Option<String>,
     /// Every check the latest run ran, with its outcome.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 512))]
@@ -253,6 +258,29 @@ pub struct AssessmentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::common::conditions_schema")]
     pub conditions: Vec<Condition>,
+    /// The last completed runs, newest first (at most 30; `kube9-operator query assessments
+    /// history` shows more, with each check's outcome).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 30))]
+    pub history: Vec<RunRecord>,
+}
+
+/// Completed runs `status.history` keeps.
+pub const MAX_HISTORY: usize = 30;
+
+/// One completed run in `status.history`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    pub run_id: String,
+    pub completed_at: Time,
+    #[schemars(range(max = 100))]
+    pub score: u8,
+    pub totals: OutcomeCounts,
+    /// Each pillar run: its score and totals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 6))]
+    pub pillars: Vec<PillarResult>,
 }
 
 /// How one check came out, over every object it evaluated.

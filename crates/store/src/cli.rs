@@ -9,6 +9,7 @@ use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use crate::ai_conformance::{AiRequirementRow, AiRunRow};
+use crate::findings::{DEFAULT_HISTORY, FindingFilter, HistoryRow, PILLARS, SEVERITIES};
 use crate::records::{EventRow, EventType, Filter, RunRow, rfc3339};
 use crate::{Error, Reader};
 
@@ -50,6 +51,51 @@ pub enum What {
         #[arg(long, value_enum, default_value = "json")]
         format: Format,
     },
+    /// Every finding of an Assessment's latest completed run (the status keeps only the first
+    /// 100): failed findings most severe first, then the exempted ones.
+    Findings(FindingsArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct FindingsArgs {
+    /// The Assessment (its name).
+    #[arg(long)]
+    pub assessment: String,
+    /// Only this check's findings (its id, such as security.privileged).
+    #[arg(long)]
+    pub check: Option<String>,
+    /// Only this pillar's findings (security, reliability, performance-efficiency,
+    /// cost-optimization, operational-excellence, sustainability).
+    #[arg(long, value_parser = parse_pillar)]
+    pub pillar: Option<String>,
+    /// Only findings about objects in this namespace.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Only findings of this severity (critical, high, medium, low, info).
+    #[arg(long, value_parser = parse_severity)]
+    pub severity: Option<String>,
+    /// At most this many findings (1 to 1000000); `matching` says how many there are.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub limit: u32,
+    /// Skip this many first (to page through them).
+    #[arg(long, default_value_t = 0)]
+    pub offset: u64,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+}
+
+fn parse_pillar(text: &str) -> Result<String, String> {
+    PILLARS
+        .contains(&text)
+        .then(|| text.to_owned())
+        .ok_or_else(|| format!("unknown pillar; one of {}", PILLARS.join(", ")))
+}
+
+fn parse_severity(text: &str) -> Result<String, String> {
+    SEVERITIES
+        .contains(&text)
+        .then(|| text.to_owned())
+        .ok_or_else(|| format!("unknown severity; one of {}", SEVERITIES.join(", ")))
 }
 
 #[derive(Subcommand, Debug)]
@@ -98,6 +144,20 @@ pub enum Assessments {
     /// One run by its id.
     Get {
         id: String,
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+    },
+    /// An Assessment's completed runs, newest first: score and totals by outcome and pillar,
+    /// and each check's outcome (the trend, kept for --assessment-history-retention).
+    History {
+        /// The Assessment (its name).
+        name: String,
+        /// At most this many runs (1 to 100000).
+        #[arg(long, default_value_t = DEFAULT_HISTORY, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        limit: u32,
+        /// Only this check's outcome in each run (its id, such as security.privileged).
+        #[arg(long)]
+        check: Option<String>,
         #[arg(long, value_enum, default_value = "json")]
         format: Format,
     },
@@ -216,6 +276,28 @@ fn answer(reader: &Reader, what: &What) -> Result<String, Error> {
             })
         }
         What::AiConformance { command } => ai_conformance(reader, command),
+        What::Findings(args) => findings(reader, args),
+        What::Assessments { command: Assessments::History { name, limit, check, format } } => {
+            let mut runs = reader.history(name, *limit)?;
+            if let Some(check) = check {
+                for run in &mut runs {
+                    run.checks.retain(|c| &c.check_id == check);
+                }
+                if runs.iter().all(|r| r.checks.is_empty()) {
+                    return Err(Error::NotFound {
+                        what: "check in the history",
+                        id: format!("{check} (no run of Assessment {name} ran it)"),
+                    });
+                }
+            }
+            Ok(match format {
+                Format::Json => document(&json!({
+                    "assessment": name,
+                    "runs": runs.iter().map(HistoryRow::to_json).collect::<Vec<_>>(),
+                })),
+                Format::Table => history_table(&runs, check.is_some()),
+            })
+        }
         What::Assessments { command: Assessments::Get { id, format } } => {
             let run = reader.run(parse_id("assessment run", id)?)?;
             Ok(match format {
@@ -269,6 +351,117 @@ fn ai_conformance(reader: &Reader, command: &AiConformance) -> Result<String, Er
             })
         }
     }
+}
+
+fn findings(reader: &Reader, args: &FindingsArgs) -> Result<String, Error> {
+    let filter = FindingFilter {
+        assessment: args.assessment.clone(),
+        check: args.check.clone(),
+        pillar: args.pillar.clone(),
+        namespace: args.namespace.clone(),
+        severity: args.severity.clone(),
+        limit: args.limit,
+        offset: args.offset,
+    };
+    let page = reader.findings(&filter)?;
+    Ok(match args.format {
+        Format::Json => document(&json!({
+            "assessment": args.assessment,
+            "runId": page.run.run_id,
+            "completedAt": rfc3339(page.run.completed_at),
+            "total": page.run.findings,
+            "matching": page.matching,
+            "offset": args.offset,
+            "findings": page.findings.iter().map(|(f, r)| f.to_json(r.as_deref())).collect::<Vec<_>>(),
+        })),
+        Format::Table => {
+            let rows: Vec<[String; 4]> = page
+                .findings
+                .iter()
+                .map(|(f, _)| {
+                    let object = format!(
+                        "{}/{}{}{}",
+                        f.kind,
+                        f.namespace.as_deref().map(|ns| format!("{ns}/")).unwrap_or_default(),
+                        f.name,
+                        f.container.as_deref().map(|c| format!(" ({c})")).unwrap_or_default()
+                    );
+                    let severity = if f.exempted { format!("{} (exempted)", f.severity) } else { f.severity.clone() };
+                    [severity, f.check_id.clone(), object, f.message.clone()]
+                })
+                .collect();
+            format!(
+                "run {} completed {}: {} of {} matching findings (of {} in the run)\n{}",
+                page.run.run_id,
+                rfc3339(page.run.completed_at),
+                page.findings.len(),
+                page.matching,
+                page.run.findings,
+                table(["SEVERITY", "CHECK", "OBJECT", "MESSAGE"], &rows)
+            )
+        }
+    })
+}
+
+fn history_table(runs: &[HistoryRow], one_check: bool) -> String {
+    if one_check {
+        let rows: Vec<[String; 7]> = runs
+            .iter()
+            .map(|r| match r.checks.first() {
+                Some(c) => [
+                    rfc3339(r.completed_at),
+                    r.run_id.clone(),
+                    c.check_id.clone(),
+                    c.state.clone(),
+                    c.passed.to_string(),
+                    c.failed.to_string(),
+                    c.exempted.to_string(),
+                ],
+                None => [
+                    rfc3339(r.completed_at),
+                    r.run_id.clone(),
+                    "-".into(),
+                    "not run".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                ],
+            })
+            .collect();
+        return table(["COMPLETED", "RUN", "CHECK", "STATE", "PASSED", "FAILED", "EXEMPTED"], &rows);
+    }
+    let rows: Vec<[String; 12]> = runs
+        .iter()
+        .map(|r| {
+            let summary: Value = serde_json::from_str(&r.summary).unwrap_or_default();
+            let total = |key: &str| summary["totals"][key].as_u64().map_or("-".into(), |n| n.to_string());
+            let pillar = |name: &str| {
+                summary["pillars"]
+                    .as_array()
+                    .and_then(|all| all.iter().find(|p| p["pillar"] == name))
+                    .and_then(|p| p["score"].as_u64())
+                    .map_or("-".into(), |n| n.to_string())
+            };
+            [
+                rfc3339(r.completed_at),
+                r.run_id.clone(),
+                r.score.map_or("-".into(), |s| s.to_string()),
+                total("passed"),
+                total("failed"),
+                total("exempted"),
+                pillar("security"),
+                pillar("reliability"),
+                pillar("performance-efficiency"),
+                pillar("cost-optimization"),
+                pillar("operational-excellence"),
+                pillar("sustainability"),
+            ]
+        })
+        .collect();
+    table(
+        ["COMPLETED", "RUN", "SCORE", "PASSED", "FAILED", "EXEMPTED", "SEC", "REL", "PERF", "COST", "OPS", "SUS"],
+        &rows,
+    )
 }
 
 fn ai_run_table(run: &AiRunRow) -> String {

@@ -10,6 +10,7 @@
 
 pub mod ai_conformance;
 pub mod cli;
+pub mod findings;
 pub mod records;
 pub mod schema;
 
@@ -20,6 +21,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 pub use ai_conformance::{AiRequirementRow, AiRunRow};
+pub use findings::{CheckRow, FindingFilter, FindingRow, FindingsPage, HistoryRow, RunSummary};
 pub use records::{EventRow, EventType, Filter, RunRow, Severity};
 
 /// The database's file name inside the data directory.
@@ -95,6 +97,10 @@ pub struct Limits {
     pub event_max_rows: u64,
     /// At most this many Assessment runs.
     pub run_max_rows: u64,
+    /// Completed runs (their totals and per-check outcomes) older than this leave the history.
+    pub history_max_age: Duration,
+    /// At most this many completed runs in the history, over every Assessment.
+    pub history_max_runs: u64,
 }
 
 impl Default for Limits {
@@ -104,6 +110,8 @@ impl Default for Limits {
             event_max_age: Duration::from_secs(7 * 86400),
             event_max_rows: 200_000,
             run_max_rows: 500,
+            history_max_age: Duration::from_secs(90 * 86400),
+            history_max_runs: 5000,
         }
     }
 }
@@ -128,6 +136,27 @@ pub enum Write {
         run: AiRunRow,
         requirements: Vec<AiRequirementRow>,
     },
+    /// An Assessment run starts writing its findings.
+    RunBegin {
+        assessment: String,
+        run_id: String,
+        started_at_ms: i64,
+    },
+    /// A batch of a run's findings.
+    RunFindings {
+        run_id: String,
+        findings: Vec<FindingRow>,
+    },
+    /// The run completed: its summary joins the history, its findings replace the previous.
+    RunFinish(Box<RunSummary>),
+    /// The run will not complete: its findings are dropped, the previous ones stay.
+    RunAbort {
+        run_id: String,
+    },
+    /// The Assessment was deleted: its findings go (its history stays for its retention).
+    AssessmentDeleted {
+        assessment: String,
+    },
 }
 
 impl Write {
@@ -148,6 +177,11 @@ impl Write {
             Write::AiConformance { run, requirements } => {
                 run.run_id.len() + run.totals.len() + requirements.iter().map(AiRequirementRow::size).sum::<usize>()
             }
+            Write::RunBegin { assessment, run_id, .. } => assessment.len() + run_id.len() * 2,
+            Write::RunFindings { findings, .. } => findings.iter().map(FindingRow::size).sum(),
+            Write::RunFinish(run) => run.summary.len() + run.checks.len() * 64,
+            Write::RunAbort { .. } => 0,
+            Write::AssessmentDeleted { assessment } => assessment.len(),
         };
         text + 128
     }
@@ -269,7 +303,30 @@ impl Store {
                 size = write.size();
             }
         }
-        self.write_chunk(&writes[start..])
+        self.write_chunk(&writes[start..])?;
+        let replacing = |w: &Write| {
+            matches!(
+                w,
+                Write::RunFinish(_) | Write::RunAbort { .. } | Write::RunBegin { .. } | Write::AssessmentDeleted { .. }
+            )
+        };
+        if writes.iter().any(replacing) {
+            self.remove_stale_findings()?;
+        }
+        Ok(())
+    }
+
+    /// Removes the findings of replaced or dropped runs, a step per transaction.
+    fn remove_stale_findings(&mut self) -> Result<u64, Error> {
+        let (_, wal_bytes) = budget(self.limits.max_bytes);
+        let step = (wal_bytes / 8 / 256).max(64);
+        let mut removed = 0;
+        while findings::has_stale(&self.conn)? {
+            let tx = self.conn.transaction()?;
+            removed += findings::remove_stale(&tx, step)?;
+            tx.commit()?;
+        }
+        Ok(removed)
     }
 
     fn write_chunk(&mut self, writes: &[Write]) -> Result<(), Error> {
@@ -308,6 +365,13 @@ impl Store {
                     Write::AiConformance { run, requirements } => {
                         ai_conformance::insert(&tx, run, requirements)?;
                     }
+                    Write::RunBegin { assessment, run_id, started_at_ms } => {
+                        findings::begin(&tx, assessment, run_id, *started_at_ms)?;
+                    }
+                    Write::RunFindings { run_id, findings: rows } => findings::append(&tx, run_id, rows)?,
+                    Write::RunFinish(run) => findings::finish(&tx, run)?,
+                    Write::RunAbort { run_id } => findings::abort(&tx, run_id)?,
+                    Write::AssessmentDeleted { assessment } => findings::forget(&tx, assessment)?,
                 }
             }
             prune_rows(&tx, "events", "last_seen", self.limits.event_max_rows)?;
@@ -368,6 +432,9 @@ impl Store {
         let by_rows = self.delete_oldest("events", "last_seen", "1", n)?;
         let n = over(self, "assessment_runs", self.limits.run_max_rows)?;
         self.delete_oldest("assessment_runs", "finished_at", "1", n)?;
+        let history_cutoff = now_ms - self.limits.history_max_age.as_millis() as i64;
+        findings::prune(&self.conn, now_ms, history_cutoff, self.limits.history_max_runs)?;
+        self.remove_stale_findings()?;
         let by_size = if self.used_fraction()? > 0.9 { self.shrink(0.2)? } else { 0 };
         Ok(Pruned { by_age, by_rows, by_size })
     }
@@ -545,6 +612,16 @@ impl Reader {
     /// The requirements of a self-check (by store id), in the checklist's order.
     pub fn ai_conformance_requirements(&self, run: i64) -> Result<Vec<AiRequirementRow>, Error> {
         ai_conformance::requirements(&self.conn, run)
+    }
+
+    /// The findings of an Assessment's latest run that match `filter`.
+    pub fn findings(&self, filter: &FindingFilter) -> Result<FindingsPage, Error> {
+        findings::list(&self.conn, filter)
+    }
+
+    /// An Assessment's completed runs, newest first, with their checks' outcomes.
+    pub fn history(&self, assessment: &str, limit: u32) -> Result<Vec<HistoryRow>, Error> {
+        findings::history(&self.conn, assessment, limit)
     }
 
     /// How many events are stored.

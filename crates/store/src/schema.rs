@@ -79,6 +79,55 @@ pub const MIGRATIONS: &[&str] = &[
         evidence TEXT NOT NULL,
         PRIMARY KEY (run, requirement)
      );",
+    // 5: every finding of each Assessment's latest run, and each completed run's outcomes per
+    // check (the trend). A run's row exists from its first batch of findings; `completed_at`
+    // is set when it finishes. `findings_state`: writing, kept (the Assessment's latest
+    // findings), stale (replaced: its findings are being removed), none.
+    "CREATE TABLE assessment_history (
+        id INTEGER PRIMARY KEY,
+        assessment TEXT NOT NULL,
+        run_id TEXT NOT NULL UNIQUE,
+        started_at INTEGER NOT NULL,
+        completed_at INTEGER,
+        score INTEGER,
+        summary TEXT NOT NULL DEFAULT '{}',
+        findings INTEGER NOT NULL DEFAULT 0,
+        findings_state TEXT NOT NULL DEFAULT 'writing'
+     );
+     CREATE INDEX history_by_assessment ON assessment_history (assessment, completed_at);
+     CREATE INDEX history_by_time ON assessment_history (completed_at);
+     CREATE TABLE assessment_checks (
+        run INTEGER NOT NULL,
+        check_id TEXT NOT NULL,
+        pillar TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        state TEXT NOT NULL,
+        passed INTEGER NOT NULL,
+        failed INTEGER NOT NULL,
+        exempted INTEGER NOT NULL,
+        PRIMARY KEY (run, check_id)
+     ) WITHOUT ROWID;
+     CREATE TABLE check_texts (
+        check_id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        remediation TEXT NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE findings (
+        run INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        check_id TEXT NOT NULL,
+        pillar TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        rank INTEGER NOT NULL,
+        api_version TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        namespace TEXT,
+        name TEXT NOT NULL,
+        container TEXT,
+        message TEXT NOT NULL,
+        exempted INTEGER NOT NULL,
+        PRIMARY KEY (run, seq)
+     ) WITHOUT ROWID;",
 ];
 
 /// The version this binary writes and reads.

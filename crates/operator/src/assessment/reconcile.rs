@@ -18,8 +18,8 @@ use kube9_checks::Options;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use super::result;
 use super::schedule::{Due, RETRY_AFTER_FAILURE, due, latest_scheduled, schedule_interval};
+use super::{result, stored};
 use crate::base::backoff::{Outage, WatchBackoff};
 use crate::base::leadership::{Leadership, Role};
 use crate::base::metrics::Metrics;
@@ -43,8 +43,11 @@ pub struct Context {
     /// Most objects a run holds (0: no bound).
     pub max_objects: usize,
     pub metrics: Metrics,
-    /// The event history and the record of runs (`query assessments`).
+    /// The event history, the record of runs (`query assessments`) and every finding of each
+    /// Assessment's latest run (`query findings`).
     pub history: Recorder,
+    /// The operator's namespace, where `query findings` is run (the status says so).
+    pub namespace: String,
     /// Only the leader runs Assessments; a standby keeps the watch warm.
     pub leadership: Leadership,
     /// One run at a time: each holds its snapshot, so runs due together wait in turn and the
@@ -72,6 +75,7 @@ impl Context {
             max_objects: config.assessment_max_objects,
             metrics,
             history,
+            namespace: config.namespace.clone(),
             leadership,
             runs: Arc::new(tokio::sync::Semaphore::new(1)),
             outage,
@@ -218,7 +222,7 @@ async fn run_once(assessment: &Assessment, ctx: &Context, now: Timestamp) -> Res
     };
     let completed_at = Timestamp::now();
     let next_run_at = schedule_interval(&assessment.spec).map(|after| Time(completed_at + after));
-    let done = result::status(
+    let mut done = result::status(
         &report,
         running,
         completed_at,
@@ -226,6 +230,15 @@ async fn run_once(assessment: &Assessment, ctx: &Context, now: Timestamp) -> Res
         assessment.metadata.generation,
         assessment.annotations().get(RUN_REQUESTED_ANNOTATION).cloned(),
     );
+    done.history = stored::history(&done);
+    done.more_findings = stored::more_findings(
+        &name,
+        done.truncated.unwrap_or(0),
+        ctx.history.enabled(),
+        &ctx.namespace,
+        ctx.instance.as_deref(),
+    );
+    keep_findings(ctx, &name, &run_id, now, &report, &done).await;
     write_status(&api, &name, &done).await?;
     ctx.finished(&name, &run_id);
     ctx.metrics.assessment_run("completed", started.elapsed().as_secs_f64());
@@ -254,6 +267,34 @@ async fn run_once(assessment: &Assessment, ctx: &Context, now: Timestamp) -> Res
     record_run(ctx, &name, &run_id, now, completed_at, "completed", &note, summary);
     event(ctx, assessment, "Normal", "AssessmentCompleted", note).await;
     Ok(until(next_run_at.as_ref()))
+}
+
+/// Every finding of the run to the store, a batch at a time, then the run's summary: they
+/// replace the previous run's once all are stored (`kube9-operator query findings`).
+async fn keep_findings(
+    ctx: &Context,
+    name: &str,
+    run_id: &str,
+    started: Timestamp,
+    report: &kube9_checks::Report,
+    done: &AssessmentStatus,
+) {
+    if !ctx.history.enabled() {
+        return;
+    }
+    let mut kept = ctx.history.begin_run(name, run_id, started.as_millisecond()).await;
+    let mut batch = Vec::with_capacity(stored::BATCH);
+    for found in report.findings().into_iter().chain(report.exempted()) {
+        batch.push(stored::finding_row(&found));
+        if batch.len() == stored::BATCH {
+            kept.append(std::mem::replace(&mut batch, Vec::with_capacity(stored::BATCH))).await;
+        }
+    }
+    kept.append(batch).await;
+    match stored::summary(name, done, kept.appended()) {
+        Some(summary) => kept.finish(summary).await,
+        None => kept.abort().await,
+    }
 }
 
 /// Why a run failed: the condition's message, the Event's note, and when to try again (None:
@@ -419,6 +460,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             // Every change to any Assessment (its deletion included) may change the summary.
             if matches!(event, Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone)) {
                 publish_summary(&summary_ctx, latest_scheduled(&store.state()));
+            }
+            // A deleted Assessment's findings leave the store (its history stays for its retention).
+            if let Ok(watcher::Event::Delete(gone)) = event {
+                summary_ctx.history.record(Write::AssessmentDeleted { assessment: gone.name_any() });
             }
         })
         .applied_objects();

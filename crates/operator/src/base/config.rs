@@ -131,6 +131,11 @@ pub struct Flags {
     #[arg(long, env = "KUBE9_EVENTS_MAX_ROWS", default_value_t = 200_000)]
     pub events_max_rows: u64,
 
+    /// How long the store keeps each completed Assessment run's totals and per-check outcomes
+    /// (`kube9-operator query assessments history`); the status keeps the last 30 runs.
+    #[arg(long, env = "KUBE9_ASSESSMENT_HISTORY_RETENTION", default_value = "90d", value_parser = humantime::parse_duration)]
+    pub assessment_history_retention: Duration,
+
     /// How often the Kubernetes AI Conformance readiness self-check runs (1m to 30d); 0 runs it
     /// only when requested by annotation.
     #[arg(long, env = "KUBE9_AI_CONFORMANCE_INTERVAL", default_value = "24h", value_parser = humantime::parse_duration)]
@@ -332,7 +337,15 @@ impl Config {
         let store = flags
             .data_dir
             .filter(|d| !d.as_os_str().is_empty())
-            .map(|dir| store_config(dir, &flags.store_max_size, flags.events_retention, flags.events_max_rows))
+            .map(|dir| {
+                store_config(
+                    dir,
+                    &flags.store_max_size,
+                    flags.events_retention,
+                    flags.events_max_rows,
+                    flags.assessment_history_retention,
+                )
+            })
             .transpose()?;
         Ok(Config {
             store,
@@ -364,7 +377,13 @@ impl Config {
     }
 }
 
-fn store_config(dir: PathBuf, max_size: &str, retention: Duration, max_rows: u64) -> Result<StoreConfig, ConfigError> {
+fn store_config(
+    dir: PathBuf,
+    max_size: &str,
+    retention: Duration,
+    max_rows: u64,
+    history_retention: Duration,
+) -> Result<StoreConfig, ConfigError> {
     let fail = |why: &str| ConfigError::DataDir { path: dir.display().to_string(), why: why.to_owned() };
     if !dir.is_absolute() {
         return Err(fail("must be an absolute path"));
@@ -383,10 +402,17 @@ fn store_config(dir: PathBuf, max_size: &str, retention: Duration, max_rows: u64
     if !(1000..=10_000_000).contains(&max_rows) {
         return Err(ConfigError::Setting { name: "events-max-rows", why: "must be 1000 to 10000000".into() });
     }
+    check_duration(
+        "assessment-history-retention",
+        history_retention,
+        Duration::from_secs(3600),
+        Duration::from_secs(3650 * 86400),
+    )?;
     let limits = kube9_store::Limits {
         max_bytes,
         event_max_age: retention,
         event_max_rows: max_rows,
+        history_max_age: history_retention,
         ..kube9_store::Limits::default()
     };
     Ok(StoreConfig { dir, limits })
@@ -581,6 +607,11 @@ mod tests {
             (vec!["--data-dir", "/data", "--store-max-size", "512Ki"], None, "at least 1Mi"),
             (vec!["--data-dir", "/data", "--events-retention", "5m"], None, "--events-retention"),
             (vec!["--data-dir", "/data", "--events-max-rows", "10"], None, "--events-max-rows"),
+            (
+                vec!["--data-dir", "/data", "--assessment-history-retention", "5m"],
+                None,
+                "--assessment-history-retention",
+            ),
         ];
         for (args, env_key, expected) in cases {
             let err = Config::from_flags(flags(&args), env_key.map(str::to_owned)).unwrap_err().to_string();
@@ -592,11 +623,21 @@ mod tests {
     fn the_store_is_configured_only_with_a_data_dir() {
         assert_eq!(Config::from_flags(flags(&[]), None).unwrap().store, None);
         let config = Config::from_flags(
-            flags(&["--data-dir", "/var/lib/kube9", "--store-max-size", "64Mi", "--events-retention", "2d"]),
+            flags(&[
+                "--data-dir",
+                "/var/lib/kube9",
+                "--store-max-size",
+                "64Mi",
+                "--events-retention",
+                "2d",
+                "--assessment-history-retention",
+                "30d",
+            ]),
             None,
         )
         .unwrap();
         let store = config.store.unwrap();
+        assert_eq!(store.limits.history_max_age, Duration::from_secs(30 * 86400));
         assert_eq!(store.dir, PathBuf::from("/var/lib/kube9"));
         assert_eq!(store.limits.max_bytes, 64 << 20);
         assert_eq!(store.limits.event_max_age, Duration::from_secs(2 * 86400));

@@ -21,9 +21,15 @@ const LINGER: Duration = Duration::from_millis(50);
 /// How often retention runs and the store is checked.
 pub const CHECK_EVERY: Duration = Duration::from_secs(30);
 
+/// Batches of findings queued or being written at once: a large run waits for the writer
+/// rather than holding its findings in the queue.
+const FINDING_BATCHES: usize = 4;
+
 #[allow(clippy::large_enum_variant)] // nearly every message is a write
 enum Message {
     Write(Write),
+    /// A batch of findings, holding its place among the [`FINDING_BATCHES`] until written.
+    Batch(Write, tokio::sync::OwnedSemaphorePermit),
     Check,
 }
 
@@ -31,13 +37,18 @@ enum Message {
 #[derive(Clone)]
 pub struct Recorder {
     tx: Option<mpsc::Sender<Message>>,
+    batches: std::sync::Arc<tokio::sync::Semaphore>,
     metrics: Metrics,
 }
 
 impl Recorder {
     /// A recorder for an operator without a data directory.
     pub fn disabled(metrics: Metrics) -> Recorder {
-        Recorder { tx: None, metrics }
+        Recorder { tx: None, batches: Self::batches(), metrics }
+    }
+
+    fn batches() -> std::sync::Arc<tokio::sync::Semaphore> {
+        std::sync::Arc::new(tokio::sync::Semaphore::new(FINDING_BATCHES))
     }
 
     /// Queues a write, waiting while the queue is full (the Events watch).
@@ -50,6 +61,18 @@ impl Recorder {
         self.metrics.store_dropped(1);
     }
 
+    /// Whether there is a store to write to (the operator has a data directory).
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// Starts writing an Assessment run's findings to the store (see [`RunWriter`]).
+    pub async fn begin_run(&self, assessment: &str, run_id: &str, started_at_ms: i64) -> RunWriter {
+        let begin = Write::RunBegin { assessment: assessment.to_owned(), run_id: run_id.to_owned(), started_at_ms };
+        self.send(begin).await;
+        RunWriter { recorder: self.clone(), run_id: run_id.to_owned(), appended: 0 }
+    }
+
     /// Queues a write without waiting: dropped (and counted) when the queue is full. For the
     /// operator's own events, which must never hold up a reconcile.
     pub fn record(&self, write: Write) {
@@ -59,6 +82,51 @@ impl Recorder {
             return;
         }
         self.metrics.store_dropped(1);
+    }
+}
+
+/// One Assessment run's findings on their way to the store: appended a batch at a time (the
+/// run never converts them all at once), then finished with the run's summary, or aborted.
+/// Each write waits while the writer's queue is full, so a large run slows down rather than
+/// losing findings or growing the queue; the writer thread does the SQLite work.
+pub struct RunWriter {
+    recorder: Recorder,
+    run_id: String,
+    appended: u64,
+}
+
+impl RunWriter {
+    /// Adds a batch of the run's findings.
+    pub async fn append(&mut self, findings: Vec<kube9_store::FindingRow>) {
+        if findings.is_empty() {
+            return;
+        }
+        self.appended += findings.len() as u64;
+        let write = Write::RunFindings { run_id: self.run_id.clone(), findings };
+        let (Some(tx), Ok(permit)) = (&self.recorder.tx, self.recorder.batches.clone().acquire_owned().await) else {
+            self.recorder.metrics.store_dropped(1);
+            return;
+        };
+        if tx.send(Message::Batch(write, permit)).await.is_err() {
+            self.recorder.metrics.store_dropped(1);
+        }
+    }
+
+    /// How many findings were appended.
+    pub fn appended(&self) -> u64 {
+        self.appended
+    }
+
+    /// Completes the run: its summary (whose `findings` is set to the count appended) joins the
+    /// history, and its findings replace the previous run's once the store holds all of them.
+    pub async fn finish(self, mut summary: kube9_store::RunSummary) {
+        summary.findings = self.appended;
+        self.recorder.send(Write::RunFinish(Box::new(summary))).await;
+    }
+
+    /// The run will not complete: its findings are dropped, the previous run's stay.
+    pub async fn abort(self) {
+        self.recorder.send(Write::RunAbort { run_id: self.run_id }).await;
     }
 }
 
@@ -83,7 +151,7 @@ pub fn start(dir: PathBuf, limits: Limits, metrics: Metrics) -> (Recorder, watch
             }
         }
     });
-    (Recorder { tx: Some(tx), metrics }, failure_rx)
+    (Recorder { tx: Some(tx), batches: Recorder::batches(), metrics }, failure_rx)
 }
 
 struct Writer {
@@ -99,10 +167,15 @@ impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Message>) {
         self.open();
         let mut batch = Vec::with_capacity(64);
+        let mut permits = Vec::new();
         while let Some(first) = rx.blocking_recv() {
             let mut check = false;
             let mut take = |message, batch: &mut Vec<Write>| match message {
                 Message::Write(w) => batch.push(w),
+                Message::Batch(w, permit) => {
+                    batch.push(w);
+                    permits.push(permit);
+                }
                 Message::Check => check = true,
             };
             take(first, &mut batch);
@@ -123,6 +196,7 @@ impl Writer {
                 self.write(&batch);
                 batch.clear();
             }
+            permits.clear();
         }
     }
 
@@ -308,6 +382,68 @@ mod tests {
         let uids: Vec<String> =
             reader.events(&Filter { limit: 10, ..Default::default() }).unwrap().into_iter().map(|e| e.uid).collect();
         assert_eq!(uids, ["after"], "a new store in its place");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn finding(n: usize) -> kube9_store::FindingRow {
+        kube9_store::FindingRow {
+            check_id: "security.privileged".into(),
+            pillar: "security".into(),
+            severity: "critical".into(),
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            namespace: Some("shop".into()),
+            name: format!("web-{n}"),
+            container: None,
+            message: "runs privileged".into(),
+            exempted: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_written_in_batches_replaces_the_previous_once_finished() {
+        let dir = std::env::temp_dir().join(format!("kube9-writer-runs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (recorder, _failure) = start(dir.clone(), Limits::default(), Metrics::default());
+        let summary = |run_id: &str| kube9_store::RunSummary {
+            run_id: run_id.into(),
+            assessment: "nightly".into(),
+            started_at: now_ms(),
+            completed_at: now_ms(),
+            score: 50,
+            summary: "{}".into(),
+            findings: 0,
+            checks: Vec::new(),
+        };
+        let listed = |dir: &Path| {
+            let filter =
+                kube9_store::FindingFilter { assessment: "nightly".into(), limit: 100_000, ..Default::default() };
+            Reader::open(dir).and_then(|r| r.findings(&filter)).map(|page| (page.run.run_id, page.matching))
+        };
+        for (run_id, n) in [("nightly-1", 1700), ("nightly-2", 30)] {
+            let mut run = recorder.begin_run("nightly", run_id, now_ms()).await;
+            let all: Vec<_> = (0..n).map(finding).collect();
+            for batch in all.chunks(500) {
+                run.append(batch.to_vec()).await;
+            }
+            assert_eq!(run.appended(), n as u64);
+            run.finish(summary(run_id)).await;
+            let mut seen = None;
+            for _ in 0..100 {
+                seen = listed(&dir).ok();
+                if seen == Some((run_id.to_owned(), n as u64)) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(seen, Some((run_id.to_owned(), n as u64)));
+        }
+        // An aborted run leaves the previous findings.
+        let mut run = recorder.begin_run("nightly", "nightly-3", now_ms()).await;
+        run.append(vec![finding(0)]).await;
+        run.abort().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(listed(&dir).unwrap(), ("nightly-2".to_owned(), 30));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
