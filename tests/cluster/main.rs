@@ -12,5 +12,6 @@ mod faults;
 mod kwok;
 mod namespaces;
 mod operator;
+mod operators;
 mod pro;
 mod versions;

@@ -31,6 +31,13 @@ const ADMISSION: &str = "admissionregistration.k8s.io/v1";
 const APIREGISTRATION: &str = "apiregistration.k8s.io/v1";
 const APIEXTENSIONS: &str = "apiextensions.k8s.io/v1";
 
+/// What the operator checks call an operator, as docs/checks.md says it.
+pub const OPERATOR_DEFINITION: &str = "An *operator* (or controller), for the checks of operators, is a Deployment, \
+    StatefulSet or DaemonSet (or a bare Pod) that runs the Pods behind a Service the API server calls (an admission \
+    webhook's, an aggregated APIService's or a CRD conversion webhook's), or whose name, or `app.kubernetes.io/name`, \
+    `app.kubernetes.io/component`, `app` or `control-plane` label, has the word `controller`, `operator` or `manager` \
+    in it (`cert-manager`, `ingress-nginx-controller`, kubebuilder's `control-plane: controller-manager`).";
+
 /// A CA bundle that expires within this many days is a finding.
 pub const CA_WARNING_DAYS: i64 = 30;
 
