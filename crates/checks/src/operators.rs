@@ -257,7 +257,8 @@ impl Facts {
                 )
             });
             let failed_last = last_exit.as_ref().is_some_and(|(_, code)| *code != 0);
-            if !backing_off && !(restarts >= RESTARTS_RISING && failed_last) {
+            let crash_looping = backing_off || (restarts >= RESTARTS_RISING && failed_last);
+            if !crash_looping {
                 continue;
             }
             let owner = array(object, "/metadata/ownerReferences")

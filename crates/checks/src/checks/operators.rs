@@ -200,6 +200,9 @@ fn api_version(kind: &str) -> &'static str {
     }
 }
 
+/// A workload by kind, namespace and name.
+type WorkloadKey<'s> = (&'static str, Option<&'s str>, String);
+
 /// The workload a crashing Pod belongs to, as a person edits it: a Deployment's Pods (owned by
 /// its ReplicaSet, named `<deployment>-<pod-template-hash>`) belong to the Deployment.
 fn owning_workload<'s>(s: &'s Snapshot, pod: &CrashingPod) -> (&'static str, String, Option<&'s WorkloadState>) {
@@ -441,8 +444,7 @@ pub static CHECKS: &[Check] = &[
         run: |s, e| {
             let called = called_services(s);
             // The crash-looping Pods of each workload, in the order met.
-            let mut crashing: Vec<((&'static str, Option<&str>, String), Option<&WorkloadState>, Vec<&CrashingPod>)> =
-                Vec::new();
+            let mut crashing: Vec<(WorkloadKey<'_>, Option<&WorkloadState>, Vec<&CrashingPod>)> = Vec::new();
             for pod in crash_looping(s) {
                 let (kind, name, workload) = owning_workload(s, pod);
                 let key = (kind, pod.metadata.namespace.as_deref(), name);
