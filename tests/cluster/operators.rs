@@ -314,7 +314,7 @@ async fn the_cluster_s_other_operators_are_judged_broken_or_healthy() {
             &format!("ValidatingWebhookConfiguration {broken}: webhook {broken}.kube9-tests.example.com: its Service {ns}/gate-broken has no"),
         );
         none("reliability.webhook-fail-closed-unreachable", 1);
-        one("reliability.ca-bundle-expiring", "CA bundle expires in 9 days");
+        one("reliability.ca-bundle-expiring", "CA bundle expires in 10 days");
         assert!(found("reliability.ca-bundle-expiring")[0].contains(&format!("({id}-expiring, ")));
         assert!(found("reliability.ca-bundle-expiring")[0].starts_with(&format!("ValidatingWebhookConfiguration {broken}")));
         none("reliability.ca-bundle-expired", 2);

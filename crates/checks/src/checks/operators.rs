@@ -130,9 +130,13 @@ fn date(seconds: i64) -> String {
         .unwrap_or_else(|_| seconds.to_string())
 }
 
-/// The Services the API server calls, with what calls each.
-fn called_services<'s>(s: &'s Snapshot) -> BTreeMap<(&'s str, &'s str), String> {
-    let mut out = BTreeMap::new();
+/// The Services the API server calls that select Pods: namespace, selector, and what calls it.
+type Called<'s> = Vec<(&'s str, &'s BTreeMap<String, String>, String)>;
+
+/// The Services the API server calls, found in one pass over the Services (a large cluster has
+/// thousands; the API server calls a few).
+fn called_services<'s>(s: &'s Snapshot) -> Called<'s> {
+    let mut out: BTreeMap<(&str, &str), String> = BTreeMap::new();
     let mut note = |service: &'s Option<ServiceRef>, what: String| {
         if let Some(svc) = service {
             out.entry((svc.namespace.as_str(), svc.name.as_str())).or_insert(what);
@@ -152,7 +156,15 @@ fn called_services<'s>(s: &'s Snapshot) -> BTreeMap<(&'s str, &'s str), String> 
             format!("the conversion webhook of {}", crd.metadata.name.as_deref().unwrap_or_default()),
         );
     }
-    out
+    s.services
+        .iter()
+        .filter_map(|svc| {
+            let namespace = svc.metadata.namespace.as_deref()?;
+            let what = out.get(&(namespace, svc.metadata.name.as_deref()?))?;
+            let selector = svc.spec.as_ref()?.selector.as_ref().filter(|s| !s.is_empty())?;
+            Some((namespace, selector, what.clone()))
+        })
+        .collect()
 }
 
 /// Whether a name or label value names a controller, an operator or a manager.
@@ -163,17 +175,14 @@ pub fn named_as_operator(text: &str) -> bool {
 
 /// Why a workload (its name, its own labels, its Pods' labels) is an operator, if it is one.
 fn operator_because(
-    s: &Snapshot,
-    called: &BTreeMap<(&str, &str), String>,
+    called: &Called<'_>,
     namespace: &str,
     name: &str,
     labels: Option<&BTreeMap<String, String>>,
     pod_labels: &BTreeMap<String, String>,
 ) -> Option<String> {
-    for svc in s.services.iter().filter(|svc| svc.metadata.namespace.as_deref() == Some(namespace)) {
-        let Some(what) = called.get(&(namespace, svc.metadata.name.as_deref().unwrap_or_default())) else { continue };
-        let selector = svc.spec.as_ref().and_then(|s| s.selector.as_ref()).filter(|s| !s.is_empty());
-        if selector.is_some_and(|sel| sel.iter().all(|(k, v)| pod_labels.get(k) == Some(v))) {
+    for (_, selector, what) in called.iter().filter(|(ns, _, _)| *ns == namespace) {
+        if selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)) {
             return Some(format!("it serves {what}"));
         }
     }
@@ -186,10 +195,10 @@ fn operator_because(
     named.then(|| "it is named as a controller".to_owned())
 }
 
-fn workload_because(s: &Snapshot, called: &BTreeMap<(&str, &str), String>, w: &WorkloadState) -> Option<String> {
+fn workload_because(called: &Called<'_>, w: &WorkloadState) -> Option<String> {
     let namespace = w.metadata.namespace.as_deref().unwrap_or_default();
     let name = w.metadata.name.as_deref().unwrap_or_default();
-    operator_because(s, called, namespace, name, w.metadata.labels.as_ref(), &w.pod_labels)
+    operator_because(called, namespace, name, w.metadata.labels.as_ref(), &w.pod_labels)
 }
 
 fn api_version(kind: &str) -> &'static str {
@@ -335,7 +344,8 @@ pub static CHECKS: &[Check] = &[
                 if *not_after <= now {
                     continue;
                 }
-                let days = (*not_after - now) / 86_400;
+                // To the nearest day: a CA made for ten days and read a second later has ten left.
+                let days = (*not_after - now + 43_200) / 86_400;
                 e.expect(
                     *not_after - now > CA_WARNING_DAYS * 86_400,
                     subject,
@@ -455,10 +465,10 @@ pub static CHECKS: &[Check] = &[
             }
             for ((kind, namespace, name), workload, pods) in &crashing {
                 let because = match workload {
-                    Some(w) => workload_because(s, &called, w),
+                    Some(w) => workload_because(&called, w),
                     None => {
                         let labels = pods[0].metadata.labels.clone().unwrap_or_default();
-                        operator_because(s, &called, namespace.unwrap_or_default(), name, None, &labels)
+                        operator_because(&called, namespace.unwrap_or_default(), name, None, &labels)
                     }
                 };
                 let Some(because) = because else { continue };
@@ -477,7 +487,7 @@ pub static CHECKS: &[Check] = &[
             }
             for w in &s.operators.workloads {
                 let key = (w.kind, w.metadata.namespace.as_deref(), w.metadata.name.clone().unwrap_or_default());
-                if !crashing.iter().any(|(k, _, _)| *k == key) && workload_because(s, &called, w).is_some() {
+                if !crashing.iter().any(|(k, _, _)| *k == key) && workload_because(&called, w).is_some() {
                     e.pass(Subject::new(api_version(w.kind), w.kind, &w.metadata));
                 }
             }
@@ -495,7 +505,7 @@ pub static CHECKS: &[Check] = &[
             let called = called_services(s);
             for w in s.operators.workloads.iter().filter(|w| w.kind == "Deployment") {
                 let Some(available) = &w.available else { continue };
-                let Some(because) = workload_because(s, &called, w) else { continue };
+                let Some(because) = workload_because(&called, w) else { continue };
                 let replicas = w.replicas.unwrap_or(1);
                 e.expect(
                     available.is_true(),
