@@ -155,18 +155,13 @@ pub struct WorkloadState {
 }
 
 impl Facts {
-    /// Objects (and Service endpoint counts) held.
-    pub fn len(&self) -> usize {
+    /// Objects (and Service endpoint counts) held here only: CRDs and workloads are counted
+    /// where the snapshot keeps them as objects, so that the object bound counts each once.
+    pub fn held_here_only(&self) -> usize {
         self.webhook_configurations.len()
             + self.api_services.len()
-            + self.crds.len()
             + self.ready_endpoints.len()
             + self.crashing_pods.len()
-            + self.workloads.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Reads what the operator checks need from an object of any kind (most leave nothing).

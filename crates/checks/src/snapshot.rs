@@ -433,7 +433,7 @@ impl Snapshot {
             + self.crds.len()
             + self.applications.len()
             + self.app_projects.len()
-            + self.operators.len()
+            + self.operators.held_here_only()
     }
 
     /// A kind no check names: a workload when it has a pod template, otherwise counted.

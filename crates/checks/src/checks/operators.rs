@@ -816,6 +816,22 @@ mod tests {
     }
 
     #[test]
+    fn the_object_bound_counts_each_object_once_and_a_healthy_pod_leaves_nothing() {
+        let labels = json!({"app": "gate"});
+        let s = snapshot(&[
+            deployment("gate", labels.clone(), "True"),
+            crd(json!([{"name": "v1", "served": true, "storage": true}]), &["v1"], None),
+            webhook_configuration("ValidatingWebhookConfiguration", "Fail", None),
+            slice("gate", &[true]),
+            slice("gate", &[true]),
+            pod_of("gate", labels.clone(), 0, None, "2029-12-30T00:00:00Z"),
+        ]);
+        assert_eq!(s.len(), 4, "the Deployment, the CRD, the webhook configuration, the Service's endpoints");
+        assert_eq!(s.operators.ready_endpoints.get(&("policy".to_owned(), "gate".to_owned())), Some(&2));
+        assert!(s.operators.crashing_pods.is_empty() && s.pods.is_empty());
+    }
+
+    #[test]
     fn every_check_here_needs_a_live_cluster_and_is_skipped_offline() {
         let s = snapshot(&[webhook_configuration("ValidatingWebhookConfiguration", "Fail", None)]);
         let report = run(&s, &Options::default());
