@@ -169,10 +169,16 @@ def test_the_operator_runs_with_exactly_the_charts_permissions(
     refused(as_operator, "create", "deployment", "miner", "-n", namespace, "--image=busybox")
     refused(as_operator, "get", "pod", "anything", "-n", "kube-system")
     refused(as_operator, "get", "configmaps", "--all-namespaces")
-    # The kinds the checks read beside workloads: listed, never read one by one.
-    for kind in ("replicationcontrollers", "podtemplates"):
+    # The kinds the checks read beside workloads (the cluster's other operators among them):
+    # listed, never read one by one, never watched.
+    for kind in ("replicationcontrollers", "podtemplates", "validatingwebhookconfigurations.admissionregistration.k8s.io",
+                 "mutatingwebhookconfigurations.admissionregistration.k8s.io", "apiservices.apiregistration.k8s.io",
+                 "customresourcedefinitions.apiextensions.k8s.io", "endpointslices.discovery.k8s.io"):
         can = as_operator.run("auth", "can-i", "list", kind, "--all-namespaces", check=False)
         assert can.stdout.strip() == "yes", (kind, can.stdout)
+        for verb in ("get", "watch"):
+            can = as_operator.run("auth", "can-i", verb, kind, "--all-namespaces", check=False)
+            assert can.stdout.strip() == "no", (verb, kind, can.stdout)
     # Its own Lease only, and never deleted.
     refused(as_operator, "get", "lease", "kube-controller-manager", "-n", "kube-system")
     refused(as_operator, "get", "leases", "-n", namespace)

@@ -13,5 +13,6 @@ mod findings;
 mod kwok;
 mod namespaces;
 mod operator;
+mod operators;
 mod pro;
 mod versions;

@@ -23,6 +23,14 @@ pub fn rendered() -> String {
          matters, the container.\n",
         checks.len()
     );
+    let live = checks.iter().filter(|c| c.needs_cluster()).count();
+    let _ = writeln!(
+        out,
+        "{live} of them, marked *live cluster only*, judge state that manifests do not carry (status conditions, \
+         ready endpoints, restarts, the time left on a certificate): they run in the cluster, and offline \
+         `kube9-operator assess` reports them as skipped (counted, and named with the reason) rather than passing. {}\n",
+        kube9_checks::checks::operators::OPERATOR_DEFINITION
+    );
     out.push_str(
         "To accept a finding, annotate the object or its Namespace with the check ids, separated by commas: \
          `kube9.io/exempt: \"security.privileged,reliability.replicas\"`. Exempted findings are counted and \
@@ -39,11 +47,12 @@ pub fn rendered() -> String {
         for c in checks.iter().filter(|c| c.pillar == pillar) {
             let _ = writeln!(
                 out,
-                "| [`{}`](#{}) | {} | {} | {} |",
+                "| [`{}`](#{}) | {} | {}{} | {} |",
                 c.id,
                 anchor(c.id),
                 c.severity.as_str(),
                 c.title,
+                if c.needs_cluster() { " *(live cluster only)*" } else { "" },
                 c.reads.join(", ")
             );
         }
@@ -53,6 +62,9 @@ pub fn rendered() -> String {
             let _ = writeln!(out, "Why: {}\n", c.rationale);
             let _ = writeln!(out, "Fix: {}\n", c.remediation);
             let _ = writeln!(out, "Reads: {}", c.reads.join(", "));
+            if c.needs_cluster() {
+                let _ = writeln!(out, "\nLive cluster only: skipped offline.");
+            }
         }
     }
     out
@@ -100,6 +112,8 @@ mod tests {
         for c in kube9_checks::registry() {
             assert_eq!(doc.matches(&format!("\n### {}\n", c.id)).count(), 1, "{}", c.id);
             assert!(doc.contains(c.remediation));
+            let section = doc.split(&format!("\n### {}\n", c.id)).nth(1).unwrap().split("\n### ").next().unwrap();
+            assert_eq!(section.contains("Live cluster only"), c.needs_cluster(), "{}", c.id);
         }
     }
 }

@@ -178,6 +178,36 @@ mod tests {
     }
 
     #[test]
+    fn checks_that_need_a_live_cluster_are_skipped_and_said_so() {
+        let dir = manifests();
+        std::fs::write(
+            dir.join("webhook.yaml"),
+            "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata: {name: gate}\nwebhooks:\n  - name: gate.example.com\n    clientConfig: {service: {name: gone, namespace: policy}}\n    sideEffects: None\n    admissionReviewVersions: [v1]\n",
+        )
+        .unwrap();
+        let live: Vec<&str> = kube9_checks::registry().iter().filter(|c| c.needs_cluster()).map(|c| c.id).collect();
+        assert!(live.contains(&"reliability.webhook-fail-closed-unreachable"));
+        let out = run(&args(&["--fail-on", "info", "--check", "reliability"], &dir));
+        assert!(!out.stdout.contains("webhook gate.example.com"), "not judged offline: {}", out.stdout);
+        for id in live.iter().filter(|id| id.starts_with("reliability.")) {
+            assert!(out.stdout.contains(&format!("skipped {id}: needs a live cluster")), "{id}: {}", out.stdout);
+        }
+        let skipped = live.iter().filter(|id| id.starts_with("reliability.")).count();
+        assert!(out.stdout.contains(&format!("passed everywhere, {skipped} skipped;")), "{}", out.stdout);
+        let json: serde_json::Value = serde_json::from_str(&run(&args(&["-o", "json"], &dir)).stdout).unwrap();
+        let states: Vec<(&str, &str)> = json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["state"] == "skipped")
+            .map(|c| (c["checkId"].as_str().unwrap(), c["message"].as_str().unwrap()))
+            .collect();
+        assert_eq!(states.len(), live.len(), "{states:?}");
+        assert!(states.iter().all(|(id, why)| live.contains(id) && why.starts_with("needs a live cluster")));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn fail_on_sets_the_exit_status_and_unreadable_input_is_status_2() {
         let dir = manifests();
         assert_eq!(run(&args(&["--fail-on", "critical"], &dir)).code, 1);

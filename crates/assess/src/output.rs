@@ -88,7 +88,7 @@ pub fn table(report: &Report, loaded: &Loaded) -> String {
     };
     let _ = writeln!(
         out,
-        "\n{} findings ({} critical, {} high, {} medium, {} low, {} info), {} exempted, {} checks passed everywhere; {score}",
+        "\n{} findings ({} critical, {} high, {} medium, {} low, {} info), {} exempted, {} checks passed everywhere, {} skipped; {score}",
         totals.failed,
         s.critical,
         s.high,
@@ -97,6 +97,7 @@ pub fn table(report: &Report, loaded: &Loaded) -> String {
         s.info,
         totals.exempted,
         report.results.iter().filter(|r| r.failed.is_empty() && r.unavailable.is_none()).count(),
+        skipped.len(),
     );
     let _ = writeln!(
         out,

@@ -238,6 +238,9 @@ pub struct Report {
     pub results: Vec<CheckResult>,
 }
 
+/// Why a check that needs live state is skipped over manifests (a snapshot with no `taken_at`).
+pub const NEEDS_CLUSTER: &str = "needs a live cluster: manifests carry no status, endpoints or restarts";
+
 /// Runs the selected checks.
 pub fn run(snapshot: &Snapshot, options: &Options) -> Report {
     let results = options
@@ -250,7 +253,9 @@ pub fn run(snapshot: &Snapshot, options: &Options) -> Report {
             };
             let missing: Vec<&str> =
                 check.reads.iter().copied().filter(|kind| snapshot.unavailable.iter().any(|u| u == kind)).collect();
-            if missing.is_empty() {
+            if check.needs_cluster() && snapshot.taken_at.is_none() {
+                eval.result.unavailable = Some(NEEDS_CLUSTER.to_owned());
+            } else if missing.is_empty() {
                 (check.run)(snapshot, &mut eval);
             } else {
                 eval.result.unavailable = Some(format!("could not read {}", missing.join(", ")));

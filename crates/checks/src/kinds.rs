@@ -51,6 +51,27 @@ pub const KINDS: &[Kind] = &[
         versions: &["v1"],
         plural: "clusterrolebindings",
     },
+    // The cluster's other operators (checks/operators.rs).
+    Kind {
+        name: "ValidatingWebhookConfiguration",
+        group: "admissionregistration.k8s.io",
+        versions: &["v1"],
+        plural: "validatingwebhookconfigurations",
+    },
+    Kind {
+        name: "MutatingWebhookConfiguration",
+        group: "admissionregistration.k8s.io",
+        versions: &["v1"],
+        plural: "mutatingwebhookconfigurations",
+    },
+    Kind { name: "APIService", group: "apiregistration.k8s.io", versions: &["v1"], plural: "apiservices" },
+    Kind {
+        name: "CustomResourceDefinition",
+        group: "apiextensions.k8s.io",
+        versions: &["v1"],
+        plural: "customresourcedefinitions",
+    },
+    Kind { name: "EndpointSlice", group: "discovery.k8s.io", versions: &["v1"], plural: "endpointslices" },
     // Argo CD (the GitOps checks); unavailable where its CRDs are not served.
     Kind { name: "Application", group: "argoproj.io", versions: &["v1alpha1"], plural: "applications" },
     Kind { name: "AppProject", group: "argoproj.io", versions: &["v1alpha1"], plural: "appprojects" },

@@ -8,6 +8,7 @@ pub mod checks;
 pub mod deprecations;
 pub mod engine;
 pub mod kinds;
+pub mod operators;
 pub mod outcome;
 pub mod registry;
 pub mod selection;

@@ -26,6 +26,15 @@ pub struct Check {
     pub run: fn(&Snapshot, &mut Eval<'_>),
 }
 
+impl Check {
+    /// Whether it judges live state (status conditions, ready endpoints, restarts, the time
+    /// left on a certificate) that manifests do not carry: every check of the cluster's other
+    /// operators (checks/operators.rs). Offline such a check is reported as skipped.
+    pub fn needs_cluster(&self) -> bool {
+        checks::operators::CHECKS.iter().any(|c| c.id == self.id)
+    }
+}
+
 impl std::fmt::Debug for Check {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.id)
@@ -46,6 +55,7 @@ static REGISTRY: LazyLock<Vec<Check>> = LazyLock::new(|| {
         checks::operations::CHECKS,
         checks::sustainability::CHECKS,
         checks::gitops::CHECKS,
+        checks::operators::CHECKS,
     ]
     .concat()
 });

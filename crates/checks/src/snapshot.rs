@@ -152,6 +152,9 @@ pub struct Snapshot {
     pub nodes: Vec<Node>,
     /// Names of the CustomResourceDefinitions present.
     pub crds: Vec<String>,
+    /// Webhooks, APIServices, CRDs, endpoints, crashing Pods and workload availability, status
+    /// included (the checks of the cluster's other operators).
+    pub operators: crate::operators::Facts,
     /// Argo CD Applications, status included (the GitOps checks).
     pub applications: Vec<crate::argocd::Application>,
     /// Argo CD AppProjects.
@@ -219,6 +222,8 @@ impl Snapshot {
             .or_else(|| object.pointer("/metadata/generateName").and_then(|v| v.as_str()).map(|g| format!("{g}*")))
             .unwrap_or_else(|| "<unnamed>".to_owned());
         self.record_api_version(&object, &api_version, &kind);
+        // Before the typed kinds drop status: crash loops (a controller's Pods too), availability.
+        self.operators.note(&group, &kind, &object);
         let result: Result<(), (String, Option<String>)> = match (group.as_str(), kind.as_str()) {
             _ if kind.ends_with("List") => {
                 if let Some(serde_json::Value::Array(items)) = object.get("items").cloned() {
@@ -277,6 +282,10 @@ impl Snapshot {
                 self.crds.push(name.clone());
                 Ok(())
             }
+            // Read into `operators` above.
+            ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration")
+            | ("apiregistration.k8s.io", "APIService")
+            | ("discovery.k8s.io", "EndpointSlice") => Ok(()),
             ("apps" | "extensions", "Deployment") => typed::<Deployment>(object).map(|d| {
                 let spec = d.spec.unwrap_or_default();
                 let max_unavailable = spec
@@ -424,6 +433,7 @@ impl Snapshot {
             + self.crds.len()
             + self.applications.len()
             + self.app_projects.len()
+            + self.operators.held_here_only()
     }
 
     /// A kind no check names: a workload when it has a pod template, otherwise counted.

@@ -224,8 +224,8 @@ mod privacy_tests {
         assert!(Collector::SecurityPosture.kinds_needed().contains(&"ClusterRoleBinding"));
         assert_eq!(
             Collector::ResourceInventory.kinds_needed().len(),
-            26,
-            "every kind the checks read, Argo CD's included"
+            31,
+            "every kind the checks read, Argo CD's and the operator checks' (webhooks, APIServices, CRDs, EndpointSlices) included"
         );
     }
 }

@@ -5,6 +5,7 @@ pub mod gitops;
 pub mod hardening;
 pub mod network;
 pub mod operations;
+pub mod operators;
 pub mod performance;
 pub mod rbac;
 pub mod reliability;

@@ -179,18 +179,23 @@ mod tests {
     /// What the self-check lists besides the kinds the checks read (the chart's ClusterRole grants
     /// exactly these, between `# ai-conformance-read` markers).
     const READS: &[(&str, &str)] = &[
-        ("apiextensions.k8s.io", "customresourcedefinitions"),
-        ("apiregistration.k8s.io", "apiservices"),
-        ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
-        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
         ("gateway.networking.k8s.io", "gatewayclasses"),
         ("resource.k8s.io", "resourceslices"),
         ("kueue.x-k8s.io", "clusterqueues"),
     ];
 
     /// The kinds the checks read that the self-check lists too (granted in the checks' block).
-    const SHARED_READS: &[(&str, &str)] =
-        &[("", "nodes"), ("", "pods"), ("apps", "deployments"), ("apps", "statefulsets"), ("apps", "daemonsets")];
+    const SHARED_READS: &[(&str, &str)] = &[
+        ("", "nodes"),
+        ("", "pods"),
+        ("apps", "deployments"),
+        ("apps", "statefulsets"),
+        ("apps", "daemonsets"),
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+        ("apiregistration.k8s.io", "apiservices"),
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+    ];
 
     fn granted(marker: &str) -> BTreeSet<(String, String)> {
         let template = include_str!("../../../../charts/kube9-operator/templates/clusterrole.yaml");
