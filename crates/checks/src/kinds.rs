@@ -66,6 +66,34 @@ pub const OPTIONAL: &[&str] = &["Application", "AppProject"];
 /// are reported as skipped in the cluster; offline they always run.
 pub const NOT_GRANTED_BY_THE_CHART: &[&str] = &["ConfigMap"];
 
+/// Kinds a run keeps whole, read before the others: what the checks look things up in
+/// (exemptions on Namespaces, PDBs and HPAs for workloads, NetworkPolicies for Pods) and what
+/// the checks that relate objects start from. Clusters hold few of them next to the streamed
+/// kinds (workloads, Pods, Services, ConfigMaps), which are checked page by page and dropped.
+pub const KEPT: &[&str] = &[
+    "Namespace",
+    "Node",
+    "ResourceQuota",
+    "LimitRange",
+    "PersistentVolumeClaim",
+    "Ingress",
+    "NetworkPolicy",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+    "Role",
+    "ClusterRole",
+    "RoleBinding",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "Application",
+    "AppProject",
+];
+
+/// Whether a run keeps objects of `kind` whole ([`KEPT`]) rather than streaming them.
+pub fn kept(kind: &str) -> bool {
+    KEPT.contains(&kind)
+}
+
 static NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| KINDS.iter().map(|k| k.name).collect());
 
 /// The names of every kind in [`KINDS`], in its order.

@@ -15,6 +15,7 @@ use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Resource, ResourceExt};
 use kube9_api::assessment::{Assessment, AssessmentStatus, Phase, RUN_REQUESTED_ANNOTATION, ScheduledSummary};
 use kube9_checks::Options;
+use kube9_checks::outcome::MAX_FINDINGS;
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -186,36 +187,30 @@ async fn run_once(assessment: &Assessment, ctx: &Context, now: Timestamp) -> Res
         let failure = Failure { condition: why.clone(), event: why, retry: None };
         return fail(assessment, ctx, &api, running, &run_id, failure, started).await;
     }
-    let needed = options.kinds_needed();
-    let gathered = match gather::gather(&ctx.client, &needed, ctx.max_objects, gather::Purpose::Checks).await {
-        Ok(g) => g,
+    // Each page is checked and dropped as the cluster is read; every finding goes to the
+    // sink as it is made, and the run keeps counts and the status's top findings.
+    let sink = kube9_checks::stream::discard;
+    let assessed = match gather::assess(&ctx.client, options, ctx.max_objects, MAX_FINDINGS, sink).await {
+        Ok(assessed) => assessed,
         Err(e) => {
             // A cluster too large for the bound stays too large for a while: try again on
-            // the schedule (or when asked); anything else is retried after a minute.
+            // the schedule (or when asked); anything else (a check that panics included: the
+            // next run may pass) is retried after a minute.
             let retry = match &e {
                 gather::GatherError::TooLarge { .. } => schedule_interval(&assessment.spec),
-                gather::GatherError::Kube(_) => Some(RETRY_AFTER_FAILURE),
+                gather::GatherError::Kube(_) | gather::GatherError::Engine(_) => Some(RETRY_AFTER_FAILURE),
             };
             let why = match &e {
                 gather::GatherError::Kube(e) => format!("cannot read the cluster: {e}"),
-                too_large => too_large.to_string(),
+                other => other.to_string(),
             };
             let failure = Failure { condition: e.to_string(), event: why, retry };
             return fail(assessment, ctx, &api, running, &run_id, failure, started).await;
         }
     };
-    let objects = gathered.objects;
-    let skipped = gathered.skipped.len();
-    let snapshot = gathered.snapshot;
-    let report = match tokio::task::spawn_blocking(move || kube9_checks::run(&snapshot, &options)).await {
-        Ok(report) => report,
-        Err(e) => {
-            // A check that panics fails this run, not the controller: the next run may pass.
-            let why = format!("the check engine failed: {}", panic_message(e));
-            let failure = Failure { condition: why.clone(), event: why, retry: Some(RETRY_AFTER_FAILURE) };
-            return fail(assessment, ctx, &api, running, &run_id, failure, started).await;
-        }
-    };
+    let (objects, skipped) = (assessed.objects, assessed.skipped);
+    tracing::debug!(objects, held = assessed.held, "cluster read");
+    let report = assessed.summary;
     let completed_at = Timestamp::now();
     let next_run_at = schedule_interval(&assessment.spec).map(|after| Time(completed_at + after));
     let done = result::status(
@@ -328,18 +323,6 @@ fn record_run(
     ctx.history.record(Write::Event(own(EventType::Assessment, severity, reason, &title, message, object, run_id, at)));
 }
 
-/// What a panicking task said, as text.
-fn panic_message(error: tokio::task::JoinError) -> String {
-    match error.try_into_panic() {
-        Ok(payload) => payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a check panicked".to_owned()),
-        Err(e) => e.to_string(),
-    }
-}
-
 /// Wakes at `next`, or only when the object changes.
 fn until(next: Option<&Time>) -> Action {
     match next {
@@ -435,17 +418,4 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             }
         })
         .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_panic_is_reported_with_its_message() {
-        let joined = tokio::task::spawn_blocking(|| -> u8 { panic!("check security.x: index out of bounds") }).await;
-        assert_eq!(panic_message(joined.unwrap_err()), "check security.x: index out of bounds");
-        let formatted = tokio::task::spawn_blocking(|| -> u8 { panic!("{} failed", "reliability.y") }).await;
-        assert_eq!(panic_message(formatted.unwrap_err()), "reliability.y failed");
-    }
 }
