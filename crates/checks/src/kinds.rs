@@ -113,6 +113,15 @@ mod tests {
                 assert!(names().contains(kind), "{} reads {kind}, which is never listed", check.id);
             }
         }
+        // A check over the kept kinds alone is run once, before any page: what it reads must
+        // be kept, or a streamed run would never show it those objects.
+        for check in registry() {
+            if let crate::registry::Run::Kept(_) = check.run {
+                for kind in check.reads {
+                    assert!(kept(kind), "{} runs over the kept kinds but reads {kind}, which is streamed", check.id);
+                }
+            }
+        }
         let mut sorted = names().to_vec();
         sorted.sort_unstable();
         sorted.dedup();

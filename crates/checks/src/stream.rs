@@ -122,7 +122,9 @@ impl<S: Sink> Stream<S> {
             sink,
         };
         stream.pass(Phase::Kept);
-        // Objects of the kept kinds that were written in old API versions have been judged.
+        // Objects of the kept kinds that were written in old API versions have been judged
+        // (and streamed objects, should the snapshot hold some, leave their facts as a page's).
+        stream.facts.add(&stream.snapshot);
         stream.snapshot.clear_streamed();
         stream
     }

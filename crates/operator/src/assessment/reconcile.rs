@@ -1,6 +1,6 @@
-//! The Assessment controller: runs an Assessment when [`due`] says, gathers the snapshot, runs
-//! the check engine, writes the result into the Assessment's status with an Event, and reports
-//! the latest scheduled run for the OperatorStatus.
+//! The Assessment controller: runs an Assessment when [`due`] says, streams the cluster through
+//! the check engine ([`gather::assess`]), writes the result into the Assessment's status with an
+//! Event, and reports the latest scheduled run for the OperatorStatus.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -41,15 +41,15 @@ pub struct Context {
     /// The latest run this process finished, per Assessment: the watch may still show that
     /// run as running for a moment after its result is written, and it must not run again.
     finished: Mutex<HashMap<String, String>>,
-    /// Most objects a run holds (0: no bound).
+    /// Most objects a run holds at once, an emergency brake (0: no bound).
     pub max_objects: usize,
     pub metrics: Metrics,
     /// The event history and the record of runs (`query assessments`).
     pub history: Recorder,
     /// Only the leader runs Assessments; a standby keeps the watch warm.
     pub leadership: Leadership,
-    /// One run at a time: each holds its snapshot, so runs due together wait in turn and the
-    /// peak memory is one run's, whatever their number.
+    /// One run at a time: each holds a page and its facts, so runs due together wait in turn
+    /// and the peak memory is one run's, whatever their number.
     runs: Arc<tokio::sync::Semaphore>,
     /// The watch's backoff reports outages here.
     outage: Outage,
