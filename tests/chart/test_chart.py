@@ -272,7 +272,7 @@ def test_a_scheduled_assessment_is_created_by_default_and_can_be_turned_off(char
 
 
 def test_the_object_bound_reaches_the_operator_as_an_integer(chart: helm.Chart) -> None:
-    assert env(render(chart))["KUBE9_ASSESSMENT_MAX_OBJECTS"] == "5000"
+    assert env(render(chart))["KUBE9_ASSESSMENT_MAX_OBJECTS"] == "200000"
     # Helm reads numbers as floats: a large bound must not become 1e+06.
     assert env(render(chart, {"assessment": {"maxObjects": 1000000}}))["KUBE9_ASSESSMENT_MAX_OBJECTS"] == "1000000"
 

@@ -256,3 +256,75 @@ async fn a_cluster_over_the_object_bound_fails_the_run_with_an_event_and_the_sum
     })
     .await;
 }
+
+/// Creates a paused Deployment `name` with `revisions` ReplicaSets it owns (the newest with
+/// its template, the others older revisions), scaled to zero: the controller manager leaves a
+/// paused Deployment's history alone (cleanup keeps up to revisionHistoryLimit, 10) and
+/// creates no Pods.
+async fn deployment_with_history(client: &kube::Client, ns: &str, name: &str, revisions: usize) -> anyhow::Result<()> {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    let labels = json!({"app": name, "app.kubernetes.io/name": name});
+    let container = |revision: usize| {
+        json!({"name": "app", "image": format!("shop/{name}:1.{revision}"),
+               "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}}})
+    };
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": ns, "labels": labels,
+                     "annotations": {"deployment.kubernetes.io/revision": revisions.to_string()}},
+        "spec": {"replicas": 0, "paused": true, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": labels}, "spec": {"containers": [container(revisions)]}}}
+    }))?;
+    let created = Api::<Deployment>::namespaced(client.clone(), ns).create(&PostParams::default(), &deployment).await?;
+    let uid = created.metadata.uid.unwrap_or_default();
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
+    for revision in 1..=revisions {
+        let hash = format!("{revision:x}{:08x}", name.len() * 7919 + revision);
+        let pod_labels = json!({"app": name, "app.kubernetes.io/name": name, "pod-template-hash": hash});
+        let rs: ReplicaSet = serde_json::from_value(json!({
+            "metadata": {"name": format!("{name}-{hash}"), "namespace": ns, "labels": pod_labels,
+                         "annotations": {"deployment.kubernetes.io/revision": revision.to_string()},
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": uid,
+                                              "controller": true, "blockOwnerDeletion": true}]},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name, "pod-template-hash": hash}},
+                     "template": {"metadata": {"labels": pod_labels}, "spec": {"containers": [container(revision)]}}}
+        }))?;
+        replica_sets.create(&PostParams::default(), &rs).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_cluster_of_1000_deployments_with_6_revisions_each_is_assessed_with_the_defaults() {
+    use futures::{StreamExt, TryStreamExt};
+    const DEPLOYMENTS: usize = 1000;
+    const REVISIONS: usize = 6;
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("history").await?;
+        futures::stream::iter(0..DEPLOYMENTS)
+            .map(|i| {
+                let (client, ns) = (ctx.client.clone(), ns.clone());
+                async move { deployment_with_history(&client, &ns, &format!("app-{i}"), REVISIONS).await }
+            })
+            .buffer_unordered(24)
+            .try_collect::<Vec<()>>()
+            .await?;
+        // The chart's defaults: no flag about objects.
+        let _op = Operator::start(&ns, &["--status-interval", "5s"], &[])?;
+        let name = create_assessment(&ctx, &ns, None).await?;
+        let run = next_run(&ctx, &name, None, Duration::from_secs(300)).await?;
+        assert_eq!(run.phase, Some(Phase::Completed), "{:#?}", run.conditions);
+        // Every Deployment is judged once; the 6,000 ReplicaSets it owns are read and dropped
+        // (they are judged through it), never held or reported.
+        let check = |id: &str| run.checks.iter().find(|c| c.check_id == id).cloned().expect("the check ran");
+        let history = check("sustainability.revision-history");
+        assert_eq!((history.failed, history.passed), (DEPLOYMENTS as u32, 0), "{history:#?}");
+        let labels = check("operational-excellence.recommended-labels");
+        assert_eq!(labels.passed + labels.failed + labels.exempted, DEPLOYMENTS as u32, "{labels:#?}");
+        assert!(run.findings.iter().all(|f| f.object.kind != "ReplicaSet"), "{:#?}", run.findings);
+        assert_eq!(run.findings.len(), 100, "the status keeps the top findings");
+        assert!(run.truncated.unwrap_or_default() >= DEPLOYMENTS as u32, "{:?}", run.truncated);
+        Ok(())
+    })
+    .await;
+}

@@ -1,13 +1,15 @@
 //! Runs the registry's checks over a snapshot: selection, exemptions, totals and scores.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube9_api::assessment::{Finding, ObjectReference, OutcomeCounts, PillarResult, SeverityCounts};
 use kube9_api::common::{Pillar, Severity};
 
-use crate::registry::{Check, registry};
+use crate::facts::Facts;
+use crate::registry::{Check, Run, registry};
 use crate::snapshot::Snapshot;
 
 /// The annotation, on an object or its namespace, listing the checks (ids, or a pillar name
@@ -89,6 +91,18 @@ pub struct Hit {
     pub message: Cow<'static, str>,
 }
 
+impl Hit {
+    /// The order of objects within a check: by namespace, name, kind, container and message
+    /// (and, offline, where the object was read), so that every run of the same objects lists
+    /// them alike however they were paged.
+    pub fn order(&self, other: &Hit) -> Ordering {
+        fn key(h: &Hit) -> (Option<&str>, &str, &str, Option<&str>, &str, Option<u32>) {
+            (h.namespace.as_deref(), h.name.as_str(), h.kind, h.container.as_deref(), h.message.as_ref(), h.source)
+        }
+        key(self).cmp(&key(other))
+    }
+}
+
 /// A hit with the check that made it.
 #[derive(Clone, Copy, Debug)]
 pub struct Found<'r> {
@@ -100,6 +114,14 @@ pub struct Found<'r> {
 impl Found<'_> {
     pub fn severity(&self) -> Severity {
         self.check.severity
+    }
+
+    /// The order findings are listed in: most severe first, then by check, then by object
+    /// ([`Hit::order`]); the same whatever order the objects were read in.
+    pub fn order(&self, other: &Found<'_>) -> Ordering {
+        (self.check.severity, self.check.id)
+            .cmp(&(other.check.severity, other.check.id))
+            .then_with(|| self.hit.order(other.hit))
     }
 
     /// The finding as the Assessment status and the CLI's JSON show it.
@@ -143,9 +165,80 @@ impl CheckResult {
 
 /// Handed to a check: records each object's outcome.
 pub struct Eval<'s> {
-    snapshot: &'s Snapshot,
+    namespaces: &'s Namespaces,
     options: &'s Options,
     result: CheckResult,
+}
+
+/// The `kube9.io/exempt` annotation of each namespace, by name (the first namespace of a
+/// name, as offline input may hold two): exemptions look it up for every failed object.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Namespaces(std::collections::HashMap<String, Option<String>>);
+
+impl Namespaces {
+    pub(crate) fn of(snapshot: &Snapshot) -> Namespaces {
+        let mut index = std::collections::HashMap::new();
+        for ns in &snapshot.namespaces {
+            if let Some(name) = &ns.metadata.name {
+                let exempt = ns.metadata.annotations.as_ref().and_then(|a| a.get(EXEMPT_ANNOTATION)).cloned();
+                index.entry(name.clone()).or_insert(exempt);
+            }
+        }
+        Namespaces(index)
+    }
+}
+
+/// Which forms of check ([`Run`]) a pass over objects calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// The whole snapshot at once: every form.
+    All,
+    /// The kept kinds, before any page: `Kept` and `Each` (which sees no streamed object
+    /// then, only the old API versions the kept objects were written in).
+    Kept,
+    /// One page of streamed objects: `Each`.
+    Page,
+    /// After the last page: `Related`.
+    End,
+}
+
+/// Runs `check` over `snapshot` (and the facts) as `phase` asks: its result, empty when the
+/// phase does not call its form. A check that needs a kind that could not be read is not run.
+pub(crate) fn evaluate(
+    check: &'static Check,
+    snapshot: &Snapshot,
+    facts: &Facts,
+    namespaces: &Namespaces,
+    options: &Options,
+    phase: Phase,
+) -> CheckResult {
+    let mut eval = Eval {
+        namespaces,
+        options,
+        result: CheckResult { check, passed: 0, failed: Vec::new(), exempted: Vec::new(), unavailable: None },
+    };
+    if let Some(why) = unavailable(check, snapshot) {
+        eval.result.unavailable = Some(why);
+        return eval.result;
+    }
+    match (check.run, phase) {
+        (Run::Kept(f), Phase::All | Phase::Kept) | (Run::Each(f), Phase::All | Phase::Kept | Phase::Page) => {
+            f(snapshot, &mut eval)
+        }
+        (Run::Related(f), Phase::All | Phase::End) => f(snapshot, facts, &mut eval),
+        _ => {}
+    }
+    eval.result
+}
+
+/// Why the check cannot run: the kinds it reads that could not be read.
+pub(crate) fn unavailable(check: &Check, snapshot: &Snapshot) -> Option<String> {
+    if check.needs_cluster() && snapshot.taken_at.is_none() {
+        return Some(NEEDS_CLUSTER.to_owned());
+    }
+    let missing: Vec<&str> =
+        check.reads.iter().copied().filter(|kind| snapshot.unavailable.iter().any(|u| u == kind)).collect();
+    (!missing.is_empty()).then(|| format!("could not read {}", missing.join(", ")))
 }
 
 impl Eval<'_> {
@@ -196,20 +289,16 @@ impl Eval<'_> {
     }
 
     fn exempt(&self, meta: &ObjectMeta) -> bool {
-        let listed = |m: &ObjectMeta| {
-            m.annotations.as_ref().and_then(|a| a.get(EXEMPT_ANNOTATION)).is_some_and(|v| {
+        let listed = |annotation: Option<&String>| {
+            annotation.is_some_and(|v| {
                 v.split(',').map(str::trim).any(|item| {
                     let check = self.result.check;
                     item == check.id || item == "*" || item == check.id.split('.').next().unwrap_or_default()
                 })
             })
         };
-        listed(meta)
-            || meta
-                .namespace
-                .as_deref()
-                .and_then(|ns| self.snapshot.namespace(ns))
-                .is_some_and(|ns| listed(&ns.metadata))
+        listed(meta.annotations.as_ref().and_then(|a| a.get(EXEMPT_ANNOTATION)))
+            || meta.namespace.as_deref().and_then(|ns| self.namespaces.0.get(ns)).is_some_and(|a| listed(a.as_ref()))
     }
 }
 
@@ -241,28 +330,14 @@ pub struct Report {
 /// Why a check that needs live state is skipped over manifests (a snapshot with no `taken_at`).
 pub const NEEDS_CLUSTER: &str = "needs a live cluster: manifests carry no status, endpoints or restarts";
 
-/// Runs the selected checks.
+/// Runs the selected checks over a whole snapshot, keeping every hit (the offline CLI). A
+/// cluster is assessed page by page instead: [`crate::stream::Stream`].
 pub fn run(snapshot: &Snapshot, options: &Options) -> Report {
-    let results = options
-        .selected()
-        .map(|check| {
-            let mut eval = Eval {
-                snapshot,
-                options,
-                result: CheckResult { check, passed: 0, failed: Vec::new(), exempted: Vec::new(), unavailable: None },
-            };
-            let missing: Vec<&str> =
-                check.reads.iter().copied().filter(|kind| snapshot.unavailable.iter().any(|u| u == kind)).collect();
-            if check.needs_cluster() && snapshot.taken_at.is_none() {
-                eval.result.unavailable = Some(NEEDS_CLUSTER.to_owned());
-            } else if missing.is_empty() {
-                (check.run)(snapshot, &mut eval);
-            } else {
-                eval.result.unavailable = Some(format!("could not read {}", missing.join(", ")));
-            }
-            eval.result
-        })
-        .collect();
+    let mut facts = Facts::default();
+    facts.add(snapshot);
+    let namespaces = Namespaces::of(snapshot);
+    let results =
+        options.selected().map(|check| evaluate(check, snapshot, &facts, &namespaces, options, Phase::All)).collect();
     Report { results }
 }
 
@@ -285,32 +360,26 @@ fn weight(severity: Severity) -> u64 {
 }
 
 impl Report {
+    /// Every check's counts (and first failed objects), as a streamed run keeps them.
+    pub fn tallies(&self) -> Vec<Tally> {
+        self.results
+            .iter()
+            .map(|r| {
+                let mut tally = Tally::new(r.check);
+                tally.add(r);
+                tally
+            })
+            .collect()
+    }
+
     /// Object outcomes summed over every check.
     pub fn totals(&self) -> OutcomeCounts {
-        let mut totals = OutcomeCounts::default();
-        for r in &self.results {
-            totals.passed += r.passed;
-            totals.failed += r.failed.len() as u32;
-            totals.exempted += r.exempted.len() as u32;
-            totals.errored += u32::from(r.unavailable.is_some());
-        }
-        totals
+        totals(&self.tallies())
     }
 
     /// Failed findings by severity.
     pub fn by_severity(&self) -> SeverityCounts {
-        let mut counts = SeverityCounts::default();
-        for r in &self.results {
-            let n = r.failed.len() as u32;
-            match r.check.severity {
-                Severity::Critical => counts.critical += n,
-                Severity::High => counts.high += n,
-                Severity::Medium => counts.medium += n,
-                Severity::Low => counts.low += n,
-                Severity::Info => counts.info += n,
-            }
-        }
-        counts
+        by_severity(&self.tallies())
     }
 
     /// Every failed finding, most severe first (exempted ones are in `exempted()`).
@@ -320,49 +389,144 @@ impl Report {
             .iter()
             .flat_map(|r| r.failed.iter().map(|hit| Found { check: r.check, hit, exempted: false }))
             .collect();
-        all.sort_by(|a, b| {
-            (a.check.severity, a.check.id, &a.hit.namespace, &a.hit.name).cmp(&(
-                b.check.severity,
-                b.check.id,
-                &b.hit.namespace,
-                &b.hit.name,
-            ))
-        });
+        all.sort_by(|a, b| a.order(b));
         all
     }
 
+    /// Every exempted finding, check by check in registry order, each check's in object order.
     pub fn exempted(&self) -> impl Iterator<Item = Found<'_>> {
-        self.results.iter().flat_map(|r| r.exempted.iter().map(|hit| Found { check: r.check, hit, exempted: true }))
+        self.results.iter().flat_map(|r| {
+            let mut hits: Vec<&Hit> = r.exempted.iter().collect();
+            hits.sort_by(|a, b| a.order(b));
+            hits.into_iter().map(|hit| Found { check: r.check, hit, exempted: true })
+        })
     }
 
     /// A 0-100 score per pillar run: the severity-weighted share of object evaluations that
     /// passed (exemptions count as passed; a pillar with nothing to evaluate scores 100).
     pub fn pillars(&self) -> Vec<PillarResult> {
-        let mut by_pillar: BTreeMap<Pillar, (u64, u64, OutcomeCounts)> = BTreeMap::new();
-        for r in &self.results {
-            let entry = by_pillar.entry(r.check.pillar).or_default();
-            let w = weight(r.check.severity);
-            entry.0 += w * u64::from(r.passed + r.exempted.len() as u32);
-            entry.1 += w * u64::from(r.evaluated());
-            entry.2.passed += r.passed;
-            entry.2.failed += r.failed.len() as u32;
-            entry.2.exempted += r.exempted.len() as u32;
-            entry.2.errored += u32::from(r.unavailable.is_some());
-        }
-        by_pillar
-            .into_iter()
-            .map(|(pillar, (good, all, totals))| PillarResult { pillar, score: score(good, all), totals })
-            .collect()
+        pillars(&self.tallies())
     }
 
     /// The overall score: the same share over every check run.
     pub fn score(&self) -> u8 {
-        let (good, all) = self.results.iter().fold((0, 0), |(good, all), r| {
-            let w = weight(r.check.severity);
-            (good + w * u64::from(r.passed + r.exempted.len() as u32), all + w * u64::from(r.evaluated()))
-        });
-        score(good, all)
+        overall_score(&self.tallies())
     }
+}
+
+/// One check's outcome as counts, summed over however many passes: what a streamed run keeps
+/// instead of every hit.
+#[derive(Clone, Debug)]
+pub struct Tally {
+    pub check: &'static Check,
+    pub passed: u32,
+    pub failed: u32,
+    pub exempted: u32,
+    /// Set when a kind the check needs could not be read.
+    pub unavailable: Option<String>,
+    /// The first failed objects in object order ([`Hit::order`]), at most [`Tally::FIRST`].
+    pub first_failed: Vec<Hit>,
+}
+
+impl Tally {
+    /// Failed objects a tally names (the check outcome's message shows them).
+    pub const FIRST: usize = 3;
+
+    pub fn new(check: &'static Check) -> Tally {
+        Tally { check, passed: 0, failed: 0, exempted: 0, unavailable: None, first_failed: Vec::new() }
+    }
+
+    /// Adds one pass's result.
+    pub fn add(&mut self, result: &CheckResult) {
+        self.passed += result.passed;
+        self.failed += result.failed.len() as u32;
+        self.exempted += result.exempted.len() as u32;
+        if result.unavailable.is_some() {
+            self.unavailable.clone_from(&result.unavailable);
+        }
+        keep_smallest(&mut self.first_failed, &result.failed, Tally::FIRST, |c, k| c.order(k), |c| c.clone());
+    }
+
+    /// Objects evaluated, exemptions included.
+    pub fn evaluated(&self) -> u32 {
+        self.passed + self.failed + self.exempted
+    }
+}
+
+/// Keeps in `kept` (sorted) the `max` smallest of itself and `candidates`, by `cmp` (a
+/// candidate against a kept one), making an owned copy only of a candidate that gets in.
+pub(crate) fn keep_smallest<C, T>(
+    kept: &mut Vec<T>,
+    candidates: impl IntoIterator<Item = C>,
+    max: usize,
+    cmp: impl Fn(&C, &T) -> Ordering,
+    own: impl Fn(C) -> T,
+) {
+    for candidate in candidates {
+        if kept.len() >= max && kept.last().is_none_or(|last| cmp(&candidate, last) != Ordering::Less) {
+            continue;
+        }
+        let at = kept.partition_point(|k| cmp(&candidate, k) != Ordering::Less);
+        kept.insert(at, own(candidate));
+        kept.truncate(max);
+    }
+}
+
+/// Object outcomes summed over every check.
+pub fn totals(tallies: &[Tally]) -> OutcomeCounts {
+    let mut totals = OutcomeCounts::default();
+    for t in tallies {
+        totals.passed += t.passed;
+        totals.failed += t.failed;
+        totals.exempted += t.exempted;
+        totals.errored += u32::from(t.unavailable.is_some());
+    }
+    totals
+}
+
+/// Failed findings by severity.
+pub fn by_severity(tallies: &[Tally]) -> SeverityCounts {
+    let mut counts = SeverityCounts::default();
+    for t in tallies {
+        let n = t.failed;
+        match t.check.severity {
+            Severity::Critical => counts.critical += n,
+            Severity::High => counts.high += n,
+            Severity::Medium => counts.medium += n,
+            Severity::Low => counts.low += n,
+            Severity::Info => counts.info += n,
+        }
+    }
+    counts
+}
+
+/// A 0-100 score per pillar run: the severity-weighted share of object evaluations that passed
+/// (exemptions count as passed; a pillar with nothing to evaluate scores 100).
+pub fn pillars(tallies: &[Tally]) -> Vec<PillarResult> {
+    let mut by_pillar: BTreeMap<Pillar, (u64, u64, OutcomeCounts)> = BTreeMap::new();
+    for t in tallies {
+        let entry = by_pillar.entry(t.check.pillar).or_default();
+        let w = weight(t.check.severity);
+        entry.0 += w * u64::from(t.passed + t.exempted);
+        entry.1 += w * u64::from(t.evaluated());
+        entry.2.passed += t.passed;
+        entry.2.failed += t.failed;
+        entry.2.exempted += t.exempted;
+        entry.2.errored += u32::from(t.unavailable.is_some());
+    }
+    by_pillar
+        .into_iter()
+        .map(|(pillar, (good, all, totals))| PillarResult { pillar, score: score(good, all), totals })
+        .collect()
+}
+
+/// The overall score: the same share over every check run.
+pub fn overall_score(tallies: &[Tally]) -> u8 {
+    let (good, all) = tallies.iter().fold((0, 0), |(good, all), t| {
+        let w = weight(t.check.severity);
+        (good + w * u64::from(t.passed + t.exempted), all + w * u64::from(t.evaluated()))
+    });
+    score(good, all)
 }
 
 fn score(good: u64, all: u64) -> u8 {

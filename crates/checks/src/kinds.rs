@@ -87,6 +87,37 @@ pub const OPTIONAL: &[&str] = &["Application", "AppProject"];
 /// are reported as skipped in the cluster; offline they always run.
 pub const NOT_GRANTED_BY_THE_CHART: &[&str] = &["ConfigMap"];
 
+/// Kinds a run keeps whole, read before the others: what the checks look things up in
+/// (exemptions on Namespaces, PDBs and HPAs for workloads, NetworkPolicies for Pods) and what
+/// the checks that relate objects start from. Clusters hold few of them next to the streamed
+/// kinds (workloads, Pods, Services, ConfigMaps), which are checked page by page and dropped.
+pub const KEPT: &[&str] = &[
+    "Namespace",
+    "Node",
+    "ResourceQuota",
+    "LimitRange",
+    "PersistentVolumeClaim",
+    "Ingress",
+    "NetworkPolicy",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+    "Role",
+    "ClusterRole",
+    "RoleBinding",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "APIService",
+    "Application",
+    "AppProject",
+];
+
+/// Whether a run keeps objects of `kind` whole ([`KEPT`]) rather than streaming them.
+pub fn kept(kind: &str) -> bool {
+    KEPT.contains(&kind)
+}
+
 static NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| KINDS.iter().map(|k| k.name).collect());
 
 /// The names of every kind in [`KINDS`], in its order.
@@ -104,6 +135,15 @@ mod tests {
         for check in registry() {
             for kind in check.reads {
                 assert!(names().contains(kind), "{} reads {kind}, which is never listed", check.id);
+            }
+        }
+        // A check over the kept kinds alone is run once, before any page: what it reads must
+        // be kept, or a streamed run would never show it those objects.
+        for check in registry() {
+            if let crate::registry::Run::Kept(_) = check.run {
+                for kind in check.reads {
+                    assert!(kept(kind), "{} runs over the kept kinds but reads {kind}, which is streamed", check.id);
+                }
             }
         }
         let mut sorted = names().to_vec();

@@ -5,16 +5,16 @@ use kube9_api::assessment::{CheckOutcome, CheckState, Finding};
 use kube9_api::common::Severity;
 use kube9_api::text::truncate;
 
-use crate::engine::{CheckResult, Found, Hit, Report};
+use crate::engine::{Hit, Report, Tally};
 
 /// Findings a status keeps; the rest are counted.
 pub const MAX_FINDINGS: usize = 100;
 
 /// How a check ended, in the API's words.
-pub fn state(result: &CheckResult) -> CheckState {
+pub fn state(result: &Tally) -> CheckState {
     if result.unavailable.is_some() {
         CheckState::Skipped
-    } else if result.failed.is_empty() {
+    } else if result.failed == 0 {
         CheckState::Passing
     } else if result.check.severity <= Severity::Medium {
         CheckState::Failing
@@ -33,24 +33,23 @@ fn describe(o: &Hit) -> String {
     format!("{place}: {}", o.message)
 }
 
-/// One line on what failed: the first few objects and how many more.
-fn message(result: &CheckResult) -> Option<String> {
+/// One line on what failed: the first few objects (in object order) and how many more.
+fn message(result: &Tally) -> Option<String> {
     if let Some(why) = &result.unavailable {
         return Some(why.clone());
     }
-    if result.failed.is_empty() {
+    if result.failed == 0 {
         return None;
     }
-    let shown: Vec<String> = result.failed.iter().take(3).map(describe).collect();
-    let more = result.failed.len().saturating_sub(3);
+    let shown: Vec<String> = result.first_failed.iter().take(3).map(describe).collect();
+    let more = (result.failed as usize).saturating_sub(shown.len());
     let text = if more > 0 { format!("{}; and {more} more", shown.join("; ")) } else { shown.join("; ") };
     Some(truncate(&text, 1000))
 }
 
 /// One outcome per check run, in registry order.
-pub fn check_outcomes(report: &Report) -> Vec<CheckOutcome> {
-    report
-        .results
+pub fn check_outcomes(tallies: &[Tally]) -> Vec<CheckOutcome> {
+    tallies
         .iter()
         .map(|r| CheckOutcome {
             check_id: r.check.id.to_owned(),
@@ -59,8 +58,8 @@ pub fn check_outcomes(report: &Report) -> Vec<CheckOutcome> {
             severity: r.check.severity,
             state: state(r),
             passed: r.passed,
-            failed: r.failed.len() as u32,
-            exempted: r.exempted.len() as u32,
+            failed: r.failed,
+            exempted: r.exempted,
             message: message(r),
             remediation: r.check.remediation.to_owned(),
         })
@@ -70,7 +69,6 @@ pub fn check_outcomes(report: &Report) -> Vec<CheckOutcome> {
 /// Failed findings, most severe first, then the exempted ones (marked), at most `max`; and
 /// how many were left out.
 pub fn bounded_findings(report: &Report, max: usize) -> (Vec<Finding>, u32) {
-    let all: Vec<Found<'_>> = report.findings().into_iter().chain(report.exempted()).collect();
-    let left_out = all.len().saturating_sub(max) as u32;
-    (all.iter().take(max).map(Found::finding).collect(), left_out)
+    let summary = report.summary(max);
+    (summary.findings, summary.truncated)
 }

@@ -7,7 +7,24 @@ use kube9_api::common::{Pillar, Severity};
 
 use crate::checks;
 use crate::engine::{Eval, Subject};
+use crate::facts::Facts;
 use crate::snapshot::{Snapshot, Workload};
+
+/// How a check reads the cluster, which says when a streamed run calls it (see [`crate::stream`]).
+/// Every form is a pure function; a whole-snapshot run ([`crate::run`]) calls each once.
+#[derive(Clone, Copy)]
+pub enum Run {
+    /// Judges objects of the kinds a run keeps whole ([`crate::kinds::kept`]: Namespaces, RBAC,
+    /// PDBs, HPAs, Ingresses, Argo CD…) one at a time: called once, over those.
+    Kept(fn(&Snapshot, &mut Eval<'_>)),
+    /// Judges streamed objects (workloads, Pods, Services, ConfigMaps) one at a time, looking
+    /// up kept ones beside them: called on every page, over that page's objects alone.
+    Each(fn(&Snapshot, &mut Eval<'_>)),
+    /// Relates objects to each other (selectors and what they select, targets, backends,
+    /// claims): called once at the end, over the kept kinds and the [`Facts`] the streamed
+    /// objects left. It must not read the streamed kinds from the snapshot.
+    Related(fn(&Snapshot, &Facts, &mut Eval<'_>)),
+}
 
 /// One check: a pure function over the snapshot, and what a person needs to act on it.
 #[derive(Clone, Copy)]
@@ -23,7 +40,7 @@ pub struct Check {
     pub remediation: &'static str,
     /// The kinds it reads.
     pub reads: &'static [&'static str],
-    pub run: fn(&Snapshot, &mut Eval<'_>),
+    pub run: Run,
 }
 
 impl Check {

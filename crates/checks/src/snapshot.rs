@@ -507,6 +507,17 @@ impl Snapshot {
         self.namespaces.iter().find(|n| n.metadata.name.as_deref() == Some(name))
     }
 
+    /// Drops the objects of the streamed kinds ([`crate::kinds::kept`] says which are not),
+    /// and the old API versions noted while reading them: what a streamed run does after each
+    /// page.
+    pub fn clear_streamed(&mut self) {
+        self.workloads.clear();
+        self.pods.clear();
+        self.services.clear();
+        self.config_maps.clear();
+        self.old_api_versions.clear();
+    }
+
     /// The namespaces that hold at least one workload or bare Pod.
     pub fn namespaces_in_use(&self) -> std::collections::BTreeSet<&str> {
         self.workloads

@@ -123,3 +123,64 @@ pub fn flags_and_passes(check: &str, flagged: &[Value], passing: &[Value]) {
     assert_eq!(failed, 0, "{check} flagged its passing fixture");
     assert!(passed >= 1, "{check} evaluated nothing in its passing fixture");
 }
+
+/// A streamed run of `objects` as the operator reads a cluster: the kept kinds first, then the
+/// others `page` at a time (in the order given). Its summary (at most `max` findings), and
+/// every finding its sink took.
+pub fn streamed(
+    objects: &[Value],
+    page: usize,
+    options: &Options,
+    max: usize,
+) -> (crate::Summary, Vec<kube9_api::assessment::Finding>) {
+    let kind = |o: &Value| o["kind"].as_str().unwrap_or_default().to_owned();
+    let mut kept = Snapshot::default();
+    for object in objects.iter().filter(|o| crate::kinds::kept(&kind(o))) {
+        kept.add(object.clone());
+    }
+    let mut taken = Vec::new();
+    let sink = |found: &[crate::engine::Found<'_>]| taken.extend(found.iter().map(|f| f.finding()));
+    let mut stream = crate::Stream::new(options.clone(), kept, max, sink);
+    let rest: Vec<Value> = objects.iter().filter(|o| !crate::kinds::kept(&kind(o))).cloned().collect();
+    for chunk in rest.chunks(page.max(1)) {
+        stream.page(chunk.to_vec());
+    }
+    let summary = stream.finish();
+    (summary, taken)
+}
+
+/// Asserts that streamed runs of `objects`, in pages of each size in `pages`, give exactly
+/// what the whole-snapshot run gives: every finding, each check's counts, first failed
+/// objects and outcome, the bounded findings, totals and scores. Returns the report.
+pub fn assert_streams_alike(objects: &[Value], pages: &[usize], options: &Options, max: usize) -> crate::Report {
+    let mut whole = Snapshot::default();
+    for object in objects {
+        whole.add(object.clone());
+    }
+    let report = run(&whole, options);
+    let expected = report.summary(max);
+    let key = |f: &kube9_api::assessment::Finding| serde_json::to_string(f).unwrap();
+    let mut every: Vec<String> =
+        report.findings().iter().chain(&report.exempted().collect::<Vec<_>>()).map(|f| key(&f.finding())).collect();
+    every.sort();
+    for &page in pages {
+        let (summary, taken) = streamed(objects, page, options, max);
+        let mut taken: Vec<String> = taken.iter().map(key).collect();
+        taken.sort();
+        assert_eq!(taken.len(), every.len(), "pages of {page}: findings handed to the sink");
+        assert!(taken == every, "pages of {page}: the sink took other findings");
+        assert_eq!(format!("{:?}", summary.checks), format!("{:?}", expected.checks), "pages of {page}: check tallies");
+        assert_eq!(
+            crate::outcome::check_outcomes(&summary.checks),
+            crate::outcome::check_outcomes(&expected.checks),
+            "pages of {page}"
+        );
+        assert_eq!(summary.findings, expected.findings, "pages of {page}: bounded findings");
+        assert_eq!(summary.truncated, expected.truncated, "pages of {page}");
+        assert_eq!(summary.totals(), report.totals(), "pages of {page}");
+        assert_eq!(summary.by_severity(), report.by_severity(), "pages of {page}");
+        assert_eq!(summary.pillars(), report.pillars(), "pages of {page}");
+        assert_eq!(summary.score(), report.score(), "pages of {page}");
+    }
+    report
+}

@@ -1,17 +1,19 @@
-//! Gathers the snapshot the checks and the collectors read from the cluster.
+//! Reads the cluster for the checks ([`assess`]: a streamed run) and the collectors
+//! ([`gather`]: a snapshot).
 //!
-//! Every kind is listed page by page (bounded memory: a page is folded into the snapshot, which
-//! keeps only what the checks read, before the next is fetched), in the first version the
-//! cluster serves. A kind that is not served, or that the operator may not list, is recorded
-//! as unavailable; the checks that need it say so and the others still run.
+//! Every kind is listed page by page, in the first version the cluster serves. A kind that is
+//! not served, or that the operator may not list, is recorded as unavailable; the checks that
+//! need it say so and the others still run. An Assessment keeps only the kinds the checks look
+//! things up in; each page of the others (workloads, Pods, Services, ConfigMaps) is checked and
+//! dropped before the next is fetched, so its memory does not grow with the cluster.
 
 use std::collections::HashSet;
 
 use kube::Resource;
 use kube::api::DynamicObject;
 use kube::core::{ApiResource, GroupVersionKind};
-use kube9_checks::Snapshot;
 use kube9_checks::kinds::{KINDS, Kind};
+use kube9_checks::{Options, Sink, Snapshot, Stream, Summary};
 use kube9_privacy::names::note_words;
 
 use crate::base::list::{self, ListError};
@@ -22,11 +24,121 @@ pub enum GatherError {
     #[error(transparent)]
     Kube(#[from] kube::Error),
     #[error(
-        "the checks would hold more than {limit} objects (stopped while listing {kind}); raise \
-         --assessment-max-objects (chart value assessment.maxObjects) together with the memory limit, \
-         about 16 KiB per object"
+        "the run would hold more than {limit} objects (stopped while listing {kind}); raise \
+         {setting} together with the memory limit (docs/operations.md says how much each takes)"
     )]
-    TooLarge { limit: usize, kind: &'static str },
+    TooLarge { limit: usize, kind: &'static str, setting: &'static str },
+    #[error("the check engine failed: {0}")]
+    Engine(String),
+}
+
+/// The settings that bound what is held, as the user names them.
+const ASSESSMENT_SETTING: &str = "--assessment-max-objects (chart value assessment.maxObjects)";
+const COLLECTION_SETTING: &str = "--collection-max-objects (chart value collection.maxObjects)";
+
+/// What a streamed run saw.
+#[derive(Debug)]
+pub struct Assessed {
+    pub summary: Summary,
+    /// Objects listed, over every kind.
+    pub objects: usize,
+    /// Objects the checks could not read (malformed).
+    pub skipped: usize,
+    /// The most objects held at once besides the page in hand: the kept kinds and the facts.
+    pub held: usize,
+}
+
+/// Runs the checks `options` selects over the cluster as it reads it: the kept kinds
+/// ([`kube9_checks::kinds::kept`]) whole first, then every other kind page by page, each page
+/// checked (on a blocking thread) and dropped before the next is fetched. `sink` gets every
+/// finding as it is made; the summary keeps the first `max_findings`. Stops once more than
+/// `max_held` objects would be held (0: no bound).
+pub async fn assess<S: Sink + Send + 'static>(
+    client: &kube::Client,
+    options: Options,
+    max_held: usize,
+    max_findings: usize,
+    sink: S,
+) -> Result<Assessed, GatherError> {
+    let needed = options.kinds_needed();
+    let kept_kinds: Vec<&str> = needed.iter().copied().filter(|k| kube9_checks::kinds::kept(k)).collect();
+    let mut gathered = gather(client, &kept_kinds, max_held, Purpose::Checks).await?;
+    // Which version of each streamed kind is served, and whether it may be listed, is asked
+    // before any page: a check that reads a kind that cannot be read is skipped, not half run.
+    let mut streamed = Vec::new();
+    for kind in KINDS.iter().filter(|k| needed.contains(&k.name) && !kube9_checks::kinds::kept(k.name)) {
+        let readable =
+            !kube9_checks::kinds::NOT_GRANTED_BY_THE_CHART.contains(&kind.name) || may_list(client, kind).await;
+        match if readable { served(client, kind).await? } else { None } {
+            Some(resource) => streamed.push((kind, resource)),
+            None => gathered.snapshot.unavailable.push(kind.name.to_owned()),
+        }
+    }
+    let mut assessed = Assessed {
+        summary: Summary { checks: Vec::new(), findings: Vec::new(), truncated: 0 },
+        objects: gathered.objects,
+        skipped: gathered.skipped.len(),
+        held: gathered.snapshot.len(),
+    };
+    let kept = gathered.snapshot;
+    let mut stream = blocking(move || Stream::new(options, kept, max_findings, sink)).await?;
+    for (kind, resource) in streamed {
+        let mut pages = list::Pages::new(&DynamicObject::url_path(&resource, None), list::PAGE);
+        while let Some(mut items) = pages.next(client).await? {
+            assessed.objects += items.len();
+            for object in items.iter_mut().filter_map(|o| o.as_object_mut()) {
+                // The list does not repeat apiVersion and kind on each item.
+                object.insert("apiVersion".into(), resource.api_version.clone().into());
+                object.insert("kind".into(), kind.name.into());
+            }
+            let skipped;
+            (stream, skipped) = blocking(move || {
+                let skipped = stream.page(items).len();
+                (stream, skipped)
+            })
+            .await?;
+            assessed.skipped += skipped;
+            assessed.held = assessed.held.max(stream.held());
+            if max_held > 0 && stream.held() > max_held {
+                return Err(GatherError::TooLarge { limit: max_held, kind: kind.name, setting: ASSESSMENT_SETTING });
+            }
+        }
+    }
+    assessed.summary = blocking(move || stream.finish()).await?;
+    Ok(assessed)
+}
+
+/// Runs `work` on a blocking thread; a panic (a check's) fails the run, not the operator.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, GatherError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        GatherError::Engine(match e.try_into_panic() {
+            Ok(payload) => payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a check panicked".to_owned()),
+            Err(e) => e.to_string(),
+        })
+    })
+}
+
+/// The first version of `kind` the cluster serves and lets the operator list (one object
+/// asked for); None when none is, or listing is forbidden.
+async fn served(client: &kube::Client, kind: &'static Kind) -> Result<Option<ApiResource>, GatherError> {
+    for version in kind.versions {
+        let gvk = GroupVersionKind::gvk(kind.group, version, kind.name);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, kind.plural);
+        match list::Pages::new(&DynamicObject::url_path(&resource, None), 1).next(client).await {
+            Ok(_) => return Ok(Some(resource)),
+            Err(e) if list::status_code(&e) == Some(404) => {}
+            Err(e) if list::status_code(&e) == Some(403) => {
+                tracing::warn!(kind = kind.name, error = %e, "may not list; checks that need it are skipped");
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(None)
 }
 
 /// What gathering saw, besides the snapshot.
@@ -47,7 +159,7 @@ pub struct Gathered {
 /// What a gathering is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
-    /// The checks: the snapshot.
+    /// The kinds an Assessment keeps whole ([`assess`] streams the others).
     Checks,
     /// A collector: the snapshot, and the words an upload built from it must not contain.
     Collect,
@@ -150,7 +262,8 @@ async fn list_kind(
                 gathered.skipped.push(skip.to_string());
             }
             if max_objects > 0 && gathered.snapshot.len() > max_objects {
-                return Err(GatherError::TooLarge { limit: max_objects, kind: kind.name });
+                let setting = if purpose == Purpose::Checks { ASSESSMENT_SETTING } else { COLLECTION_SETTING };
+                return Err(GatherError::TooLarge { limit: max_objects, kind: kind.name, setting });
             }
             Ok(())
         })

@@ -156,7 +156,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         leadership.clone(),
         collectors::run(
             client.clone(),
-            collectors::Settings { intervals: config.collection_intervals, max_objects: config.assessment_max_objects },
+            collectors::Settings { intervals: config.collection_intervals, max_objects: config.collection_max_objects },
             collections,
             metrics.clone(),
             stopped(),

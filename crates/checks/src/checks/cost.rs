@@ -4,6 +4,7 @@ use kube9_api::common::{Pillar, Severity};
 
 use crate::checks::security::system_namespace;
 use crate::engine::Subject;
+use crate::registry::Run::{Each, Related};
 use crate::registry::{Check, per_container};
 
 const C: Pillar = Pillar::CostOptimization;
@@ -17,11 +18,9 @@ pub static CHECKS: &[Check] = &[
         rationale: "Without a quota one team's runaway workload can claim the whole cluster's capacity.",
         remediation: "Add a ResourceQuota limiting requests.cpu, requests.memory and object counts.",
         reads: &["Namespace", "ResourceQuota"],
-        run: |s, e| {
-            let used = s.namespaces_in_use();
+        run: Related(|s, f, e| {
             for ns in &s.namespaces {
-                let Some(name) = ns.metadata.name.as_deref().filter(|n| used.contains(n) && !system_namespace(n))
-                else {
+                let Some(name) = ns.metadata.name.as_deref().filter(|n| f.in_use(n) && !system_namespace(n)) else {
                     continue;
                 };
                 let has = s.resource_quotas.iter().any(|q| q.metadata.namespace.as_deref() == Some(name));
@@ -32,7 +31,7 @@ pub static CHECKS: &[Check] = &[
                     "runs Pods and has no ResourceQuota",
                 );
             }
-        },
+        }),
     },
     Check {
         id: "cost-optimization.limit-range",
@@ -42,17 +41,15 @@ pub static CHECKS: &[Check] = &[
         rationale: "A LimitRange gives containers that omit resources sensible defaults instead of unbounded use.",
         remediation: "Add a LimitRange with default requests and limits for containers.",
         reads: &["Namespace", "LimitRange"],
-        run: |s, e| {
-            let used = s.namespaces_in_use();
+        run: Related(|s, f, e| {
             for ns in &s.namespaces {
-                let Some(name) = ns.metadata.name.as_deref().filter(|n| used.contains(n) && !system_namespace(n))
-                else {
+                let Some(name) = ns.metadata.name.as_deref().filter(|n| f.in_use(n) && !system_namespace(n)) else {
                     continue;
                 };
                 let has = s.limit_ranges.iter().any(|q| q.metadata.namespace.as_deref() == Some(name));
                 e.expect(has, Subject::new("v1", "Namespace", &ns.metadata), None, "runs Pods and has no LimitRange");
             }
-        },
+        }),
     },
     Check {
         id: "cost-optimization.unused-volume-claim",
@@ -62,24 +59,17 @@ pub static CHECKS: &[Check] = &[
         rationale: "A PersistentVolumeClaim no Pod template mounts keeps paying for its disk.",
         remediation: "Delete the claim if its data is no longer needed, or back it up first.",
         reads: &["PersistentVolumeClaim", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"],
-        run: |s, e| {
+        run: Related(|s, f, e| {
             for pvc in &s.pvcs {
                 let name = pvc.metadata.name.as_deref().unwrap_or_default();
                 let ns = pvc.metadata.namespace.as_deref();
-                let mounted = crate::registry::pod_owners(s).any(|o| {
-                    o.subject.meta.namespace.as_deref() == ns
-                        && o.spec
-                            .volumes
+                let mounted = f.namespace(ns).is_some_and(|n| n.claims.contains(name))
+                    || f.workloads_in(ns).any(|w| {
+                        // StatefulSet claims are named <template>-<set>-<ordinal>.
+                        w.claim_templates
                             .iter()
-                            .flatten()
-                            .any(|v| v.persistent_volume_claim.as_ref().is_some_and(|c| c.claim_name == name))
-                }) || s.workloads.iter().any(|w| {
-                    // StatefulSet claims are named <template>-<set>-<ordinal>.
-                    w.metadata.namespace.as_deref() == ns
-                        && w.claim_templates.iter().any(|t| {
-                            name.starts_with(&format!("{t}-{}-", w.metadata.name.as_deref().unwrap_or_default()))
-                        })
-                });
+                            .any(|t| name.starts_with(&format!("{t}-{}-", w.name.as_deref().unwrap_or_default())))
+                    });
                 e.expect(
                     mounted,
                     Subject::new("v1", "PersistentVolumeClaim", &pvc.metadata),
@@ -87,7 +77,7 @@ pub static CHECKS: &[Check] = &[
                     "no workload mounts it",
                 );
             }
-        },
+        }),
     },
     Check {
         id: "cost-optimization.load-balancers",
@@ -97,12 +87,12 @@ pub static CHECKS: &[Check] = &[
         rationale: "Every Service of type LoadBalancer provisions (and bills) its own cloud load balancer.",
         remediation: "Share one Ingress or Gateway across HTTP services; keep LoadBalancer for what needs it.",
         reads: &["Service"],
-        run: |s, e| {
+        run: Each(|s, e| {
             for svc in &s.services {
                 let lb = svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
                 e.expect(!lb, Subject::new("v1", "Service", &svc.metadata), None, "provisions its own load balancer");
             }
-        },
+        }),
     },
     Check {
         id: "cost-optimization.oversized-requests",
@@ -112,7 +102,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "A request of more than 4 CPUs or 16 GiB per container reserves capacity that is rarely all used.",
         remediation: "Measure the container's use and request close to it; scale out rather than up.",
         reads: crate::registry::POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |_, c| {
                 let requests = c.resources.as_ref().and_then(|r| r.requests.as_ref())?;
                 let cpu = requests.get("cpu").and_then(|q| cpu_cores(&q.0)).unwrap_or(0.0);
@@ -121,7 +111,7 @@ pub static CHECKS: &[Check] = &[
                     format!("requests {} CPU and {} memory", fmt(requests.get("cpu")), fmt(requests.get("memory")))
                 })
             })
-        },
+        }),
     },
 ];
 

@@ -9,6 +9,7 @@ use kube9_api::common::{Pillar, Severity};
 
 use crate::argocd::{Application, Destination};
 use crate::engine::Subject;
+use crate::registry::Run::{Each, Kept};
 use crate::registry::{Check, pod_owners};
 use crate::snapshot::Snapshot;
 
@@ -98,14 +99,14 @@ pub static CHECKS: &[Check] = &[
         rationale: "An Application that stays OutOfSync runs something other than what Git says; one that stays Degraded is failing. Either way the GitOps promise is broken and nobody may have noticed.",
         remediation: "Open the Application in Argo CD: sync it, or fix what keeps it from becoming healthy (its resource tree shows which resource). If the difference is intended, record it in Git or in ignoreDifferences.",
         reads: &["Application"],
-        run: |s, e| {
+        run: Kept(|s, e| {
             for app in &s.applications {
                 match stuck(s, app) {
                     Some(message) => e.fail(subject(app), None, message),
                     None => e.pass(subject(app)),
                 }
             }
-        },
+        }),
     },
     Check {
         id: "operational-excellence.argocd-sync-failed",
@@ -115,14 +116,14 @@ pub static CHECKS: &[Check] = &[
         rationale: "A failed sync leaves the cluster part-way between two revisions, and automated sync stops retrying after its limit.",
         remediation: "Read the sync's message in Argo CD (or `kube9-operator query argocd apps get`), fix the manifest or permission it names, and sync again.",
         reads: &["Application"],
-        run: |s, e| {
+        run: Kept(|s, e| {
             for app in &s.applications {
                 let op = app.status.operation_state.as_ref();
                 let failed = op.is_some_and(|o| matches!(o.phase.as_deref(), Some("Failed" | "Error")));
                 let message = op.and_then(|o| o.message.clone()).unwrap_or_default();
                 e.expect(!failed, subject(app), None, format!("last sync failed: {message}"));
             }
-        },
+        }),
     },
     Check {
         id: "operational-excellence.argocd-automation-incomplete",
@@ -132,7 +133,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "Automated sync without selfHeal lets changes made in the cluster stay until the next commit; without prune, resources removed from Git keep running.",
         remediation: "Set syncPolicy.automated.selfHeal: true and prune: true (with the argocd.argoproj.io/sync-options: Prune=false annotation on anything that must survive removal).",
         reads: &["Application"],
-        run: |s, e| {
+        run: Kept(|s, e| {
             for app in &s.applications {
                 let Some(auto) = app.spec.sync_policy.as_ref().and_then(|p| p.automated.as_ref()) else { continue };
                 if auto.enabled == Some(false) {
@@ -150,7 +151,7 @@ pub static CHECKS: &[Check] = &[
                     format!("automated sync without {}", missing.join(" or ")),
                 );
             }
-        },
+        }),
     },
     Check {
         id: "operational-excellence.argocd-unmanaged-workloads",
@@ -160,7 +161,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "In a namespace Argo CD deploys into, a workload no Application manages was made by hand: it is not reviewed, not reproducible, and lost when the namespace is rebuilt from Git.",
         remediation: "Add the workload's manifests to an Application's source, or move it out of the GitOps-managed namespace.",
         reads: &["Application", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"],
-        run: |s, e| {
+        run: Each(|s, e| {
             if s.applications.is_empty() {
                 return;
             }
@@ -179,7 +180,7 @@ pub static CHECKS: &[Check] = &[
                     "runs in a namespace Argo CD deploys into, but no Application manages it",
                 );
             }
-        },
+        }),
     },
     Check {
         id: "security.argocd-default-project",
@@ -189,7 +190,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "The default AppProject allows any source repository, any destination and any kind: an Application there can deploy anything anywhere the Argo CD controller can reach.",
         remediation: "Create an AppProject per team with the repositories, destinations and kinds it needs, and move the Application into it.",
         reads: &["Application"],
-        run: |s, e| {
+        run: Kept(|s, e| {
             for app in &s.applications {
                 let project = app.spec.project.as_str();
                 e.expect(
@@ -199,7 +200,7 @@ pub static CHECKS: &[Check] = &[
                     "uses the default AppProject",
                 );
             }
-        },
+        }),
     },
     Check {
         id: "security.argocd-project-unrestricted",
@@ -209,7 +210,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "A project whose sourceRepos is `*` and one of whose destinations is any cluster and any namespace lets whoever can create its Applications deploy anything, anywhere.",
         remediation: "List the repositories the project's teams use in sourceRepos, and the servers and namespaces they deploy to in destinations.",
         reads: &["AppProject"],
-        run: |s, e| {
+        run: Kept(|s, e| {
             for project in &s.app_projects {
                 let any_repo = project.spec.source_repos.iter().any(|r| r == "*");
                 let any_place = project.spec.destinations.iter().any(anywhere);
@@ -220,7 +221,7 @@ pub static CHECKS: &[Check] = &[
                     "allows any source repository and any destination",
                 );
             }
-        },
+        }),
     },
 ];
 

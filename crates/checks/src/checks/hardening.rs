@@ -4,6 +4,7 @@
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use kube9_api::common::{Pillar, Severity};
 
+use crate::registry::Run::Each;
 use crate::registry::{Check, POD_KINDS, PodOwner, per_container, per_owner};
 
 const S: Pillar = Pillar::Security;
@@ -72,7 +73,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "A container UID or GID below 10000 may match a real account on the node (or a well-known system one); after an escape it acts as that account.",
         remediation: "Set securityContext.runAsUser and runAsGroup to 10000 or more (pod or container), and build the image for it.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |owner, c| {
                 let low = |id: Option<i64>| id.is_none_or(|id| id < HIGH_ID);
                 match (low(run_as_user(owner, c)), low(run_as_group(owner, c))) {
@@ -82,7 +83,7 @@ pub static CHECKS: &[Check] = &[
                     (true, true) => Some("runAsUser and runAsGroup are not set to 10000 or more".into()),
                 }
             })
-        },
+        }),
     },
     Check {
         id: "security.root-group",
@@ -92,7 +93,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "GID 0 (runAsGroup, fsGroup or a supplemental group) gives the process the root group's access to files on shared volumes and, after an escape, on the node.",
         remediation: "Use a non-zero runAsGroup and fsGroup, and leave 0 out of supplementalGroups.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |owner, c| {
                 let pod = owner.spec.security_context.as_ref();
                 let zero = run_as_group(owner, c) == Some(0)
@@ -100,7 +101,7 @@ pub static CHECKS: &[Check] = &[
                     || pod.and_then(|p| p.supplemental_groups.as_ref()).is_some_and(|g| g.contains(&0));
                 zero.then(|| "runs with the root group (GID 0)".into())
             })
-        },
+        }),
     },
     Check {
         id: "security.added-capabilities",
@@ -110,7 +111,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "Every capability added beyond NET_BIND_SERVICE widens what a compromised process can do to the kernel (the Pod Security restricted profile allows only that one).",
         remediation: "Remove the capability from securityContext.capabilities.add, or justify it with an exemption.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |_, c| {
                 let added: Vec<&str> = c
                     .security_context
@@ -124,7 +125,7 @@ pub static CHECKS: &[Check] = &[
                     .collect();
                 (!added.is_empty()).then(|| format!("adds {}", added.join(", ")))
             })
-        },
+        }),
     },
     Check {
         id: "security.unconfined-profiles",
@@ -134,7 +135,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "An unconfined AppArmor profile, or an SELinux type outside the container types (spc_t, unconfined_t) or a custom SELinux user or role, switches off the kernel's confinement of the container. (Seccomp is security.seccomp.)",
         remediation: "Remove the unconfined AppArmor profile (annotation or appArmorProfile) and the seLinuxOptions override; use RuntimeDefault.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |owner, c| {
                 let pod = owner.spec.security_context.as_ref();
                 let ctr = c.security_context.as_ref();
@@ -158,7 +159,7 @@ pub static CHECKS: &[Check] = &[
                     || selinux.role.as_deref().is_some_and(|r| !r.is_empty()))
                 .then(|| "sets a custom SELinux user or role".into())
             })
-        },
+        }),
     },
     Check {
         id: "security.windows-host-process",
@@ -168,7 +169,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "A Windows HostProcess container runs directly on the node as a host process, with the node's network and filesystem: the Windows equivalent of privileged.",
         remediation: "Remove windowsOptions.hostProcess, or run such node agents only in a namespace reserved for them.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |owner, c| {
                 let pod = owner
                     .spec
@@ -180,7 +181,7 @@ pub static CHECKS: &[Check] = &[
                     c.security_context.as_ref().and_then(|sc| sc.windows_options.as_ref()).and_then(|w| w.host_process);
                 (ctr.or(pod) == Some(true)).then(|| "runs as a Windows HostProcess container".into())
             })
-        },
+        }),
     },
     Check {
         id: "security.host-path-writable",
@@ -190,7 +191,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "A hostPath mounted read-write lets the container change the node's files: plant binaries, edit the kubelet's configuration, or fill the disk.",
         remediation: "Mount the hostPath with readOnly: true, or replace it with a volume that is not the node's filesystem.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |owner, c| {
                 let writable: Vec<String> = c
                     .volume_mounts
@@ -205,7 +206,7 @@ pub static CHECKS: &[Check] = &[
                     .collect();
                 (!writable.is_empty()).then(|| format!("mounts the node's {} read-write", writable.join(", ")))
             })
-        },
+        }),
     },
     Check {
         id: "security.container-runtime-socket",
@@ -215,13 +216,13 @@ pub static CHECKS: &[Check] = &[
         rationale: "The container runtime's socket (Docker, containerd, CRI-O) starts containers on the node at will: privileged ones, with the node's root filesystem. Mounting it is root on the node.",
         remediation: "Remove the hostPath; build images with a daemonless builder (BuildKit rootless, kaniko, buildah) and read container data through the Kubernetes API.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_owner(s, e, |o| {
                 let sockets: Vec<&str> =
                     host_paths(o.spec).map(|(_, p)| p).filter(|p| RUNTIME_SOCKETS.contains(p)).collect();
                 (!sockets.is_empty()).then(|| format!("mounts the container runtime's socket ({})", sockets.join(", ")))
             })
-        },
+        }),
     },
     Check {
         id: "security.image-digest",
@@ -231,12 +232,12 @@ pub static CHECKS: &[Check] = &[
         rationale: "A tag can be moved to other content by whoever controls the registry; only a digest names exactly the image that was reviewed and scanned.",
         remediation: "Refer to images as name@sha256:<digest> (tools such as Renovate keep digests current).",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |_, c| {
                 let image = c.image.as_deref().unwrap_or_default();
                 (!image.contains("@sha256:")).then(|| format!("image {image} is not pinned by digest"))
             })
-        },
+        }),
     },
     Check {
         id: "security.tiller",
@@ -246,7 +247,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "Helm 2's Tiller serves an unauthenticated gRPC API inside the cluster, usually with cluster-admin rights: any Pod that reaches it controls the cluster. Helm 2 is end of life.",
         remediation: "Remove Tiller and move the releases to Helm 3, which has no in-cluster component.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |_, c| {
                 let image = c.image.as_deref().unwrap_or_default();
                 let repository = image
@@ -261,7 +262,7 @@ pub static CHECKS: &[Check] = &[
                     .is_some_and(|name| name == "tiller")
                     .then(|| format!("runs Tiller ({image})"))
             })
-        },
+        }),
     },
     Check {
         id: "security.dashboard-skip-login",
@@ -271,7 +272,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "With --enable-skip-login the Dashboard offers a Skip button that acts with the Dashboard's own ServiceAccount: anyone who reaches it gets those rights.",
         remediation: "Remove --enable-skip-login (and --enable-insecure-login); require a bearer token or an authenticating proxy.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |_, c| {
                 let skip = c
                     .args
@@ -281,7 +282,7 @@ pub static CHECKS: &[Check] = &[
                     .any(|a| a == "--enable-skip-login" || a == "--enable-skip-login=true");
                 skip.then(|| "runs with --enable-skip-login".into())
             })
-        },
+        }),
     },
 ];
 

@@ -8,21 +8,10 @@ use kube9_api::common::{Pillar, Severity};
 
 use crate::checks::security::system_namespace;
 use crate::engine::Subject;
+use crate::facts::ServiceFact;
+use crate::registry::Run::{Each, Related};
 use crate::registry::{Check, pod_owners};
-use crate::snapshot::{Snapshot, selects};
-
-/// The labels of every Pod-running object in `namespace` (a PodTemplate runs nothing).
-fn pod_labels<'s>(s: &'s Snapshot, namespace: Option<&'s str>) -> impl Iterator<Item = BTreeMap<String, String>> + 's {
-    pod_owners(s)
-        .filter(move |o| {
-            o.subject.meta.namespace.as_deref() == namespace
-                && o.workload.is_none_or(|w| w.kind.as_str() != "PodTemplate")
-        })
-        .map(|o| match o.workload {
-            Some(w) => w.pod_labels(),
-            None => o.subject.meta.labels.clone().unwrap_or_default(),
-        })
-}
+use crate::snapshot::selects;
 
 /// Whether a NetworkPolicy's podSelector selects Pods labelled `labels` (empty: every Pod).
 fn policy_selects(p: &NetworkPolicy, labels: &BTreeMap<String, String>) -> bool {
@@ -51,7 +40,7 @@ pub static CHECKS: &[Check] = &[
             "CronJob",
             "Pod",
         ],
-        run: |s, e| {
+        run: Each(|s, e| {
             for o in pod_owners(s) {
                 let ns = o.subject.meta.namespace.as_deref();
                 // A PodTemplate runs nothing; host-network Pods are outside NetworkPolicy's reach
@@ -72,7 +61,7 @@ pub static CHECKS: &[Check] = &[
                     .any(|p| p.metadata.namespace.as_deref() == ns && policy_selects(p, &labels));
                 e.expect(covered, o.subject, None, "no NetworkPolicy selects its Pods");
             }
-        },
+        }),
     },
     Check {
         id: "security.network-policy-selects-nothing",
@@ -92,10 +81,10 @@ pub static CHECKS: &[Check] = &[
             "CronJob",
             "Pod",
         ],
-        run: |s, e| {
+        run: Related(|s, f, e| {
             for p in &s.network_policies {
                 let ns = p.metadata.namespace.as_deref();
-                let any = pod_labels(s, ns).any(|labels| policy_selects(p, &labels));
+                let any = f.namespace(ns).is_some_and(|n| n.running.iter().any(|&l| policy_selects(p, f.labels(l))));
                 e.expect(
                     any,
                     Subject::new("networking.k8s.io/v1", "NetworkPolicy", &p.metadata),
@@ -103,7 +92,7 @@ pub static CHECKS: &[Check] = &[
                     "its podSelector matches no Pods",
                 );
             }
-        },
+        }),
     },
     Check {
         id: "security.node-port-service",
@@ -113,7 +102,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "A NodePort opens the Service on every node's address, outside any Ingress, load balancer or firewall rule made for it.",
         remediation: "Use a ClusterIP Service behind an Ingress or Gateway, or a LoadBalancer with source ranges.",
         reads: &["Service"],
-        run: |s, e| {
+        run: Each(|s, e| {
             for svc in &s.services {
                 let node_port = svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("NodePort");
                 e.expect(
@@ -123,7 +112,7 @@ pub static CHECKS: &[Check] = &[
                     "is exposed on every node (type NodePort)",
                 );
             }
-        },
+        }),
     },
     Check {
         id: "reliability.ingress-backend",
@@ -133,7 +122,13 @@ pub static CHECKS: &[Check] = &[
         rationale: "An Ingress path whose Service, or Service port, does not exist answers 503 for every request. (Offline, the Service must be among the inputs.)",
         remediation: "Point the backend at an existing Service and one of its ports (by number or name).",
         reads: &["Ingress", "Service"],
-        run: |s, e| {
+        run: Related(|s, f, e| {
+            // The first Service of each namespace and name, as the API server keeps one.
+            let mut services = std::collections::HashMap::new();
+            for svc in &f.services {
+                let key = (svc.meta.namespace.as_deref(), svc.meta.name.as_deref().unwrap_or_default());
+                services.entry(key).or_insert(svc);
+            }
             for ing in &s.ingresses {
                 let ns = ing.metadata.namespace.as_deref();
                 let spec = ing.spec.as_ref();
@@ -145,7 +140,7 @@ pub static CHECKS: &[Check] = &[
                 );
                 let mut missing: Vec<String> = Vec::new();
                 for b in backends {
-                    if let Some(problem) = backend_problem(s, ns, b)
+                    if let Some(problem) = backend_problem(&services, ns, b)
                         && !missing.contains(&problem)
                     {
                         missing.push(problem);
@@ -158,23 +153,25 @@ pub static CHECKS: &[Check] = &[
                     missing.join("; "),
                 );
             }
-        },
+        }),
     },
 ];
 
 /// What is wrong with one backend: no such Service, or no such port on it.
-fn backend_problem(s: &Snapshot, ns: Option<&str>, backend: &IngressBackend) -> Option<String> {
+fn backend_problem(
+    services: &std::collections::HashMap<(Option<&str>, &str), &ServiceFact>,
+    ns: Option<&str>,
+    backend: &IngressBackend,
+) -> Option<String> {
     let service = backend.service.as_ref()?;
-    let Some(svc) = s.services.iter().find(|svc| {
-        svc.metadata.namespace.as_deref() == ns && svc.metadata.name.as_deref() == Some(service.name.as_str())
-    }) else {
+    let Some(svc) = services.get(&(ns, service.name.as_str())) else {
         return Some(format!("Service {} does not exist", service.name));
     };
-    let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref());
+    let ports = &svc.ports;
     let port = service.port.as_ref()?;
     let found = match (port.number, port.name.as_deref()) {
-        (Some(n), _) => ports.into_iter().flatten().any(|p| p.port == n),
-        (None, Some(name)) => ports.into_iter().flatten().any(|p| p.name.as_deref() == Some(name)),
+        (Some(n), _) => ports.iter().any(|p| p.0 == n),
+        (None, Some(name)) => ports.iter().any(|p| p.1.as_deref() == Some(name)),
         (None, None) => true,
     };
     let shown = port.number.map(|n| n.to_string()).or(port.name.clone()).unwrap_or_default();

@@ -3,6 +3,7 @@
 use kube9_api::common::{Pillar, Severity};
 
 use crate::engine::Subject;
+use crate::registry::Run::Each;
 use crate::registry::{Check, POD_KINDS, image_pinned, per_container, pod_owners};
 
 const O: Pillar = Pillar::OperationalExcellence;
@@ -16,12 +17,12 @@ pub static CHECKS: &[Check] = &[
         rationale: "Tools, dashboards and people find a workload's objects through the recommended labels.",
         remediation: "Label the workload and its Pod template with app.kubernetes.io/name (and instance, version, part-of).",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             for o in pod_owners(s) {
                 let labelled = o.subject.meta.labels.as_ref().is_some_and(|l| l.contains_key("app.kubernetes.io/name"));
                 e.expect(labelled, o.subject, None, "has no app.kubernetes.io/name label");
             }
-        },
+        }),
     },
     Check {
         id: "operational-excellence.default-namespace",
@@ -31,12 +32,12 @@ pub static CHECKS: &[Check] = &[
         rationale: "The default namespace has no owner, quota or policy of its own; everything there is shared.",
         remediation: "Move the workload into a namespace of its own team or application.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             for o in pod_owners(s) {
                 let ns = o.subject.meta.namespace.as_deref().unwrap_or("default");
                 e.expect(ns != "default", o.subject, None, "runs in the default namespace");
             }
-        },
+        }),
     },
     Check {
         id: "operational-excellence.rollback-history",
@@ -46,7 +47,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "revisionHistoryLimit: 0 deletes old ReplicaSets, so `kubectl rollout undo` has nothing to go back to.",
         remediation: "Keep a few revisions (the default is 10; 3 to 5 is plenty).",
         reads: &["Deployment", "StatefulSet", "DaemonSet"],
-        run: |s, e| {
+        run: Each(|s, e| {
             for w in s.workloads.iter().filter(|w| w.kind.serves() && w.kind.as_str() != "ReplicaSet") {
                 e.expect(
                     w.revision_history_limit != Some(0),
@@ -55,7 +56,7 @@ pub static CHECKS: &[Check] = &[
                     "keeps no revision to roll back to",
                 );
             }
-        },
+        }),
     },
     Check {
         id: "operational-excellence.liveness-equals-readiness",
@@ -65,12 +66,12 @@ pub static CHECKS: &[Check] = &[
         rationale: "When both probes are the same, an overloaded Pod is restarted instead of taken out of rotation, which spreads the overload.",
         remediation: "Make the liveness probe check only that the process is alive, with a longer failure threshold.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |_, c| match (&c.liveness_probe, &c.readiness_probe) {
                 (Some(l), Some(r)) if l == r => Some("liveness and readiness probes are identical".into()),
                 _ => None,
             })
-        },
+        }),
     },
     Check {
         id: "operational-excellence.latest-if-not-present",
@@ -80,14 +81,14 @@ pub static CHECKS: &[Check] = &[
         rationale: "An unpinned tag with imagePullPolicy IfNotPresent runs whatever each node cached: different nodes, different code.",
         remediation: "Pin the image to a version tag or digest.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |_, c| {
                 let image = c.image.as_deref().unwrap_or_default();
                 let policy = c.image_pull_policy.as_deref();
                 (!image_pinned(image) && policy == Some("IfNotPresent"))
                     .then(|| format!("{image} is mutable and pulled only when a node lacks it"))
             })
-        },
+        }),
     },
     Check {
         id: "operational-excellence.duplicate-env",
@@ -97,7 +98,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "When a container sets the same variable twice the last one silently wins: a later edit to the first has no effect, and tools that merge manifests disagree about the result.",
         remediation: "Keep one entry per variable name.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |_, c| {
                 let mut seen = std::collections::BTreeSet::new();
                 let mut twice: Vec<&str> = Vec::new();
@@ -108,7 +109,7 @@ pub static CHECKS: &[Check] = &[
                 }
                 (!twice.is_empty()).then(|| format!("sets {} more than once", twice.join(", ")))
             })
-        },
+        }),
     },
 ];
 

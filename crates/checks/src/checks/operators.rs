@@ -20,8 +20,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube9_api::common::{Pillar, Severity};
 
 use crate::engine::{Eval, Subject};
+use crate::facts::{Facts, ServiceFact};
 use crate::operators::{CaBundle, CrashingPod, ServiceRef, WorkloadState};
-use crate::registry::Check;
+use crate::registry::{Check, Run};
 use crate::snapshot::Snapshot;
 
 const R: Pillar = Pillar::Reliability;
@@ -60,19 +61,21 @@ const OPERATOR_KINDS: &[&str] = &[
     "CustomResourceDefinition",
 ];
 
+/// The Service a reference names, from the facts the Services left.
+fn service_fact<'f>(f: &'f Facts, service: &ServiceRef) -> Option<&'f ServiceFact> {
+    f.services.iter().find(|svc| {
+        svc.meta.namespace.as_deref() == Some(service.namespace.as_str())
+            && svc.meta.name.as_deref() == Some(service.name.as_str())
+    })
+}
+
 /// Why a Service the API server calls cannot answer, if it cannot.
-fn unreachable(s: &Snapshot, service: &ServiceRef) -> Option<String> {
-    let found = s.services.iter().find(|svc| {
-        svc.metadata.namespace.as_deref() == Some(service.namespace.as_str())
-            && svc.metadata.name.as_deref() == Some(service.name.as_str())
-    });
-    let Some(svc) = found else { return Some(format!("its Service {service} does not exist")) };
-    let spec = svc.spec.as_ref();
-    if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
+fn unreachable(s: &Snapshot, f: &Facts, service: &ServiceRef) -> Option<String> {
+    let Some(svc) = service_fact(f, service) else { return Some(format!("its Service {service} does not exist")) };
+    if svc.external_name {
         return None;
     }
-    let ports = spec.and_then(|s| s.ports.as_ref()).map(Vec::as_slice).unwrap_or_default();
-    if !ports.is_empty() && !ports.iter().any(|p| p.port == service.port) {
+    if !svc.ports.is_empty() && !svc.ports.iter().any(|(port, _)| *port == service.port) {
         return Some(format!("its Service {service} has no port {}", service.port));
     }
     match s.operators.ready_endpoints.get(&(service.namespace.clone(), service.name.clone())) {
@@ -83,12 +86,12 @@ fn unreachable(s: &Snapshot, service: &ServiceRef) -> Option<String> {
 }
 
 /// The webhooks with a Service whose failure policy is `fails_closed`, judged.
-fn webhooks(s: &Snapshot, e: &mut Eval<'_>, fails_closed: bool) {
+fn webhooks(s: &Snapshot, f: &Facts, e: &mut Eval<'_>, fails_closed: bool) {
     for config in &s.operators.webhook_configurations {
         let subject = Subject::new(ADMISSION, config.kind, &config.metadata);
         for hook in config.webhooks.iter().filter(|w| w.fails_closed == fails_closed) {
             let Some(service) = &hook.service else { continue };
-            match unreachable(s, service) {
+            match unreachable(s, f, service) {
                 Some(why) => e.fail(subject, None, format!("webhook {}: {why}", hook.name)),
                 None => e.pass(subject),
             }
@@ -135,7 +138,7 @@ type Called<'s> = Vec<(&'s str, &'s BTreeMap<String, String>, String)>;
 
 /// The Services the API server calls, found in one pass over the Services (a large cluster has
 /// thousands; the API server calls a few).
-fn called_services<'s>(s: &'s Snapshot) -> Called<'s> {
+fn called_services<'s>(s: &'s Snapshot, f: &'s Facts) -> Called<'s> {
     let mut out: BTreeMap<(&str, &str), String> = BTreeMap::new();
     let mut note = |service: &'s Option<ServiceRef>, what: String| {
         if let Some(svc) = service {
@@ -156,12 +159,12 @@ fn called_services<'s>(s: &'s Snapshot) -> Called<'s> {
             format!("the conversion webhook of {}", crd.metadata.name.as_deref().unwrap_or_default()),
         );
     }
-    s.services
+    f.services
         .iter()
         .filter_map(|svc| {
-            let namespace = svc.metadata.namespace.as_deref()?;
-            let what = out.get(&(namespace, svc.metadata.name.as_deref()?))?;
-            let selector = svc.spec.as_ref()?.selector.as_ref().filter(|s| !s.is_empty())?;
+            let namespace = svc.meta.namespace.as_deref()?;
+            let what = out.get(&(namespace, svc.meta.name.as_deref()?))?;
+            let selector = f.labels(svc.selector?);
             Some((namespace, selector, what.clone()))
         })
         .collect()
@@ -274,7 +277,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "The API server calls an admission webhook on every write its rules match; with failurePolicy Fail (the default) a webhook whose Service is gone or has no ready Pod rejects every one of those writes: Deployments cannot roll, Pods cannot be created, and a broad rule stops the whole cluster.",
         remediation: "Bring back the webhook's Pods (see the operator checks for its Deployment), or fix the Service the webhook names. If its operator was uninstalled, delete the webhook configuration; if it must not block writes while it is down, set failurePolicy: Ignore and narrow its rules and namespaceSelector.",
         reads: WEBHOOK_KINDS,
-        run: |s, e| webhooks(s, e, true),
+        run: Run::Related(|s, f, e| webhooks(s, f, e, true)),
     },
     Check {
         id: "reliability.webhook-fail-open-unreachable",
@@ -284,7 +287,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "With failurePolicy Ignore, a webhook that cannot be reached no longer blocks writes, but every matching write waits for its timeout first, and what it enforces or adds (policies, defaults, injected sidecars) is silently missing from everything written meanwhile.",
         remediation: "Bring back the webhook's Pods or fix the Service it names; delete the webhook configuration if its operator was uninstalled.",
         reads: WEBHOOK_KINDS,
-        run: |s, e| webhooks(s, e, false),
+        run: Run::Related(|s, f, e| webhooks(s, f, e, false)),
     },
     Check {
         id: "reliability.ca-bundle-expired",
@@ -299,7 +302,7 @@ pub static CHECKS: &[Check] = &[
             "APIService",
             "CustomResourceDefinition",
         ],
-        run: |s, e| {
+        run: Run::Related(|s, _f, e| {
             let Some(now) = s.taken_at.map(|t| t.as_second()) else { return };
             for (subject, what, ca) in ca_bundles(s) {
                 match ca {
@@ -322,7 +325,7 @@ pub static CHECKS: &[Check] = &[
                     CaBundle::Unreadable(why) => e.fail(subject, None, format!("{what}: CA bundle unreadable: {why}")),
                 }
             }
-        },
+        }),
     },
     Check {
         id: "reliability.ca-bundle-expiring",
@@ -337,7 +340,7 @@ pub static CHECKS: &[Check] = &[
             "APIService",
             "CustomResourceDefinition",
         ],
-        run: |s, e| {
+        run: Run::Related(|s, _f, e| {
             let Some(now) = s.taken_at.map(|t| t.as_second()) else { return };
             for (subject, what, ca) in ca_bundles(s) {
                 let CaBundle::Valid { not_after, subject: cn, .. } = ca else { continue };
@@ -353,7 +356,7 @@ pub static CHECKS: &[Check] = &[
                     format!("{what}: CA bundle expires in {days} days ({cn}, {})", date(*not_after)),
                 );
             }
-        },
+        }),
     },
     Check {
         id: "reliability.apiservice-unavailable",
@@ -363,14 +366,11 @@ pub static CHECKS: &[Check] = &[
         rationale: "An aggregated API (metrics.k8s.io, custom metrics, an operator's own API) that is not Available fails every request for it: autoscalers stop scaling on metrics, and clients that discover every API (kubectl, namespace deletion, garbage collection) report errors or stall.",
         remediation: "Bring back the Service and Pods that serve it (`kubectl get apiservice <name> -o yaml` says why it is unavailable); if the component was uninstalled, delete the APIService.",
         reads: &["APIService", "Service"],
-        run: |s, e| {
+        run: Run::Related(|s, f, e| {
             for api in &s.operators.api_services {
                 let Some(service) = &api.service else { continue };
                 let subject = Subject::new(APIREGISTRATION, "APIService", &api.metadata);
-                let exists = s.services.iter().any(|svc| {
-                    svc.metadata.namespace.as_deref() == Some(service.namespace.as_str())
-                        && svc.metadata.name.as_deref() == Some(service.name.as_str())
-                });
+                let exists = service_fact(f, service).is_some();
                 match &api.available {
                     _ if !exists => e.fail(subject, None, format!("its Service {service} does not exist")),
                     Some(c) if !c.is_true() => e.fail(subject, None, format!("not Available: {}", c.explain())),
@@ -379,7 +379,7 @@ pub static CHECKS: &[Check] = &[
                     None => {}
                 }
             }
-        },
+        }),
     },
     Check {
         id: "operational-excellence.crd-stored-version-unserved",
@@ -389,7 +389,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "status.storedVersions lists every version objects may still be stored in. One that is no longer served cannot be removed from the CRD until every object is rewritten in a served version; an upgrade that drops it (or a storage migration never run) leaves objects that cannot be read.",
         remediation: "Rewrite every object in the storage version (kube-storage-version-migrator, or `kubectl get <kind> -A -o json | kubectl replace -f -`), then remove the old version from status.storedVersions (patch the CRD's status subresource).",
         reads: &["CustomResourceDefinition"],
-        run: |s, e| {
+        run: Run::Related(|s, _f, e| {
             for crd in &s.operators.crds {
                 if crd.stored_versions.is_empty() {
                     continue;
@@ -412,7 +412,7 @@ pub static CHECKS: &[Check] = &[
                     format!("objects may be stored in {}; served: {}", unserved.join(", "), served.join(", ")),
                 );
             }
-        },
+        }),
     },
     Check {
         id: "reliability.crd-conversion-unreachable",
@@ -422,16 +422,16 @@ pub static CHECKS: &[Check] = &[
         rationale: "A CRD with a conversion webhook needs it for every read and write in a version other than the one stored: with its Service gone or without ready Pods those requests fail, and so do the garbage collector and namespace deletion when they list the kind.",
         remediation: "Bring back the conversion webhook's Pods or fix spec.conversion.webhook.clientConfig.service; if the operator was uninstalled, delete its CRDs (and their objects) or set the conversion strategy to None.",
         reads: &["CustomResourceDefinition", "Service", "EndpointSlice"],
-        run: |s, e| {
+        run: Run::Related(|s, f, e| {
             for crd in &s.operators.crds {
                 let Some(service) = &crd.conversion else { continue };
                 let subject = Subject::new(APIEXTENSIONS, "CustomResourceDefinition", &crd.metadata);
-                match unreachable(s, service) {
+                match unreachable(s, f, service) {
                     Some(why) => e.fail(subject, None, format!("conversion webhook: {why}")),
                     None => e.pass(subject),
                 }
             }
-        },
+        }),
     },
     Check {
         id: "reliability.operator-crash-loop",
@@ -451,8 +451,8 @@ pub static CHECKS: &[Check] = &[
             "APIService",
             "CustomResourceDefinition",
         ],
-        run: |s, e| {
-            let called = called_services(s);
+        run: Run::Related(|s, f, e| {
+            let called = called_services(s, f);
             // The crash-looping Pods of each workload, in the order met.
             let mut crashing: Vec<(WorkloadKey<'_>, Option<&WorkloadState>, Vec<&CrashingPod>)> = Vec::new();
             for pod in crash_looping(s) {
@@ -491,7 +491,7 @@ pub static CHECKS: &[Check] = &[
                     e.pass(Subject::new(api_version(w.kind), w.kind, &w.metadata));
                 }
             }
-        },
+        }),
     },
     Check {
         id: "reliability.operator-unavailable",
@@ -501,8 +501,8 @@ pub static CHECKS: &[Check] = &[
         rationale: "A Deployment reports Available when enough of its Pods are ready. An operator below that reconciles slowly or not at all, and the webhooks, aggregated APIs and conversion webhooks it serves fail or time out.",
         remediation: "`kubectl describe deployment <name>` and its Pods' events say why Pods are not ready: image pulls, scheduling (resources, taints, affinity), failing readiness probes, or crashes.",
         reads: OPERATOR_KINDS,
-        run: |s, e| {
-            let called = called_services(s);
+        run: Run::Related(|s, f, e| {
+            let called = called_services(s, f);
             for w in s.operators.workloads.iter().filter(|w| w.kind == "Deployment") {
                 let Some(available) = &w.available else { continue };
                 let Some(because) = workload_because(&called, w) else { continue };
@@ -518,7 +518,7 @@ pub static CHECKS: &[Check] = &[
                     ),
                 );
             }
-        },
+        }),
     },
 ];
 

@@ -3,11 +3,12 @@
 use kube9_api::common::{Pillar, Severity};
 
 use crate::engine::Subject;
-use crate::registry::{Check, POD_KINDS, containers, image_pinned, per_container};
+use crate::registry::Run::{Each, Kept, Related};
+use crate::registry::{Check, POD_KINDS, image_pinned, per_container};
 
 const P: Pillar = Pillar::PerformanceEfficiency;
 
-fn has(c: &k8s_openapi::api::core::v1::Container, limits: bool, resource: &str) -> bool {
+pub(crate) fn has(c: &k8s_openapi::api::core::v1::Container, limits: bool, resource: &str) -> bool {
     let r = c.resources.as_ref();
     let map = if limits { r.and_then(|r| r.limits.as_ref()) } else { r.and_then(|r| r.requests.as_ref()) };
     map.is_some_and(|m| m.contains_key(resource))
@@ -24,7 +25,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "Without a CPU request the scheduler packs the Pod anywhere and it gets the least CPU under contention.",
         remediation: "Set resources.requests.cpu to the container's typical use.",
         reads: POD_KINDS,
-        run: |s, e| per_container(s, e, |_, c| (!has(c, false, "cpu")).then(|| "has no CPU request".into())),
+        run: Each(|s, e| per_container(s, e, |_, c| (!has(c, false, "cpu")).then(|| "has no CPU request".into()))),
     },
     Check {
         id: "performance-efficiency.memory-requests",
@@ -34,7 +35,9 @@ pub static CHECKS: &[Check] = &[
         rationale: "Without a memory request the Pod can be scheduled onto a node that cannot hold it, and is evicted first.",
         remediation: "Set resources.requests.memory to the container's steady-state use.",
         reads: POD_KINDS,
-        run: |s, e| per_container(s, e, |_, c| (!has(c, false, "memory")).then(|| "has no memory request".into())),
+        run: Each(|s, e| {
+            per_container(s, e, |_, c| (!has(c, false, "memory")).then(|| "has no memory request".into()))
+        }),
     },
     Check {
         id: "performance-efficiency.memory-limits",
@@ -44,7 +47,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "A container without a memory limit can take the node's memory and get its neighbours killed.",
         remediation: "Set resources.limits.memory above the container's peak use.",
         reads: POD_KINDS,
-        run: |s, e| per_container(s, e, |_, c| (!has(c, true, "memory")).then(|| "has no memory limit".into())),
+        run: Each(|s, e| per_container(s, e, |_, c| (!has(c, true, "memory")).then(|| "has no memory limit".into()))),
     },
     Check {
         id: "performance-efficiency.hpa-requests",
@@ -54,20 +57,19 @@ pub static CHECKS: &[Check] = &[
         rationale: "CPU utilisation is measured against requests: without them the autoscaler cannot act.",
         remediation: "Set resources.requests.cpu on every container of the target workload.",
         reads: &["HorizontalPodAutoscaler", "Deployment", "StatefulSet"],
-        run: |s, e| {
+        run: Related(|s, f, e| {
             for h in &s.hpas {
                 let Some(spec) = h.spec.as_ref() else { continue };
                 let on_cpu = spec
                     .metrics
                     .as_ref()
                     .is_none_or(|m| m.iter().any(|m| m.resource.as_ref().is_some_and(|r| r.name == "cpu")));
-                let target = s.workloads.iter().find(|w| {
+                let target = f.workloads_in(h.metadata.namespace.as_deref()).find(|w| {
                     w.kind.as_str() == spec.scale_target_ref.kind
-                        && w.metadata.name.as_deref() == Some(spec.scale_target_ref.name.as_str())
-                        && w.metadata.namespace == h.metadata.namespace
+                        && w.name.as_deref() == Some(spec.scale_target_ref.name.as_str())
                 });
                 let (Some(target), true) = (target, on_cpu) else { continue };
-                let ok = target.template.spec.as_ref().is_some_and(|p| containers(p).all(|c| has(c, false, "cpu")));
+                let ok = target.cpu_requested;
                 e.expect(
                     ok,
                     Subject::new("autoscaling/v2", "HorizontalPodAutoscaler", &h.metadata),
@@ -75,7 +77,7 @@ pub static CHECKS: &[Check] = &[
                     format!("scales {} on CPU but its containers have no CPU requests", spec.scale_target_ref.name),
                 );
             }
-        },
+        }),
     },
     Check {
         id: "performance-efficiency.hpa-range",
@@ -85,7 +87,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "minReplicas equal to maxReplicas fixes the replica count: the autoscaler only costs API calls.",
         remediation: "Widen the range, or remove the autoscaler and set replicas.",
         reads: &["HorizontalPodAutoscaler"],
-        run: |s, e| {
+        run: Kept(|s, e| {
             for h in &s.hpas {
                 let Some(spec) = h.spec.as_ref() else { continue };
                 e.expect(
@@ -95,7 +97,7 @@ pub static CHECKS: &[Check] = &[
                     format!("minReplicas equals maxReplicas ({})", spec.max_replicas),
                 );
             }
-        },
+        }),
     },
     Check {
         id: "performance-efficiency.pull-always",
@@ -105,13 +107,13 @@ pub static CHECKS: &[Check] = &[
         rationale: "imagePullPolicy: Always with a pinned tag contacts the registry on every start for nothing, slowing scale-out and recovery.",
         remediation: "Use imagePullPolicy: IfNotPresent for pinned tags and digests.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |_, c| {
                 let pinned = c.image.as_deref().is_some_and(image_pinned);
                 (pinned && c.image_pull_policy.as_deref() == Some("Always"))
                     .then(|| "pulls a pinned image on every start".into())
             })
-        },
+        }),
     },
 ];
 

@@ -8,6 +8,7 @@ use kube9_api::common::{Pillar, Severity};
 
 use crate::engine::{Eval, Subject};
 use crate::registry::Check;
+use crate::registry::Run::Kept;
 use crate::snapshot::Snapshot;
 
 const S: Pillar = Pillar::Security;
@@ -175,7 +176,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "A binding to system:authenticated, system:unauthenticated, system:anonymous or system:serviceaccounts hands the role to every user, every anonymous caller or every Pod in the cluster.",
         remediation: "Bind the role to the specific users, groups or ServiceAccounts that need it.",
         reads: &["RoleBinding", "ClusterRoleBinding"],
-        run: |s, e| {
+        run: Kept(|s, e| {
             // The discovery roles Kubernetes itself grants to everyone are harmless.
             const PUBLIC: &[&str] = &["system:discovery", "system:basic-user", "system:public-info-viewer"];
             let bindings =
@@ -196,7 +197,7 @@ pub static CHECKS: &[Check] = &[
                     format!("grants {} {} to {}", role.kind, role.name, to.join(", ")),
                 );
             }
-        },
+        }),
     },
     Check {
         id: "security.rbac-pod-exec",
@@ -206,14 +207,14 @@ pub static CHECKS: &[Check] = &[
         rationale: "pods/exec and pods/attach run commands in any Pod in scope, with its ServiceAccount and its Secrets: a lateral move to whatever those Pods can reach.",
         remediation: "Grant pods/exec and pods/attach only to break-glass roles, ideally scoped to one namespace.",
         reads: &["Role", "ClusterRole"],
-        run: |s, e| {
+        run: Kept(|s, e| {
             role_check(
                 s,
                 e,
                 |r| allows(r, &[""], &["pods/exec", "pods/attach"], &["create", "get"], true),
                 "may exec or attach into Pods",
             )
-        },
+        }),
     },
     Check {
         id: "security.rbac-impersonate",
@@ -223,7 +224,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "impersonate lets the holder act as any user, group or ServiceAccount in scope, including cluster administrators.",
         remediation: "Remove impersonate, or restrict it with resourceNames to the identities needed.",
         reads: &["Role", "ClusterRole"],
-        run: |s, e| {
+        run: Kept(|s, e| {
             role_check(
                 s,
                 e,
@@ -238,7 +239,7 @@ pub static CHECKS: &[Check] = &[
                 },
                 "may impersonate users, groups or ServiceAccounts",
             )
-        },
+        }),
     },
     Check {
         id: "security.rbac-escalate",
@@ -248,14 +249,14 @@ pub static CHECKS: &[Check] = &[
         rationale: "bind and escalate on roles let the holder grant permissions it does not have, up to cluster-admin.",
         remediation: "Remove bind and escalate; let an administrator create the bindings.",
         reads: &["Role", "ClusterRole"],
-        run: |s, e| {
+        run: Kept(|s, e| {
             role_check(
                 s,
                 e,
                 |r| allows(r, &["rbac.authorization.k8s.io"], &["roles", "clusterroles"], &["bind", "escalate"], false),
                 "may bind or escalate roles",
             )
-        },
+        }),
     },
     Check {
         id: "security.rbac-workload-create",
@@ -265,7 +266,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "Whoever can create a Pod (directly or through a workload) can run it with any ServiceAccount and mount any Secret of the namespace.",
         remediation: "Grant workload creation only to deployment pipelines and operators that need it, namespace by namespace.",
         reads: &["Role", "ClusterRole"],
-        run: |s, e| {
+        run: Kept(|s, e| {
             role_check(
                 s,
                 e,
@@ -282,7 +283,7 @@ pub static CHECKS: &[Check] = &[
                 },
                 "may create Pods or workloads",
             )
-        },
+        }),
     },
     Check {
         id: "security.rbac-admission-webhooks",
@@ -292,7 +293,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "Whoever changes a mutating or validating webhook can rewrite or wave through every object the API server admits.",
         remediation: "Leave webhook configurations to the operator that owns them; grant others read access only.",
         reads: &["Role", "ClusterRole"],
-        run: |s, e| {
+        run: Kept(|s, e| {
             role_check(
                 s,
                 e,
@@ -307,7 +308,7 @@ pub static CHECKS: &[Check] = &[
                 },
                 "may change admission webhook configurations",
             )
-        },
+        }),
     },
     Check {
         id: "security.rbac-node-proxy",
@@ -317,14 +318,14 @@ pub static CHECKS: &[Check] = &[
         rationale: "nodes/proxy reaches the kubelet API directly: it runs commands in any Pod on the node and bypasses audit logging and admission.",
         remediation: "Remove nodes/proxy; monitoring agents can read metrics through nodes/metrics instead.",
         reads: &["Role", "ClusterRole"],
-        run: |s, e| {
+        run: Kept(|s, e| {
             role_check(
                 s,
                 e,
                 |r| allows(r, &[""], &["nodes/proxy"], &["get", "create"], true),
                 "may proxy to kubelets (nodes/proxy)",
             )
-        },
+        }),
     },
     Check {
         id: "security.rbac-delete-events",
@@ -334,14 +335,14 @@ pub static CHECKS: &[Check] = &[
         rationale: "Deleting Events erases the trail an investigation relies on.",
         remediation: "Grant create and patch on events, not delete or deletecollection.",
         reads: &["Role", "ClusterRole"],
-        run: |s, e| {
+        run: Kept(|s, e| {
             role_check(
                 s,
                 e,
                 |r| allows(r, &["", "events.k8s.io"], &["events"], &["delete", "deletecollection"], true),
                 "may delete Events",
             )
-        },
+        }),
     },
 ];
 

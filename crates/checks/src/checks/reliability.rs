@@ -3,6 +3,8 @@
 use kube9_api::common::{Pillar, Severity};
 
 use crate::engine::Subject;
+use crate::facts::{Labels, WorkloadFact};
+use crate::registry::Run::{Each, Kept, Related};
 use crate::registry::{Check, POD_KINDS, image_pinned, per_container, pod_owners};
 use crate::snapshot::{WorkloadKind, selects};
 
@@ -17,7 +19,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "One replica means every rollout, node drain or crash is an outage.",
         remediation: "Run at least 2 replicas (and spread them with anti-affinity or topology spread).",
         reads: &["Deployment", "StatefulSet", "ReplicaSet"],
-        run: |s, e| {
+        run: Each(|s, e| {
             for w in s.workloads.iter().filter(|w| w.replicas.is_some()) {
                 let replicas = w.replicas.unwrap_or(1);
                 // Zero is a deliberate pause, not a single point of failure.
@@ -28,7 +30,7 @@ pub static CHECKS: &[Check] = &[
                     "runs a single replica",
                 );
             }
-        },
+        }),
     },
     Check {
         id: "reliability.liveness-probe",
@@ -38,7 +40,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "Without a liveness probe a hung process keeps its Pod forever.",
         remediation: "Add a livenessProbe that fails when the process cannot make progress.",
         reads: &["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod"],
-        run: |s, e| {
+        run: Each(|s, e| {
             // A native sidecar runs for the Pod's life and the kubelet restarts it when its
             // liveness probe fails, like any container; a classic init container has ended.
             per_container(s, e, |owner, c| {
@@ -46,7 +48,7 @@ pub static CHECKS: &[Check] = &[
                 let init = super::runs_to_completion(owner.spec, c);
                 (serving && !init && c.liveness_probe.is_none()).then(|| "has no livenessProbe".into())
             })
-        },
+        }),
     },
     Check {
         id: "reliability.readiness-probe",
@@ -56,7 +58,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "Without a readiness probe traffic reaches a Pod before it can serve, and rollouts cannot tell a bad version.",
         remediation: "Add a readinessProbe that passes only when the container can serve.",
         reads: &["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod"],
-        run: |s, e| {
+        run: Each(|s, e| {
             // Only the regular containers: a native sidecar (a proxy, a log shipper) is not
             // what the Pod serves, and a classic init container has ended before traffic.
             per_container(s, e, |owner, c| {
@@ -64,7 +66,7 @@ pub static CHECKS: &[Check] = &[
                 let init = owner.spec.init_containers.iter().flatten().any(|i| i.name == c.name);
                 (serving && !init && c.readiness_probe.is_none()).then(|| "has no readinessProbe".into())
             })
-        },
+        }),
     },
     Check {
         id: "reliability.disruption-budget",
@@ -74,7 +76,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "A node drain may evict every replica at once when no PodDisruptionBudget limits it.",
         remediation: "Add a PodDisruptionBudget (for example maxUnavailable: 1) selecting the workload's Pods.",
         reads: &["Deployment", "StatefulSet", "PodDisruptionBudget"],
-        run: |s, e| {
+        run: Each(|s, e| {
             for w in s.workloads.iter().filter(|w| w.replicas.unwrap_or(0) >= 2) {
                 let labels = w.pod_labels();
                 let covered = s.pdbs.iter().any(|p| {
@@ -88,7 +90,7 @@ pub static CHECKS: &[Check] = &[
                     "no PodDisruptionBudget selects its Pods",
                 );
             }
-        },
+        }),
     },
     Check {
         id: "reliability.disruption-budget-blocks",
@@ -98,7 +100,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "maxUnavailable: 0 (or minAvailable: 100%) blocks every node drain and cluster upgrade.",
         remediation: "Allow at least one Pod to be unavailable: maxUnavailable: 1, or a minAvailable below the replica count.",
         reads: &["PodDisruptionBudget"],
-        run: |s, e| {
+        run: Kept(|s, e| {
             use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
             for p in &s.pdbs {
                 let spec = p.spec.clone().unwrap_or_default();
@@ -112,7 +114,7 @@ pub static CHECKS: &[Check] = &[
                     "allows no voluntary disruption",
                 );
             }
-        },
+        }),
     },
     Check {
         id: "reliability.bare-pod",
@@ -122,7 +124,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "A Pod no workload controls is not recreated when its node fails or it is evicted.",
         remediation: "Run it from a Deployment, StatefulSet, DaemonSet or Job.",
         reads: &["Pod"],
-        run: |s, e| {
+        run: Each(|s, e| {
             for p in &s.pods {
                 e.fail(Subject::new("v1", "Pod", &p.metadata), None, "is not managed by a workload controller");
             }
@@ -130,7 +132,7 @@ pub static CHECKS: &[Check] = &[
             for w in &s.workloads {
                 e.pass(Subject::new(w.kind.api_version(), w.kind.as_str(), &w.metadata));
             }
-        },
+        }),
     },
     Check {
         id: "reliability.image-tag",
@@ -140,12 +142,12 @@ pub static CHECKS: &[Check] = &[
         rationale: "An image without a tag, or tagged latest, can change under a running workload; restarts may run different code.",
         remediation: "Use a version tag or a digest (image@sha256:...).",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |_, c| {
                 let image = c.image.as_deref().unwrap_or_default();
                 (!image_pinned(image)).then(|| format!("image {image} is not pinned to a version"))
             })
-        },
+        }),
     },
     Check {
         id: "reliability.spread",
@@ -155,13 +157,13 @@ pub static CHECKS: &[Check] = &[
         rationale: "Without anti-affinity or topology spread, every replica may land on the same node.",
         remediation: "Add topologySpreadConstraints (or podAntiAffinity) on kubernetes.io/hostname.",
         reads: &["Deployment", "StatefulSet"],
-        run: |s, e| {
+        run: Each(|s, e| {
             for o in pod_owners(s).filter(|o| o.workload.is_some_and(|w| w.replicas.unwrap_or(0) >= 2)) {
                 let spread = o.spec.topology_spread_constraints.as_ref().is_some_and(|t| !t.is_empty())
                     || o.spec.affinity.as_ref().and_then(|a| a.pod_anti_affinity.as_ref()).is_some();
                 e.expect(spread, o.subject, None, "has no anti-affinity or topology spread");
             }
-        },
+        }),
     },
     Check {
         id: "reliability.rollout-unavailable",
@@ -171,7 +173,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "maxUnavailable: 100% lets a rolling update stop every old Pod before a new one is ready.",
         remediation: "Use a maxUnavailable below the replica count (the default 25% is a good start).",
         reads: &["Deployment"],
-        run: |s, e| {
+        run: Each(|s, e| {
             for w in s.workloads.iter().filter(|w| w.kind == WorkloadKind::Deployment) {
                 let all = w.max_unavailable.as_deref().is_some_and(|m| {
                     m == "100%" || m.parse::<i32>().is_ok_and(|n| n >= w.replicas.unwrap_or(1) && n > 0)
@@ -183,7 +185,7 @@ pub static CHECKS: &[Check] = &[
                     "maxUnavailable allows every replica down at once",
                 );
             }
-        },
+        }),
     },
     Check {
         id: "reliability.service-endpoints",
@@ -203,33 +205,26 @@ pub static CHECKS: &[Check] = &[
             "CronJob",
             "Pod",
         ],
-        run: |s, e| {
-            for svc in &s.services {
-                let Some(selector) = svc.spec.as_ref().and_then(|s| s.selector.as_ref()).filter(|s| !s.is_empty())
-                else {
-                    continue;
-                };
+        run: Related(|_, f, e| {
+            for svc in &f.services {
+                let Some(selector) = svc.selector.map(|s| f.labels(s)) else { continue };
                 // Labels the workload's controller adds to its Pods (a StatefulSet's pod-name,
                 // a Deployment's pod-template-hash, a Job's job-name) are on the Pods, not in
                 // the template: a selector naming them still selects.
-                let matches = |labels: &std::collections::BTreeMap<String, String>,
-                               w: Option<&crate::snapshot::Workload>| {
+                let matches = |labels: &Labels, w: Option<&WorkloadFact>| {
                     selector
                         .iter()
                         .all(|(k, v)| labels.get(k) == Some(v) || w.is_some_and(|w| controller_adds(w, k, v)))
                 };
-                let ns = svc.metadata.namespace.as_deref();
-                let found = s.workloads.iter().any(|w| {
-                    w.metadata.namespace.as_deref() == ns
-                        && w.kind != WorkloadKind::PodTemplate
-                        && matches(&w.pod_labels(), Some(w))
-                }) || s.pods.iter().any(|p| {
-                    p.metadata.namespace.as_deref() == ns
-                        && p.metadata.labels.as_ref().is_some_and(|l| matches(l, None))
-                });
-                e.expect(found, Subject::new("v1", "Service", &svc.metadata), None, "its selector matches no Pods");
+                let ns = svc.meta.namespace.as_deref();
+                let found = f
+                    .workloads_in(ns)
+                    .any(|w| w.kind != WorkloadKind::PodTemplate && matches(f.labels(w.labels), Some(w)))
+                    || f.namespace(ns).is_some_and(|n| n.bare_pods.iter().any(|&l| matches(f.labels(l), None)));
+                let meta = svc.meta.object_meta();
+                e.expect(found, Subject::new("v1", "Service", &meta), None, "its selector matches no Pods");
             }
-        },
+        }),
     },
     Check {
         id: "reliability.hpa-target",
@@ -239,15 +234,12 @@ pub static CHECKS: &[Check] = &[
         rationale: "A HorizontalPodAutoscaler whose target does not exist scales nothing.",
         remediation: "Point scaleTargetRef at an existing Deployment or StatefulSet, or delete the autoscaler.",
         reads: &["HorizontalPodAutoscaler", "Deployment", "StatefulSet"],
-        run: |s, e| {
+        run: Related(|s, f, e| {
             for h in &s.hpas {
                 let target = h.spec.as_ref().map(|s| &s.scale_target_ref);
                 let found = target.is_some_and(|t| {
-                    s.workloads.iter().any(|w| {
-                        w.kind.as_str() == t.kind
-                            && w.metadata.name.as_deref() == Some(t.name.as_str())
-                            && w.metadata.namespace == h.metadata.namespace
-                    })
+                    f.workloads_in(h.metadata.namespace.as_deref())
+                        .any(|w| w.kind.as_str() == t.kind && w.name.as_deref() == Some(t.name.as_str()))
                 });
                 e.expect(
                     found,
@@ -259,7 +251,7 @@ pub static CHECKS: &[Check] = &[
                     ),
                 );
             }
-        },
+        }),
     },
     Check {
         id: "reliability.hpa-min-replicas",
@@ -269,7 +261,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "minReplicas below 2 (the default is 1) lets a quiet hour scale the workload to a single Pod: the next node drain or crash is an outage.",
         remediation: "Set minReplicas: 2 or more on autoscalers of services that must stay up.",
         reads: &["HorizontalPodAutoscaler"],
-        run: |s, e| {
+        run: Kept(|s, e| {
             for h in &s.hpas {
                 let min = h.spec.as_ref().and_then(|s| s.min_replicas).unwrap_or(1);
                 e.expect(
@@ -279,7 +271,7 @@ pub static CHECKS: &[Check] = &[
                     format!("minReplicas is {min}"),
                 );
             }
-        },
+        }),
     },
     Check {
         id: "reliability.priority-class",
@@ -289,21 +281,21 @@ pub static CHECKS: &[Check] = &[
         rationale: "Without priorityClassName every Pod has priority 0: under node pressure the scheduler cannot tell a critical service or node agent from a batch job, and may preempt or evict it first.",
         remediation: "Create PriorityClasses for your tiers and set priorityClassName on services and node agents that must not be evicted first.",
         reads: &["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController"],
-        run: |s, e| {
+        run: Each(|s, e| {
             for o in pod_owners(s).filter(|o| o.workload.is_some_and(|w| w.kind.serves())) {
                 let set = o.spec.priority_class_name.as_deref().is_some_and(|p| !p.is_empty());
                 e.expect(set, o.subject, None, "has no priorityClassName");
             }
-        },
+        }),
     },
 ];
 
 /// Whether the workload's controller puts label `key` with `value` on some of its Pods.
-fn controller_adds(w: &crate::snapshot::Workload, key: &str, value: &str) -> bool {
+fn controller_adds(w: &WorkloadFact, key: &str, value: &str) -> bool {
     if !w.kind.controller_labels().contains(&key) {
         return false;
     }
-    let name = w.metadata.name.as_deref().unwrap_or_default();
+    let name = w.name.as_deref().unwrap_or_default();
     match key {
         // `<name>-<ordinal>`
         "statefulset.kubernetes.io/pod-name" => {

@@ -7,6 +7,7 @@ use kube9_api::common::{Pillar, Severity};
 
 use crate::engine::Subject;
 use crate::registry::Check;
+use crate::registry::Run::Each;
 
 const S: Pillar = Pillar::Security;
 
@@ -247,7 +248,7 @@ pub static CHECKS: &[Check] = &[Check {
     rationale: "ConfigMaps are not treated as secret: they are readable with far broader permissions than Secrets, shown by dashboards and kept in Git. A key format, a private key or a literal under a secret's name does not belong there.",
     remediation: "Move the value into a Secret (or an external secret store) and mount or reference it from there.",
     reads: &["ConfigMap"],
-    run: |s, e| {
+    run: Each(|s, e| {
         for cm in &s.config_maps {
             let found: Vec<String> = cm
                 .data
@@ -262,7 +263,7 @@ pub static CHECKS: &[Check] = &[Check {
                 format!("holds secrets: {}", found.join(", ")),
             );
         }
-    },
+    }),
 }];
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use kube9_api::common::{Pillar, Severity};
 
 use crate::checks::{rbac, secrets};
 use crate::engine::Subject;
+use crate::registry::Run::{Each, Kept, Related};
 use crate::registry::{Check, POD_KINDS, per_container, per_owner, service_account};
 
 const S: Pillar = Pillar::Security;
@@ -18,7 +19,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "A privileged container has every capability and all host devices: escaping to the node is trivial.",
         remediation: "Remove securityContext.privileged, or set it to false; grant only the capabilities needed.",
         reads: POD_KINDS,
-        run: |s, e| per_container(s, e, |_, c| sc_flag(c, |sc| sc.privileged).then(|| "runs privileged".into())),
+        run: Each(|s, e| per_container(s, e, |_, c| sc_flag(c, |sc| sc.privileged).then(|| "runs privileged".into()))),
     },
     Check {
         id: "security.privilege-escalation",
@@ -28,12 +29,12 @@ pub static CHECKS: &[Check] = &[
         rationale: "Without allowPrivilegeEscalation: false, setuid binaries can gain more privileges than the process started with.",
         remediation: "Set securityContext.allowPrivilegeEscalation: false on every container.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |_, c| {
                 let denied = c.security_context.as_ref().and_then(|sc| sc.allow_privilege_escalation) == Some(false);
                 (!denied).then(|| "allowPrivilegeEscalation is not false".into())
             })
-        },
+        }),
     },
     Check {
         id: "security.run-as-non-root",
@@ -43,7 +44,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "A process running as UID 0 owns the container and is one kernel bug away from owning the node.",
         remediation: "Set securityContext.runAsNonRoot: true (pod or container) and a non-zero runAsUser.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |owner, c| {
                 let pod = owner.spec.security_context.as_ref();
                 let ctr = c.security_context.as_ref();
@@ -52,7 +53,7 @@ pub static CHECKS: &[Check] = &[
                 (non_root != Some(true) && uid.is_none_or(|u| u == 0))
                     .then(|| "neither runAsNonRoot: true nor a non-zero runAsUser is set".into())
             })
-        },
+        }),
     },
     Check {
         id: "security.root-user",
@@ -62,13 +63,13 @@ pub static CHECKS: &[Check] = &[
         rationale: "runAsUser: 0 asks for root explicitly, defeating an image's non-root user.",
         remediation: "Use a non-zero runAsUser, or remove it and rely on the image's non-root USER.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |owner, c| {
                 let pod = owner.spec.security_context.as_ref().and_then(|p| p.run_as_user);
                 let uid = c.security_context.as_ref().and_then(|sc| sc.run_as_user).or(pod);
                 (uid == Some(0)).then(|| "runAsUser is 0".into())
             })
-        },
+        }),
     },
     Check {
         id: "security.read-only-root-filesystem",
@@ -78,11 +79,11 @@ pub static CHECKS: &[Check] = &[
         rationale: "An attacker who can write the container's filesystem can drop tools and change binaries.",
         remediation: "Set securityContext.readOnlyRootFilesystem: true; mount an emptyDir where the app must write.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |_, c| {
                 (!sc_flag(c, |sc| sc.read_only_root_filesystem)).then(|| "readOnlyRootFilesystem is not true".into())
             })
-        },
+        }),
     },
     Check {
         id: "security.drop-all-capabilities",
@@ -92,7 +93,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "The default capability set includes NET_RAW and others most applications never need.",
         remediation: "Set securityContext.capabilities.drop: [\"ALL\"] and add back only what is needed.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |_, c| {
                 let drops_all = c
                     .security_context
@@ -102,7 +103,7 @@ pub static CHECKS: &[Check] = &[
                     .is_some_and(|d| d.iter().any(|c| c.eq_ignore_ascii_case("ALL")));
                 (!drops_all).then(|| "capabilities.drop does not include ALL".into())
             })
-        },
+        }),
     },
     Check {
         id: "security.dangerous-capabilities",
@@ -112,7 +113,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "SYS_ADMIN, NET_ADMIN, SYS_PTRACE, SYS_MODULE and similar capabilities allow escaping or spying on the node.",
         remediation: "Remove the capability from securityContext.capabilities.add, or isolate the workload on dedicated nodes.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             const DANGEROUS: &[&str] =
                 &["ALL", "SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "SYS_MODULE", "DAC_READ_SEARCH", "BPF", "SYS_RAWIO"];
             per_container(s, e, |_, c| {
@@ -128,7 +129,7 @@ pub static CHECKS: &[Check] = &[
                     .collect();
                 (!bad.is_empty()).then(|| format!("adds {}", bad.join(", ")))
             })
-        },
+        }),
     },
     Check {
         id: "security.host-network",
@@ -138,7 +139,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "A Pod on the host network can reach every service bound to the node and sniff its traffic.",
         remediation: "Remove hostNetwork: true; expose the workload through a Service instead.",
         reads: POD_KINDS,
-        run: |s, e| per_owner(s, e, |o| o.spec.host_network.unwrap_or(false).then(|| "uses hostNetwork".into())),
+        run: Each(|s, e| per_owner(s, e, |o| o.spec.host_network.unwrap_or(false).then(|| "uses hostNetwork".into()))),
     },
     Check {
         id: "security.host-pid",
@@ -148,7 +149,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "Sharing the host's PID namespace exposes every process on the node to signals and /proc.",
         remediation: "Remove hostPID: true.",
         reads: POD_KINDS,
-        run: |s, e| per_owner(s, e, |o| o.spec.host_pid.unwrap_or(false).then(|| "uses hostPID".into())),
+        run: Each(|s, e| per_owner(s, e, |o| o.spec.host_pid.unwrap_or(false).then(|| "uses hostPID".into()))),
     },
     Check {
         id: "security.host-ipc",
@@ -158,7 +159,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "Sharing the host's IPC namespace exposes shared memory of every process on the node.",
         remediation: "Remove hostIPC: true.",
         reads: POD_KINDS,
-        run: |s, e| per_owner(s, e, |o| o.spec.host_ipc.unwrap_or(false).then(|| "uses hostIPC".into())),
+        run: Each(|s, e| per_owner(s, e, |o| o.spec.host_ipc.unwrap_or(false).then(|| "uses hostIPC".into()))),
     },
     Check {
         id: "security.host-path",
@@ -168,7 +169,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "A hostPath volume gives the Pod the node's files; a writable one is a direct path to the node.",
         remediation: "Use a PersistentVolumeClaim, ConfigMap, Secret or emptyDir instead of hostPath.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_owner(s, e, |o| {
                 let paths: Vec<String> = o
                     .spec
@@ -179,7 +180,7 @@ pub static CHECKS: &[Check] = &[
                     .collect();
                 (!paths.is_empty()).then(|| format!("mounts hostPath volume {}", paths.join(", ")))
             })
-        },
+        }),
     },
     Check {
         id: "security.host-port",
@@ -189,13 +190,13 @@ pub static CHECKS: &[Check] = &[
         rationale: "hostPort binds the node's address, bypassing NetworkPolicy and limiting scheduling.",
         remediation: "Remove hostPort and use a Service (NodePort or LoadBalancer) when outside access is needed.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |_, c| {
                 let ports: Vec<String> =
                     c.ports.iter().flatten().filter_map(|p| p.host_port).map(|p| p.to_string()).collect();
                 (!ports.is_empty()).then(|| format!("binds host port {}", ports.join(", ")))
             })
-        },
+        }),
     },
     Check {
         id: "security.seccomp",
@@ -205,7 +206,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "Without a seccomp profile every system call is allowed, including those behind most container escapes.",
         remediation: "Set securityContext.seccompProfile.type: RuntimeDefault on the Pod.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |owner, c| {
                 let pod = owner
                     .spec
@@ -225,7 +226,7 @@ pub static CHECKS: &[Check] = &[
                     None => Some("no seccomp profile".into()),
                 }
             })
-        },
+        }),
     },
     Check {
         id: "security.secret-in-env",
@@ -235,7 +236,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "A literal password, token or key in a manifest is readable by anyone who can read the workload, and ends up in Git. Judged by the value (known key formats, private keys, random-looking tokens) and by a name that says secret; names that only name one (..._NAME, ..._FILE, ..._PATH, ..._ID, ..._DIR) are not secrets.",
         remediation: "Move the value into a Secret and reference it with valueFrom.secretKeyRef.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |_, c| {
                 let found: Vec<String> = c
                     .env
@@ -248,7 +249,7 @@ pub static CHECKS: &[Check] = &[
                     .collect();
                 (!found.is_empty()).then(|| format!("literal secret in {}", found.join(", ")))
             })
-        },
+        }),
     },
     Check {
         id: "security.service-account-token",
@@ -258,12 +259,12 @@ pub static CHECKS: &[Check] = &[
         rationale: "Every Pod gets a token for the Kubernetes API unless told otherwise; a stolen one acts as its ServiceAccount.",
         remediation: "Set automountServiceAccountToken: false on Pods that do not call the Kubernetes API.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_owner(s, e, |o| {
                 (service_account(o.spec) == "default" && o.spec.automount_service_account_token != Some(false))
                     .then(|| "mounts the default ServiceAccount's API token".into())
             })
-        },
+        }),
     },
     Check {
         id: "security.default-service-account",
@@ -273,11 +274,11 @@ pub static CHECKS: &[Check] = &[
         rationale: "Workloads sharing the namespace's default ServiceAccount share whatever it is ever granted.",
         remediation: "Create a ServiceAccount per workload and set serviceAccountName.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_owner(s, e, |o| {
                 (service_account(o.spec) == "default").then(|| "runs as the default ServiceAccount".into())
             })
-        },
+        }),
     },
     Check {
         id: "security.proc-mount",
@@ -287,12 +288,12 @@ pub static CHECKS: &[Check] = &[
         rationale: "procMount: Unmasked exposes kernel interfaces the runtime normally hides.",
         remediation: "Remove securityContext.procMount or set it to Default.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             per_container(s, e, |_, c| {
                 let mount = c.security_context.as_ref().and_then(|sc| sc.proc_mount.as_deref());
                 (mount == Some("Unmasked")).then(|| "procMount is Unmasked".into())
             })
-        },
+        }),
     },
     Check {
         id: "security.unsafe-sysctls",
@@ -302,7 +303,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "Sysctls outside the namespaced safe set change the node's kernel for every Pod on it.",
         remediation: "Remove the sysctl, or run the workload on dedicated, tainted nodes.",
         reads: POD_KINDS,
-        run: |s, e| {
+        run: Each(|s, e| {
             const SAFE: &[&str] = &[
                 "kernel.shm_rmid_forced",
                 "net.ipv4.ip_local_port_range",
@@ -323,7 +324,7 @@ pub static CHECKS: &[Check] = &[
                     .collect();
                 (!unsafe_ones.is_empty()).then(|| format!("sets {}", unsafe_ones.join(", ")))
             })
-        },
+        }),
     },
     Check {
         id: "security.cluster-admin-binding",
@@ -333,7 +334,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "cluster-admin can do anything to any object (a RoleBinding to it, anything in the namespace); a binding to a user, group or ServiceAccount hands that over. Only the administrators' group system:masters holds it by design.",
         remediation: "Bind a Role or ClusterRole with only the verbs and resources needed instead.",
         reads: &["ClusterRoleBinding", "RoleBinding"],
-        run: |s, e| {
+        run: Kept(|s, e| {
             let bindings = s
                 .cluster_role_bindings
                 .iter()
@@ -358,7 +359,7 @@ pub static CHECKS: &[Check] = &[
                     format!("grants cluster-admin to {}", names.join(", ")),
                 );
             }
-        },
+        }),
     },
     Check {
         id: "security.rbac-wildcards",
@@ -368,12 +369,12 @@ pub static CHECKS: &[Check] = &[
         rationale: "A '*' in verbs, resources or API groups grants access to things that do not exist yet, including future CRDs.",
         remediation: "List the verbs, resources and API groups explicitly.",
         reads: &["Role", "ClusterRole"],
-        run: |s, e| {
+        run: Kept(|s, e| {
             for (kind, meta, rules) in rbac::roles(s) {
                 let wild = rules.iter().any(rbac::wildcard);
                 e.expect(!wild, Subject::new("rbac.authorization.k8s.io/v1", kind, meta), None, "has a rule with '*'");
             }
-        },
+        }),
     },
     Check {
         id: "security.rbac-secret-readers",
@@ -383,7 +384,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "Reading Secrets usually means reading every credential in the namespace (or cluster); verbs or resources of '*' include it.",
         remediation: "Limit get to the named Secrets needed (resourceNames) and avoid list and watch.",
         reads: &["Role", "ClusterRole"],
-        run: |s, e| {
+        run: Kept(|s, e| {
             for (kind, meta, rules) in rbac::roles(s) {
                 e.expect(
                     !rules.iter().any(rbac::reads_secrets),
@@ -392,7 +393,7 @@ pub static CHECKS: &[Check] = &[
                     "can read every Secret in its scope",
                 );
             }
-        },
+        }),
     },
     Check {
         id: "security.network-policy",
@@ -402,11 +403,10 @@ pub static CHECKS: &[Check] = &[
         rationale: "Without a NetworkPolicy every Pod accepts traffic from every other Pod in the cluster.",
         remediation: "Add a default-deny NetworkPolicy to the namespace, then allow the traffic each workload needs.",
         reads: &["Namespace", "NetworkPolicy", "Deployment", "StatefulSet", "DaemonSet", "Pod"],
-        run: |s, e| {
-            let used = s.namespaces_in_use();
+        run: Related(|s, f, e| {
             for ns in &s.namespaces {
                 let Some(name) = ns.metadata.name.as_deref() else { continue };
-                if !used.contains(name) || system_namespace(name) {
+                if !f.in_use(name) || system_namespace(name) {
                     continue;
                 }
                 let covered = s.network_policies.iter().any(|p| p.metadata.namespace.as_deref() == Some(name));
@@ -417,7 +417,7 @@ pub static CHECKS: &[Check] = &[
                     "runs Pods and has no NetworkPolicy",
                 );
             }
-        },
+        }),
     },
     Check {
         id: "security.ingress-tls",
@@ -427,12 +427,12 @@ pub static CHECKS: &[Check] = &[
         rationale: "An Ingress without TLS serves its hosts over plain HTTP.",
         remediation: "Add spec.tls with a certificate Secret (cert-manager can issue one).",
         reads: &["Ingress"],
-        run: |s, e| {
+        run: Kept(|s, e| {
             for i in &s.ingresses {
                 let tls = i.spec.as_ref().and_then(|s| s.tls.as_ref()).is_some_and(|t| !t.is_empty());
                 e.expect(tls, Subject::new("networking.k8s.io/v1", "Ingress", &i.metadata), None, "serves plain HTTP");
             }
-        },
+        }),
     },
 ];
 

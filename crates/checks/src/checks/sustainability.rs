@@ -4,6 +4,7 @@ use kube9_api::common::{Pillar, Severity};
 
 use crate::engine::Subject;
 use crate::registry::Check;
+use crate::registry::Run::Each;
 use crate::snapshot::WorkloadKind;
 
 const S: Pillar = Pillar::Sustainability;
@@ -17,7 +18,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "Without ttlSecondsAfterFinished, finished Jobs and their Pods stay in etcd and on the API server's lists.",
         remediation: "Set ttlSecondsAfterFinished (for example 3600) on Jobs and CronJob job templates.",
         reads: &["Job", "CronJob"],
-        run: |s, e| {
+        run: Each(|s, e| {
             for w in s.workloads.iter().filter(|w| matches!(w.kind, WorkloadKind::Job | WorkloadKind::CronJob)) {
                 // CronJobs clean up through their history limits too; a Job has nothing else.
                 let cleaned = w.ttl_seconds_after_finished.is_some() || w.kind == WorkloadKind::CronJob;
@@ -28,7 +29,7 @@ pub static CHECKS: &[Check] = &[
                     "has no ttlSecondsAfterFinished",
                 );
             }
-        },
+        }),
     },
     Check {
         id: "sustainability.cron-history",
@@ -38,7 +39,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "Every Job a CronJob keeps holds its Pods and logs; more than a few is rarely read.",
         remediation: "Keep successfulJobsHistoryLimit at 3 or fewer and failedJobsHistoryLimit at 1 to 3.",
         reads: &["CronJob"],
-        run: |s, e| {
+        run: Each(|s, e| {
             for w in s.workloads.iter().filter(|w| w.kind == WorkloadKind::CronJob) {
                 let cron = w.cron.clone().unwrap_or_default();
                 let kept =
@@ -50,7 +51,7 @@ pub static CHECKS: &[Check] = &[
                     format!("keeps up to {kept} finished Jobs"),
                 );
             }
-        },
+        }),
     },
     Check {
         id: "sustainability.cron-overlap",
@@ -60,7 +61,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "concurrencyPolicy Allow (the default) starts a new run even when the last one is still going, multiplying load.",
         remediation: "Set concurrencyPolicy: Forbid (or Replace), and a startingDeadlineSeconds.",
         reads: &["CronJob"],
-        run: |s, e| {
+        run: Each(|s, e| {
             for w in s.workloads.iter().filter(|w| w.kind == WorkloadKind::CronJob) {
                 let policy = w.cron.as_ref().and_then(|c| c.concurrency_policy.clone());
                 e.expect(
@@ -70,7 +71,7 @@ pub static CHECKS: &[Check] = &[
                     "allows overlapping runs",
                 );
             }
-        },
+        }),
     },
     Check {
         id: "sustainability.fixed-capacity",
@@ -80,7 +81,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "A workload with 3 or more fixed replicas and no autoscaler runs its peak capacity at night too.",
         remediation: "Add a HorizontalPodAutoscaler so replicas follow demand.",
         reads: &["Deployment", "StatefulSet", "HorizontalPodAutoscaler"],
-        run: |s, e| {
+        run: Each(|s, e| {
             for w in s.workloads.iter().filter(|w| w.replicas.unwrap_or(0) >= 3) {
                 let scaled = s.hpas.iter().any(|h| {
                     h.metadata.namespace == w.metadata.namespace
@@ -96,7 +97,7 @@ pub static CHECKS: &[Check] = &[
                     format!("runs {} replicas with no autoscaler", w.replicas.unwrap_or(0)),
                 );
             }
-        },
+        }),
     },
     Check {
         id: "sustainability.revision-history",
@@ -106,7 +107,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "Each kept revision is an old ReplicaSet or ControllerRevision the API server stores and lists.",
         remediation: "Set revisionHistoryLimit to 3-5; the default of 10 is more than rollbacks need.",
         reads: &["Deployment", "StatefulSet", "DaemonSet"],
-        run: |s, e| {
+        run: Each(|s, e| {
             for w in s.workloads.iter().filter(|w| {
                 matches!(w.kind, WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet)
             }) {
@@ -118,7 +119,7 @@ pub static CHECKS: &[Check] = &[
                     format!("keeps {kept} old revisions"),
                 );
             }
-        },
+        }),
     },
 ];
 

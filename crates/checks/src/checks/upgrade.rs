@@ -8,6 +8,7 @@ use kube9_api::common::{Pillar, Severity};
 use crate::deprecations::{Deprecation, NEWEST_MINOR};
 use crate::engine::{Eval, Subject};
 use crate::registry::Check;
+use crate::registry::Run::Each;
 use crate::snapshot::Snapshot;
 
 const O: Pillar = Pillar::OperationalExcellence;
@@ -55,7 +56,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "The API server refuses an object in a removed API version: applying the manifest fails after the upgrade (the most common upgrade blocker), and Helm cannot upgrade a release that holds one.",
         remediation: "Rewrite the object in the replacement apiVersion (kubectl convert helps), then re-apply it before upgrading.",
         reads: READS,
-        run: |s, e| {
+        run: Each(|s, e| {
             each(s, e, |d, minor| {
                 d.removed_in.filter(|&r| r <= minor).map(|r| {
                     format!(
@@ -64,7 +65,7 @@ pub static CHECKS: &[Check] = &[
                     )
                 })
             })
-        },
+        }),
     },
     Check {
         id: "operational-excellence.deprecated-api-version",
@@ -74,7 +75,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "A deprecated API version still works but will be removed: moving now avoids a blocked upgrade later.",
         remediation: "Rewrite the object in the replacement apiVersion.",
         reads: READS,
-        run: |s, e| {
+        run: Each(|s, e| {
             each(s, e, |d, minor| {
                 (d.deprecated_in <= minor && d.removed_in.is_none_or(|r| r > minor)).then(|| {
                     let removal = d.removed_in.map(|r| format!(", removed in 1.{r}")).unwrap_or_default();
@@ -84,7 +85,7 @@ pub static CHECKS: &[Check] = &[
                     )
                 })
             })
-        },
+        }),
     },
 ];
 

@@ -1,6 +1,6 @@
-//! The Assessment controller: runs an Assessment when [`due`] says, gathers the snapshot, runs
-//! the check engine, writes the result into the Assessment's status with an Event, and reports
-//! the latest scheduled run for the OperatorStatus.
+//! The Assessment controller: runs an Assessment when [`due`] says, streams the cluster through
+//! the check engine ([`gather::assess`]), writes the result into the Assessment's status with an
+//! Event, and reports the latest scheduled run for the OperatorStatus.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +15,7 @@ use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Resource, ResourceExt};
 use kube9_api::assessment::{Assessment, AssessmentStatus, Phase, RUN_REQUESTED_ANNOTATION, ScheduledSummary};
 use kube9_checks::Options;
+use kube9_checks::outcome::MAX_FINDINGS;
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -26,7 +27,7 @@ use crate::base::metrics::Metrics;
 use crate::base::{apply, memory, truncate};
 use crate::gather;
 use crate::history::event::{Object, own};
-use crate::history::writer::Recorder;
+use crate::history::writer::{Recorder, RunWriter};
 use kube9_store::{EventType, RunRow, Severity, Write};
 use tokio_stream::wrappers::WatchStream;
 
@@ -40,7 +41,7 @@ pub struct Context {
     /// The latest run this process finished, per Assessment: the watch may still show that
     /// run as running for a moment after its result is written, and it must not run again.
     finished: Mutex<HashMap<String, String>>,
-    /// Most objects a run holds (0: no bound).
+    /// Most objects a run holds at once, an emergency brake (0: no bound).
     pub max_objects: usize,
     pub metrics: Metrics,
     /// The event history, the record of runs (`query assessments`) and every finding of each
@@ -50,8 +51,8 @@ pub struct Context {
     pub namespace: String,
     /// Only the leader runs Assessments; a standby keeps the watch warm.
     pub leadership: Leadership,
-    /// One run at a time: each holds its snapshot, so runs due together wait in turn and the
-    /// peak memory is one run's, whatever their number.
+    /// One run at a time: each holds a page and its facts, so runs due together wait in turn
+    /// and the peak memory is one run's, whatever their number.
     runs: Arc<tokio::sync::Semaphore>,
     /// The watch's backoff reports outages here.
     outage: Outage,
@@ -190,36 +191,34 @@ async fn run_once(assessment: &Assessment, ctx: &Context, now: Timestamp) -> Res
         let failure = Failure { condition: why.clone(), event: why, retry: None };
         return fail(assessment, ctx, &api, running, &run_id, failure, started).await;
     }
-    let needed = options.kinds_needed();
-    let gathered = match gather::gather(&ctx.client, &needed, ctx.max_objects, gather::Purpose::Checks).await {
-        Ok(g) => g,
+    // Each page is checked and dropped as the cluster is read; every finding goes to the
+    // sink as it is made (on to the store, a batch at a time: `kube9-operator query
+    // findings`), and the run keeps counts and the status's top findings.
+    let (sink, keeper) = findings_keeper(ctx, &name, &run_id, now).await;
+    let assessed = match gather::assess(&ctx.client, options, ctx.max_objects, MAX_FINDINGS, sink).await {
+        Ok(assessed) => assessed,
         Err(e) => {
+            if let Some(kept) = kept_findings(keeper).await {
+                kept.abort().await;
+            }
             // A cluster too large for the bound stays too large for a while: try again on
-            // the schedule (or when asked); anything else is retried after a minute.
+            // the schedule (or when asked); anything else (a check that panics included: the
+            // next run may pass) is retried after a minute.
             let retry = match &e {
                 gather::GatherError::TooLarge { .. } => schedule_interval(&assessment.spec),
-                gather::GatherError::Kube(_) => Some(RETRY_AFTER_FAILURE),
+                gather::GatherError::Kube(_) | gather::GatherError::Engine(_) => Some(RETRY_AFTER_FAILURE),
             };
             let why = match &e {
                 gather::GatherError::Kube(e) => format!("cannot read the cluster: {e}"),
-                too_large => too_large.to_string(),
+                other => other.to_string(),
             };
             let failure = Failure { condition: e.to_string(), event: why, retry };
             return fail(assessment, ctx, &api, running, &run_id, failure, started).await;
         }
     };
-    let objects = gathered.objects;
-    let skipped = gathered.skipped.len();
-    let snapshot = gathered.snapshot;
-    let report = match tokio::task::spawn_blocking(move || kube9_checks::run(&snapshot, &options)).await {
-        Ok(report) => report,
-        Err(e) => {
-            // A check that panics fails this run, not the controller: the next run may pass.
-            let why = format!("the check engine failed: {}", panic_message(e));
-            let failure = Failure { condition: why.clone(), event: why, retry: Some(RETRY_AFTER_FAILURE) };
-            return fail(assessment, ctx, &api, running, &run_id, failure, started).await;
-        }
-    };
+    let (objects, skipped) = (assessed.objects, assessed.skipped);
+    tracing::debug!(objects, held = assessed.held, "cluster read");
+    let report = assessed.summary;
     let completed_at = Timestamp::now();
     let next_run_at = schedule_interval(&assessment.spec).map(|after| Time(completed_at + after));
     let mut done = result::status(
@@ -238,7 +237,13 @@ async fn run_once(assessment: &Assessment, ctx: &Context, now: Timestamp) -> Res
         &ctx.namespace,
         ctx.instance.as_deref(),
     );
-    keep_findings(ctx, &name, &run_id, now, &report, &done).await;
+    // The run's findings replace the previous run's once all are stored.
+    if let Some(kept) = kept_findings(keeper).await {
+        match stored::summary(&name, &done, kept.appended()) {
+            Some(summary) => kept.finish(summary).await,
+            None => kept.abort().await,
+        }
+    }
     write_status(&api, &name, &done).await?;
     ctx.finished(&name, &run_id);
     ctx.metrics.assessment_run("completed", started.elapsed().as_secs_f64());
@@ -269,31 +274,47 @@ async fn run_once(assessment: &Assessment, ctx: &Context, now: Timestamp) -> Res
     Ok(until(next_run_at.as_ref()))
 }
 
-/// Every finding of the run to the store, a batch at a time, then the run's summary: they
-/// replace the previous run's once all are stored (`kube9-operator query findings`).
-async fn keep_findings(
+/// The sink of a run's findings: each page's go, in batches, through a small bounded channel
+/// (the engine's thread waits while the store's writer is behind) to a task that hands them to
+/// the store's writer. Without a store the findings are dropped.
+async fn findings_keeper(
     ctx: &Context,
     name: &str,
     run_id: &str,
     started: Timestamp,
-    report: &kube9_checks::Report,
-    done: &AssessmentStatus,
-) {
-    if !ctx.history.enabled() {
-        return;
-    }
-    let mut kept = ctx.history.begin_run(name, run_id, started.as_millisecond()).await;
-    let mut batch = Vec::with_capacity(stored::BATCH);
-    for found in report.findings().into_iter().chain(report.exempted()) {
-        batch.push(stored::finding_row(&found));
-        if batch.len() == stored::BATCH {
-            kept.append(std::mem::replace(&mut batch, Vec::with_capacity(stored::BATCH))).await;
+) -> (impl FnMut(&[kube9_checks::engine::Found<'_>]) + Send + 'static, Option<tokio::task::JoinHandle<RunWriter>>) {
+    let (tx, keeper) = if ctx.history.enabled() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<kube9_store::FindingRow>>(2);
+        let mut kept = ctx.history.begin_run(name, run_id, started.as_millisecond()).await;
+        let keeper = tokio::spawn(async move {
+            while let Some(batch) = rx.recv().await {
+                kept.append(batch).await;
+            }
+            kept
+        });
+        (Some(tx), Some(keeper))
+    } else {
+        (None, None)
+    };
+    let sink = move |found: &[kube9_checks::engine::Found<'_>]| {
+        let Some(tx) = &tx else { return };
+        for chunk in found.chunks(stored::BATCH) {
+            // Called on the engine's blocking thread; an error means the keeper is gone (the
+            // run is being abandoned), and the findings with it.
+            let _ = tx.blocking_send(chunk.iter().map(stored::finding_row).collect());
         }
-    }
-    kept.append(batch).await;
-    match stored::summary(name, done, kept.appended()) {
-        Some(summary) => kept.finish(summary).await,
-        None => kept.abort().await,
+    };
+    (sink, keeper)
+}
+
+/// The store's writer of a run, once the sink is gone and every batch handed over.
+async fn kept_findings(keeper: Option<tokio::task::JoinHandle<RunWriter>>) -> Option<RunWriter> {
+    match keeper?.await {
+        Ok(kept) => Some(kept),
+        Err(e) => {
+            tracing::warn!(error = %e, "the task keeping the run's findings stopped; they are not stored");
+            None
+        }
     }
 }
 
@@ -367,18 +388,6 @@ fn record_run(
     };
     let object = Object { kind: Some("Assessment".into()), namespace: None, name: Some(name.to_owned()) };
     ctx.history.record(Write::Event(own(EventType::Assessment, severity, reason, &title, message, object, run_id, at)));
-}
-
-/// What a panicking task said, as text.
-fn panic_message(error: tokio::task::JoinError) -> String {
-    match error.try_into_panic() {
-        Ok(payload) => payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a check panicked".to_owned()),
-        Err(e) => e.to_string(),
-    }
 }
 
 /// Wakes at `next`, or only when the object changes.
@@ -480,17 +489,4 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             }
         })
         .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_panic_is_reported_with_its_message() {
-        let joined = tokio::task::spawn_blocking(|| -> u8 { panic!("check security.x: index out of bounds") }).await;
-        assert_eq!(panic_message(joined.unwrap_err()), "check security.x: index out of bounds");
-        let formatted = tokio::task::spawn_blocking(|| -> u8 { panic!("{} failed", "reliability.y") }).await;
-        assert_eq!(panic_message(formatted.unwrap_err()), "reliability.y failed");
-    }
 }

@@ -7,8 +7,8 @@ use kube9_api::assessment::{
     AssessmentSpec, AssessmentStatus, CheckState, Phase, ScheduledCheck, ScheduledOutcome, ScheduledSummary,
     ScheduledTotals,
 };
-use kube9_checks::Report;
-use kube9_checks::outcome::{MAX_FINDINGS, bounded_findings, check_outcomes};
+use kube9_checks::Summary;
+use kube9_checks::outcome::check_outcomes;
 
 use crate::base::time::rfc3339;
 use crate::base::truncate;
@@ -26,7 +26,7 @@ pub fn conditions(ok: bool, message: &str, generation: Option<i64>) -> Vec<Condi
 
 /// The status of a completed run.
 pub fn status(
-    report: &Report,
+    report: &Summary,
     running: AssessmentStatus,
     completed_at: Timestamp,
     next_run_at: Option<Time>,
@@ -34,9 +34,9 @@ pub fn status(
     run_request: Option<String>,
 ) -> AssessmentStatus {
     // Failed findings, most severe first, then the exempted ones (marked), within the bound.
-    let (findings, truncated) = bounded_findings(report, MAX_FINDINGS);
+    let (findings, truncated) = (report.findings.clone(), report.truncated);
     let totals = report.totals();
-    let message = format!("score {}: {} findings over {} checks", report.score(), totals.failed, report.results.len());
+    let message = format!("score {}: {} findings over {} checks", report.score(), totals.failed, report.checks.len());
     AssessmentStatus {
         phase: Some(Phase::Completed),
         completed_at: Some(Time(completed_at)),
@@ -48,7 +48,7 @@ pub fn status(
         pillars: report.pillars(),
         findings,
         truncated: (truncated > 0).then_some(truncated),
-        checks: check_outcomes(report),
+        checks: check_outcomes(&report.checks),
         observed_generation: generation,
         conditions: conditions(true, &message, generation),
         ..running
@@ -115,18 +115,19 @@ mod tests {
     use kube9_api::assessment::Schedule;
     use kube9_api::common::Severity;
     use kube9_checks::Options;
+    use kube9_checks::outcome::MAX_FINDINGS;
     use serde_json::json;
 
     use super::*;
 
-    fn report() -> Report {
+    fn report() -> Summary {
         let mut s = kube9_checks::Snapshot::default();
         let containers = json!([{"name": "app", "image": "shop/web:latest", "securityContext": {"privileged": true}}]);
         for i in 0..(MAX_FINDINGS + 20) {
             s.add(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": format!("web-{i}"), "namespace": "shop"},
                 "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"spec": {"containers": containers}}}}));
         }
-        kube9_checks::run(&s, &Options::default())
+        kube9_checks::run(&s, &Options::default()).summary(kube9_checks::outcome::MAX_FINDINGS)
     }
 
     #[test]
@@ -134,10 +135,10 @@ mod tests {
         let report = report();
         let status = status(&report, AssessmentStatus::default(), Timestamp::now(), None, Some(3), Some("r1".into()));
         assert_eq!(status.findings.len(), MAX_FINDINGS);
-        assert_eq!(status.truncated, Some(report.findings().len() as u32 - MAX_FINDINGS as u32));
+        assert_eq!(status.truncated, Some(report.totals().failed - MAX_FINDINGS as u32));
         assert_eq!(status.findings[0].severity, Severity::Critical);
         assert_eq!((status.observed_generation, status.last_run_request.as_deref()), (Some(3), Some("r1")));
-        assert_eq!(status.checks.len(), report.results.len());
+        assert_eq!(status.checks.len(), report.checks.len());
         let privileged = status.checks.iter().find(|c| c.check_id == "security.privileged").unwrap();
         assert_eq!(privileged.state, CheckState::Failing);
         assert!(privileged.message.as_deref().unwrap().ends_with("and 117 more"), "{:?}", privileged.message);

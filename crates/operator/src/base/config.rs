@@ -71,11 +71,19 @@ pub struct Flags {
     #[arg(long, env = "KUBE9_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
     pub health_addr: SocketAddr,
 
-    /// Most objects an Assessment run holds in memory (about 16 KiB each at the peak); a larger
-    /// cluster fails the run with a message saying so rather than outgrowing the memory limit.
-    /// 0: no bound.
-    #[arg(long, env = "KUBE9_ASSESSMENT_MAX_OBJECTS", default_value_t = 5000)]
+    /// An emergency brake: most objects an Assessment run holds at once (the kinds it keeps
+    /// whole, such as RBAC, Namespaces, PDBs and HPAs, and a compact record per workload,
+    /// Service and distinct label set; the Pods, ReplicaSets and ConfigMaps it streams are not
+    /// held). Far above real clusters; over it the run fails and says so rather than
+    /// outgrowing the memory limit. 0: no bound.
+    #[arg(long, env = "KUBE9_ASSESSMENT_MAX_OBJECTS", default_value_t = 200_000)]
     pub assessment_max_objects: usize,
+
+    /// Most objects a collector run holds (about 16 KiB each at the peak: the configuration
+    /// and security collectors keep every workload and standalone Pod they read); over it the
+    /// collection fails and says so. 0: no bound.
+    #[arg(long, env = "KUBE9_COLLECTION_MAX_OBJECTS", default_value_t = 5000)]
+    pub collection_max_objects: usize,
 
     /// Collector intervals to change, as name=duration pairs (clusterMetadata,
     /// resourceInventory, configurationPatterns, performanceMetrics, securityPosture), for
@@ -230,6 +238,8 @@ pub struct Config {
     pub health_addr: SocketAddr,
     /// 0: no bound.
     pub assessment_max_objects: usize,
+    /// 0: no bound.
+    pub collection_max_objects: usize,
     /// The interval of each collector, in `Collector::ALL` order.
     pub collection_intervals: [Duration; 5],
     pub collection_retention: usize,
@@ -363,6 +373,7 @@ impl Config {
             log_format: flags.log_format,
             health_addr: flags.health_addr,
             assessment_max_objects: flags.assessment_max_objects,
+            collection_max_objects: flags.collection_max_objects,
             collection_intervals,
             collection_retention: flags.collection_retention,
             metrics_interval: flags.metrics_interval,
@@ -539,7 +550,8 @@ mod tests {
         assert!(config.api_key.is_none());
         assert_eq!(config.status_interval, Duration::from_secs(60));
         assert_eq!(config.server_url.as_str(), "https://api.kube9.io/");
-        assert_eq!(config.assessment_max_objects, 5000, "the chart's default, sized for its 128Mi limit");
+        assert_eq!(config.assessment_max_objects, 200_000, "an emergency brake far above real clusters");
+        assert_eq!(config.collection_max_objects, 5000, "the chart's default, sized for its 128Mi limit");
         assert!(Flags::try_parse_from(["kube9-operator", "--assessment-max-objects", "many"]).is_err());
         assert_eq!(config.collection_intervals[0], Duration::from_secs(24 * 3600));
         assert_eq!(config.collection_intervals[3], Duration::from_secs(15 * 60));

@@ -33,18 +33,40 @@ pub async fn each_item<E>(
     path: &str,
     mut each: impl FnMut(serde_json::Value) -> Result<(), E>,
 ) -> Result<(), ListError<E>> {
-    let request = Request::new(path);
-    let mut params = ListParams::default().limit(PAGE);
-    loop {
-        let list = request.list(&params).map_err(|e| ListError::Kube(kube::Error::BuildRequest(e)))?;
-        let page: Page = client.request(list).await.map_err(ListError::Kube)?;
-        for item in page.items {
+    let mut pages = Pages::new(path, PAGE);
+    while let Some(items) = pages.next(client).await.map_err(ListError::Kube)? {
+        for item in items {
             each(item).map_err(ListError::Stopped)?;
         }
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(()),
+    }
+    Ok(())
+}
+
+/// The list at a path, read a page at a time: the caller holds one page.
+pub struct Pages {
+    request: Request,
+    params: ListParams,
+    done: bool,
+}
+
+impl Pages {
+    /// The list at `path`, `limit` objects a page.
+    pub fn new(path: &str, limit: u32) -> Pages {
+        Pages { request: Request::new(path), params: ListParams::default().limit(limit), done: false }
+    }
+
+    /// The next page's items; None after the last page.
+    pub async fn next(&mut self, client: &kube::Client) -> Result<Option<Vec<serde_json::Value>>, kube::Error> {
+        if self.done {
+            return Ok(None);
         }
+        let list = self.request.list(&self.params).map_err(kube::Error::BuildRequest)?;
+        let page: Page = client.request(list).await?;
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => self.params = std::mem::take(&mut self.params).continue_token(&token),
+            None => self.done = true,
+        }
+        Ok(Some(page.items))
     }
 }
 
