@@ -176,10 +176,10 @@ async fn an_endless_answer_is_cut_at_the_cap_and_reported() {
         let ns = ctx.namespace("endless").await?;
         let (sim, ca) = simulator(Behavior::Endless, 24.0).await?;
         let op = start_with_key(&ns, &sim.url(), &ca, crate::operator::KEY, &[])?;
-        let (status, legacy) = wait_for_both(&ctx.client, &ns, WAIT, |s, _| {
-            s.error.as_deref().is_some_and(|e| e.contains("answer larger than 65536 bytes"))
-        })
-        .await?;
+        // The status and the ConfigMap are written one after the other: wait for both.
+        let cut = |error: Option<&str>| error.is_some_and(|e| e.contains("answer larger than 65536 bytes"));
+        let (status, legacy) =
+            wait_for_both(&ctx.client, &ns, WAIT, |s, l| cut(s.error.as_deref()) && cut(l.error.as_deref())).await?;
         assert_eq!(status.health, Some(Health::Degraded));
         assert!(legacy.error.as_deref().is_some_and(|e| e.contains("answer larger than 65536 bytes")), "{legacy:?}");
         // Let it try again (retry-initial 1 s) under the endless answer, then measure: an
