@@ -71,7 +71,7 @@ pub const KINDS: &[Kind] = &[
         versions: &["v1"],
         plural: "customresourcedefinitions",
     },
-    Kind { name: "EndpointSlice", group: "discovery.k8s.io", versions: &["v1"], plural: "endpointslices" },
+    Kind { name: "EndpointSlice", group: "discovery.k8s.io", versions: &["v1", "v1beta1"], plural: "endpointslices" },
     // Argo CD (the GitOps checks); unavailable where its CRDs are not served.
     Kind { name: "Application", group: "argoproj.io", versions: &["v1alpha1"], plural: "applications" },
     Kind { name: "AppProject", group: "argoproj.io", versions: &["v1alpha1"], plural: "appprojects" },
