@@ -83,7 +83,8 @@ async fn two_replicas_write_no_more_than_one() {
         let ns = ctx.namespace("ha").await?;
         let a = replica(&ns, "replica-a", "5s")?;
         wait_for_leader(&ctx, &ns, "replica-a", WAIT).await?;
-        let window = Duration::from_secs(20);
+        // The window: a minute of one process, then a minute of two.
+        let window = Duration::from_secs(60);
         let (cm, status, counting) = count_writes(&ctx, &ns);
         tokio::time::sleep(window).await;
         counting.abort();

@@ -82,7 +82,9 @@ impl Collections {
         match result {
             Ok(collection) => match self.keep(&collection) {
                 Ok(()) => counts.counted(collection.collector, collection.collected_at),
-                Err(e) => {
+                // No --data-dir: memory is where collections are kept.
+                Err(None) => counts.add(collection),
+                Err(Some(e)) => {
                     tracing::warn!(error = %e, "cannot keep the collection in the store; keeping it in memory");
                     counts.add(collection);
                 }
@@ -93,16 +95,18 @@ impl Collections {
         self.changed.send_replace(self.stats());
     }
 
-    fn keep(&self, collection: &Collection) -> Result<(), String> {
-        let Some(disk) = &self.disk else { return Err("no store".into()) };
+    /// Writes the collection to the store: `Err(None)` when there is no store, `Err(Some(why))`
+    /// when the store refused it.
+    fn keep(&self, collection: &Collection) -> Result<(), Option<String>> {
+        let Some(disk) = &self.disk else { return Err(None) };
         let row = CollectionRow {
             collector: collection.collector.name().to_owned(),
             collected_at_ms: collection.collected_at.as_millisecond(),
             data: collection.data.to_string(),
-            words: serde_json::to_string(&collection.words).map_err(|e| e.to_string())?,
+            words: serde_json::to_string(&collection.words).map_err(|e| Some(e.to_string()))?,
         };
-        let mut disk = disk.lock().map_err(|_| "poisoned".to_owned())?;
-        disk.put_collection(&row, self.retention as u64).map_err(|e| e.to_string())
+        let mut disk = disk.lock().map_err(|_| Some("poisoned".to_owned()))?;
+        disk.put_collection(&row, self.retention as u64).map_err(|e| Some(e.to_string()))
     }
 
     /// The counts behind `collectionStats`: runs in this process, and what is kept.
