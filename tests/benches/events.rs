@@ -15,7 +15,7 @@
 //! It prints figures; it asserts nothing about them.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,7 +25,9 @@ use k8s_openapi::api::core::v1::{Event, EventSource, Namespace, ObjectReference}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube9_tests::operator::{Operator, binary, create_namespaces, delete_singleton, singleton_lock, status_kib};
+use kube9_tests::operator::{
+    DataDir, Operator, binary, create_namespaces, delete_singleton, singleton_lock, status_kib,
+};
 use kube9_tests::{client, ensure_crds, unique_name, wait_for};
 use serde_json::{Value, json};
 
@@ -69,13 +71,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 /// A data directory of the bench's own, removed when dropped.
-struct DataDir(PathBuf);
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -88,7 +83,7 @@ async fn main() -> Result<()> {
     let operator_ns = format!("{prefix}-op");
     let event_ns: Vec<String> = (0..NAMESPACES).map(|i| format!("{prefix}-{i}")).collect();
     let all: Vec<String> = std::iter::once(operator_ns.clone()).chain(event_ns.iter().cloned()).collect();
-    let data = DataDir(std::env::temp_dir().join(unique_name("kube9-bench-data")));
+    let data = DataDir::new();
     std::fs::create_dir_all(&data.0)?;
     let result = match create_namespaces(&client, &all).await {
         Ok(()) => run(&client, &operator_ns, &event_ns, &data.0).await,

@@ -20,7 +20,7 @@ use kube9_api::assessment::{Assessment, AssessmentSpec, Phase, Selection};
 use kube9_api::legacy::CONFIGMAP_NAME;
 use kube9_api::operator_status::{OperatorStatus, SINGLETON_NAME};
 use kube9_server_sim::{Behavior, Options, Simulator};
-use kube9_tests::operator::{Operator, delete_singleton, status_kib};
+use kube9_tests::operator::{DataDir, Operator, delete_singleton, status_kib};
 use kube9_tests::{client, ensure_crds, unique_name};
 use serde_json::json;
 
@@ -92,23 +92,12 @@ impl std::ops::Deref for Replica {
     }
 }
 
-struct DataDir(std::path::PathBuf);
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn replica(ns: &str, pod: &str) -> anyhow::Result<Replica> {
-    let data = DataDir(std::env::temp_dir().join(unique_name("kube9-bench-data")));
-    std::fs::create_dir_all(&data.0)?;
+fn replica(ns: &str, pod: &str, args: &[&str]) -> anyhow::Result<Replica> {
+    let data = DataDir::new();
     let dir = data.0.display().to_string();
-    let op = Operator::start(
-        ns,
-        &["--status-interval", "60s", "--data-dir", &dir],
-        &[("POD_NAME", pod), ("KUBE9_LOG_LEVEL", &std::env::var("KUBE9_BENCH_LOG").unwrap_or_else(|_| "warn".into()))],
-    )?;
+    let args = [&["--status-interval", "60s", "--data-dir", &dir], args].concat();
+    let log = std::env::var("KUBE9_BENCH_LOG").unwrap_or_else(|_| "warn".into());
+    let op = Operator::start(ns, &args, &[("POD_NAME", pod), ("KUBE9_LOG_LEVEL", &log)])?;
     Ok(Replica { op, _data: data })
 }
 
@@ -129,7 +118,7 @@ async fn run(client: &kube::Client, ns: &str) -> anyhow::Result<()> {
     // Baseline: one process, idle, 20 s.
     let mut baseline = f64::NAN;
     if wanted("baseline") {
-        let base = replica(ns, "baseline")?;
+        let base = replica(ns, "baseline", &[])?;
         until(Duration::from_secs(30), async || leader(client).await.as_deref() == Some("baseline")).await;
         tokio::time::sleep(Duration::from_secs(20)).await;
         baseline = mib(status_kib(base.pid(), "VmHWM:"));
@@ -140,9 +129,9 @@ async fn run(client: &kube::Client, ns: &str) -> anyhow::Result<()> {
     // Leader stopped (SIGTERM) and killed (SIGKILL): the standby writes as leader.
     let signals = [("leader SIGTERMed (standby writes)", "-TERM"), ("leader SIGKILLed (standby writes)", "-KILL")];
     for (fault, signal) in signals.into_iter().filter(|_| wanted("handover")) {
-        let a = replica(ns, "replica-a")?;
+        let a = replica(ns, "replica-a", &[])?;
         until(Duration::from_secs(30), async || leader(client).await.as_deref() == Some("replica-a")).await;
-        let b = replica(ns, "replica-b")?;
+        let b = replica(ns, "replica-b", &[])?;
         tokio::time::sleep(Duration::from_secs(3)).await;
         std::process::Command::new("kill").args([signal, &a.pid().to_string()]).status()?;
         let took = until(Duration::from_secs(30), async || leader(client).await.as_deref() == Some("replica-b")).await;
@@ -160,8 +149,9 @@ async fn run(client: &kube::Client, ns: &str) -> anyhow::Result<()> {
         let key = std::env::temp_dir().join(unique_name("bench-key"));
         std::fs::write(&key, KEY)?;
         let url = sim.url();
-        let op = Operator::start(
+        let op = replica(
             ns,
+            "endless",
             &[
                 "--api-key-file",
                 &key.display().to_string(),
@@ -174,7 +164,6 @@ async fn run(client: &kube::Client, ns: &str) -> anyhow::Result<()> {
                 "--retry-max",
                 "2s",
             ],
-            &[("KUBE9_LOG_LEVEL", "warn")],
         )?;
         let statuses: Api<OperatorStatus> = Api::all(client.clone());
         let took = until(Duration::from_secs(30), async || {
@@ -202,7 +191,7 @@ async fn run(client: &kube::Client, ns: &str) -> anyhow::Result<()> {
     // measured against the idle level just before it (the same allocator state for both).
     if wanted("assessments") {
         deployments(client, ns, 2000).await?;
-        let op = replica(ns, "assessor")?;
+        let op = replica(ns, "assessor", &[])?;
         until(Duration::from_secs(30), async || leader(client).await.is_some()).await;
         let started = status_kib(op.pid(), "VmRSS:");
         // The pre-run level is the operator's idle once each collector has run (each starts
@@ -277,7 +266,7 @@ async fn run(client: &kube::Client, ns: &str) -> anyhow::Result<()> {
 
     // The API server gone for 30 s (only on the local control plane: it restarts it).
     if kube9_tests::apiserver::is_local() && wanted("outage") {
-        let op = replica(ns, "outage")?;
+        let op = replica(ns, "outage", &[])?;
         until(Duration::from_secs(30), async || leader(client).await.is_some()).await;
         let ready = kube9_tests::apiserver::outage(Duration::from_secs(30)).await?;
         let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
@@ -287,13 +276,14 @@ async fn run(client: &kube::Client, ns: &str) -> anyhow::Result<()> {
         // apart from the operator's.
         let deleted = ready.elapsed();
         until(Duration::from_secs(30), async || cms.get_opt(CONFIGMAP_NAME).await.ok().flatten().is_some()).await;
+        let restored = ready.elapsed();
         rows.push(Row {
             fault: "API server down 30 s (ConfigMap restored after readiness)",
             recovery: format!(
                 "{:.2} s (deleted {:.2} s after readiness, restored {:.2} s after that)",
-                ready.elapsed().as_secs_f64(),
+                restored.as_secs_f64(),
                 deleted.as_secs_f64(),
-                (ready.elapsed() - deleted).as_secs_f64()
+                (restored - deleted).as_secs_f64()
             ),
             peak_mib: mib(status_kib(op.pid(), "VmHWM:")),
         });

@@ -2,7 +2,7 @@
 //! cluster's Events into its store, and the real `kube9-operator query events list` reads
 //! them beside it, as the VS Code extension does.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube9_tests::operator::{Operator, binary, singleton_lock};
-use kube9_tests::{scenario, unique_name, wait_for};
+use kube9_tests::{scenario, wait_for};
 use serde_json::Value;
 
 /// Runs `kube9-operator query <args>` against `dir`: its parsed stdout, or why it failed.
@@ -29,20 +29,7 @@ pub(crate) fn query(dir: &Path, args: &[&str]) -> Result<Value> {
     serde_json::from_slice(&output.stdout).with_context(|| format!("stdout of {args:?} is one JSON document"))
 }
 
-/// A data directory of its own, removed when dropped.
-pub(crate) struct DataDir(pub PathBuf);
-
-impl DataDir {
-    pub(crate) fn new() -> DataDir {
-        DataDir(std::env::temp_dir().join(unique_name("kube9-data")))
-    }
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub(crate) use kube9_tests::operator::DataDir;
 
 fn event(ns: &str, name: &str, kind: &str, object: &str, count: i32, last: Timestamp) -> Event {
     Event {

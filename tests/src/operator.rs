@@ -252,3 +252,25 @@ where
         (Ok(()), None) => bail!("nothing seen"),
     }
 }
+
+/// A data directory of its own for one operator process (the chart's emptyDir), removed when
+/// dropped; the operator creates it.
+pub struct DataDir(pub PathBuf);
+
+impl DataDir {
+    pub fn new() -> DataDir {
+        DataDir(std::env::temp_dir().join(crate::unique_name("kube9-data")))
+    }
+}
+
+impl Default for DataDir {
+    fn default() -> DataDir {
+        DataDir::new()
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

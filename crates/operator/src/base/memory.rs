@@ -17,7 +17,7 @@ const MMAP_THRESHOLD: i32 = 128 * 1024;
 /// heap, where a long-lived allocation above them keeps them resident. A fixed threshold keeps
 /// them mapped, and unmapped when freed. Measured with it (release, docs/operations.md
 /// "Memory", where jemalloc and mimalloc were measured against it): a minute after one run or
-/// twenty over 2,000 Deployments, resident within 3 MiB of the level before.
+/// twenty over 2,000 Deployments, resident within 5 MiB of the level before.
 pub fn limit_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; it is called before other threads exist.
