@@ -373,21 +373,47 @@ async fn kwok_gpu_nodes_make_the_accelerator_requirements_apply() {
         let daemonsets: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &ns);
         daemonsets.create(&PostParams::default(), &exporter).await?;
         let want = gpu_nodes.len() as i32;
-        wait_for(Duration::from_secs(120), || {
+        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+        let ready = wait_for(Duration::from_secs(120), || {
             let daemonsets = daemonsets.clone();
             async move {
                 let status = daemonsets.get("nvidia-dcgm-exporter").await?.status.unwrap_or_default();
                 Ok(status.desired_number_scheduled == want && status.number_ready == want)
             }
         })
-        .await?;
+        .await;
+        if let Err(err) = ready {
+            // What was missing: the DaemonSet's counts, and where each of its Pods stood.
+            let status = daemonsets.get("nvidia-dcgm-exporter").await?.status;
+            let stood: Vec<String> = pods
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .map(|p| {
+                    let status = p.status.clone().unwrap_or_default();
+                    let conditions: Vec<String> = status
+                        .conditions
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|c| format!("{}={} {}", c.type_, c.status, c.message.clone().unwrap_or_default()))
+                        .collect();
+                    format!(
+                        "{} on {:?}: {:?} {conditions:?}",
+                        p.metadata.name.clone().unwrap_or_default(),
+                        p.spec.as_ref().and_then(|s| s.node_name.clone()),
+                        status.phase
+                    )
+                })
+                .collect();
+            bail!("the exporter DaemonSet was not ready on {gpu_nodes:?} ({err}): {status:#?}; its Pods: {stood:#?}");
+        }
         // A Pod that reaches the GPUs of a node without asking the device plugin for one.
         let sneaky: Pod = serde_json::from_value(json!({
             "metadata": {"name": "sneaky"},
             "spec": {"nodeName": gpu_nodes[0], "tolerations": toleration,
                      "containers": [{"name": "app", "image": "shop/trainer:1.0", "securityContext": {"privileged": true}}]},
         }))?;
-        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
         pods.create(&PostParams::default(), &sneaky).await?;
 
         let _op = Operator::start(&ns, &[], &[])?;

@@ -80,20 +80,8 @@ pub fn run(root: &Path) -> Result<()> {
         })
     })
     .and_then(|()| {
-        // Alone, after the others: these stop the local API server for a while.
-        if !cluster.started_here {
-            return Ok(());
-        }
-        step(&format!("API server outage tests, alone ({leg})"), || {
-            if interrupted.load(Ordering::SeqCst) {
-                bail!("interrupted");
-            }
-            let args = ["--package", "kube9-tests", "--test", "cluster", "--", "--ignored", "--test-threads", "1"];
-            cargo_test(root, &args, Some(&cluster.kubeconfig), &mut counts)
-        })
-    })
-    .and_then(|()| {
-        // Last on this cluster: its 200 fake Nodes would otherwise be in every test's view.
+        // After the others (its 200 fake Nodes would be in every test's view), before the outage
+        // test: a scale test right after an API server restart measured the restart as well.
         if !cluster.started_here {
             return Ok(());
         }
@@ -108,6 +96,19 @@ pub fn run(root: &Path) -> Result<()> {
             // And the AI Conformance rows of accelerator Nodes (the first 4 have GPUs).
             let args = ["--package", "kube9-tests", "--test", "cluster", "--", "kwok::", "ai_conformance::kwok_"];
             cargo_test_env(root, &args, Some(&cluster.kubeconfig), &[("KUBE9_REQUIRE_KWOK", "1")], &mut counts)
+        })
+    })
+    .and_then(|()| {
+        // Alone, last: these stop the local API server for a while.
+        if !cluster.started_here {
+            return Ok(());
+        }
+        step(&format!("API server outage tests, alone ({leg})"), || {
+            if interrupted.load(Ordering::SeqCst) {
+                bail!("interrupted");
+            }
+            let args = ["--package", "kube9-tests", "--test", "cluster", "--", "--ignored", "--test-threads", "1"];
+            cargo_test(root, &args, Some(&cluster.kubeconfig), &mut counts)
         })
     });
     let teardown = if cluster.started_here {

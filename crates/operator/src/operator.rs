@@ -44,6 +44,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     };
     let outage = Outage::new(metrics.clone());
+    tokio::spawn(outage.clone().report(client.clone(), stopped()));
     // Leader election: every replica watches and records; only the leader writes.
     let diagnostics = Arc::new(Diagnostics::default());
     let (leadership, election) = match &config.leader_lease {

@@ -52,22 +52,32 @@ impl Iterator for WatchBackoff {
 }
 
 impl kube::runtime::utils::Backoff for WatchBackoff {
-    /// Called on every item the watch yields; after failures it means the server answers again.
+    /// Called on every item the watch yields; after failures the watch works again.
     fn reset(&mut self) {
         if self.failures > 0 {
             self.failures = 0;
-            self.outage.recovered();
+            self.outage.recoveries.send_modify(|n| *n += 1);
         }
     }
 }
 
-/// How long the operator was cut off from the API server: from the first failed watch to the
-/// first that answers again, logged once and observed in `kube9_api_outage_seconds`. Every
-/// watch that recovers also bumps [`Outage::recoveries`], so the status is looked at again at
-/// once (an object deleted while the watches were down leaves no event to react to).
+/// How often the API server is asked whether it is ready while it does not answer.
+pub const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// How long the operator was cut off from the API server. A failed watch is not enough to say
+/// so (after a restart watches fail for a few seconds with "too old resource version" from a
+/// server that answers, and a quiet watch that resumes yields nothing to show it works), so a
+/// failure makes [`Outage::report`] ask the server's `/readyz`: if it answers, that was the
+/// watch's own error; if not, the outage lasts from that first failure until `/readyz`
+/// answers ok, and is logged once and counted in `kube9_api_outages_total` and
+/// `kube9_api_outage_seconds`. Each end of an outage, and every watch that works again, bumps
+/// [`Outage::recoveries`], so the status is looked at again at once (an object deleted while
+/// the watches were down leaves no event to react to).
 #[derive(Clone)]
 pub struct Outage {
-    since: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// When a watch first failed since the server last answered.
+    first_failure: std::sync::Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
+    failures: std::sync::Arc<tokio::sync::Notify>,
     recoveries: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     metrics: crate::base::metrics::Metrics,
 }
@@ -75,29 +85,63 @@ pub struct Outage {
 impl Outage {
     pub fn new(metrics: crate::base::metrics::Metrics) -> Outage {
         let (recoveries, _) = tokio::sync::watch::channel(0);
-        Outage { since: Default::default(), recoveries: std::sync::Arc::new(recoveries), metrics }
+        Outage {
+            first_failure: Default::default(),
+            failures: Default::default(),
+            recoveries: std::sync::Arc::new(recoveries),
+            metrics,
+        }
     }
 
     fn failed(&self) {
-        if let Ok(mut since) = self.since.lock()
-            && since.is_none()
-        {
-            *since = Some(std::time::Instant::now());
-            tracing::warn!("the API server does not answer; watches retry every second");
+        if let Ok(mut first) = self.first_failure.lock() {
+            first.get_or_insert_with(tokio::time::Instant::now);
+        }
+        self.failures.notify_one();
+    }
+
+    /// Asks the API server's `/readyz` after each watch failure and times the outages, until
+    /// `stop`.
+    pub async fn report(self, client: kube::Client, stop: impl Future<Output = ()>) {
+        let probe = move || {
+            let client = client.clone();
+            async move {
+                let Ok(request) = http::Request::get("/readyz").body(Vec::new()) else { return false };
+                matches!(tokio::time::timeout(Duration::from_secs(5), client.request_text(request)).await, Ok(Ok(_)))
+            }
+        };
+        tokio::select! {
+            _ = self.watch(probe) => {}
+            _ = stop => {}
         }
     }
 
-    fn recovered(&self) {
-        let began = self.since.lock().ok().and_then(|mut since| since.take());
-        if let Some(began) = began {
-            let seconds = began.elapsed().as_secs_f64();
-            self.metrics.api_outage(seconds);
-            tracing::warn!(cut_off_seconds = format!("{seconds:.1}"), "the API server answers again after an outage");
+    /// [`Outage::report`] with the question asked by `ready`.
+    async fn watch<F: Future<Output = bool>>(&self, mut ready: impl FnMut() -> F) {
+        loop {
+            self.failures.notified().await;
+            let Some(since) = self.first_failure.lock().ok().and_then(|f| *f) else { continue };
+            if !ready().await {
+                tracing::warn!("the API server does not answer; watches retry every second");
+                while !ready().await {
+                    tokio::time::sleep(PROBE_EVERY).await;
+                }
+                let seconds = since.elapsed().as_secs_f64();
+                self.metrics.api_outage(seconds);
+                tracing::warn!(
+                    cut_off_seconds = format!("{seconds:.1}"),
+                    "the API server answers again after an outage"
+                );
+                self.recoveries.send_modify(|n| *n += 1);
+            }
+            if let Ok(mut first) = self.first_failure.lock() {
+                *first = None;
+            }
         }
-        self.recoveries.send_modify(|n| *n += 1);
     }
 
-    /// Bumped each time a watch answers again after failing.
+    /// Bumped each time the operator may have missed changes: a watch works again after
+    /// failing, or an outage ends.
     pub fn recoveries(&self) -> tokio::sync::watch::Receiver<u64> {
         self.recoveries.subscribe()
     }
@@ -108,10 +152,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_watch_backoff_stays_under_a_second_and_reports_the_outage_once() {
+    fn the_watch_backoff_stays_under_a_second_and_says_when_a_watch_works_again() {
         use kube::runtime::utils::Backoff as _;
-        let metrics = crate::base::metrics::Metrics::default();
-        let outage = Outage::new(metrics.clone());
+        let outage = Outage::new(crate::base::metrics::Metrics::default());
         let mut recoveries = outage.recoveries();
         let (mut a, mut b) = (WatchBackoff::new(&outage), WatchBackoff::new(&outage));
         let waits: Vec<Duration> = (0..10).map(|_| a.next().unwrap()).collect();
@@ -120,11 +163,58 @@ mod tests {
         b.next();
         a.reset();
         b.reset();
-        assert!(recoveries.has_changed().unwrap());
-        assert_eq!(*recoveries.borrow_and_update(), 2);
-        assert_eq!(metrics.encode().matches("kube9_api_outages_total 1").count(), 1, "{}", metrics.encode());
+        assert_eq!(*recoveries.borrow_and_update(), 2, "each watch that works again looks again at once");
         // A reset with no failure before it (every item a watch yields) is not a recovery.
         a.reset();
+        assert!(!recoveries.has_changed().unwrap());
+    }
+
+    /// `ready` answers from a script: false while the server is down.
+    async fn run(outage: &Outage, answers: Vec<bool>) -> Vec<bool> {
+        let answers = std::sync::Arc::new(std::sync::Mutex::new(answers.into_iter()));
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let ready = || {
+            let (answers, asked) = (answers.clone(), asked.clone());
+            async move {
+                let answer = answers.lock().unwrap().next().unwrap_or(true);
+                asked.lock().unwrap().push(answer);
+                answer
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(60), outage.watch(ready)).await;
+        asked.lock().unwrap().clone()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_lasts_from_the_first_failure_until_the_server_is_ready_and_counts_once() {
+        let metrics = crate::base::metrics::Metrics::default();
+        let outage = Outage::new(metrics.clone());
+        let mut recoveries = outage.recoveries();
+        let mut watches: Vec<WatchBackoff> = (0..3).map(|_| WatchBackoff::new(&outage)).collect();
+        for w in &mut watches {
+            w.next();
+        }
+        // Down for the first 30 questions (a second apart), then ready.
+        let asked = run(&outage, [vec![false; 30], vec![true]].concat()).await;
+        assert_eq!(asked.len(), 31, "asked once a second until ready, and not again: {asked:?}");
+        let text = metrics.encode();
+        assert!(text.contains("kube9_api_outages_total 1\n"), "{text}");
+        let sum: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("kube9_api_outage_seconds_sum "))
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        assert!((29.0..31.0).contains(&sum), "{sum}");
+        assert!(recoveries.has_changed().unwrap());
+        recoveries.mark_unchanged();
+        // After the restart the watches fail again ("too old resource version") from a server
+        // that answers: not a second outage.
+        for w in &mut watches {
+            w.next();
+        }
+        let asked = run(&outage, vec![true]).await;
+        assert_eq!(asked, [true]);
+        assert!(metrics.encode().contains("kube9_api_outages_total 1\n"));
         assert!(!recoveries.has_changed().unwrap());
     }
 
