@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -406,7 +406,26 @@ async fn kwok_gpu_nodes_make_the_accelerator_requirements_apply() {
                     )
                 })
                 .collect();
-            bail!("the exporter DaemonSet was not ready on {gpu_nodes:?} ({err}): {status:#?}; its Pods: {stood:#?}");
+            // And what the controllers said (a Pod the DaemonSet controller could not create
+            // leaves only a FailedCreate Event).
+            let said: Vec<String> = Api::<Event>::namespaced(ctx.client.clone(), &ns)
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {}: {}",
+                        e.involved_object.name.clone().unwrap_or_default(),
+                        e.reason.clone().unwrap_or_default(),
+                        e.message.clone().unwrap_or_default()
+                    )
+                })
+                .collect();
+            bail!(
+                "the exporter DaemonSet was not ready on {gpu_nodes:?} ({err}): {status:#?}; its Pods: {stood:#?}; \
+                 the namespace's Events: {said:#?}"
+            );
         }
         // A Pod that reaches the GPUs of a node without asking the device plugin for one.
         let sneaky: Pod = serde_json::from_value(json!({
