@@ -109,8 +109,15 @@ async fn any_server_gets_its_checklist_or_a_failed_run_naming_the_versions_cover
             assert_eq!(first.totals.total_requirements as usize, first.requirements.len());
             assert!(first.requirements.iter().all(|r| !r.rationale.is_empty()));
         }
+        // The ConfigMap is written just after the OperatorStatus: wait for it to show the run.
+        let run_id = json!(first.run_id);
+        let shown = wait_for(Duration::from_secs(30), || {
+            let (client, ns, run_id) = (ctx.client.clone(), ns.clone(), run_id.clone());
+            async move { Ok(assert_configmap(&client, &ns).await?["aiConformance"]["runId"] == run_id) }
+        })
+        .await;
         let status = assert_configmap(&ctx.client, &ns).await?;
-        assert_eq!(status["aiConformance"]["runId"], json!(first.run_id), "the ConfigMap shows the same run");
+        assert!(shown.is_ok(), "the ConfigMap does not show the run {run_id}: {:#}", status["aiConformance"]);
 
         // On request, by annotation: a new run that records the request it answered.
         let asked = std::time::Instant::now();
