@@ -333,7 +333,15 @@ async fn kueue_and_an_accepted_gateway_class_pass_their_requirements() {
         if gpus == 0 {
             assert_eq!(row(&summary, "accelerator_metrics")?.status, RequirementStatus::NotApplicable);
         }
-        // The ConfigMap block follows the contract and shows the same rows.
+        // The ConfigMap block follows the contract and shows the same rows (it is written just
+        // after the OperatorStatus).
+        let run_id = json!(summary.run_id);
+        wait_for(Duration::from_secs(30), || {
+            let (client, ns, run_id) = (ctx.client.clone(), ns.clone(), run_id.clone());
+            async move { Ok(assert_configmap(&client, &ns).await?["aiConformance"]["runId"] == run_id) }
+        })
+        .await
+        .context("the ConfigMap does not show the run")?;
         let status = assert_configmap(&ctx.client, &ns).await?;
         let rows = status["aiConformance"]["requirements"].as_array().cloned().unwrap_or_default();
         let gang_row = rows.iter().find(|r| r["id"] == "gang_scheduling").context("gang_scheduling in the ConfigMap")?;
