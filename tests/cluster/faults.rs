@@ -343,6 +343,49 @@ async fn twenty_assessments_at_once_peak_like_one() {
     .await;
 }
 
+#[tokio::test]
+async fn an_assessment_killed_mid_run_is_run_again_on_restart_and_completes() {
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("midrun").await?;
+        deployments(&ctx, &ns, 600).await?;
+        let op = Operator::start(&ns, &["--status-interval", "60s"], &[])?;
+        wait_for_both(&ctx.client, &ns, WAIT, |s, _| s.leader.is_some()).await?;
+        let name = assessments(&ctx, &ns, 1).await?.remove(0);
+        let api: Api<Assessment> = Api::all(ctx.client.clone());
+        // SIGKILL as soon as the run is under way (an OOM kill or a lost node look the same).
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let status = api.get(&name).await?.status.unwrap_or_default();
+            anyhow::ensure!(
+                status.phase != Some(Phase::Completed),
+                "the run completed before it could be killed: {status:?}"
+            );
+            if status.phase == Some(Phase::Running) {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the run did not start: {status:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        std::process::Command::new("kill").args(["-KILL", &op.pid().to_string()]).status()?;
+        drop(op);
+        let killed = api.get(&name).await?.status.unwrap_or_default();
+        assert_eq!(killed.phase, Some(Phase::Running), "the killed run is left Running: {killed:?}");
+        // A new operator finds the run interrupted, runs it again, and it completes.
+        let _op = Operator::start(&ns, &["--status-interval", "60s"], &[])?;
+        wait_for(Duration::from_secs(120), || {
+            let api = api.clone();
+            let name = name.clone();
+            async move { Ok(api.get(&name).await?.status.unwrap_or_default().phase == Some(Phase::Completed)) }
+        })
+        .await?;
+        let done = api.get(&name).await?.status.unwrap_or_default();
+        assert!(done.totals.as_ref().is_some_and(|t| t.passed + t.failed > 0), "{done:?}");
+        Ok(())
+    })
+    .await;
+}
+
 /// Runs an Assessment with this spec and returns the message of its failed run.
 async fn refused(ctx: &Ctx, spec: AssessmentSpec) -> anyhow::Result<String> {
     let api: Api<Assessment> = Api::all(ctx.client.clone());
@@ -423,6 +466,52 @@ async fn bad_input_is_refused_with_a_message_that_names_it() {
     .await;
 }
 
+/// Deletes the ConfigMap as soon as the API server is ready again (no event reaches a watch
+/// that is not up yet) and waits until the operator has written it again; returns how long
+/// after readiness that was.
+async fn delete_and_restore(ctx: &Ctx, ns: &str, ready: Instant, fault: &str) -> anyhow::Result<Duration> {
+    let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    wait_for(Duration::from_secs(10), || {
+        let cms = cms.clone();
+        async move {
+            Ok(match cms.delete(CONFIGMAP_NAME, &DeleteParams::default()).await {
+                Ok(_) => true,
+                Err(kube::Error::Api(e)) if e.code == 404 => true,
+                Err(e) => return Err(e.into()),
+            })
+        }
+    })
+    .await?;
+    let deleted = ready.elapsed();
+    wait_for(Duration::from_secs(30), || {
+        let cms = cms.clone();
+        async move { Ok(cms.get_opt(CONFIGMAP_NAME).await?.is_some()) }
+    })
+    .await?;
+    let restored = ready.elapsed();
+    eprintln!("{fault}: ConfigMap deleted {deleted:?} after readiness, restored {restored:?} after readiness");
+    Ok(restored)
+}
+
+#[tokio::test]
+#[ignore = "pauses the local etcd for 30 s: run alone (`cargo xtask ci` does, after the others)"]
+async fn after_etcd_is_paused_the_configmap_is_restored() {
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("etcdpause").await?;
+        let _op = Operator::start(&ns, &["--status-interval", "60s"], &[])?;
+        wait_for_both(&ctx.client, &ns, WAIT, |s, _| s.health == Some(Health::Healthy)).await?;
+        let ready = kube9_tests::apiserver::etcd_pause(Duration::from_secs(30)).await?;
+        let restored = delete_and_restore(&ctx, &ns, ready, "etcd paused 30 s").await?;
+        // The same bound as after an API server outage (0.3 s was measured before this round).
+        assert!(restored < Duration::from_secs(10), "restored {restored:?} after the API server was ready");
+        // The status is written again, healthy.
+        wait_for_both(&ctx.client, &ns, WAIT, |s, _| s.health == Some(Health::Healthy)).await?;
+        Ok(())
+    })
+    .await;
+}
+
 #[tokio::test]
 #[ignore = "stops the local API server for 30 s: run alone (`cargo xtask ci` does, after the others)"]
 async fn after_an_api_server_outage_the_configmap_is_restored_within_three_seconds() {
@@ -439,30 +528,7 @@ async fn after_an_api_server_outage_the_configmap_is_restored_within_three_secon
         )?;
         wait_for_both(&ctx.client, &ns, WAIT, |s, _| s.health == Some(Health::Healthy)).await?;
         let ready = kube9_tests::apiserver::outage(Duration::from_secs(30)).await?;
-        // Deleted as soon as the server is back: no event reaches a watch that is not up yet.
-        let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-        wait_for(Duration::from_secs(10), || {
-            let cms = cms.clone();
-            async move {
-                Ok(match cms.delete(CONFIGMAP_NAME, &DeleteParams::default()).await {
-                    Ok(_) => true,
-                    Err(kube::Error::Api(e)) if e.code == 404 => true,
-                    Err(e) => return Err(e.into()),
-                })
-            }
-        })
-        .await?;
-        let deleted = ready.elapsed();
-        eprintln!("deleted at {:?}", std::time::SystemTime::now());
-        wait_for(Duration::from_secs(30), || {
-            let cms = cms.clone();
-            async move { Ok(cms.get_opt(CONFIGMAP_NAME).await?.is_some()) }
-        })
-        .await?;
-        let restored = ready.elapsed();
-        eprintln!(
-            "API server down 30 s: ConfigMap deleted {deleted:?} after readiness, restored {restored:?} after readiness"
-        );
+        let restored = delete_and_restore(&ctx, &ns, ready, "API server down 30 s").await?;
         // The figure is the benchmark's (`cargo xtask bench`, faults: 0.92 s, release); here a
         // bound a loaded machine keeps, and far below the 20.5 s the grown backoff took before.
         assert!(restored < Duration::from_secs(10), "restored {restored:?} after the API server was ready");

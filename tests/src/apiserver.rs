@@ -74,6 +74,28 @@ pub async fn outage(outage: Duration) -> Result<Instant> {
         .spawn()
         .context("starting the kube-apiserver again")?;
     std::fs::write(state_dir().join("kube-apiserver.pid"), child.id().to_string())?;
+    ready_again(&log).await
+}
+
+/// Pauses the local etcd (SIGSTOP: the API server stays up but cannot read or write), waits
+/// `pause`, lets it go on (SIGCONT), and returns the moment the API server's `/readyz` answered ok.
+pub async fn etcd_pause(pause: Duration) -> Result<Instant> {
+    if !is_local() {
+        bail!("pausing etcd needs the local control plane (`cargo xtask testenv up`), not KUBECONFIG's cluster");
+    }
+    let pid_file = state_dir().join("etcd.pid");
+    let pid = std::fs::read_to_string(&pid_file)
+        .with_context(|| format!("no local etcd ({})", pid_file.display()))?
+        .trim()
+        .to_owned();
+    Command::new("kill").args(["-STOP", &pid]).status()?;
+    tokio::time::sleep(pause).await;
+    Command::new("kill").args(["-CONT", &pid]).status()?;
+    ready_again(&state_dir().join("logs/kube-apiserver.log")).await
+}
+
+/// Waits (60 s at most) until the API server's `/readyz` answers ok; returns that moment.
+async fn ready_again(log: &std::path::Path) -> Result<Instant> {
     let kubeconfig = state_dir().join("kubeconfig");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -86,7 +108,7 @@ pub async fn outage(outage: Duration) -> Result<Instant> {
             return Ok(Instant::now());
         }
         if Instant::now() > deadline {
-            bail!("the kube-apiserver was not ready within 60 s of its restart; see {}", log.display());
+            bail!("the kube-apiserver was not ready within 60 s; see {}", log.display());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
