@@ -208,7 +208,8 @@ async fn an_endless_answer_is_cut_at_the_cap_and_reported() {
         );
         assert!(allocated > 0, "RssAnon was never read");
         assert!(allocated < 40 * 1024, "peak allocated {allocated} KiB");
-        assert!(resident < 64 * 1024, "peak resident {resident} KiB");
+        // Not bounded: the resident set also counts the pages of the debug build's code the
+        // process has touched (45 MiB alone, above 64 MiB once beside the whole suite).
         let (_, metrics) = op.get("/metrics").await?;
         let cut: f64 = metrics
             .lines()
