@@ -109,15 +109,7 @@ async fn any_server_gets_its_checklist_or_a_failed_run_naming_the_versions_cover
             assert_eq!(first.totals.total_requirements as usize, first.requirements.len());
             assert!(first.requirements.iter().all(|r| !r.rationale.is_empty()));
         }
-        // The ConfigMap is written just after the OperatorStatus: wait for it to show the run.
-        let run_id = json!(first.run_id);
-        let shown = wait_for(Duration::from_secs(30), || {
-            let (client, ns, run_id) = (ctx.client.clone(), ns.clone(), run_id.clone());
-            async move { Ok(assert_configmap(&client, &ns).await?["aiConformance"]["runId"] == run_id) }
-        })
-        .await;
-        let status = assert_configmap(&ctx.client, &ns).await?;
-        assert!(shown.is_ok(), "the ConfigMap does not show the run {run_id}: {:#}", status["aiConformance"]);
+        configmap_showing(&ctx, &ns, first.run_id.as_deref()).await?;
 
         // On request, by annotation: a new run that records the request it answered.
         let asked = std::time::Instant::now();
@@ -141,6 +133,22 @@ async fn any_server_gets_its_checklist_or_a_failed_run_naming_the_versions_cover
         Ok(())
     })
     .await;
+}
+
+/// The ConfigMap's status once its `aiConformance` block shows the run `run_id` (it is written
+/// just after the OperatorStatus), checked against the extension's contract.
+async fn configmap_showing(ctx: &Ctx, ns: &str, run_id: Option<&str>) -> Result<Value> {
+    let run_id = json!(run_id);
+    let shown = wait_for(Duration::from_secs(30), || {
+        let (client, ns, run_id) = (ctx.client.clone(), ns.to_owned(), run_id.clone());
+        async move { Ok(assert_configmap(&client, &ns).await?["aiConformance"]["runId"] == run_id) }
+    })
+    .await;
+    let status = assert_configmap(&ctx.client, ns).await?;
+    if shown.is_err() {
+        bail!("the ConfigMap does not show the run {run_id}: {:#}", status["aiConformance"]);
+    }
+    Ok(status)
 }
 
 /// A minimal CRD: any content, with a status subresource.
@@ -333,16 +341,8 @@ async fn kueue_and_an_accepted_gateway_class_pass_their_requirements() {
         if gpus == 0 {
             assert_eq!(row(&summary, "accelerator_metrics")?.status, RequirementStatus::NotApplicable);
         }
-        // The ConfigMap block follows the contract and shows the same rows (it is written just
-        // after the OperatorStatus).
-        let run_id = json!(summary.run_id);
-        wait_for(Duration::from_secs(30), || {
-            let (client, ns, run_id) = (ctx.client.clone(), ns.clone(), run_id.clone());
-            async move { Ok(assert_configmap(&client, &ns).await?["aiConformance"]["runId"] == run_id) }
-        })
-        .await
-        .context("the ConfigMap does not show the run")?;
-        let status = assert_configmap(&ctx.client, &ns).await?;
+        // The ConfigMap block follows the contract and shows the same rows.
+        let status = configmap_showing(&ctx, &ns, summary.run_id.as_deref()).await?;
         let rows = status["aiConformance"]["requirements"].as_array().cloned().unwrap_or_default();
         let gang_row = rows.iter().find(|r| r["id"] == "gang_scheduling").context("gang_scheduling in the ConfigMap")?;
         assert_eq!(gang_row["status"], "passed");

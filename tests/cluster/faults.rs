@@ -3,7 +3,7 @@
 //! twenty Assessments due at once, the API server gone for 30 s, and bad input.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -15,7 +15,7 @@ use kube9_api::assessment::{Assessment, AssessmentSpec, Phase, Selection};
 use kube9_api::legacy::CONFIGMAP_NAME;
 use kube9_api::operator_status::{Health, OperatorStatus, SINGLETON_NAME};
 use kube9_server_sim::Behavior;
-use kube9_tests::operator::{Operator, operator_status, singleton_lock, status_kib, wait_for_both};
+use kube9_tests::operator::{Operator, Peak, operator_status, singleton_lock, status_kib, wait_for_both};
 use kube9_tests::{Ctx, scenario, unique_name, wait_for};
 use serde_json::json;
 
@@ -180,16 +180,7 @@ async fn an_endless_answer_is_cut_at_the_cap_and_reported() {
         // The memory the process allocates (RssAnon), sampled every 20 ms from its start: the
         // resident set of the debug build the tests run also counts the pages of its 57 MB of
         // code it has touched, which the release build's 21.7 MiB peak does not have (README).
-        let allocated = Arc::new(AtomicU64::new(0));
-        let sampler = tokio::spawn({
-            let (allocated, pid) = (allocated.clone(), op.pid());
-            async move {
-                loop {
-                    allocated.fetch_max(status_kib(pid, "RssAnon:"), Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        });
+        let sampler = Peak::sample(op.pid(), "RssAnon:");
         // The status and the ConfigMap are written one after the other: wait for both.
         let cut = |error: Option<&str>| error.is_some_and(|e| e.contains("answer larger than 65536 bytes"));
         let (status, legacy) =
@@ -199,8 +190,7 @@ async fn an_endless_answer_is_cut_at_the_cap_and_reported() {
         // Let it try again (retry-initial 1 s) under the endless answer, then measure: an
         // unbounded read grew the process by 0.65 GiB in 2 s; here every retry is cut at the cap.
         tokio::time::sleep(Duration::from_secs(5)).await;
-        sampler.abort();
-        let (allocated, resident) = (allocated.load(Ordering::Relaxed), status_kib(op.pid(), "VmHWM:"));
+        let (allocated, resident) = (sampler.stop()?, status_kib(op.pid(), "VmHWM:"));
         eprintln!(
             "endless kube9-server answer: operator peak allocated (RssAnon) {:.1} MiB, peak resident with code {:.1} MiB",
             allocated as f64 / 1024.0,
@@ -284,19 +274,7 @@ async fn peak_rise(ctx: &Ctx, ns: &str, count: usize) -> anyhow::Result<(u64, bo
     .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let idle = status_kib(op.pid(), "VmRSS:");
-    let pid = op.pid();
-    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let sampler = std::thread::spawn({
-        let sampling = sampling.clone();
-        move || {
-            let mut peak = 0;
-            while sampling.load(Ordering::Relaxed) {
-                peak = peak.max(status_kib(pid, "VmRSS:"));
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            peak
-        }
-    });
+    let sampler = Peak::sample(op.pid(), "VmRSS:");
     let names = assessments(ctx, ns, count).await?;
     let api: Api<Assessment> = Api::all(ctx.client.clone());
     let mut queued = false;
@@ -314,8 +292,7 @@ async fn peak_rise(ctx: &Ctx, ns: &str, count: usize) -> anyhow::Result<(u64, bo
         anyhow::ensure!(Instant::now() < deadline, "{done} of {count} Assessments completed in 180 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    sampling.store(false, Ordering::Relaxed);
-    let peak = sampler.join().map_err(|_| anyhow::anyhow!("the sampler panicked"))?;
+    let peak = sampler.stop()?;
     for name in names {
         let _ = api.delete(&name, &DeleteParams::default()).await;
     }
@@ -368,19 +345,12 @@ async fn an_assessment_killed_mid_run_is_run_again_on_restart_and_completes() {
             anyhow::ensure!(Instant::now() < deadline, "the run did not start: {status:?}");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        std::process::Command::new("kill").args(["-KILL", &op.pid().to_string()]).status()?;
-        drop(op);
+        drop(op); // SIGKILL (`Child::kill`), and reaped
         let killed = api.get(&name).await?.status.unwrap_or_default();
         assert_eq!(killed.phase, Some(Phase::Running), "the killed run is left Running: {killed:?}");
-        // A new operator finds the run interrupted, runs it again, and it completes.
+        // A new operator finds the run interrupted and runs it again (a new run id); it completes.
         let _op = Operator::start(&ns, &["--status-interval", "60s"], &[])?;
-        wait_for(Duration::from_secs(120), || {
-            let api = api.clone();
-            let name = name.clone();
-            async move { Ok(api.get(&name).await?.status.unwrap_or_default().phase == Some(Phase::Completed)) }
-        })
-        .await?;
-        let done = api.get(&name).await?.status.unwrap_or_default();
+        let done = crate::findings::finished(&ctx, &name, killed.run_id.as_deref()).await?;
         assert!(done.totals.as_ref().is_some_and(|t| t.passed + t.failed > 0), "{done:?}");
         Ok(())
     })

@@ -65,7 +65,7 @@ async fn assessment(ctx: &Ctx, ns: &str, checks: Option<Selection>) -> Result<St
 }
 
 /// Waits for a finished run whose id is not `previous`.
-async fn finished(ctx: &Ctx, name: &str, previous: Option<&str>) -> Result<AssessmentStatus> {
+pub(crate) async fn finished(ctx: &Ctx, name: &str, previous: Option<&str>) -> Result<AssessmentStatus> {
     let api: Api<Assessment> = Api::all(ctx.client.clone());
     let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
     wait_for(Duration::from_secs(120), || {

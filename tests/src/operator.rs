@@ -76,6 +76,37 @@ pub fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The highest value of one `/proc/<pid>/status` figure, sampled every 20 ms on a thread of its
+/// own from [`Peak::sample`] until [`Peak::stop`].
+pub struct Peak {
+    sampling: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl Peak {
+    pub fn sample(pid: u32, field: &'static str) -> Peak {
+        let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let thread = std::thread::spawn({
+            let sampling = sampling.clone();
+            move || {
+                let mut peak = 0;
+                while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                    peak = peak.max(status_kib(pid, field));
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                peak
+            }
+        });
+        Peak { sampling, thread }
+    }
+
+    /// Stops sampling; the peak in KiB.
+    pub fn stop(self) -> Result<u64> {
+        self.sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().map_err(|_| anyhow::anyhow!("the sampler panicked"))
+    }
+}
+
 /// Creates these namespaces (a benchmark's; it deletes them itself).
 pub async fn create_namespaces(client: &kube::Client, names: &[String]) -> Result<()> {
     use k8s_openapi::api::core::v1::Namespace;
