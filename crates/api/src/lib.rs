@@ -10,6 +10,7 @@ pub mod common;
 pub mod legacy;
 pub mod operator_status;
 pub mod text;
+pub mod time;
 
 pub use assessment::{Assessment, AssessmentSpec, AssessmentStatus};
 pub use common::{Pillar, Severity};

@@ -2,22 +2,12 @@
 
 use std::time::Duration;
 
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
-
-/// A time as the reports write it: RFC 3339, UTC, whole seconds.
-pub fn rfc3339(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
+use k8s_openapi::jiff::Timestamp;
+pub use kube9_api::time::{later, rfc3339};
 
 /// When `wait` from `now` will be, as the reports write it (for "retrying at ...").
 pub fn at(now: Timestamp, wait: Duration) -> String {
     rfc3339(later(now, wait))
-}
-
-/// `now` + `wait`, saturating.
-pub fn later(now: Timestamp, wait: Duration) -> Timestamp {
-    let wait = SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX);
-    now.checked_add(wait).unwrap_or(now)
 }
 
 /// The time from `now` until `then`; zero when it has passed.
