@@ -4,7 +4,6 @@
 //! ([`engine::run`]); the operator's Assessment controller reads the cluster page by page and
 //! runs the same checks as it goes ([`stream::Stream`]), with the same outcome.
 
-pub mod argocd;
 pub mod checks;
 pub mod deprecations;
 pub mod engine;

@@ -156,9 +156,9 @@ pub struct Snapshot {
     /// included (the checks of the cluster's other operators).
     pub operators: crate::operators::Facts,
     /// Argo CD Applications, status included (the GitOps checks).
-    pub applications: Vec<crate::argocd::Application>,
+    pub applications: Vec<kube9_argocd::app::Application>,
     /// Argo CD AppProjects.
-    pub app_projects: Vec<crate::argocd::AppProject>,
+    pub app_projects: Vec<kube9_argocd::app::AppProject>,
     /// When the objects were read from a cluster (None for manifests): checks about how long a
     /// state has lasted need it.
     pub taken_at: Option<k8s_openapi::jiff::Timestamp>,
@@ -399,10 +399,10 @@ impl Snapshot {
                 })
             }),
             ("argoproj.io", "Application") => {
-                crate::argocd::read(object).map_err(|e| (e, None)).map(|o| self.applications.push(o))
+                kube9_argocd::app::read(object).map_err(|e| (e, None)).map(|o| self.applications.push(o))
             }
             ("argoproj.io", "AppProject") => {
-                crate::argocd::read(object).map_err(|e| (e, None)).map(|o| self.app_projects.push(o))
+                kube9_argocd::app::read(object).map_err(|e| (e, None)).map(|o| self.app_projects.push(o))
             }
             _ => self.add_other(object, &api_version, &kind),
         };

@@ -4,7 +4,7 @@
 
 pub mod base;
 
-mod argocd;
+mod argocd_io;
 mod assessment;
 mod collect;
 mod conformance;
@@ -17,5 +17,5 @@ pub mod pro;
 mod registration;
 mod status;
 
-pub use argocd::query::{Command as ArgoCdQuery, run as argocd_query};
+pub use argocd_io::query::{Command as ArgoCdQuery, run as argocd_query};
 pub use operator::run;

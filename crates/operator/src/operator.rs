@@ -164,9 +164,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ),
     ));
     let (argocd_tx, argocd_rx) = watch::channel(None);
-    let argocd = tokio::spawn(crate::argocd::watch::run(
+    let argocd = tokio::spawn(crate::argocd_io::watch::run(
         client.clone(),
-        crate::argocd::watch::Settings {
+        crate::argocd_io::watch::Settings {
             namespace: config.argocd_namespace.clone(),
             max_applications: config.argocd_max_applications,
         },

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use kube9_api::common::{Pillar, Severity};
+use kube9_argocd::app::{Application, Destination};
 
-use crate::argocd::{Application, Destination};
 use crate::engine::Subject;
 use crate::registry::Run::{Each, Kept};
 use crate::registry::{Check, pod_owners};
@@ -62,7 +62,7 @@ fn managed(s: &Snapshot) -> (BTreeSet<&str>, BTreeSet<Key<'_>>) {
     let mut namespaces = BTreeSet::new();
     let mut resources = BTreeSet::new();
     // Only Applications that deploy into this cluster (the in-cluster destination).
-    for app in s.applications.iter().filter(|a| local(&a.spec.destination)) {
+    for app in s.applications.iter().filter(|a| a.spec.destination.in_cluster()) {
         if let Some(ns) = app.spec.destination.namespace.as_deref().filter(|ns| !ns.is_empty()) {
             namespaces.insert(ns);
         }
@@ -75,14 +75,6 @@ fn managed(s: &Snapshot) -> (BTreeSet<&str>, BTreeSet<Key<'_>>) {
         }
     }
     (namespaces, resources)
-}
-
-fn local(d: &Destination) -> bool {
-    match (d.server.as_deref(), d.name.as_deref()) {
-        (Some(server), _) if !server.is_empty() => server.trim_end_matches('/') == "https://kubernetes.default.svc",
-        (_, Some(name)) if !name.is_empty() => name == "in-cluster",
-        _ => true,
-    }
 }
 
 fn anywhere(d: &Destination) -> bool {

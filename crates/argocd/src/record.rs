@@ -1,158 +1,16 @@
-//! Argo CD Applications as the operator follows them: the slim shape read from the watch
-//! (only the fields used; everything else is skipped while parsing), the compact record kept
-//! per Application, the summary both status surfaces show, and the drift and failure
-//! transitions that become events. Pure.
+//! What the operator keeps of each Application it follows: the compact record, the summary
+//! both status surfaces show, and the drift and failure transitions that become events.
 
-use std::borrow::Cow;
-
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::core::NamespaceResourceScope;
 use kube9_api::argocd::ApplicationsSummary;
-use kube9_store::{EventRow, EventType, Severity};
-use serde::{Deserialize, Deserializer};
+use kube9_api::text::truncate;
 
-use crate::history::event::{Object, own};
+use crate::app::{Application, Destination, HealthStatus, OperationState, ResourceStatus};
 
 /// Resources kept per Application: only the out-of-sync or unhealthy ones, to name them in
 /// events (the tree reads the Application itself).
 pub const MAX_PROBLEMS: usize = 20;
 /// Resources named in one event's description.
 const NAMED_IN_EVENT: usize = 10;
-
-/// An Application as the watch reads it.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct WatchedApp {
-    #[serde(deserialize_with = "slim_meta")]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: Spec,
-    #[serde(default)]
-    pub status: Status,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Spec {
-    #[serde(default)]
-    pub project: String,
-    #[serde(default)]
-    pub destination: Destination,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-pub struct Destination {
-    #[serde(default)]
-    pub server: Option<String>,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub namespace: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Status {
-    #[serde(default)]
-    pub sync: SyncStatus,
-    #[serde(default)]
-    pub health: HealthStatus,
-    #[serde(default)]
-    pub operation_state: Option<OperationState>,
-    #[serde(default)]
-    pub resources: Vec<ResourceStatus>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct SyncStatus {
-    #[serde(default)]
-    pub status: Option<String>,
-    #[serde(default)]
-    pub revision: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-pub struct HealthStatus {
-    #[serde(default)]
-    pub status: Option<String>,
-    #[serde(default)]
-    pub message: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct OperationState {
-    #[serde(default)]
-    pub phase: Option<String>,
-    #[serde(default)]
-    pub message: Option<String>,
-    #[serde(default)]
-    pub started_at: Option<String>,
-    #[serde(default)]
-    pub finished_at: Option<String>,
-}
-
-/// One managed resource in the Application's status.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-pub struct ResourceStatus {
-    #[serde(default)]
-    pub group: Option<String>,
-    #[serde(default)]
-    pub version: Option<String>,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub namespace: Option<String>,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub status: Option<String>,
-    #[serde(default)]
-    pub health: Option<HealthStatus>,
-}
-
-/// Only name, namespace, uid and resourceVersion: annotations (a last-applied copy of the
-/// whole object, often) and managed fields are skipped while parsing.
-fn slim_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Slim {
-        name: Option<String>,
-        namespace: Option<String>,
-        uid: Option<String>,
-        resource_version: Option<String>,
-    }
-    let s = Slim::deserialize(d)?;
-    Ok(ObjectMeta {
-        name: s.name,
-        namespace: s.namespace,
-        uid: s.uid,
-        resource_version: s.resource_version,
-        ..Default::default()
-    })
-}
-
-impl kube::Resource for WatchedApp {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        "Application".into()
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        "argoproj.io".into()
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        "v1alpha1".into()
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        "applications".into()
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
 
 /// What is kept of one Application.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -175,8 +33,8 @@ pub struct Record {
 }
 
 impl Record {
-    /// The compact record of a watched Application.
-    pub fn from_app(app: WatchedApp) -> Record {
+    /// The compact record of an Application.
+    pub fn from_app(app: Application) -> Record {
         let meta = app.metadata;
         let status = app.status;
         let problem = |r: &ResourceStatus| {
@@ -190,8 +48,7 @@ impl Record {
             .filter(problem)
             .take(MAX_PROBLEMS)
             .map(|mut r| {
-                r.health =
-                    r.health.map(|h| HealthStatus { message: h.message.map(|m| crate::base::truncate(&m, 200)), ..h });
+                r.health = r.health.map(|h| HealthStatus { message: h.message.map(|m| truncate(&m, 200)), ..h });
                 r
             })
             .collect();
@@ -204,18 +61,10 @@ impl Record {
             sync: status.sync.status.unwrap_or_else(|| "Unknown".into()),
             revision: status.sync.revision,
             health: status.health.status.unwrap_or_else(|| "Unknown".into()),
-            health_message: status.health.message.map(|m| crate::base::truncate(&m, 500)),
+            health_message: status.health.message.map(|m| truncate(&m, 500)),
             operation: status.operation_state,
             problems,
             problem_count,
-        }
-    }
-
-    fn object(&self) -> Object {
-        Object {
-            kind: Some("Application".into()),
-            namespace: Some(self.namespace.clone()),
-            name: Some(self.name.clone()),
         }
     }
 
@@ -285,11 +134,33 @@ pub fn same_counts(a: &ApplicationsSummary, b: &ApplicationsSummary) -> bool {
         == (b.stored_count, &b.sync_status_counts, &b.health_status_counts, b.omitted_count)
 }
 
+/// How serious a transition is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Warning,
+    Error,
+}
+
+/// One change of an Application worth an event; the event is about the Application itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub level: Level,
+    /// `ApplicationOutOfSync`, `ApplicationDegraded`, `ApplicationMissing` or
+    /// `ApplicationSyncFailed`.
+    pub reason: String,
+    pub title: String,
+    pub description: String,
+    /// What makes the event one row: the same key is the same event.
+    pub key: String,
+    /// When it happened (ms since the epoch).
+    pub at_ms: i64,
+}
+
 /// The events one change of an Application makes (`before` is None when the operator has no
 /// earlier state of it: first sight, or its start). Drift and health changes are recorded only
 /// when seen happening (`at_ms` makes each one its own row); a failed sync operation is keyed
 /// by the operation's start, so it is one row however often it is seen, restarts included.
-pub fn transitions(before: Option<&Record>, after: &Record, at_ms: i64) -> Vec<EventRow> {
+pub fn transitions(before: Option<&Record>, after: &Record, at_ms: i64) -> Vec<Transition> {
     let mut events = Vec::new();
     let app = format!("{}/{}", after.namespace, after.name);
     let key = |what: &str| format!("{}:{what}:{at_ms}", after.uid);
@@ -302,16 +173,14 @@ pub fn transitions(before: Option<&Record>, after: &Record, at_ms: i64) -> Vec<E
             } else {
                 format!("Drifted from Git{revision}: {named}.")
             };
-            events.push(own(
-                EventType::Cluster,
-                Severity::Warning,
-                "ApplicationOutOfSync",
-                &format!("Argo CD Application {app} is OutOfSync"),
-                &description,
-                after.object(),
-                &key("OutOfSync"),
+            events.push(Transition {
+                level: Level::Warning,
+                reason: "ApplicationOutOfSync".into(),
+                title: format!("Argo CD Application {app} is OutOfSync"),
+                description,
+                key: key("OutOfSync"),
                 at_ms,
-            ));
+            });
         }
         let unhealthy = matches!(after.health.as_str(), "Degraded" | "Missing");
         if before.health == "Healthy" && unhealthy {
@@ -323,17 +192,14 @@ pub fn transitions(before: Option<&Record>, after: &Record, at_ms: i64) -> Vec<E
                 }
                 description.push_str(&format!("resources: {named}"));
             }
-            let severity = if after.health == "Degraded" { Severity::Error } else { Severity::Warning };
-            events.push(own(
-                EventType::Cluster,
-                severity,
-                &format!("Application{}", after.health),
-                &format!("Argo CD Application {app} is {}", after.health),
-                &description,
-                after.object(),
-                &key(&after.health),
+            events.push(Transition {
+                level: if after.health == "Degraded" { Level::Error } else { Level::Warning },
+                reason: format!("Application{}", after.health),
+                title: format!("Argo CD Application {app} is {}", after.health),
+                description,
+                key: key(&after.health),
                 at_ms,
-            ));
+            });
         }
     }
     if let Some(op) = &after.operation
@@ -341,18 +207,17 @@ pub fn transitions(before: Option<&Record>, after: &Record, at_ms: i64) -> Vec<E
         && before.and_then(|b| b.operation.as_ref()) != Some(op)
     {
         let started = op.started_at.clone().unwrap_or_else(|| at_ms.to_string());
-        let at = op.finished_at.as_deref().and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok());
-        let at = at.map_or(at_ms, |t| t.as_millisecond());
-        events.push(own(
-            EventType::Cluster,
-            Severity::Error,
-            "ApplicationSyncFailed",
-            &format!("Argo CD Application {app}: sync {}", op.phase.as_deref().unwrap_or("Failed").to_lowercase()),
-            op.message.as_deref().unwrap_or("the sync operation failed"),
-            after.object(),
-            &format!("{}:SyncFailed:{started}", after.uid),
-            at,
-        ));
+        events.push(Transition {
+            level: Level::Error,
+            reason: "ApplicationSyncFailed".into(),
+            title: format!(
+                "Argo CD Application {app}: sync {}",
+                op.phase.as_deref().unwrap_or("Failed").to_lowercase()
+            ),
+            description: op.message.clone().unwrap_or_else(|| "the sync operation failed".into()),
+            key: format!("{}:SyncFailed:{started}", after.uid),
+            at_ms: op.finished_at.map_or(at_ms, |t| t.as_millisecond()),
+        });
     }
     events
 }
@@ -393,7 +258,7 @@ mod tests {
         assert_eq!((r.sync.as_str(), r.health.as_str(), r.project.as_str()), ("OutOfSync", "Degraded", "default"));
         assert_eq!(r.problems.len(), 1, "only the resource with a problem");
         assert_eq!(r.destination.namespace.as_deref(), Some("shop"));
-        let bare: WatchedApp = serde_json::from_value(json!({"metadata": {"name": "x", "namespace": "y"}})).unwrap();
+        let bare: Application = serde_json::from_value(json!({"metadata": {"name": "x", "namespace": "y"}})).unwrap();
         let bare = Record::from_app(bare);
         assert_eq!((bare.sync.as_str(), bare.health.as_str()), ("Unknown", "Unknown"), "not yet reconciled");
     }
@@ -419,17 +284,17 @@ mod tests {
         let synced = app("Synced", "Healthy", json!({}));
         let drifted = app("OutOfSync", "Degraded", json!({}));
         let events = transitions(Some(&synced), &drifted, 1_000);
-        let reasons: Vec<_> = events.iter().map(|e| e.reason.clone().unwrap()).collect();
+        let reasons: Vec<_> = events.iter().map(|e| e.reason.clone()).collect();
         assert_eq!(reasons, ["ApplicationOutOfSync", "ApplicationDegraded"]);
         assert!(events[0].description.contains("Deployment shop/web"), "{}", events[0].description);
         assert!(events[0].description.contains("abc123"));
         assert!(events[1].description.contains("exceeded its progress deadline"), "{}", events[1].description);
-        assert_eq!((events[0].severity.as_str(), events[1].severity.as_str()), ("warning", "error"));
-        assert_eq!(events[0].object_kind.as_deref(), Some("Application"));
+        assert_eq!((events[0].level, events[1].level), (Level::Warning, Level::Error));
+        assert_eq!(events[0].title, "Argo CD Application argocd/shop is OutOfSync");
         assert!(transitions(Some(&drifted), &drifted, 2_000).is_empty(), "no change, no event");
         assert!(transitions(None, &drifted, 2_000).is_empty(), "no earlier state: nothing is known to have changed");
         let missing = app("Synced", "Missing", json!({}));
-        assert_eq!(transitions(Some(&synced), &missing, 3_000)[0].reason.as_deref(), Some("ApplicationMissing"));
+        assert_eq!(transitions(Some(&synced), &missing, 3_000)[0].reason, "ApplicationMissing");
     }
 
     #[test]
@@ -439,12 +304,12 @@ mod tests {
         let failed = app("OutOfSync", "Healthy", op);
         let first = transitions(None, &failed, 1_000);
         assert_eq!(first.len(), 1);
-        assert_eq!(first[0].reason.as_deref(), Some("ApplicationSyncFailed"));
+        assert_eq!(first[0].reason, "ApplicationSyncFailed");
         assert_eq!(first[0].description, "one or more objects failed to apply");
         let finished: k8s_openapi::jiff::Timestamp = "2026-12-01T10:00:05Z".parse().unwrap();
-        assert_eq!(first[0].first_seen, finished.as_millisecond(), "at the operation's finish");
+        assert_eq!(first[0].at_ms, finished.as_millisecond(), "at the operation's finish");
         let restarted = transitions(None, &failed, 9_000);
-        assert_eq!(restarted[0].uid, first[0].uid, "a restart finds the same row");
+        assert_eq!(restarted[0].key, first[0].key, "a restart finds the same row");
         assert!(transitions(Some(&failed), &failed, 9_000).is_empty());
         let running = app(
             "OutOfSync",

@@ -2,15 +2,15 @@
 //! (CLIENT-CONTRACT.md): its managed resources from the Application's status, and what they
 //! own, found through ownerReferences among the objects listed in its namespaces (Deployment →
 //! ReplicaSet → Pod, StatefulSet/DaemonSet → Pod, CronJob → Job → Pod, Service →
-//! EndpointSlice), each with its health by Argo CD's rules. Pure.
+//! EndpointSlice), each with its health by Argo CD's rules.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::app::ResourceStatus;
-use super::health::{self, Health, Status};
+use crate::app::ResourceStatus;
+use crate::health::{self, Health, Status};
 
 /// A kind the tree lists in the Application's namespaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,16 +79,6 @@ pub struct Node {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Tree {
     pub nodes: Vec<Node>,
-}
-
-/// Whether an Application deploys into this cluster (Argo CD's in-cluster destination): only
-/// then are its resources' owned objects here to find.
-pub fn in_cluster(server: Option<&str>, name: Option<&str>) -> bool {
-    match (server, name) {
-        (Some(server), _) if !server.is_empty() => server.trim_end_matches('/') == "https://kubernetes.default.svc",
-        (_, Some(name)) if !name.is_empty() => name == "in-cluster",
-        _ => true,
-    }
 }
 
 /// The namespaces to list: where the managed resources are, and the destination namespace.
@@ -249,7 +239,7 @@ mod tests {
             namespace: Some("shop".into()),
             name: name.into(),
             status: Some("Synced".into()),
-            health: Some(super::super::app::HealthStatus { status: Some("Healthy".into()), message: None }),
+            health: Some(crate::app::HealthStatus { status: Some("Healthy".into()), ..Default::default() }),
         }
     }
 
@@ -305,7 +295,7 @@ mod tests {
 
     #[test]
     fn the_charts_cluster_role_grants_what_argo_cd_awareness_reads() {
-        let template = include_str!("../../../../charts/kube9-operator/templates/clusterrole.yaml");
+        let template = include_str!("../../../charts/kube9-operator/templates/clusterrole.yaml");
         let rules = template.split_once("rules:\n").unwrap().1.split("\n---").next().unwrap();
         let rules: String = rules.lines().filter(|l| !l.contains("{{")).map(|l| format!("{l}\n")).collect();
         let rules: Vec<serde_yaml::Value> = serde_yaml::from_str(&rules).unwrap();
@@ -331,15 +321,6 @@ mod tests {
         for verb in ["get", "create", "update", "patch", "delete"] {
             assert!(!granted("argoproj.io", "applications", verb), "nothing in Argo CD is written or got: {verb}");
         }
-    }
-
-    #[test]
-    fn only_the_in_cluster_destination_is_looked_up_here() {
-        assert!(in_cluster(Some("https://kubernetes.default.svc"), None));
-        assert!(in_cluster(None, Some("in-cluster")));
-        assert!(in_cluster(None, None));
-        assert!(!in_cluster(Some("https://prod.example.com:6443"), None));
-        assert!(!in_cluster(None, Some("prod")));
     }
 
     #[test]

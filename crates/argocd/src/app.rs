@@ -1,6 +1,6 @@
-//! Argo CD's Applications and AppProjects as the GitOps checks read them: only the fields they
-//! use, status included (an Application's status is what Argo CD observed: sync, health, the
-//! last operation, the resources it manages).
+//! Argo CD's Applications and AppProjects: only the fields kube9 uses, status included (an
+//! Application's status is what Argo CD observed: sync, health, the last operation, the
+//! resources it manages). Everything else is skipped while parsing.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
@@ -29,7 +29,7 @@ pub struct ApplicationSpec {
 }
 
 /// Where an Application deploys, or (in an AppProject) where its Applications may.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 pub struct Destination {
     #[serde(default)]
     pub server: Option<String>,
@@ -37,6 +37,18 @@ pub struct Destination {
     pub name: Option<String>,
     #[serde(default)]
     pub namespace: Option<String>,
+}
+
+impl Destination {
+    /// Whether this is Argo CD's in-cluster destination (by server URL, else by cluster name;
+    /// neither set means the default, in-cluster): only then are the resources here to read.
+    pub fn in_cluster(&self) -> bool {
+        match (self.server.as_deref(), self.name.as_deref()) {
+            (Some(server), _) if !server.is_empty() => server.trim_end_matches('/') == "https://kubernetes.default.svc",
+            (_, Some(name)) if !name.is_empty() => name == "in-cluster",
+            _ => true,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -61,53 +73,69 @@ pub struct Automated {
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationStatus {
     #[serde(default)]
-    pub sync: Sync,
+    pub sync: SyncStatus,
     #[serde(default)]
-    pub health: AppHealth,
+    pub health: HealthStatus,
     #[serde(default)]
     pub operation_state: Option<OperationState>,
     #[serde(default)]
-    pub resources: Vec<ManagedResource>,
+    pub resources: Vec<ResourceStatus>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
-pub struct Sync {
+pub struct SyncStatus {
     #[serde(default)]
     pub status: Option<String>,
+    #[serde(default)]
+    pub revision: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+/// The health of an Application, or of one resource it manages.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct AppHealth {
+pub struct HealthStatus {
     #[serde(default)]
     pub status: Option<String>,
-    /// Since when the health is what it is (Argo CD 2.11 and later).
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Since when the health is what it is (an Application's, Argo CD 2.11 and later).
     #[serde(default)]
     pub last_transition_time: Option<Timestamp>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationState {
     #[serde(default)]
     pub phase: Option<String>,
     #[serde(default)]
     pub message: Option<String>,
+    /// Kept as Argo CD wrote it: a failed operation's event is keyed by it, and a key must not
+    /// change with how a time is formatted.
+    #[serde(default)]
+    pub started_at: Option<String>,
     #[serde(default)]
     pub finished_at: Option<Timestamp>,
 }
 
-/// A resource an Application manages.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct ManagedResource {
+/// One resource an Application manages, as its status lists it.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct ResourceStatus {
     #[serde(default)]
     pub group: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
     #[serde(default)]
     pub kind: String,
     #[serde(default)]
     pub namespace: Option<String>,
     #[serde(default)]
     pub name: String,
+    /// `Synced` or `OutOfSync`.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub health: Option<HealthStatus>,
 }
 
 /// An `argoproj.io` AppProject.
@@ -129,9 +157,27 @@ pub struct AppProjectSpec {
 }
 
 /// Reads an Application or AppProject, dropping the field-manager bookkeeping.
-pub(crate) fn read<T: serde::de::DeserializeOwned>(mut object: serde_json::Value) -> Result<T, String> {
+pub fn read<T: serde::de::DeserializeOwned>(mut object: serde_json::Value) -> Result<T, String> {
     if let Some(meta) = object.get_mut("metadata").and_then(|m| m.as_object_mut()) {
         meta.remove("managedFields");
     }
     serde_json::from_value(object).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn destination(server: Option<&str>, name: Option<&str>) -> Destination {
+        Destination { server: server.map(str::to_owned), name: name.map(str::to_owned), namespace: None }
+    }
+
+    #[test]
+    fn only_the_in_cluster_destination_is_looked_up_here() {
+        assert!(destination(Some("https://kubernetes.default.svc"), None).in_cluster());
+        assert!(destination(None, Some("in-cluster")).in_cluster());
+        assert!(destination(None, None).in_cluster());
+        assert!(!destination(Some("https://prod.example.com:6443"), None).in_cluster());
+        assert!(!destination(None, Some("prod")).in_cluster());
+    }
 }

@@ -8,11 +8,11 @@ use clap::Subcommand;
 use kube::Resource;
 use kube::api::{Api, ListParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use kube9_argocd::tree::{self, TREE_KINDS};
 use kube9_store::cli::{Format, Outcome, failure};
 use serde_json::{Value, json};
 
-use super::app::WatchedApp;
-use super::tree::{self, TREE_KINDS};
+use super::listed::ListedApp;
 use crate::base::list;
 
 /// What to read.
@@ -107,7 +107,7 @@ pub async fn run(command: &Command) -> Outcome {
 async fn answer(client: &kube::Client, command: &Command) -> Result<String, Failure> {
     match command {
         Command::Apps { command: Apps::List { namespace, format } } => {
-            let api: Api<WatchedApp> = match namespace {
+            let api: Api<ListedApp> = match namespace {
                 Some(ns) => Api::namespaced(client.clone(), ns),
                 None => Api::all(client.clone()),
             };
@@ -131,11 +131,8 @@ async fn answer(client: &kube::Client, command: &Command) -> Result<String, Fail
             let resources = &app.status.resources;
             let d = &app.spec.destination;
             // Another cluster's objects are not here: its tree is what Argo CD reports.
-            let namespaces = if tree::in_cluster(d.server.as_deref(), d.name.as_deref()) {
-                tree::namespaces(resources, d.namespace.as_deref())
-            } else {
-                Default::default()
-            };
+            let namespaces =
+                if d.in_cluster() { tree::namespaces(resources, d.namespace.as_deref()) } else { Default::default() };
             let mut live = Vec::new();
             for ns in &namespaces {
                 for kind in TREE_KINDS {
@@ -152,7 +149,7 @@ async fn answer(client: &kube::Client, command: &Command) -> Result<String, Fail
 }
 
 /// Every Application the list returns, page by page.
-async fn list_all(api: &Api<WatchedApp>, params: ListParams) -> Result<Vec<WatchedApp>, Failure> {
+async fn list_all(api: &Api<ListedApp>, params: ListParams) -> Result<Vec<ListedApp>, Failure> {
     let mut params = params.limit(list::PAGE);
     let mut out = Vec::new();
     loop {
@@ -173,8 +170,8 @@ async fn list_all(api: &Api<WatchedApp>, params: ListParams) -> Result<Vec<Watch
 
 /// The Application named `name` (in `namespace`, or the only one of that name). A list with a
 /// field selector, since the operator may list and watch Applications but not get them.
-async fn find(client: &kube::Client, name: &str, namespace: Option<&str>) -> Result<WatchedApp, Failure> {
-    let api: Api<WatchedApp> = match namespace {
+async fn find(client: &kube::Client, name: &str, namespace: Option<&str>) -> Result<ListedApp, Failure> {
+    let api: Api<ListedApp> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
@@ -231,7 +228,7 @@ fn document(value: &Value) -> String {
 }
 
 /// An Application as the query prints it; with `resources`, every resource it manages.
-fn summary(app: &WatchedApp, resources: bool) -> Value {
+fn summary(app: &ListedApp, resources: bool) -> Value {
     let status = &app.status;
     let d = &app.spec.destination;
     let mut value = json!({
@@ -260,7 +257,7 @@ fn summary(app: &WatchedApp, resources: bool) -> Value {
     value
 }
 
-fn app_table(apps: &[WatchedApp]) -> String {
+fn app_table(apps: &[ListedApp]) -> String {
     let mut out = String::from("NAMESPACE\tNAME\tPROJECT\tSYNC\tHEALTH\n");
     for a in apps {
         out.push_str(&format!(

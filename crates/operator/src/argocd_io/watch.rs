@@ -16,15 +16,17 @@ use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube9_api::argocd::{ApplicationsSummary, ArgoCdError, ArgoCdStatus};
-use kube9_store::Write;
+use kube9_argocd::detect::{self, APPLICATIONS_CRD, SERVER_SELECTOR, Server};
+use kube9_argocd::record::{self, Level, Record, Transition};
+use kube9_argocd::tree::TREE_KINDS;
+use kube9_store::{EventType, Severity, Write};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::app::{self, Record, WatchedApp};
-use super::detect::{self, APPLICATIONS_CRD, SERVER_SELECTOR, Server};
-use super::tree::TREE_KINDS;
+use super::listed::ListedApp;
 use crate::base::list;
 use crate::base::time::rfc3339;
+use crate::history::event::{Object, own};
 use crate::history::writer::Recorder;
 
 /// Fewest time between two published summaries: a burst of status changes is one write.
@@ -54,7 +56,7 @@ struct Index {
     collected_at: Option<Timestamp>,
 }
 
-fn key(app: &WatchedApp) -> String {
+fn key(app: &ListedApp) -> String {
     format!(
         "{}/{}",
         app.metadata.namespace.as_deref().unwrap_or_default(),
@@ -64,15 +66,15 @@ fn key(app: &WatchedApp) -> String {
 
 impl Index {
     /// Folds one watch event in; returns the history rows it makes.
-    fn apply(&mut self, event: watcher::Event<WatchedApp>, cap: usize, now: Timestamp) -> Vec<Write> {
+    fn apply(&mut self, event: watcher::Event<ListedApp>, cap: usize, now: Timestamp) -> Vec<Write> {
         let at = now.as_millisecond();
         let mut rows = Vec::new();
         match event {
             watcher::Event::Init => self.relist = Some((HashMap::new(), HashSet::new())),
             watcher::Event::InitApply(obj) => {
                 let k = key(&obj);
-                let record = Record::from_app(obj);
-                rows.extend(app::transitions(self.records.get(&k), &record, at).into_iter().map(Write::Event));
+                let record = Record::from_app(obj.into());
+                rows.extend(events(self.records.get(&k), &record, at));
                 let (records, omitted) = self.relist.get_or_insert_with(Default::default);
                 if records.len() < cap {
                     records.insert(k, record);
@@ -89,8 +91,8 @@ impl Index {
             }
             watcher::Event::Apply(obj) => {
                 let k = key(&obj);
-                let record = Record::from_app(obj);
-                rows.extend(app::transitions(self.records.get(&k), &record, at).into_iter().map(Write::Event));
+                let record = Record::from_app(obj.into());
+                rows.extend(events(self.records.get(&k), &record, at));
                 if self.records.contains_key(&k) || self.records.len() < cap {
                     self.omitted.remove(&k);
                     self.records.insert(k, record);
@@ -108,8 +110,26 @@ impl Index {
     }
 
     fn summary(&self, at: &str) -> ApplicationsSummary {
-        app::summary(self.records.values(), self.omitted.len() as u64, at)
+        record::summary(self.records.values(), self.omitted.len() as u64, at)
     }
+}
+
+/// The history rows of one change of an Application.
+fn events(before: Option<&Record>, after: &Record, at_ms: i64) -> impl Iterator<Item = Write> {
+    let object = Object {
+        kind: Some("Application".into()),
+        namespace: Some(after.namespace.clone()),
+        name: Some(after.name.clone()),
+    };
+    record::transitions(before, after, at_ms).into_iter().map(move |t| Write::Event(row(&object, t)))
+}
+
+fn row(object: &Object, t: Transition) -> kube9_store::EventRow {
+    let severity = match t.level {
+        Level::Warning => Severity::Warning,
+        Level::Error => Severity::Error,
+    };
+    own(EventType::Cluster, severity, &t.reason, &t.title, &t.description, object.clone(), &t.key, t.at_ms)
 }
 
 /// Runs until `shutdown` completes, publishing on `tx`.
@@ -131,7 +151,7 @@ pub async fn run(
     };
     let mut server_events: Events<Deployment> =
         watcher(deployments, watcher::Config::default().labels(SERVER_SELECTOR)).default_backoff().boxed();
-    let mut app_events: Option<Events<WatchedApp>> = None;
+    let mut app_events: Option<Events<ListedApp>> = None;
 
     // What the watches have said so far (None: not yet listed).
     let mut crd: Option<bool> = None;
@@ -190,7 +210,7 @@ pub async fn run(
                     for row in index.apply(event, settings.max_applications, now) {
                         history.record(row);
                     }
-                    let changed = before.is_some_and(|b| !app::same_counts(&b, &index.summary("")));
+                    let changed = before.is_some_and(|b| !record::same_counts(&b, &index.summary("")));
                     if listed || changed {
                         index.collected_at = Some(now);
                         dirty = true;
@@ -218,7 +238,7 @@ pub async fn run(
         // Applications are watched while their CRD is served.
         match (crd_served, app_events.is_some()) {
             (true, false) => {
-                let api: Api<WatchedApp> = Api::all(client.clone());
+                let api: Api<ListedApp> = Api::all(client.clone());
                 app_events = Some(watcher(api, watcher::Config::default()).default_backoff().boxed());
                 apps_started = Some(Instant::now());
             }
@@ -304,7 +324,7 @@ mod tests {
 
     use super::*;
 
-    fn app(name: &str, sync: &str) -> WatchedApp {
+    fn app(name: &str, sync: &str) -> ListedApp {
         serde_json::from_value(json!({"metadata": {"name": name, "namespace": "argocd", "uid": name},
             "spec": {"project": "default"}, "status": {"sync": {"status": sync}, "health": {"status": "Healthy"}}}))
         .unwrap()
@@ -338,5 +358,19 @@ mod tests {
         assert_eq!(rows.len(), 1, "the drift that happened while the watch was down");
         index.apply(watcher::Event::InitDone, 10, now);
         assert_eq!(index.records["argocd/a"].sync, "OutOfSync");
+    }
+
+    #[test]
+    fn a_transition_is_a_row_about_the_application() {
+        let at = Timestamp::UNIX_EPOCH + k8s_openapi::jiff::SignedDuration::from_millis(1_000);
+        let mut index = Index::default();
+        index.apply(watcher::Event::Apply(app("a", "Synced")), 10, at);
+        let rows = index.apply(watcher::Event::Apply(app("a", "OutOfSync")), 10, at);
+        let [Write::Event(row)] = rows.as_slice() else { panic!("one event row: {rows:?}") };
+        assert_eq!(row.object_kind.as_deref(), Some("Application"));
+        assert_eq!((row.object_namespace.as_deref(), row.object_name.as_deref()), (Some("argocd"), Some("a")));
+        assert_eq!((row.severity.as_str(), row.event_type.as_str()), ("warning", "cluster"));
+        assert_eq!(row.uid, "kube9:cluster:ApplicationOutOfSync:a:OutOfSync:1000", "the transition's key");
+        assert_eq!(row.first_seen, 1_000);
     }
 }

@@ -1,5 +1,5 @@
 //! Whether Argo CD is here: `applications.argoproj.io` served and an argocd-server Deployment
-//! present; its namespace and version. Pure.
+//! present; its namespace and version.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

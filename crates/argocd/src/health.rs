@@ -2,8 +2,7 @@
 //! DaemonSet, ReplicaSet, Pod, Job, PersistentVolumeClaim, Service, Ingress,
 //! HorizontalPodAutoscaler, APIService), so the resource tree shows the same words Argo CD's
 //! own UI does. Written from Argo CD's documented behaviour and table-tested against its own
-//! cases (`../shared/fixtures/argocd/health`). Objects are read as JSON, so every served API
-//! version of a kind is read the same way. Pure.
+//! cases. Objects are read as JSON, so every served API version of a kind is read the same way.
 
 use serde::Serialize;
 use serde_json::Value;
