@@ -1,11 +1,7 @@
-//! The Kubernetes AI Conformance readiness self-check (docs/ai-conformance.md): the CNCF
-//! checklists as data (`checklist`), what the API showed (`evidence`), each requirement judged
-//! from it (`evaluate`), the report and its schedule (`report`), and the gathering
-//! (`observe`) and the task that runs it (`task`).
+//! The Kubernetes AI Conformance readiness self-check's I/O (docs/ai-conformance.md): the
+//! gathering of the evidence from the API server (`observe`) and the task that runs the
+//! self-check when due and records its report (`task`). The checklists and the judging are
+//! `kube9_conformance`'s.
 
-pub(crate) mod checklist;
-pub(crate) mod evaluate;
-pub(crate) mod evidence;
 pub(crate) mod observe;
-pub(crate) mod report;
 pub(crate) mod task;

@@ -8,13 +8,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use serde_json::Value;
-
-use super::evaluate::relevant;
-use super::evidence::{
+use kube9_conformance::evidence::{
     ApiService, Crd, Evidence, GatewayClass, Group, KIND_GROUPS, NodeFacts, PodFacts, Seen, Webhook, Workload,
     active_cluster_queue, slice_driver,
 };
+use kube9_conformance::solutions::relevant;
+use serde_json::Value;
+
 use crate::base::list::{self, ListError};
 
 /// The server's minor version (`35` from `35` or `35+`).

@@ -12,12 +12,12 @@ use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube9_api::ai_conformance::{AiConformanceSummary, RUN_REQUESTED_ANNOTATION};
 use kube9_api::operator_status::{OperatorStatus, SINGLETON_NAME};
+use kube9_conformance::checklist;
+use kube9_conformance::report::{self, Due, Report, Run};
 use kube9_store::{EventType, Severity, Write};
 use tokio::sync::watch;
 
-use super::checklist;
 use super::observe::{minor, observe};
-use super::report::{self, Due, Report, Run};
 use crate::base::time::until;
 use crate::history::event::{Object, own};
 use crate::history::writer::Recorder;

@@ -1,6 +1,6 @@
 //! What the API showed, compactly: the facts the requirements are judged on, each read from
-//! one object as the API server lists it. The observer (`conformance::observe`) lists and
-//! hands every object here; nothing else of an object is kept. Pure.
+//! one object as the API server lists it. The operator lists and hands every object here;
+//! nothing else of an object is kept.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -38,7 +38,7 @@ pub struct Evidence {
     /// [`KIND_GROUPS`] names.
     pub groups: Seen<BTreeMap<String, Group>>,
     pub nodes: Seen<Vec<NodeFacts>>,
-    /// Only the Deployments, StatefulSets and DaemonSets of a known solution ([`relevant`]).
+    /// Only the Deployments, StatefulSets and DaemonSets of a known solution ([`crate::solutions::relevant`]).
     pub workloads: Seen<Vec<Workload>>,
     pub crds: Seen<Vec<Crd>>,
     /// Empty when the cluster does not serve GatewayClass.

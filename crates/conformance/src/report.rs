@@ -9,13 +9,13 @@ use kube9_api::ai_conformance::{
     AiConformanceSummary, ConformanceTotals, NOTICE, RequirementRow, RunState, categories,
 };
 use kube9_api::assessment::ScheduledOutcome;
+use kube9_api::text::truncate;
+use kube9_api::time::{later, rfc3339};
 use kube9_store::{AiRequirementRow, AiRunRow};
 
-use super::checklist::{self, Checklist, SOURCE_REVISION};
-use super::evaluate::{Finding, evaluate};
-use super::evidence::Evidence;
-use crate::base::time::{later, rfc3339};
-use crate::base::truncate;
+use crate::checklist::{self, Checklist, SOURCE_REVISION};
+use crate::evaluate::{Finding, evaluate};
+use crate::evidence::Evidence;
 
 /// How long after a run that could not read the cluster the next one starts.
 pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(300);
@@ -206,7 +206,7 @@ pub fn due(last: &AiConformanceSummary, requested: Option<&str>, interval: Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conformance::evidence::Evidence;
+    use crate::evidence::Evidence;
 
     const DAY: Duration = Duration::from_secs(86400);
 
@@ -246,11 +246,8 @@ mod tests {
 
     #[test]
     fn unreadable_evidence_makes_a_partial_run() {
-        let evidence = Evidence {
-            minor: 34,
-            crds: crate::conformance::evidence::Seen::Unreadable("forbidden".into()),
-            ..Evidence::default()
-        };
+        let evidence =
+            Evidence { minor: 34, crds: crate::evidence::Seen::Unreadable("forbidden".into()), ..Evidence::default() };
         let report = judged(checklist::for_minor(34).unwrap(), &evidence, &run(None));
         assert_eq!(report.summary.run_state, Some(RunState::Partial));
         let row = report.summary.requirements.iter().find(|r| r.id == "robust_controller").unwrap();
