@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use kube9_checks::Snapshot;
-use kube9_checks::registry::{containers as all_containers, image_pinned};
+use kube9_checks::pods::{containers as all_containers, image_pinned};
 use serde_json::{Value, json};
 
 use crate::{analysed, object_ref};
