@@ -47,8 +47,9 @@ enum Command {
         #[arg(long)]
         node: bool,
     },
-    /// Check the operator crate's layering (docs/architecture.md): no import up a layer, no I/O
-    /// in a rule, no cycle between flows.
+    /// Check that no crate under crates/ has an import circle between its modules, and the
+    /// operator crate's layering (docs/architecture.md): no import up a layer, no I/O in a rule,
+    /// no cycle between flows.
     Layers,
     /// The operator image (no container engine needed), imported into the testenv node.
     Image,
