@@ -51,8 +51,9 @@ enum Command {
     /// Check the documentation against the tree: README size and first screen, links, no
     /// outside paths, docs/architecture.md's crates and modules.
     Docs,
-    /// Check the operator crate's layering (docs/architecture.md): no import up a layer, no I/O
-    /// in a rule, no cycle between flows.
+    /// Check that no crate under crates/ has an import circle between its modules, and the
+    /// operator crate's layering (docs/architecture.md): no import up a layer, no I/O in a rule,
+    /// no cycle between flows.
     Layers,
     /// The operator image (no container engine needed), imported into the testenv node.
     Image,
