@@ -29,7 +29,7 @@ pub fn rendered() -> String {
         "{live} of them, marked *live cluster only*, judge state that manifests do not carry (status conditions, \
          ready endpoints, restarts, the time left on a certificate): they run in the cluster, and offline \
          `kube9-operator assess` reports them as skipped (counted, and named with the reason) rather than passing. {}\n",
-        kube9_checks::checks::operators::OPERATOR_DEFINITION
+        kube9_checks::rules::operators::OPERATOR_DEFINITION
     );
     out.push_str(
         "To accept a finding, annotate the object or its Namespace with the check ids, separated by commas: \

@@ -1,13 +1,19 @@
-//! `cargo xtask layers`: the operator crate's layering (docs/architecture.md), checked.
+//! `cargo xtask layers`: no import circle between the modules of any crate under `crates/`, and
+//! the operator crate's layering (docs/architecture.md), checked.
 //!
-//! Every module of `crates/operator/src` is in one layer: `base` (configuration and small
+//! Circles: the crates are found on disk (every folder of `crates/` with a Cargo.toml), so a new
+//! crate is covered the day it appears. A module imports another when its code (tests left out)
+//! names it through `crate::`, `super::` or `self::`, or, in a module with children, names a
+//! child; a name an index re-exports (`pub use child::Name`) leads to the module that defines it.
+//!
+//! Layers: every module of `crates/operator/src` is in one layer: `base` (configuration and small
 //! helpers) → `rules` (pure decisions) → `tasks` (adapters and tasks that do I/O) → `wiring`.
 //! A module may import only from its own layer or one below; a `rules` module does no I/O
 //! (no `async`, no `.await`); the flows (the top-level folders) import each other without a
 //! cycle; and a new module must be given a layer here before it builds into CI.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
@@ -76,6 +82,20 @@ fn layer(module: &str) -> Option<Layer> {
 }
 
 pub fn run(root: &Path) -> Result<()> {
+    let crates = crate_trees(root)?;
+    let mut found = Vec::new();
+    for (name, sources) in &crates {
+        found.extend(circles(&imports(sources)).iter().map(|c| format!("{name}: {c}")));
+    }
+    if !found.is_empty() {
+        bail!(
+            "modules import each other in a circle; move what both need into a module below them:\n  {}",
+            found.join("\n  ")
+        );
+    }
+    let modules: usize = crates.iter().map(|(_, sources)| sources.len()).sum();
+    println!("layers: {} crates, {modules} modules; no import circle", crates.len());
+
     let src = root.join("crates/operator/src");
     let mut sources = BTreeMap::new();
     read_tree(&src, &src, &mut sources)?;
@@ -85,6 +105,33 @@ pub fn run(root: &Path) -> Result<()> {
     }
     println!("layers: {} modules; no import goes up a layer, no rule does I/O, no cycle between flows", sources.len());
     Ok(())
+}
+
+/// Every crate under `crates/` (a folder with a Cargo.toml and a `src`), by its folder, with its
+/// modules (the crate root is `""`). Where a library and a binary share `src`, the binary
+/// (`main.rs`, `bin/`) is a crate of its own that reaches the library by its name, never through
+/// `crate::`, so it is left out.
+fn crate_trees(root: &Path) -> Result<Vec<(String, BTreeMap<String, String>)>> {
+    let dir = root.join("crates");
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    folders.retain(|f| f.join("Cargo.toml").is_file() && f.join("src").is_dir());
+    folders.sort();
+    let mut crates = Vec::new();
+    for folder in folders {
+        let src = folder.join("src");
+        let mut sources = BTreeMap::new();
+        read_tree(&src, &src, &mut sources)?;
+        if sources.contains_key("") {
+            sources.retain(|m, _| m != "main" && m != "bin" && !m.starts_with("bin::"));
+        } else if let Some(main) = sources.remove("main") {
+            sources.insert(String::new(), main);
+        }
+        crates.push((folder.strip_prefix(root)?.display().to_string(), sources));
+    }
+    Ok(crates)
 }
 
 fn read_tree(dir: &Path, src: &Path, out: &mut BTreeMap<String, String>) -> Result<()> {
@@ -161,30 +208,196 @@ fn resolve(path: &str, modules: &BTreeSet<String>) -> Option<String> {
 /// `super::`, with `use` groups (`{a, b::c}`) expanded. In its `#[cfg(test)] mod tests`,
 /// `super` is the module itself.
 pub fn references(module: &str, source: &str) -> Vec<String> {
-    let code: String = source.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+    let code = uncommented(source);
     let (code, tests) = code.split_once("#[cfg(test)]").unwrap_or((&code, ""));
-    let parent = match module.rsplit_once("::") {
-        Some((parent, _)) => parent.to_owned(),
-        None => String::new(),
-    };
     let mut out = Vec::new();
     for (text, keyword, base) in [
         (code, "crate::", String::new()),
-        (code, "super::", parent),
+        (code, "super::", parent(module).to_owned()),
         (tests, "crate::", String::new()),
         (tests, "super::", module.to_owned()),
     ] {
-        let mut rest = text;
-        while let Some(at) = rest.find(keyword) {
-            let before = rest[..at].chars().last();
-            rest = &rest[at + keyword.len()..];
-            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
-                continue; // `kube::runtime::...::super::`, `my_crate::`
-            }
-            expand(&base, rest, &mut out);
+        scan(text, keyword, &base, &mut out);
+    }
+    out
+}
+
+/// The source without its comment lines.
+fn uncommented(source: &str) -> String {
+    source.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n")
+}
+
+/// The source without its comment lines and its `#[cfg(test)]` part.
+fn code_of(source: &str) -> String {
+    let code = uncommented(source);
+    code.split_once("#[cfg(test)]").map_or(code.clone(), |(code, _)| code.to_owned())
+}
+
+fn parent(module: &str) -> &str {
+    module.rsplit_once("::").map_or("", |(parent, _)| parent)
+}
+
+/// Every path in `text` that starts with `keyword` (`crate::`, or a module's name and `::`),
+/// joined to `base` and with `use` groups expanded.
+fn scan(text: &str, keyword: &str, base: &str, out: &mut Vec<String>) {
+    let mut rest = text;
+    while let Some(at) = rest.find(keyword) {
+        let before = rest[..at].chars().last();
+        rest = &rest[at + keyword.len()..];
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+            continue; // `kube::runtime::...::super::`, `my_crate::`
+        }
+        expand(base, rest, out);
+    }
+}
+
+/// The module's direct children.
+fn children<'m>(module: &str, modules: &'m BTreeSet<String>) -> impl Iterator<Item = &'m str> {
+    modules.iter().filter(move |m| !m.is_empty() && parent(m) == module).map(String::as_str)
+}
+
+/// The paths a module's code names: through `crate::`, `super::` and `self::`, and by the bare
+/// name of a module in scope: a child (`child::item`, which a module may write without
+/// `self::`), or a module it imported whole (`use crate::rules;` and then `rules::cost::CHECKS`).
+fn code_paths(module: &str, code: &str, modules: &BTreeSet<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    scan(code, "crate::", "", &mut out);
+    scan(code, "super::", parent(module), &mut out);
+    scan(code, "self::", module, &mut out);
+    let imported: Vec<String> = out.iter().filter(|p| modules.contains(*p)).cloned().collect();
+    let in_scope: BTreeSet<String> = children(module, modules).map(str::to_owned).chain(imported).collect();
+    for whole in &in_scope {
+        let name = whole.rsplit("::").next().unwrap_or(whole);
+        scan(code, &format!("{name}::"), whole, &mut out);
+        // `use child;` and `pub use child;` name the child alone.
+        if code.contains(&format!("use {name};")) {
+            out.push(whole.clone());
         }
     }
     out
+}
+
+/// Which modules each module's code (its tests left out) imports. A path into an index module
+/// (a module with children, or the crate root) that names what the index re-exports
+/// (`pub use child::Name`) leads to the module that defines it, not to the index.
+pub fn imports(sources: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
+    let modules: BTreeSet<String> = sources.keys().cloned().collect();
+    let code: BTreeMap<&str, String> = sources.iter().map(|(m, s)| (m.as_str(), code_of(s))).collect();
+    let mut exports: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (module, text) in &code {
+        for statement in text.split(';').filter_map(|s| {
+            let s = s.trim_start();
+            s.strip_prefix("pub use ").or_else(|| s.strip_prefix("pub(crate) use "))
+        }) {
+            let mut paths = Vec::new();
+            match statement.strip_prefix("crate::") {
+                Some(rest) => expand("", rest, &mut paths),
+                None => expand(module, statement.trim_start_matches("self::"), &mut paths),
+            }
+            for path in paths {
+                let name = path.rsplit("::").next().unwrap_or(&path).to_owned();
+                exports.insert((module.to_string(), name), path);
+            }
+        }
+    }
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (module, text) in &code {
+        for path in code_paths(module, text, &modules) {
+            let Some(target) = resolve_export(&path, &modules, &exports) else { continue };
+            if target != *module {
+                graph.entry(module.to_string()).or_default().insert(target);
+            }
+        }
+    }
+    graph
+}
+
+/// The module `path` leads to, following re-exports (a few at most; a path that re-exports
+/// itself stops there).
+fn resolve_export(
+    path: &str,
+    modules: &BTreeSet<String>,
+    exports: &BTreeMap<(String, String), String>,
+) -> Option<String> {
+    let mut path = path.to_owned();
+    for _ in 0..8 {
+        let target = resolve(&path, modules).or_else(|| modules.contains("").then(String::new))?;
+        let rest = path.strip_prefix(target.as_str()).unwrap_or(&path).trim_start_matches("::");
+        let name = rest.split("::").next().unwrap_or_default();
+        match exports.get(&(target.clone(), name.to_owned())) {
+            Some(next) if !name.is_empty() && *next != path => path = next.clone(),
+            _ => return Some(target),
+        }
+    }
+    None
+}
+
+/// Every circle in the graph: one per group of modules that reach each other, named by a
+/// shortest loop through the group's first module, with the group's size.
+pub fn circles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    let reach = |from: &str| -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![from.to_owned()];
+        while let Some(node) = todo.pop() {
+            for next in graph.get(&node).into_iter().flatten() {
+                if seen.insert(next.clone()) {
+                    todo.push(next.clone());
+                }
+            }
+        }
+        seen
+    };
+    let reached: BTreeMap<&str, BTreeSet<String>> = graph.keys().map(|n| (n.as_str(), reach(n))).collect();
+    let mut placed = BTreeSet::new();
+    let mut out = Vec::new();
+    for (start, from_start) in &reached {
+        if placed.contains(*start) || !from_start.contains(*start) {
+            continue;
+        }
+        let group: BTreeSet<&str> = from_start
+            .iter()
+            .map(String::as_str)
+            .filter(|n| reached.get(n).is_some_and(|r| r.contains(*start)))
+            .collect();
+        placed.extend(group.iter().map(|n| n.to_string()));
+        let shown: Vec<&str> = shortest_loop(start, &group, graph).into_iter().map(display).collect();
+        out.push(format!("{} modules: {}", group.len(), shown.join(" → ")));
+    }
+    out
+}
+
+/// A shortest loop from `start` back to it, through `group` only (breadth first).
+fn shortest_loop<'g>(
+    start: &'g str,
+    group: &BTreeSet<&'g str>,
+    graph: &'g BTreeMap<String, BTreeSet<String>>,
+) -> Vec<&'g str> {
+    let mut came_from: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut todo = VecDeque::from([start]);
+    while let Some(node) = todo.pop_front() {
+        for next in graph.get(node).into_iter().flatten().map(String::as_str) {
+            if next == start {
+                let mut path = vec![start];
+                let mut at = node;
+                while at != start {
+                    path.push(at);
+                    at = came_from[at];
+                }
+                path.push(start);
+                path.reverse();
+                return path;
+            }
+            if group.contains(next) && !came_from.contains_key(next) && next != start {
+                came_from.insert(next, node);
+                todo.push_back(next);
+            }
+        }
+    }
+    vec![start]
+}
+
+fn display(module: &str) -> &str {
+    if module.is_empty() { "(crate root)" } else { module }
 }
 
 fn expand(prefix: &str, text: &str, out: &mut Vec<String>) {
@@ -298,5 +511,64 @@ mod tests {
         assert!(text.contains("cycle: pro → status → pro"), "{text}");
         assert!(text.contains("pro::acks: a rules module does I/O"), "{text}");
         assert!(text.contains("brand_new: no layer"), "{text}");
+    }
+
+    fn graph(edges: &[(&str, &str)]) -> BTreeMap<String, BTreeSet<String>> {
+        let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (from, to) in edges {
+            graph.entry(from.to_string()).or_default().insert(to.to_string());
+        }
+        graph
+    }
+
+    #[test]
+    fn a_circle_is_refused_and_named_and_a_tree_passes() {
+        let tree = graph(&[("engine", "registry"), ("registry", "rules::cost"), ("rules::cost", "check")]);
+        assert_eq!(circles(&tree), Vec::<String>::new());
+        let circled = graph(&[
+            ("engine", "registry"),
+            ("registry", "rules::cost"),
+            ("rules::cost", "engine"),
+            ("rules::cost", "check"),
+            ("stream", "engine"),
+        ]);
+        assert_eq!(circles(&circled), ["3 modules: engine → registry → rules::cost → engine"]);
+        let two = graph(&[("a", "b"), ("b", "a"), ("c", "d"), ("d", "c"), ("", "c")]);
+        assert_eq!(circles(&two), ["2 modules: a → b → a", "2 modules: c → d → c"]);
+    }
+
+    #[test]
+    fn imports_follow_re_exports_bare_children_and_modules_imported_whole() {
+        let sources = tree(&[
+            ("", "pub mod engine; pub mod rules; pub mod subject;\npub use engine::run;\npub use subject::Subject;"),
+            ("engine", "use crate::rules;\nfn go() { rules::cost::CHECKS; }"),
+            ("rules", "pub mod cost;"),
+            ("rules::cost", "use crate::Subject;\n#[cfg(test)]\nmod tests { use crate::run; }"),
+            ("subject", "pub struct Subject;"),
+        ]);
+        let imports = imports(&sources);
+        let of = |m: &str| imports.get(m).map(|s| s.iter().map(String::as_str).collect::<Vec<_>>()).unwrap_or_default();
+        assert_eq!(of(""), ["engine", "subject"], "the root re-exports from them");
+        assert_eq!(of("engine"), ["rules", "rules::cost"], "a module imported whole, then named by its path");
+        assert_eq!(of("rules::cost"), ["subject"], "through the root's re-export; tests left out");
+        assert_eq!(circles(&imports), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_root_that_lends_its_items_to_a_child_it_uses_is_a_circle() {
+        let sources = tree(&[
+            ("", "mod workloads;\npub use workloads::patterns;\nfn analysed() {}"),
+            ("workloads", "use crate::analysed;\npub fn patterns() { analysed() }"),
+        ]);
+        assert_eq!(circles(&imports(&sources)), ["2 modules: (crate root) → workloads → (crate root)"]);
+    }
+
+    #[test]
+    fn no_crate_has_a_circle() {
+        let crates = crate_trees(&crate::root()).unwrap();
+        assert!(crates.iter().any(|(name, _)| name == "crates/checks"), "{:?}", crates.iter().map(|c| &c.0));
+        for (name, sources) in &crates {
+            assert_eq!(circles(&imports(sources)), Vec::<String>::new(), "{name}");
+        }
     }
 }

@@ -5,6 +5,7 @@ mod checksdoc;
 mod ci;
 mod crdgen;
 mod demo;
+mod docs;
 mod image;
 mod layers;
 mod pyenv;
@@ -47,8 +48,12 @@ enum Command {
         #[arg(long)]
         node: bool,
     },
-    /// Check the operator crate's layering (docs/architecture.md): no import up a layer, no I/O
-    /// in a rule, no cycle between flows.
+    /// Check the documentation against the tree: README size and first screen, links, no
+    /// outside paths, docs/architecture.md's crates and modules.
+    Docs,
+    /// Check that no crate under crates/ has an import circle between its modules, and the
+    /// operator crate's layering (docs/architecture.md): no import up a layer, no I/O in a rule,
+    /// no cycle between flows.
     Layers,
     /// The operator image (no container engine needed), imported into the testenv node.
     Image,
@@ -79,6 +84,7 @@ fn main() {
         Command::Testenv { command } => testenv::run(command),
         Command::Demo { node: false } => demo::run(&root()),
         Command::Demo { node: true } => demo::run_node(&root()),
+        Command::Docs => docs::run(&root()),
         Command::Layers => layers::run(&root()),
         Command::Image => image::run(&root()),
         Command::Bench => bench::run(&root()),

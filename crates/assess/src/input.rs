@@ -11,8 +11,8 @@
 use std::path::{Path, PathBuf};
 
 use kube9_checks::Snapshot;
-use kube9_checks::engine::SOURCE_UID_PREFIX;
 use kube9_checks::snapshot::Skip;
+use kube9_checks::subject::SOURCE_UID_PREFIX;
 
 use crate::yaml;
 
@@ -321,7 +321,7 @@ mod tests {
     fn origin<'l>(l: &'l Loaded, name: &str, index: usize) -> Option<&'l Origin> {
         let w = &l.snapshot.workloads[index];
         assert_eq!(w.metadata.name.as_deref(), Some(name));
-        l.origin(kube9_checks::engine::source_of(&w.metadata))
+        l.origin(kube9_checks::subject::source_of(&w.metadata))
     }
 
     fn loaded(text: &str) -> Loaded {
@@ -356,7 +356,7 @@ mod tests {
         let l = loaded(&list);
         assert_eq!((l.snapshot.workloads.len(), l.snapshot.namespaces.len(), l.documents), (1, 1, 2));
         assert_eq!(
-            l.origin(kube9_checks::engine::source_of(&l.snapshot.namespaces[0].metadata)).map(|o| o.line),
+            l.origin(kube9_checks::subject::source_of(&l.snapshot.namespaces[0].metadata)).map(|o| o.line),
             Some(3)
         );
         let broken = loaded("{\"kind\": \n\n  ]");

@@ -1,107 +1,16 @@
-//! Runs the registry's checks over a snapshot: selection, exemptions, totals and scores.
+//! Runs the selected checks over a snapshot: when each form of check is called, which cannot
+//! run, the findings in their order, totals and scores.
 
-use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube9_api::assessment::{Finding, ObjectReference, OutcomeCounts, PillarResult, SeverityCounts};
 use kube9_api::common::{Pillar, Severity};
 
+use crate::check::{Check, CheckResult, Eval, Hit, Namespaces, Run};
 use crate::facts::Facts;
-use crate::registry::{Check, Run, registry};
+use crate::options::Options;
 use crate::snapshot::Snapshot;
-
-/// The annotation, on an object or its namespace, listing the checks (ids, or a pillar name
-/// for all of its checks) that do not apply to it.
-pub const EXEMPT_ANNOTATION: &str = "kube9.io/exempt";
-
-/// What to run.
-#[derive(Clone, Debug, Default)]
-pub struct Options {
-    /// Pillars to run; empty means all.
-    pub pillars: Vec<Pillar>,
-    /// Check ids (or pillar names) to run; empty means all.
-    pub include_checks: Vec<String>,
-    pub exclude_checks: Vec<String>,
-    /// Namespaces to assess; empty means all. Cluster-scoped objects are always assessed.
-    pub include_namespaces: Vec<String>,
-    pub exclude_namespaces: Vec<String>,
-}
-
-impl Options {
-    /// The options an Assessment's spec asks for.
-    pub fn from_spec(spec: &kube9_api::assessment::AssessmentSpec) -> Options {
-        let (checks, namespaces) =
-            (spec.checks.clone().unwrap_or_default(), spec.namespaces.clone().unwrap_or_default());
-        Options {
-            pillars: spec.pillars.clone(),
-            include_checks: checks.include,
-            exclude_checks: checks.exclude,
-            include_namespaces: namespaces.include,
-            exclude_namespaces: namespaces.exclude,
-        }
-    }
-
-    /// The checks these options select, in registry order.
-    pub fn selected(&self) -> impl Iterator<Item = &'static Check> + '_ {
-        registry().iter().filter(|check| selected(check, self))
-    }
-
-    /// The kinds the selected checks read, and `Namespace` (exemptions may sit on namespaces),
-    /// sorted: nothing else needs listing.
-    pub fn kinds_needed(&self) -> Vec<&'static str> {
-        let mut kinds: Vec<&'static str> = self.selected().flat_map(|check| check.reads.iter().copied()).collect();
-        kinds.push("Namespace");
-        kinds.sort_unstable();
-        kinds.dedup();
-        kinds
-    }
-}
-
-/// The object a finding is about.
-#[derive(Clone, Copy, Debug)]
-pub struct Subject<'a> {
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    pub meta: &'a ObjectMeta,
-}
-
-impl<'a> Subject<'a> {
-    pub fn new(api_version: &'static str, kind: &'static str, meta: &'a ObjectMeta) -> Subject<'a> {
-        Subject { api_version, kind, meta }
-    }
-}
-
-/// One object a check flagged, kept small: a large cluster has tens of thousands, so the
-/// check's own texts (id, remediation) are not copied into each, and fixed messages are not
-/// allocated. `Found::finding` makes the full API `Finding` when one is needed.
-#[derive(Clone, Debug)]
-pub struct Hit {
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    pub namespace: Option<String>,
-    /// The name, or `<generateName>*` for an object that only has a generateName.
-    pub name: String,
-    /// Where the offline reader found the object (its uid is `kube9.io/source/<n>`); None in
-    /// the cluster, where the object itself is the place.
-    pub source: Option<u32>,
-    /// The container the finding is about, when it is about one.
-    pub container: Option<String>,
-    pub message: Cow<'static, str>,
-}
-
-impl Hit {
-    /// The order of objects within a check: by namespace, name, kind, container and message
-    /// (and, offline, where the object was read), so that every run of the same objects lists
-    /// them alike however they were paged.
-    pub fn order(&self, other: &Hit) -> Ordering {
-        fn key(h: &Hit) -> (Option<&str>, &str, &str, Option<&str>, &str, Option<u32>) {
-            (h.namespace.as_deref(), h.name.as_str(), h.kind, h.container.as_deref(), h.message.as_ref(), h.source)
-        }
-        key(self).cmp(&key(other))
-    }
-}
 
 /// A hit with the check that made it.
 #[derive(Clone, Copy, Debug)]
@@ -145,49 +54,6 @@ impl Found<'_> {
     }
 }
 
-/// The outcome of one check.
-#[derive(Clone, Debug)]
-pub struct CheckResult {
-    pub check: &'static Check,
-    pub passed: u32,
-    pub failed: Vec<Hit>,
-    pub exempted: Vec<Hit>,
-    /// Set when a kind the check needs could not be read.
-    pub unavailable: Option<String>,
-}
-
-impl CheckResult {
-    /// Objects evaluated, exemptions included.
-    pub fn evaluated(&self) -> u32 {
-        self.passed + self.failed.len() as u32 + self.exempted.len() as u32
-    }
-}
-
-/// Handed to a check: records each object's outcome.
-pub struct Eval<'s> {
-    namespaces: &'s Namespaces,
-    options: &'s Options,
-    result: CheckResult,
-}
-
-/// The `kube9.io/exempt` annotation of each namespace, by name (the first namespace of a
-/// name, as offline input may hold two): exemptions look it up for every failed object.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Namespaces(std::collections::HashMap<String, Option<String>>);
-
-impl Namespaces {
-    pub(crate) fn of(snapshot: &Snapshot) -> Namespaces {
-        let mut index = std::collections::HashMap::new();
-        for ns in &snapshot.namespaces {
-            if let Some(name) = &ns.metadata.name {
-                let exempt = ns.metadata.annotations.as_ref().and_then(|a| a.get(EXEMPT_ANNOTATION)).cloned();
-                index.entry(name.clone()).or_insert(exempt);
-            }
-        }
-        Namespaces(index)
-    }
-}
-
 /// Which forms of check ([`Run`]) a pass over objects calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -212,15 +78,10 @@ pub(crate) fn evaluate(
     options: &Options,
     phase: Phase,
 ) -> CheckResult {
-    let mut eval = Eval {
-        namespaces,
-        options,
-        result: CheckResult { check, passed: 0, failed: Vec::new(), exempted: Vec::new(), unavailable: None },
-    };
     if let Some(why) = unavailable(check, snapshot) {
-        eval.result.unavailable = Some(why);
-        return eval.result;
+        return CheckResult { unavailable: Some(why), ..CheckResult::new(check) };
     }
+    let mut eval = Eval::new(check, namespaces, options);
     match (check.run, phase) {
         (Run::Kept(f), Phase::All | Phase::Kept) | (Run::Each(f), Phase::All | Phase::Kept | Phase::Page) => {
             f(snapshot, &mut eval)
@@ -228,7 +89,7 @@ pub(crate) fn evaluate(
         (Run::Related(f), Phase::All | Phase::End) => f(snapshot, facts, &mut eval),
         _ => {}
     }
-    eval.result
+    eval.finish()
 }
 
 /// Why the check cannot run: the kinds it reads that could not be read.
@@ -239,86 +100,6 @@ pub(crate) fn unavailable(check: &Check, snapshot: &Snapshot) -> Option<String> 
     let missing: Vec<&str> =
         check.reads.iter().copied().filter(|kind| snapshot.unavailable.iter().any(|u| u == kind)).collect();
     (!missing.is_empty()).then(|| format!("could not read {}", missing.join(", ")))
-}
-
-impl Eval<'_> {
-    /// Whether an object in `namespace` is in scope (cluster-scoped objects always are).
-    pub fn in_scope(&self, namespace: Option<&str>) -> bool {
-        let Some(ns) = namespace else { return true };
-        (self.options.include_namespaces.is_empty() || self.options.include_namespaces.iter().any(|n| n == ns))
-            && !self.options.exclude_namespaces.iter().any(|n| n == ns)
-    }
-
-    /// The object meets the check.
-    pub fn pass(&mut self, subject: Subject<'_>) {
-        if self.in_scope(subject.meta.namespace.as_deref()) {
-            self.result.passed += 1;
-        }
-    }
-
-    /// The object fails the check; `container` names the container where it matters.
-    pub fn fail(&mut self, subject: Subject<'_>, container: Option<&str>, message: impl Into<Cow<'static, str>>) {
-        if !self.in_scope(subject.meta.namespace.as_deref()) {
-            return;
-        }
-        let hit = Hit {
-            api_version: subject.api_version,
-            kind: subject.kind,
-            namespace: subject.meta.namespace.clone(),
-            name: display_name(subject.meta),
-            source: source_of(subject.meta),
-            container: container.map(str::to_owned),
-            message: message.into(),
-        };
-        if self.exempt(subject.meta) {
-            self.result.exempted.push(hit);
-        } else {
-            self.result.failed.push(hit);
-        }
-    }
-
-    /// Passes when `ok`, fails with `message` otherwise.
-    pub fn expect(
-        &mut self,
-        ok: bool,
-        subject: Subject<'_>,
-        container: Option<&str>,
-        message: impl Into<Cow<'static, str>>,
-    ) {
-        if ok { self.pass(subject) } else { self.fail(subject, container, message) }
-    }
-
-    fn exempt(&self, meta: &ObjectMeta) -> bool {
-        let listed = |annotation: Option<&String>| {
-            annotation.is_some_and(|v| {
-                v.split(',').map(str::trim).any(|item| {
-                    let check = self.result.check;
-                    item == check.id || item == "*" || item == check.id.split('.').next().unwrap_or_default()
-                })
-            })
-        };
-        listed(meta.annotations.as_ref().and_then(|a| a.get(EXEMPT_ANNOTATION)))
-            || meta.namespace.as_deref().and_then(|ns| self.namespaces.0.get(ns)).is_some_and(|a| listed(a.as_ref()))
-    }
-}
-
-/// The prefix of the uid the offline reader gives each object it reads: a manifest's own uid
-/// means nothing offline, and this one says which file and line the object came from.
-pub const SOURCE_UID_PREFIX: &str = "kube9.io/source/";
-
-/// The offline reader's source number in an object's uid.
-pub fn source_of(meta: &ObjectMeta) -> Option<u32> {
-    meta.uid.as_deref()?.strip_prefix(SOURCE_UID_PREFIX)?.parse().ok()
-}
-
-/// How findings name an object: its name, or `<generateName>*` when the API server will pick
-/// one (a Job created with `kubectl create` and generateName).
-pub fn display_name(meta: &ObjectMeta) -> String {
-    match (&meta.name, &meta.generate_name) {
-        (Some(name), _) => name.clone(),
-        (None, Some(prefix)) => format!("{prefix}*"),
-        (None, None) => String::new(),
-    }
 }
 
 /// Every check's result, in registry order.
@@ -339,14 +120,6 @@ pub fn run(snapshot: &Snapshot, options: &Options) -> Report {
     let results =
         options.selected().map(|check| evaluate(check, snapshot, &facts, &namespaces, options, Phase::All)).collect();
     Report { results }
-}
-
-fn selected(check: &Check, options: &Options) -> bool {
-    let pillar_name = check.id.split('.').next().unwrap_or_default();
-    let matches = |item: &String| item == check.id || item == pillar_name || item == "*";
-    (options.pillars.is_empty() || options.pillars.contains(&check.pillar))
-        && (options.include_checks.is_empty() || options.include_checks.iter().any(matches))
-        && !options.exclude_checks.iter().any(matches)
 }
 
 fn weight(severity: Severity) -> u64 {
@@ -535,30 +308,11 @@ fn score(good: u64, all: u64) -> u8 {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-
     use serde_json::json;
 
     use super::*;
+    use crate::subject::EXEMPT_ANNOTATION;
     use crate::testing::*;
-
-    #[test]
-    fn the_registry_covers_every_pillar_with_unique_ids() {
-        let all = registry();
-        assert!(all.len() >= 50, "{} checks", all.len());
-        let ids: HashSet<&str> = all.iter().map(|c| c.id).collect();
-        assert_eq!(ids.len(), all.len(), "duplicate check ids");
-        for pillar in Pillar::ALL {
-            let n = all.iter().filter(|c| c.pillar == pillar).count();
-            assert!(n >= 3, "{pillar:?} has {n} checks");
-        }
-        assert!(all.iter().filter(|c| c.pillar == Pillar::Security).count() >= 15);
-        for check in all {
-            assert_eq!(check.id.split('.').next().unwrap(), check.pillar.as_str(), "{}", check.id);
-            assert!(!check.title.is_empty() && !check.rationale.is_empty() && !check.remediation.is_empty());
-            assert!(!check.reads.is_empty(), "{} reads nothing", check.id);
-        }
-    }
 
     #[test]
     fn an_annotation_on_the_object_or_its_namespace_exempts_and_is_counted() {
@@ -619,13 +373,6 @@ mod tests {
         assert!(security.score < 100 && security.score > 0);
         assert!(report.score() < 100);
         assert_eq!(run(&Snapshot::default(), &Options::default()).score(), 100);
-    }
-
-    #[test]
-    fn only_the_kinds_the_selected_checks_read_are_listed() {
-        let only = Options { include_checks: vec!["cost-optimization.load-balancers".into()], ..Options::default() };
-        assert_eq!(only.kinds_needed(), vec!["Namespace", "Service"]);
-        assert!(Options::default().kinds_needed().len() > 15);
     }
 
     #[test]

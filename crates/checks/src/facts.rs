@@ -1,16 +1,17 @@
 //! What the streamed objects (workloads, Pods, Services) leave behind for the checks that relate
-//! objects to each other ([`crate::registry::Run::Related`]), once their page is dropped: a few
+//! objects to each other ([`crate::check::Run::Related`]), once their page is dropped: a few
 //! compact records, never the objects. Label sets are interned: the Pods of one template, and
 //! the many objects labelled alike, share one copy.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::engine::EXEMPT_ANNOTATION;
-use crate::registry::{containers, pod_owners};
-use crate::snapshot::{Snapshot, WorkloadKind};
+use crate::pods::{containers, pod_owners, requests};
+use crate::snapshot::{Snapshot, WorkloadKind, scales};
+use crate::subject::{EXEMPT_ANNOTATION, SOURCE_UID_PREFIX};
 
 /// A set of labels (or a Service's selector).
 pub type Labels = BTreeMap<String, String>;
@@ -37,7 +38,7 @@ impl Meta {
             name: meta.name.clone(),
             generate_name: meta.generate_name.clone(),
             namespace: meta.namespace.clone(),
-            uid: meta.uid.clone().filter(|u| u.starts_with(crate::engine::SOURCE_UID_PREFIX)),
+            uid: meta.uid.clone().filter(|u| u.starts_with(SOURCE_UID_PREFIX)),
             exempt: meta.annotations.as_ref().and_then(|a| a.get(EXEMPT_ANNOTATION)).cloned(),
         }
     }
@@ -116,11 +117,7 @@ impl Facts {
                 kind: w.kind,
                 name: w.metadata.name.clone(),
                 labels,
-                cpu_requested: w
-                    .template
-                    .spec
-                    .as_ref()
-                    .is_some_and(|p| containers(p).all(|c| crate::checks::performance::has(c, false, "cpu"))),
+                cpu_requested: w.template.spec.as_ref().is_some_and(|p| containers(p).all(|c| requests(c, "cpu"))),
                 claim_templates: w.claim_templates.clone().into_boxed_slice(),
             });
             let ns = self.namespaces.entry(w.metadata.namespace.clone()).or_default();
@@ -183,6 +180,12 @@ impl Facts {
     /// The workloads in `namespace`, in the order they came.
     pub fn workloads_in<'f>(&'f self, namespace: Option<&str>) -> impl Iterator<Item = &'f WorkloadFact> + 'f {
         self.namespace(namespace).into_iter().flat_map(|ns| ns.workloads.iter().map(|&i| &self.workloads[i as usize]))
+    }
+
+    /// The workload the autoscaler `hpa` scales, if it is there.
+    pub fn scale_target(&self, hpa: &HorizontalPodAutoscaler) -> Option<&WorkloadFact> {
+        let namespace = hpa.metadata.namespace.as_deref();
+        self.workloads_in(namespace).find(|w| scales(hpa, w.kind, namespace, w.name.as_deref()))
     }
 
     /// Whether a workload or bare Pod runs in the namespace `name`.

@@ -51,7 +51,7 @@ pub const KINDS: &[Kind] = &[
         versions: &["v1"],
         plural: "clusterrolebindings",
     },
-    // The cluster's other operators (checks/operators.rs).
+    // The cluster's other operators (rules/operators.rs).
     Kind {
         name: "ValidatingWebhookConfiguration",
         group: "admissionregistration.k8s.io",
@@ -140,7 +140,7 @@ mod tests {
         // A check over the kept kinds alone is run once, before any page: what it reads must
         // be kept, or a streamed run would never show it those objects.
         for check in registry() {
-            if let crate::registry::Run::Kept(_) = check.run {
+            if let crate::check::Run::Kept(_) = check.run {
                 for kind in check.reads {
                     assert!(kept(kind), "{} runs over the kept kinds but reads {kind}, which is streamed", check.id);
                 }

@@ -5,7 +5,8 @@ use kube9_api::assessment::{CheckOutcome, CheckState, Finding};
 use kube9_api::common::Severity;
 use kube9_api::text::truncate;
 
-use crate::engine::{Hit, Report, Tally};
+use crate::check::Hit;
+use crate::engine::{Report, Tally};
 
 /// Findings a status keeps; the rest are counted.
 pub const MAX_FINDINGS: usize = 100;

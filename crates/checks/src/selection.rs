@@ -1,8 +1,10 @@
-//! Whether a selection of checks can run: every id in `checks.include` / `checks.exclude`
-//! names a known check or pillar, and something is left to run. A typo must fail the run with
-//! its name, never give a perfect score over no checks.
+//! Which checks a run's options select, the kinds those read, and whether the selection can
+//! run: every id in `checks.include` / `checks.exclude` names a known check or pillar, and
+//! something is left to run. A typo must fail the run with its name, never give a perfect
+//! score over no checks.
 
-use crate::engine::Options;
+use crate::check::Check;
+use crate::options::Options;
 use crate::registry::registry;
 
 /// How many near matches an unknown id is shown with.
@@ -37,6 +39,30 @@ fn unknown_message(unknown: &[Unknown]) -> String {
 }
 
 impl Options {
+    /// The checks these options select, in registry order.
+    pub fn selected(&self) -> impl Iterator<Item = &'static Check> + '_ {
+        registry().iter().filter(|check| self.selects(check))
+    }
+
+    /// Whether the options select `check`: its pillar is run, and it is included (by id, by
+    /// its pillar's name, or by `*`) and not excluded.
+    pub fn selects(&self, check: &Check) -> bool {
+        let matches = |item: &String| item == check.id || item == check.pillar_name() || item == "*";
+        (self.pillars.is_empty() || self.pillars.contains(&check.pillar))
+            && (self.include_checks.is_empty() || self.include_checks.iter().any(matches))
+            && !self.exclude_checks.iter().any(matches)
+    }
+
+    /// The kinds the selected checks read, and `Namespace` (exemptions may sit on namespaces),
+    /// sorted: nothing else needs listing.
+    pub fn kinds_needed(&self) -> Vec<&'static str> {
+        let mut kinds: Vec<&'static str> = self.selected().flat_map(|check| check.reads.iter().copied()).collect();
+        kinds.push("Namespace");
+        kinds.sort_unstable();
+        kinds.dedup();
+        kinds
+    }
+
     /// Refuses ids that name nothing, and a selection that leaves no check.
     pub fn validate(&self) -> Result<(), SelectionError> {
         let known = known_ids();
@@ -65,7 +91,7 @@ impl Options {
 /// Every check id and every pillar name (a pillar selects all of its checks).
 fn known_ids() -> Vec<&'static str> {
     let mut ids: Vec<&'static str> = registry().iter().map(|c| c.id).collect();
-    ids.extend(registry().iter().map(|c| c.id.split('.').next().unwrap_or_default()));
+    ids.extend(registry().iter().map(Check::pillar_name));
     ids.sort_unstable();
     ids.dedup();
     ids
@@ -154,6 +180,13 @@ mod tests {
     #[test]
     fn star_selects_every_check() {
         assert_eq!(options(&["*"], &[]).selected().count(), registry().len());
+    }
+
+    #[test]
+    fn only_the_kinds_the_selected_checks_read_are_listed() {
+        let only = Options { include_checks: vec!["cost-optimization.load-balancers".into()], ..Options::default() };
+        assert_eq!(only.kinds_needed(), vec!["Namespace", "Service"]);
+        assert!(Options::default().kinds_needed().len() > 15);
     }
 
     #[test]

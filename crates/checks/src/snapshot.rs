@@ -17,6 +17,8 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use serde::de::DeserializeOwned;
 
+use crate::subject::EXEMPT_ANNOTATION;
+
 /// The bytes of each ConfigMap value the snapshot keeps.
 pub const CONFIG_MAP_VALUE_KEPT: usize = 64 * 1024;
 
@@ -154,7 +156,7 @@ pub struct Snapshot {
     pub crds: Vec<String>,
     /// Webhooks, APIServices, CRDs, endpoints, crashing Pods and workload availability, status
     /// included (the checks of the cluster's other operators).
-    pub operators: crate::operators::Facts,
+    pub live: crate::live::LiveState,
     /// Argo CD Applications, status included (the GitOps checks).
     pub applications: Vec<kube9_argocd::app::Application>,
     /// Argo CD AppProjects.
@@ -223,7 +225,7 @@ impl Snapshot {
             .unwrap_or_else(|| "<unnamed>".to_owned());
         self.record_api_version(&object, &api_version, &kind);
         // Before the typed kinds drop status: crash loops (a controller's Pods too), availability.
-        self.operators.note(&group, &kind, &object);
+        self.live.note(&group, &kind, &object);
         let result: Result<(), (String, Option<String>)> = match (group.as_str(), kind.as_str()) {
             _ if kind.ends_with("List") => {
                 if let Some(serde_json::Value::Array(items)) = object.get("items").cloned() {
@@ -282,7 +284,7 @@ impl Snapshot {
                 self.crds.push(name.clone());
                 Ok(())
             }
-            // Read into `operators` above.
+            // Read into `live` above.
             ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration")
             | ("apiregistration.k8s.io", "APIService")
             | ("discovery.k8s.io", "EndpointSlice") => Ok(()),
@@ -433,7 +435,7 @@ impl Snapshot {
             + self.crds.len()
             + self.applications.len()
             + self.app_projects.len()
-            + self.operators.held_here_only()
+            + self.live.held_here_only()
     }
 
     /// A kind no check names: a workload when it has a pod template, otherwise counted.
@@ -482,9 +484,9 @@ impl Snapshot {
         let meta =
             |field: &str| object.pointer(&format!("/metadata/{field}")).and_then(|v| v.as_str()).map(str::to_owned);
         let annotations = object
-            .pointer(&format!("/metadata/annotations/{}", crate::engine::EXEMPT_ANNOTATION.replace('/', "~1")))
+            .pointer(&format!("/metadata/annotations/{}", EXEMPT_ANNOTATION.replace('/', "~1")))
             .and_then(|v| v.as_str())
-            .map(|v| [(crate::engine::EXEMPT_ANNOTATION.to_owned(), v.to_owned())].into());
+            .map(|v| [(EXEMPT_ANNOTATION.to_owned(), v.to_owned())].into());
         self.old_api_versions.push(OldApiVersion {
             deprecation,
             metadata: ObjectMeta {
@@ -659,6 +661,17 @@ pub fn selects(selector: &LabelSelector, labels: &std::collections::BTreeMap<Str
     let empty = selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
         && selector.match_expressions.as_ref().is_none_or(|m| m.is_empty());
     labels_match && expressions_match && !empty
+}
+
+/// Whether the autoscaler `hpa` scales the workload of `kind` named `name` in `namespace`: its
+/// scaleTargetRef names the kind and the name (whatever API version it gives), and it reaches
+/// no namespace but its own.
+pub fn scales(hpa: &HorizontalPodAutoscaler, kind: WorkloadKind, namespace: Option<&str>, name: Option<&str>) -> bool {
+    hpa.metadata.namespace.as_deref() == namespace
+        && hpa.spec.as_ref().is_some_and(|spec| {
+            let target = &spec.scale_target_ref;
+            target.kind == kind.as_str() && name == Some(target.name.as_str())
+        })
 }
 
 #[cfg(test)]

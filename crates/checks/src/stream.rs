@@ -13,9 +13,10 @@
 
 use kube9_api::assessment::{Finding, OutcomeCounts, PillarResult, SeverityCounts};
 
-use crate::engine::{self, CheckResult, Found, Hit, Namespaces, Options, Phase, Tally, evaluate, keep_smallest};
+use crate::check::{Check, CheckResult, Hit, Namespaces};
+use crate::engine::{self, Found, Phase, Tally, evaluate, keep_smallest};
 use crate::facts::Facts;
-use crate::registry::Check;
+use crate::options::Options;
 use crate::snapshot::{Skip, Snapshot};
 
 /// Takes the findings of a run as they are made: a page's (failed and exempted) at a time.
@@ -212,7 +213,8 @@ impl<S: Sink> Stream<S> {
 mod tests {
     use serde_json::{Value, json};
 
-    use crate::engine::{EXEMPT_ANNOTATION, Options};
+    use crate::options::Options;
+    use crate::subject::EXEMPT_ANNOTATION;
     use crate::testing::*;
 
     /// A small cluster that exercises every form of check: objects judged alone, looked up in
@@ -387,7 +389,7 @@ mod tests {
                     let id = objects.len();
                     let meta = item.as_object_mut().map(|o| o.entry("metadata").or_insert_with(|| json!({})));
                     if let Some(meta) = meta.and_then(|m| m.as_object_mut()) {
-                        meta.insert("uid".into(), format!("{}{id}", crate::engine::SOURCE_UID_PREFIX).into());
+                        meta.insert("uid".into(), format!("{}{id}", crate::subject::SOURCE_UID_PREFIX).into());
                     }
                     objects.push(item);
                 }

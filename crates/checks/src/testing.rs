@@ -2,7 +2,9 @@
 
 use serde_json::{Value, json};
 
-use crate::engine::{Options, run};
+use crate::check::Check;
+use crate::engine::run;
+use crate::options::Options;
 use crate::snapshot::Snapshot;
 
 /// A snapshot of these objects; every object must be accepted.
@@ -122,6 +124,20 @@ pub fn flags_and_passes(check: &str, flagged: &[Value], passing: &[Value]) {
     let (passed, failed, _) = outcome(check, passing);
     assert_eq!(failed, 0, "{check} flagged its passing fixture");
     assert!(passed >= 1, "{check} evaluated nothing in its passing fixture");
+}
+
+/// A check's fixtures: its id, objects it must flag, and objects it must pass.
+pub type Case = (&'static str, Vec<Value>, Vec<Value>);
+
+/// Every check of a rules file has a case, and each flags its first objects and passes its
+/// second.
+pub fn every_check_flags_and_passes(checks: &[Check], cases: Vec<Case>) {
+    for check in checks {
+        assert!(cases.iter().any(|c| c.0 == check.id), "{} has no fixture", check.id);
+    }
+    for (id, flagged, passing) in cases {
+        flags_and_passes(id, &flagged, &passing);
+    }
 }
 
 /// A streamed run of `objects` as the operator reads a cluster: the kept kinds first, then the

@@ -11,10 +11,6 @@ mod workloads;
 
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube9_checks::snapshot::{Workload, WorkloadKind};
-use serde_json::{Map, Value};
-
 pub use cluster::{Counts, cluster_metadata, resource_inventory};
 pub use metrics::{parse_quantity, performance_metrics, performance_unavailable};
 pub use workloads::{configuration_patterns, security_posture};
@@ -87,29 +83,6 @@ impl Collector {
 }
 
 const WORKLOAD_KINDS: &[&str] = &["Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"];
-
-/// The workloads the configuration and security collectors analyse: every Deployment,
-/// StatefulSet, DaemonSet and CronJob, and the Jobs nothing owns.
-fn analysed(workloads: &[Workload]) -> impl Iterator<Item = &Workload> {
-    workloads.iter().filter(|w| match w.kind {
-        WorkloadKind::ReplicaSet => false,
-        WorkloadKind::Job => w.metadata.owner_references.as_ref().is_none_or(|o| o.is_empty()),
-        _ => true,
-    })
-}
-
-/// An object reference `{kind, namespace, name}` (namespace and name left out when absent).
-fn object_ref(kind: &'static str, meta: &ObjectMeta) -> Map<String, Value> {
-    let mut r = Map::new();
-    r.insert("kind".into(), kind.into());
-    if let Some(ns) = &meta.namespace {
-        r.insert("namespace".into(), ns.as_str().into());
-    }
-    if let Some(name) = &meta.name {
-        r.insert("name".into(), name.as_str().into());
-    }
-    r
-}
 
 #[cfg(test)]
 mod privacy_tests {

@@ -3,11 +3,11 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube9_checks::Snapshot;
-use kube9_checks::registry::{containers as all_containers, image_pinned};
-use serde_json::{Value, json};
-
-use crate::{analysed, object_ref};
+use kube9_checks::pods::{containers as all_containers, image_pinned};
+use kube9_checks::snapshot::{Workload, WorkloadKind};
+use serde_json::{Map, Value, json};
 
 /// Per workload (Deployments, StatefulSets, DaemonSets, CronJobs, unowned Jobs): replicas,
 /// containers and which good practices every regular container follows, sorted by kind,
@@ -130,6 +130,29 @@ fn may_run_as_root(pod: &PodSpec, c: &Container) -> bool {
         .and_then(|sc| sc.run_as_user)
         .or(pod.security_context.as_ref().and_then(|p| p.run_as_user));
     non_root(pod, c) != Some(true) && uid.is_none_or(|u| u == 0)
+}
+
+/// The workloads the configuration and security collectors analyse: every Deployment,
+/// StatefulSet, DaemonSet and CronJob, and the Jobs nothing owns.
+fn analysed(workloads: &[Workload]) -> impl Iterator<Item = &Workload> {
+    workloads.iter().filter(|w| match w.kind {
+        WorkloadKind::ReplicaSet => false,
+        WorkloadKind::Job => w.metadata.owner_references.as_ref().is_none_or(|o| o.is_empty()),
+        _ => true,
+    })
+}
+
+/// An object reference `{kind, namespace, name}` (namespace and name left out when absent).
+fn object_ref(kind: &'static str, meta: &ObjectMeta) -> Map<String, Value> {
+    let mut r = Map::new();
+    r.insert("kind".into(), kind.into());
+    if let Some(ns) = &meta.namespace {
+        r.insert("namespace".into(), ns.as_str().into());
+    }
+    if let Some(name) = &meta.name {
+        r.insert("name".into(), name.as_str().into());
+    }
+    r
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 use k8s_openapi::api::core::v1::Container;
 use kube9_api::common::{Pillar, Severity};
 
-use crate::checks::{rbac, secrets};
-use crate::engine::Subject;
-use crate::registry::Run::{Each, Kept, Related};
-use crate::registry::{Check, POD_KINDS, per_container, per_owner, service_account};
+use crate::check::Run::{Each, Kept, Related};
+use crate::check::{Check, per_container, per_owner};
+use crate::pods::{POD_KINDS, SecuritySettings, service_account};
+use crate::rules::{rbac, secrets};
+use crate::subject::{Subject, system_namespace};
 
 const S: Pillar = Pillar::Security;
 
@@ -46,10 +47,8 @@ pub static CHECKS: &[Check] = &[
         reads: POD_KINDS,
         run: Each(|s, e| {
             per_container(s, e, |owner, c| {
-                let pod = owner.spec.security_context.as_ref();
-                let ctr = c.security_context.as_ref();
-                let non_root = ctr.and_then(|sc| sc.run_as_non_root).or(pod.and_then(|p| p.run_as_non_root));
-                let uid = ctr.and_then(|sc| sc.run_as_user).or(pod.and_then(|p| p.run_as_user));
+                let settings = SecuritySettings::of(owner.spec, c);
+                let (non_root, uid) = (settings.run_as_non_root(), settings.run_as_user());
                 (non_root != Some(true) && uid.is_none_or(|u| u == 0))
                     .then(|| "neither runAsNonRoot: true nor a non-zero runAsUser is set".into())
             })
@@ -65,8 +64,7 @@ pub static CHECKS: &[Check] = &[
         reads: POD_KINDS,
         run: Each(|s, e| {
             per_container(s, e, |owner, c| {
-                let pod = owner.spec.security_context.as_ref().and_then(|p| p.run_as_user);
-                let uid = c.security_context.as_ref().and_then(|sc| sc.run_as_user).or(pod);
+                let uid = SecuritySettings::of(owner.spec, c).run_as_user();
                 (uid == Some(0)).then(|| "runAsUser is 0".into())
             })
         }),
@@ -208,19 +206,12 @@ pub static CHECKS: &[Check] = &[
         reads: POD_KINDS,
         run: Each(|s, e| {
             per_container(s, e, |owner, c| {
-                let pod = owner
-                    .spec
-                    .security_context
-                    .as_ref()
-                    .and_then(|p| p.seccomp_profile.as_ref())
-                    .map(|p| p.type_.as_str());
-                let ctr =
-                    c.security_context.as_ref().and_then(|sc| sc.seccomp_profile.as_ref()).map(|p| p.type_.as_str());
+                let profile = SecuritySettings::of(owner.spec, c).seccomp_profile().map(|p| p.type_.as_str());
                 let legacy = owner
                     .annotations
                     .and_then(|a| a.get("seccomp.security.alpha.kubernetes.io/pod"))
                     .map(|v| if v == "unconfined" { "Unconfined" } else { "RuntimeDefault" });
-                match ctr.or(pod).or(legacy) {
+                match profile.or(legacy) {
                     Some("RuntimeDefault" | "Localhost") => None,
                     Some(other) => Some(format!("seccomp profile is {other}")),
                     None => Some("no seccomp profile".into()),
@@ -440,11 +431,6 @@ fn sc_flag(c: &Container, get: impl Fn(&k8s_openapi::api::core::v1::SecurityCont
     c.security_context.as_ref().and_then(get).unwrap_or(false)
 }
 
-/// Namespaces the control plane owns.
-pub(crate) fn system_namespace(name: &str) -> bool {
-    matches!(name, "kube-system" | "kube-public" | "kube-node-lease")
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -464,7 +450,7 @@ mod tests {
     #[test]
     fn every_security_check_flags_its_fixture_and_passes_a_good_one() {
         let good = deployment_with_container(json!({}));
-        let cases: Vec<(&str, Vec<serde_json::Value>, Vec<serde_json::Value>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "security.privileged",
                 vec![deployment_with_container(json!({"securityContext": {"privileged": true}}))],
@@ -599,12 +585,6 @@ mod tests {
                 ],
             ),
         ];
-        let covered: Vec<&str> = cases.iter().map(|c| c.0).collect();
-        for check in CHECKS {
-            assert!(covered.contains(&check.id), "{} has no fixture", check.id);
-        }
-        for (id, flagged, passing) in cases {
-            flags_and_passes(id, &flagged, &passing);
-        }
+        every_check_flags_and_passes(CHECKS, cases);
     }
 }

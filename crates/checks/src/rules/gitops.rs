@@ -8,10 +8,11 @@ use std::time::Duration;
 use kube9_api::common::{Pillar, Severity};
 use kube9_argocd::app::{Application, Destination};
 
-use crate::engine::Subject;
-use crate::registry::Run::{Each, Kept};
-use crate::registry::{Check, pod_owners};
+use crate::check::Check;
+use crate::check::Run::{Each, Kept};
+use crate::pods::pod_owners;
 use crate::snapshot::Snapshot;
+use crate::subject::Subject;
 
 const O: Pillar = Pillar::OperationalExcellence;
 const S: Pillar = Pillar::Security;
@@ -245,7 +246,7 @@ mod tests {
     #[test]
     fn every_gitops_check_flags_its_fixture_and_passes_a_good_one() {
         let good = app("good", json!({}));
-        let cases: Vec<(&str, Vec<Value>, Vec<Value>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "operational-excellence.argocd-stuck",
                 vec![app("drifted", json!({"status": {"sync": {"status": "OutOfSync"}}}))],
@@ -297,18 +298,13 @@ mod tests {
                 ],
             ),
         ];
-        let covered: Vec<&str> = cases.iter().map(|c| c.0).collect();
-        for check in CHECKS {
-            assert!(covered.contains(&check.id), "{} has no fixture", check.id);
-        }
-        for (id, flagged, passing) in cases {
-            flags_and_passes(id, &flagged, &passing);
-        }
+        every_check_flags_and_passes(CHECKS, cases);
     }
 
     #[test]
     fn a_recent_drift_is_not_yet_a_finding() {
-        use crate::engine::{Options, run};
+        use crate::engine::run;
+        use crate::options::Options;
         let drifted = app(
             "drifted",
             json!({"status": {"sync": {"status": "OutOfSync"}, "health": {"status": "Degraded", "lastTransitionTime": "2026-12-01T09:50:00Z"},

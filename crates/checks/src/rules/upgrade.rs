@@ -5,11 +5,11 @@
 
 use kube9_api::common::{Pillar, Severity};
 
+use crate::check::Run::Each;
+use crate::check::{Check, Eval};
 use crate::deprecations::{Deprecation, NEWEST_MINOR};
-use crate::engine::{Eval, Subject};
-use crate::registry::Check;
-use crate::registry::Run::Each;
 use crate::snapshot::Snapshot;
+use crate::subject::Subject;
 
 const O: Pillar = Pillar::OperationalExcellence;
 

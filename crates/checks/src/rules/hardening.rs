@@ -1,11 +1,12 @@
 //! Security, hardening of Pods beyond the basics: identities, capabilities, kernel security
 //! modules, the node's filesystem and runtime, supply chain, and known dangerous tools.
 
-use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::api::core::v1::PodSpec;
 use kube9_api::common::{Pillar, Severity};
 
-use crate::registry::Run::Each;
-use crate::registry::{Check, POD_KINDS, PodOwner, per_container, per_owner};
+use crate::check::Run::Each;
+use crate::check::{Check, per_container, per_owner};
+use crate::pods::{POD_KINDS, SecuritySettings};
 
 const S: Pillar = Pillar::Security;
 
@@ -40,22 +41,6 @@ const RUNTIME_SOCKETS: &[&str] = &[
     "/var/lib/containerd",
 ];
 
-fn run_as_user(owner: &PodOwner<'_>, c: &Container) -> Option<i64> {
-    c.security_context.as_ref().and_then(|sc| sc.run_as_user).or(owner
-        .spec
-        .security_context
-        .as_ref()
-        .and_then(|p| p.run_as_user))
-}
-
-fn run_as_group(owner: &PodOwner<'_>, c: &Container) -> Option<i64> {
-    c.security_context.as_ref().and_then(|sc| sc.run_as_group).or(owner
-        .spec
-        .security_context
-        .as_ref()
-        .and_then(|p| p.run_as_group))
-}
-
 /// The hostPath volumes of a pod spec: (volume name, path).
 fn host_paths(spec: &PodSpec) -> impl Iterator<Item = (&str, &str)> {
     spec.volumes
@@ -76,7 +61,8 @@ pub static CHECKS: &[Check] = &[
         run: Each(|s, e| {
             per_container(s, e, |owner, c| {
                 let low = |id: Option<i64>| id.is_none_or(|id| id < HIGH_ID);
-                match (low(run_as_user(owner, c)), low(run_as_group(owner, c))) {
+                let settings = SecuritySettings::of(owner.spec, c);
+                match (low(settings.run_as_user()), low(settings.run_as_group())) {
                     (false, false) => None,
                     (true, false) => Some("runAsUser is not set to 10000 or more".into()),
                     (false, true) => Some("runAsGroup is not set to 10000 or more".into()),
@@ -96,7 +82,7 @@ pub static CHECKS: &[Check] = &[
         run: Each(|s, e| {
             per_container(s, e, |owner, c| {
                 let pod = owner.spec.security_context.as_ref();
-                let zero = run_as_group(owner, c) == Some(0)
+                let zero = SecuritySettings::of(owner.spec, c).run_as_group() == Some(0)
                     || pod.and_then(|p| p.fs_group) == Some(0)
                     || pod.and_then(|p| p.supplemental_groups.as_ref()).is_some_and(|g| g.contains(&0));
                 zero.then(|| "runs with the root group (GID 0)".into())
@@ -137,21 +123,16 @@ pub static CHECKS: &[Check] = &[
         reads: POD_KINDS,
         run: Each(|s, e| {
             per_container(s, e, |owner, c| {
-                let pod = owner.spec.security_context.as_ref();
-                let ctr = c.security_context.as_ref();
+                let settings = SecuritySettings::of(owner.spec, c);
                 let annotation = owner
                     .annotations
                     .and_then(|a| a.get(&format!("container.apparmor.security.beta.kubernetes.io/{}", c.name)))
                     .is_some_and(|v| v == "unconfined");
-                let apparmor = ctr
-                    .and_then(|sc| sc.app_armor_profile.as_ref())
-                    .or(pod.and_then(|p| p.app_armor_profile.as_ref()))
-                    .is_some_and(|p| p.type_ == "Unconfined");
+                let apparmor = settings.app_armor_profile().is_some_and(|p| p.type_ == "Unconfined");
                 if annotation || apparmor {
                     return Some("AppArmor profile is unconfined".into());
                 }
-                let selinux =
-                    ctr.and_then(|sc| sc.se_linux_options.as_ref()).or(pod.and_then(|p| p.se_linux_options.as_ref()))?;
+                let selinux = settings.se_linux_options()?;
                 if let Some(t) = selinux.type_.as_deref().filter(|t| !t.is_empty() && !SELINUX_TYPES.contains(t)) {
                     return Some(format!("SELinux type is {t}"));
                 }
@@ -171,15 +152,8 @@ pub static CHECKS: &[Check] = &[
         reads: POD_KINDS,
         run: Each(|s, e| {
             per_container(s, e, |owner, c| {
-                let pod = owner
-                    .spec
-                    .security_context
-                    .as_ref()
-                    .and_then(|p| p.windows_options.as_ref())
-                    .and_then(|w| w.host_process);
-                let ctr =
-                    c.security_context.as_ref().and_then(|sc| sc.windows_options.as_ref()).and_then(|w| w.host_process);
-                (ctr.or(pod) == Some(true)).then(|| "runs as a Windows HostProcess container".into())
+                let host_process = SecuritySettings::of(owner.spec, c).windows_host_process();
+                (host_process == Some(true)).then(|| "runs as a Windows HostProcess container".into())
             })
         }),
     },
@@ -304,7 +278,7 @@ mod tests {
             with_pod(json!({"volumes": [{"name": "logs", "hostPath": {"path": "/var/log"}}],
                             "containers": [container(json!({"volumeMounts": [{"name": "logs", "mountPath": "/logs", "readOnly": read_only}]}))]}))
         };
-        let cases: Vec<(&str, Vec<serde_json::Value>, Vec<serde_json::Value>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "security.run-as-high-uid",
                 vec![deployment_with_container(json!({"securityContext": {"runAsUser": 1000}}))],
@@ -366,12 +340,6 @@ mod tests {
                 vec![deployment_with_container(json!({"args": ["--auto-generate-certificates"]}))],
             ),
         ];
-        let covered: Vec<&str> = cases.iter().map(|c| c.0).collect();
-        for check in CHECKS {
-            assert!(covered.contains(&check.id), "{} has no fixture", check.id);
-        }
-        for (id, flagged, passing) in cases {
-            flags_and_passes(id, &flagged, &passing);
-        }
+        every_check_flags_and_passes(CHECKS, cases);
     }
 }

@@ -5,9 +5,9 @@
 
 use kube9_api::common::{Pillar, Severity};
 
-use crate::engine::Subject;
-use crate::registry::Check;
-use crate::registry::Run::Each;
+use crate::check::Check;
+use crate::check::Run::Each;
+use crate::subject::Subject;
 
 const S: Pillar = Pillar::Security;
 

@@ -2,10 +2,10 @@
 
 use kube9_api::common::{Pillar, Severity};
 
-use crate::engine::Subject;
-use crate::registry::Check;
-use crate::registry::Run::Each;
-use crate::snapshot::WorkloadKind;
+use crate::check::Check;
+use crate::check::Run::Each;
+use crate::snapshot::{WorkloadKind, scales};
+use crate::subject::Subject;
 
 const S: Pillar = Pillar::Sustainability;
 
@@ -83,13 +83,8 @@ pub static CHECKS: &[Check] = &[
         reads: &["Deployment", "StatefulSet", "HorizontalPodAutoscaler"],
         run: Each(|s, e| {
             for w in s.workloads.iter().filter(|w| w.replicas.unwrap_or(0) >= 3) {
-                let scaled = s.hpas.iter().any(|h| {
-                    h.metadata.namespace == w.metadata.namespace
-                        && h.spec.as_ref().is_some_and(|spec| {
-                            spec.scale_target_ref.kind == w.kind.as_str()
-                                && w.metadata.name.as_deref() == Some(spec.scale_target_ref.name.as_str())
-                        })
-                });
+                let (namespace, name) = (w.metadata.namespace.as_deref(), w.metadata.name.as_deref());
+                let scaled = s.hpas.iter().any(|h| scales(h, w.kind, namespace, name));
                 e.expect(
                     scaled,
                     Subject::new(w.kind.api_version(), w.kind.as_str(), &w.metadata),
@@ -152,7 +147,7 @@ mod tests {
         let good = deployment_with_container(json!({}));
         let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web", "namespace": "shop"},
                          "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 6}});
-        let cases: Vec<(&str, Vec<serde_json::Value>, Vec<serde_json::Value>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "sustainability.job-cleanup",
                 vec![job(json!({}))],
@@ -175,12 +170,6 @@ mod tests {
                 vec![good],
             ),
         ];
-        let covered: Vec<&str> = cases.iter().map(|c| c.0).collect();
-        for check in CHECKS {
-            assert!(covered.contains(&check.id), "{} has no fixture", check.id);
-        }
-        for (id, flagged, passing) in cases {
-            flags_and_passes(id, &flagged, &passing);
-        }
+        every_check_flags_and_passes(CHECKS, cases);
     }
 }

@@ -1,5 +1,5 @@
-//! What the checks of the cluster's other operators read (checks/operators.rs): compact facts
-//! about admission webhooks, aggregated APIServices, CRDs, the endpoints of Services, the Pods
+//! The live state the checks of the cluster's other operators read (rules/operators.rs): compact
+//! facts about admission webhooks, aggregated APIServices, CRDs, the endpoints of Services, the Pods
 //! that crash, and the availability of workloads. Each is read from the object as the API
 //! server serves it, status included (the snapshot's typed kinds drop status), and keeps only
 //! what those checks need: a Pod that does not crash leaves nothing, and an EndpointSlice only
@@ -10,13 +10,15 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
+use crate::subject::EXEMPT_ANNOTATION;
+
 /// Restarts after which a container whose last run failed recently is crash-looping even if it
 /// is not waiting in `CrashLoopBackOff` at the moment the Pod was read.
 pub const RESTARTS_RISING: i64 = 3;
 
 /// Every fact the operator checks read.
 #[derive(Clone, Debug, Default)]
-pub struct Facts {
+pub struct LiveState {
     pub webhook_configurations: Vec<WebhookConfiguration>,
     pub api_services: Vec<ApiService>,
     pub crds: Vec<Crd>,
@@ -154,7 +156,7 @@ pub struct WorkloadState {
     pub available: Option<Condition>,
 }
 
-impl Facts {
+impl LiveState {
     /// Objects (and Service endpoint counts) held here only: CRDs and workloads are counted
     /// where the snapshot keeps them as objects, so that the object bound counts each once.
     pub fn held_here_only(&self) -> usize {
@@ -311,7 +313,7 @@ fn timestamp(value: &Value, pointer: &str) -> Option<i64> {
 /// and with `labels` its labels.
 fn meta(object: &Value, labels: bool) -> ObjectMeta {
     let field = |name: &str| text(object, &format!("/metadata/{name}"));
-    let exempt = crate::engine::EXEMPT_ANNOTATION;
+    let exempt = EXEMPT_ANNOTATION;
     ObjectMeta {
         name: field("name"),
         namespace: field("namespace"),

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::networking::v1::{IngressBackend, NetworkPolicy};
 use kube9_api::common::{Pillar, Severity};
 
-use crate::checks::security::system_namespace;
-use crate::engine::Subject;
+use crate::check::Check;
+use crate::check::Run::{Each, Related};
 use crate::facts::ServiceFact;
-use crate::registry::Run::{Each, Related};
-use crate::registry::{Check, pod_owners};
+use crate::pods::{pod_owners, reads_running_pods};
 use crate::snapshot::selects;
+use crate::subject::{Subject, system_namespace};
 
 /// Whether a NetworkPolicy's podSelector selects Pods labelled `labels` (empty: every Pod).
 fn policy_selects(p: &NetworkPolicy, labels: &BTreeMap<String, String>) -> bool {
@@ -29,17 +29,7 @@ pub static CHECKS: &[Check] = &[
         severity: Severity::Medium,
         rationale: "A NetworkPolicy protects only the Pods its podSelector selects: a namespace with policies can still hold Pods open to the whole cluster.",
         remediation: "Add a default-deny policy (podSelector: {}) to the namespace, or a policy selecting these Pods.",
-        reads: &[
-            "NetworkPolicy",
-            "Deployment",
-            "StatefulSet",
-            "DaemonSet",
-            "ReplicaSet",
-            "ReplicationController",
-            "Job",
-            "CronJob",
-            "Pod",
-        ],
+        reads: reads_running_pods!("NetworkPolicy"),
         run: Each(|s, e| {
             for o in pod_owners(s) {
                 let ns = o.subject.meta.namespace.as_deref();
@@ -70,17 +60,7 @@ pub static CHECKS: &[Check] = &[
         severity: Severity::Low,
         rationale: "A policy whose podSelector matches no Pod protects nothing: usually a label typo, and the Pods it was meant for stay open.",
         remediation: "Fix the podSelector to match the Pods' labels, or delete the policy.",
-        reads: &[
-            "NetworkPolicy",
-            "Deployment",
-            "StatefulSet",
-            "DaemonSet",
-            "ReplicaSet",
-            "ReplicationController",
-            "Job",
-            "CronJob",
-            "Pod",
-        ],
+        reads: reads_running_pods!("NetworkPolicy"),
         run: Related(|s, f, e| {
             for p in &s.network_policies {
                 let ns = p.metadata.namespace.as_deref();
@@ -204,7 +184,7 @@ mod tests {
     #[test]
     fn every_network_check_flags_its_fixture_and_passes_a_good_one() {
         let good = deployment_with_container(json!({}));
-        let cases: Vec<(&str, Vec<serde_json::Value>, Vec<serde_json::Value>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "security.network-policy-coverage",
                 vec![good.clone(), policy(json!({"matchLabels": {"app": "api"}}))],
@@ -226,13 +206,7 @@ mod tests {
                 vec![service("ClusterIP", 80), ingress("web", json!({"name": "http"}))],
             ),
         ];
-        let covered: Vec<&str> = cases.iter().map(|c| c.0).collect();
-        for check in CHECKS {
-            assert!(covered.contains(&check.id), "{} has no fixture", check.id);
-        }
-        for (id, flagged, passing) in cases {
-            flags_and_passes(id, &flagged, &passing);
-        }
+        every_check_flags_and_passes(CHECKS, cases);
     }
 
     #[test]

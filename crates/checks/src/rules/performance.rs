@@ -2,19 +2,12 @@
 
 use kube9_api::common::{Pillar, Severity};
 
-use crate::engine::Subject;
-use crate::registry::Run::{Each, Kept, Related};
-use crate::registry::{Check, POD_KINDS, image_pinned, per_container};
+use crate::check::Run::{Each, Kept, Related};
+use crate::check::{Check, per_container};
+use crate::pods::{POD_KINDS, image_pinned, limits, requests};
+use crate::subject::Subject;
 
 const P: Pillar = Pillar::PerformanceEfficiency;
-
-pub(crate) fn has(c: &k8s_openapi::api::core::v1::Container, limits: bool, resource: &str) -> bool {
-    let r = c.resources.as_ref();
-    let map = if limits { r.and_then(|r| r.limits.as_ref()) } else { r.and_then(|r| r.requests.as_ref()) };
-    map.is_some_and(|m| m.contains_key(resource))
-        // A limit alone is also the request.
-        || (!limits && r.and_then(|r| r.limits.as_ref()).is_some_and(|m| m.contains_key(resource)))
-}
 
 pub static CHECKS: &[Check] = &[
     Check {
@@ -25,7 +18,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "Without a CPU request the scheduler packs the Pod anywhere and it gets the least CPU under contention.",
         remediation: "Set resources.requests.cpu to the container's typical use.",
         reads: POD_KINDS,
-        run: Each(|s, e| per_container(s, e, |_, c| (!has(c, false, "cpu")).then(|| "has no CPU request".into()))),
+        run: Each(|s, e| per_container(s, e, |_, c| (!requests(c, "cpu")).then(|| "has no CPU request".into()))),
     },
     Check {
         id: "performance-efficiency.memory-requests",
@@ -35,9 +28,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "Without a memory request the Pod can be scheduled onto a node that cannot hold it, and is evicted first.",
         remediation: "Set resources.requests.memory to the container's steady-state use.",
         reads: POD_KINDS,
-        run: Each(|s, e| {
-            per_container(s, e, |_, c| (!has(c, false, "memory")).then(|| "has no memory request".into()))
-        }),
+        run: Each(|s, e| per_container(s, e, |_, c| (!requests(c, "memory")).then(|| "has no memory request".into()))),
     },
     Check {
         id: "performance-efficiency.memory-limits",
@@ -47,7 +38,7 @@ pub static CHECKS: &[Check] = &[
         rationale: "A container without a memory limit can take the node's memory and get its neighbours killed.",
         remediation: "Set resources.limits.memory above the container's peak use.",
         reads: POD_KINDS,
-        run: Each(|s, e| per_container(s, e, |_, c| (!has(c, true, "memory")).then(|| "has no memory limit".into()))),
+        run: Each(|s, e| per_container(s, e, |_, c| (!limits(c, "memory")).then(|| "has no memory limit".into()))),
     },
     Check {
         id: "performance-efficiency.hpa-requests",
@@ -64,11 +55,7 @@ pub static CHECKS: &[Check] = &[
                     .metrics
                     .as_ref()
                     .is_none_or(|m| m.iter().any(|m| m.resource.as_ref().is_some_and(|r| r.name == "cpu")));
-                let target = f.workloads_in(h.metadata.namespace.as_deref()).find(|w| {
-                    w.kind.as_str() == spec.scale_target_ref.kind
-                        && w.name.as_deref() == Some(spec.scale_target_ref.name.as_str())
-                });
-                let (Some(target), true) = (target, on_cpu) else { continue };
+                let (Some(target), true) = (f.scale_target(h), on_cpu) else { continue };
                 let ok = target.cpu_requested;
                 e.expect(
                     ok,
@@ -134,7 +121,7 @@ mod tests {
     fn every_performance_check_flags_its_fixture_and_passes_a_good_one() {
         let good = deployment_with_container(json!({}));
         let no_requests = deployment_with_container(json!({"resources": {"requests": null, "limits": null}}));
-        let cases: Vec<(&str, Vec<serde_json::Value>, Vec<serde_json::Value>)> = vec![
+        let cases: Vec<Case> = vec![
             ("performance-efficiency.cpu-requests", vec![no_requests.clone()], vec![good.clone()]),
             ("performance-efficiency.memory-requests", vec![no_requests.clone()], vec![good.clone()]),
             ("performance-efficiency.memory-limits", vec![no_requests.clone()], vec![good.clone()]),
@@ -146,13 +133,7 @@ mod tests {
                 vec![good],
             ),
         ];
-        let covered: Vec<&str> = cases.iter().map(|c| c.0).collect();
-        for check in CHECKS {
-            assert!(covered.contains(&check.id), "{} has no fixture", check.id);
-        }
-        for (id, flagged, passing) in cases {
-            flags_and_passes(id, &flagged, &passing);
-        }
+        every_check_flags_and_passes(CHECKS, cases);
     }
 
     #[test]

@@ -2,11 +2,12 @@
 
 use kube9_api::common::{Pillar, Severity};
 
-use crate::engine::Subject;
+use crate::check::Run::{Each, Kept, Related};
+use crate::check::{Check, per_container};
 use crate::facts::{Labels, WorkloadFact};
-use crate::registry::Run::{Each, Kept, Related};
-use crate::registry::{Check, POD_KINDS, image_pinned, per_container, pod_owners};
+use crate::pods::{POD_KINDS, image_pinned, pod_owners, reads_running_pods, runs_to_completion};
 use crate::snapshot::{WorkloadKind, selects};
+use crate::subject::Subject;
 
 const R: Pillar = Pillar::Reliability;
 
@@ -45,7 +46,7 @@ pub static CHECKS: &[Check] = &[
             // liveness probe fails, like any container; a classic init container has ended.
             per_container(s, e, |owner, c| {
                 let serving = owner.workload.is_none_or(|w| w.kind.serves());
-                let init = super::runs_to_completion(owner.spec, c);
+                let init = runs_to_completion(owner.spec, c);
                 (serving && !init && c.liveness_probe.is_none()).then(|| "has no livenessProbe".into())
             })
         }),
@@ -194,17 +195,7 @@ pub static CHECKS: &[Check] = &[
         severity: Severity::Low,
         rationale: "A Service whose selector matches no Pod template answers every connection with a refusal.",
         remediation: "Fix the Service's selector to match the workload's Pod labels.",
-        reads: &[
-            "Service",
-            "Deployment",
-            "StatefulSet",
-            "DaemonSet",
-            "ReplicaSet",
-            "ReplicationController",
-            "Job",
-            "CronJob",
-            "Pod",
-        ],
+        reads: reads_running_pods!("Service"),
         run: Related(|_, f, e| {
             for svc in &f.services {
                 let Some(selector) = svc.selector.map(|s| f.labels(s)) else { continue };
@@ -237,12 +228,8 @@ pub static CHECKS: &[Check] = &[
         run: Related(|s, f, e| {
             for h in &s.hpas {
                 let target = h.spec.as_ref().map(|s| &s.scale_target_ref);
-                let found = target.is_some_and(|t| {
-                    f.workloads_in(h.metadata.namespace.as_deref())
-                        .any(|w| w.kind.as_str() == t.kind && w.name.as_deref() == Some(t.name.as_str()))
-                });
                 e.expect(
-                    found,
+                    f.scale_target(h).is_some(),
                     Subject::new("autoscaling/v2", "HorizontalPodAutoscaler", &h.metadata),
                     None,
                     format!(
@@ -333,7 +320,7 @@ mod tests {
         let good = deployment_with_container(json!({}));
         let single = deployment(pod_spec(json!({})), json!({"spec": {"replicas": 1}}));
         let bare = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "debug", "namespace": "shop"}, "spec": pod_spec(json!({}))});
-        let cases: Vec<(&str, Vec<serde_json::Value>, Vec<serde_json::Value>)> = vec![
+        let cases: Vec<Case> = vec![
             ("reliability.replicas", vec![single.clone()], vec![good.clone()]),
             (
                 "reliability.liveness-probe",
@@ -387,13 +374,7 @@ mod tests {
                 vec![good.clone()],
             ),
         ];
-        let covered: Vec<&str> = cases.iter().map(|c| c.0).collect();
-        for check in CHECKS {
-            assert!(covered.contains(&check.id), "{} has no fixture", check.id);
-        }
-        for (id, flagged, passing) in cases {
-            flags_and_passes(id, &flagged, &passing);
-        }
+        every_check_flags_and_passes(CHECKS, cases);
     }
 
     /// A Deployment whose Pod has one init container `extra` beside its well-behaved container.

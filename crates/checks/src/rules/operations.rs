@@ -2,9 +2,10 @@
 
 use kube9_api::common::{Pillar, Severity};
 
-use crate::engine::Subject;
-use crate::registry::Run::Each;
-use crate::registry::{Check, POD_KINDS, image_pinned, per_container, pod_owners};
+use crate::check::Run::Each;
+use crate::check::{Check, per_container};
+use crate::pods::{POD_KINDS, image_pinned, pod_owners};
+use crate::subject::Subject;
 
 const O: Pillar = Pillar::OperationalExcellence;
 
@@ -124,7 +125,7 @@ mod tests {
     fn every_operations_check_flags_its_fixture_and_passes_a_good_one() {
         let good = deployment_with_container(json!({}));
         let probe = json!({"httpGet": {"path": "/healthz", "port": 8080}});
-        let cases: Vec<(&str, Vec<serde_json::Value>, Vec<serde_json::Value>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "operational-excellence.recommended-labels",
                 vec![deployment(pod_spec(json!({})), json!({"metadata": {"labels": null}}))],
@@ -158,12 +159,6 @@ mod tests {
                 vec![good],
             ),
         ];
-        let covered: Vec<&str> = cases.iter().map(|c| c.0).collect();
-        for check in CHECKS {
-            assert!(covered.contains(&check.id), "{} has no fixture", check.id);
-        }
-        for (id, flagged, passing) in cases {
-            flags_and_passes(id, &flagged, &passing);
-        }
+        every_check_flags_and_passes(CHECKS, cases);
     }
 }

@@ -2,7 +2,7 @@
 //! webhooks the API server calls, the CA bundles it trusts for them, and the controllers behind
 //! them. Every check here judges live state (status conditions, ready endpoints, restarts,
 //! how long a certificate has left), which manifests do not carry: they need a live cluster
-//! ([`crate::registry::Check::needs_cluster`]) and are reported as skipped offline.
+//! ([`crate::check::Check::needs_cluster`]) and are reported as skipped offline.
 //!
 //! An **operator** (or controller) is a Deployment, StatefulSet or DaemonSet (or a bare Pod)
 //! that either
@@ -19,11 +19,11 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube9_api::common::{Pillar, Severity};
 
-use crate::engine::{Eval, Subject};
+use crate::check::{Check, Eval, Run};
 use crate::facts::{Facts, ServiceFact};
-use crate::operators::{CaBundle, CrashingPod, ServiceRef, WorkloadState};
-use crate::registry::{Check, Run};
+use crate::live::{CaBundle, CrashingPod, ServiceRef, WorkloadState};
 use crate::snapshot::Snapshot;
+use crate::subject::Subject;
 
 const R: Pillar = Pillar::Reliability;
 const O: Pillar = Pillar::OperationalExcellence;
@@ -78,7 +78,7 @@ fn unreachable(s: &Snapshot, f: &Facts, service: &ServiceRef) -> Option<String> 
     if !svc.ports.is_empty() && !svc.ports.iter().any(|(port, _)| *port == service.port) {
         return Some(format!("its Service {service} has no port {}", service.port));
     }
-    match s.operators.ready_endpoints.get(&(service.namespace.clone(), service.name.clone())) {
+    match s.live.ready_endpoints.get(&(service.namespace.clone(), service.name.clone())) {
         Some(n) if *n > 0 => None,
         Some(_) => Some(format!("its Service {service} has no ready endpoints")),
         None => Some(format!("its Service {service} has no endpoints (no EndpointSlice)")),
@@ -87,7 +87,7 @@ fn unreachable(s: &Snapshot, f: &Facts, service: &ServiceRef) -> Option<String> 
 
 /// The webhooks with a Service whose failure policy is `fails_closed`, judged.
 fn webhooks(s: &Snapshot, f: &Facts, e: &mut Eval<'_>, fails_closed: bool) {
-    for config in &s.operators.webhook_configurations {
+    for config in &s.live.webhook_configurations {
         let subject = Subject::new(ADMISSION, config.kind, &config.metadata);
         for hook in config.webhooks.iter().filter(|w| w.fails_closed == fails_closed) {
             let Some(service) = &hook.service else { continue };
@@ -99,10 +99,14 @@ fn webhooks(s: &Snapshot, f: &Facts, e: &mut Eval<'_>, fails_closed: bool) {
     }
 }
 
+/// The kinds that hold the CA bundles [`ca_bundles`] reads.
+const CA_BUNDLE_KINDS: &[&str] =
+    &["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService", "CustomResourceDefinition"];
+
 /// Every CA bundle the API server uses to call something: who holds it, what it is for.
 fn ca_bundles(s: &Snapshot) -> Vec<(Subject<'_>, String, &CaBundle)> {
     let mut out = Vec::new();
-    for config in &s.operators.webhook_configurations {
+    for config in &s.live.webhook_configurations {
         for hook in &config.webhooks {
             if let Some(ca) = &hook.ca_bundle {
                 out.push((
@@ -113,12 +117,12 @@ fn ca_bundles(s: &Snapshot) -> Vec<(Subject<'_>, String, &CaBundle)> {
             }
         }
     }
-    for api in &s.operators.api_services {
+    for api in &s.live.api_services {
         if let Some(ca) = &api.ca_bundle {
             out.push((Subject::new(APIREGISTRATION, "APIService", &api.metadata), "spec.caBundle".to_owned(), ca));
         }
     }
-    for crd in &s.operators.crds {
+    for crd in &s.live.crds {
         if let Some(ca) = &crd.ca_bundle {
             let subject = Subject::new(APIEXTENSIONS, "CustomResourceDefinition", &crd.metadata);
             out.push((subject, "conversion webhook".to_owned(), ca));
@@ -145,15 +149,15 @@ fn called_services<'s>(s: &'s Snapshot, f: &'s Facts) -> Called<'s> {
             out.entry((svc.namespace.as_str(), svc.name.as_str())).or_insert(what);
         }
     };
-    for config in &s.operators.webhook_configurations {
+    for config in &s.live.webhook_configurations {
         for hook in &config.webhooks {
             note(&hook.service, format!("the admission webhook {}", hook.name));
         }
     }
-    for api in &s.operators.api_services {
+    for api in &s.live.api_services {
         note(&api.service, format!("the APIService {}", api.metadata.name.as_deref().unwrap_or_default()));
     }
-    for crd in &s.operators.crds {
+    for crd in &s.live.crds {
         note(
             &crd.conversion,
             format!("the conversion webhook of {}", crd.metadata.name.as_deref().unwrap_or_default()),
@@ -220,7 +224,7 @@ type WorkloadKey<'s> = (&'static str, Option<&'s str>, String);
 fn owning_workload<'s>(s: &'s Snapshot, pod: &CrashingPod) -> (&'static str, String, Option<&'s WorkloadState>) {
     let namespace = pod.metadata.namespace.as_deref();
     let find = |kind: &str, name: &str| {
-        s.operators.workloads.iter().find(|w| {
+        s.live.workloads.iter().find(|w| {
             w.kind == kind && w.metadata.namespace.as_deref() == namespace && w.metadata.name.as_deref() == Some(name)
         })
     };
@@ -263,7 +267,7 @@ fn describe_crash(pod: &CrashingPod) -> String {
 /// The crashing Pods that are crash-looping now.
 fn crash_looping(s: &Snapshot) -> impl Iterator<Item = &CrashingPod> {
     let now = s.taken_at.map(|t| t.as_second());
-    s.operators.crashing_pods.iter().filter(move |p| {
+    s.live.crashing_pods.iter().filter(move |p| {
         p.backing_off || matches!((now, p.last_finished), (Some(now), Some(end)) if now - end <= CRASH_RECENT_SECS)
     })
 }
@@ -296,12 +300,7 @@ pub static CHECKS: &[Check] = &[
         severity: Severity::High,
         rationale: "The API server verifies a webhook, aggregated API or conversion webhook with its caBundle; once every certificate in it has expired (or it holds none that parse) every call fails TLS verification: writes are rejected by fail-closed webhooks, the aggregated API is unavailable, and custom resources cannot be converted.",
         remediation: "Issue a new CA, re-sign the serving certificate, and update caBundle (cert-manager's CA injector or the operator's own certificate rotation does this when it is running and configured).",
-        reads: &[
-            "ValidatingWebhookConfiguration",
-            "MutatingWebhookConfiguration",
-            "APIService",
-            "CustomResourceDefinition",
-        ],
+        reads: CA_BUNDLE_KINDS,
         run: Run::Related(|s, _f, e| {
             let Some(now) = s.taken_at.map(|t| t.as_second()) else { return };
             for (subject, what, ca) in ca_bundles(s) {
@@ -334,12 +333,7 @@ pub static CHECKS: &[Check] = &[
         severity: Severity::Medium,
         rationale: "When the CA a webhook, aggregated API or conversion webhook is verified with expires, every call to it fails; rotating it takes a new serving certificate as well, which is better done before than during an outage.",
         remediation: "Rotate the CA and the serving certificate before the date, and update caBundle; if a tool (cert-manager, the operator itself) should rotate it, find out why it has not.",
-        reads: &[
-            "ValidatingWebhookConfiguration",
-            "MutatingWebhookConfiguration",
-            "APIService",
-            "CustomResourceDefinition",
-        ],
+        reads: CA_BUNDLE_KINDS,
         run: Run::Related(|s, _f, e| {
             let Some(now) = s.taken_at.map(|t| t.as_second()) else { return };
             for (subject, what, ca) in ca_bundles(s) {
@@ -367,7 +361,7 @@ pub static CHECKS: &[Check] = &[
         remediation: "Bring back the Service and Pods that serve it (`kubectl get apiservice <name> -o yaml` says why it is unavailable); if the component was uninstalled, delete the APIService.",
         reads: &["APIService", "Service"],
         run: Run::Related(|s, f, e| {
-            for api in &s.operators.api_services {
+            for api in &s.live.api_services {
                 let Some(service) = &api.service else { continue };
                 let subject = Subject::new(APIREGISTRATION, "APIService", &api.metadata);
                 let exists = service_fact(f, service).is_some();
@@ -390,7 +384,7 @@ pub static CHECKS: &[Check] = &[
         remediation: "Rewrite every object in the storage version (kube-storage-version-migrator, or `kubectl get <kind> -A -o json | kubectl replace -f -`), then remove the old version from status.storedVersions (patch the CRD's status subresource).",
         reads: &["CustomResourceDefinition"],
         run: Run::Related(|s, _f, e| {
-            for crd in &s.operators.crds {
+            for crd in &s.live.crds {
                 if crd.stored_versions.is_empty() {
                     continue;
                 }
@@ -423,7 +417,7 @@ pub static CHECKS: &[Check] = &[
         remediation: "Bring back the conversion webhook's Pods or fix spec.conversion.webhook.clientConfig.service; if the operator was uninstalled, delete its CRDs (and their objects) or set the conversion strategy to None.",
         reads: &["CustomResourceDefinition", "Service", "EndpointSlice"],
         run: Run::Related(|s, f, e| {
-            for crd in &s.operators.crds {
+            for crd in &s.live.crds {
                 let Some(service) = &crd.conversion else { continue };
                 let subject = Subject::new(APIEXTENSIONS, "CustomResourceDefinition", &crd.metadata);
                 match unreachable(s, f, service) {
@@ -485,7 +479,7 @@ pub static CHECKS: &[Check] = &[
                     format!("crash-looping ({because}): {}{more}", shown.join("; ")),
                 );
             }
-            for w in &s.operators.workloads {
+            for w in &s.live.workloads {
                 let key = (w.kind, w.metadata.namespace.as_deref(), w.metadata.name.clone().unwrap_or_default());
                 if !crashing.iter().any(|(k, _, _)| *k == key) && workload_because(&called, w).is_some() {
                     e.pass(Subject::new(api_version(w.kind), w.kind, &w.metadata));
@@ -503,7 +497,7 @@ pub static CHECKS: &[Check] = &[
         reads: OPERATOR_KINDS,
         run: Run::Related(|s, f, e| {
             let called = called_services(s, f);
-            for w in s.operators.workloads.iter().filter(|w| w.kind == "Deployment") {
+            for w in s.live.workloads.iter().filter(|w| w.kind == "Deployment") {
                 let Some(available) = &w.available else { continue };
                 let Some(because) = workload_because(&called, w) else { continue };
                 let replicas = w.replicas.unwrap_or(1);
@@ -527,7 +521,8 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::engine::{Options, run};
+    use crate::engine::run;
+    use crate::options::Options;
     use crate::testing::{merge, snapshot};
 
     /// When the fixtures were "read from the cluster": 2030-01-01.
@@ -827,8 +822,8 @@ mod tests {
             pod_of("gate", labels.clone(), 0, None, "2029-12-30T00:00:00Z"),
         ]);
         assert_eq!(s.len(), 4, "the Deployment, the CRD, the webhook configuration, the Service's endpoints");
-        assert_eq!(s.operators.ready_endpoints.get(&("policy".to_owned(), "gate".to_owned())), Some(&2));
-        assert!(s.operators.crashing_pods.is_empty() && s.pods.is_empty());
+        assert_eq!(s.live.ready_endpoints.get(&("policy".to_owned(), "gate".to_owned())), Some(&2));
+        assert!(s.live.crashing_pods.is_empty() && s.pods.is_empty());
     }
 
     #[test]

@@ -6,10 +6,10 @@ use k8s_openapi::api::rbac::v1::{PolicyRule, Subject as RbacSubject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube9_api::common::{Pillar, Severity};
 
-use crate::engine::{Eval, Subject};
-use crate::registry::Check;
-use crate::registry::Run::Kept;
+use crate::check::Run::Kept;
+use crate::check::{Check, Eval};
 use crate::snapshot::Snapshot;
+use crate::subject::Subject;
 
 const S: Pillar = Pillar::Security;
 const RBAC: &str = "rbac.authorization.k8s.io/v1";
@@ -387,7 +387,7 @@ mod tests {
     fn every_rbac_check_flags_its_fixture_and_passes_a_good_one() {
         let reader = rule(&[""], &["pods", "configmaps"], &["get", "list"]);
         let group = |name: &str| json!({"kind": "Group", "name": name, "apiGroup": "rbac.authorization.k8s.io"});
-        let cases: Vec<(&str, Vec<serde_json::Value>, Vec<serde_json::Value>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "security.rbac-broad-groups",
                 vec![binding("ClusterRoleBinding", "edit", group("system:serviceaccounts"))],
@@ -424,13 +424,7 @@ mod tests {
                 vec![rule(&[""], &["events"], &["create", "patch"])],
             ),
         ];
-        let covered: Vec<&str> = cases.iter().map(|c| c.0).collect();
-        for check in CHECKS {
-            assert!(covered.contains(&check.id), "{} has no fixture", check.id);
-        }
-        for (id, flagged, passing) in cases {
-            flags_and_passes(id, &flagged, &passing);
-        }
+        every_check_flags_and_passes(CHECKS, cases);
     }
 
     #[test]

@@ -2,10 +2,10 @@
 
 use kube9_api::common::{Pillar, Severity};
 
-use crate::checks::security::system_namespace;
-use crate::engine::Subject;
-use crate::registry::Run::{Each, Related};
-use crate::registry::{Check, per_container};
+use crate::check::Run::{Each, Related};
+use crate::check::{Check, per_container};
+use crate::pods::POD_KINDS;
+use crate::subject::{Subject, system_namespace};
 
 const C: Pillar = Pillar::CostOptimization;
 
@@ -101,7 +101,7 @@ pub static CHECKS: &[Check] = &[
         severity: Severity::Info,
         rationale: "A request of more than 4 CPUs or 16 GiB per container reserves capacity that is rarely all used.",
         remediation: "Measure the container's use and request close to it; scale out rather than up.",
-        reads: crate::registry::POD_KINDS,
+        reads: POD_KINDS,
         run: Each(|s, e| {
             per_container(s, e, |_, c| {
                 let requests = c.resources.as_ref().and_then(|r| r.requests.as_ref())?;
@@ -173,7 +173,7 @@ mod tests {
             json!({}),
         );
         let svc = |t: &str| json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"}, "spec": {"type": t, "selector": {"app": "web"}, "ports": [{"port": 80}]}});
-        let cases: Vec<(&str, Vec<serde_json::Value>, Vec<serde_json::Value>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "cost-optimization.resource-quota",
                 vec![namespace(json!({})), good.clone()],
@@ -192,12 +192,6 @@ mod tests {
                 vec![good],
             ),
         ];
-        let covered: Vec<&str> = cases.iter().map(|c| c.0).collect();
-        for check in CHECKS {
-            assert!(covered.contains(&check.id), "{} has no fixture", check.id);
-        }
-        for (id, flagged, passing) in cases {
-            flags_and_passes(id, &flagged, &passing);
-        }
+        every_check_flags_and_passes(CHECKS, cases);
     }
 }
