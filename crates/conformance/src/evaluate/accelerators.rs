@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use kube9_api::ai_conformance::{Level, RequirementStatus as Status};
 
-use super::{Finding, describe_all, finding, named, unmet, unreadable};
+use super::finding::{Finding, describe_all, finding, named, unmet, unreadable};
 use crate::evidence::{Evidence, NodeFacts, Workload};
 use crate::solutions::DRIVER_MANAGERS;
 

@@ -3,7 +3,7 @@
 
 use kube9_api::ai_conformance::{Level, RequirementStatus as Status};
 
-use super::{Finding, finding, named, unmet, unreadable};
+use super::finding::{Finding, finding, named, unmet, unreadable};
 use crate::evidence::Evidence;
 
 /// Accepted GatewayClasses, or the finding when Gateway API is not usable.

@@ -4,7 +4,7 @@
 use kube9_api::ai_conformance::{Level, RequirementStatus as Status};
 
 use super::accelerators::{accelerators, node_summary};
-use super::{Finding, describe_all, finding, named, served_groups, unmet, unreadable};
+use super::finding::{Finding, describe_all, finding, named, served_groups, unmet, unreadable};
 use crate::evidence::{Evidence, Workload};
 use crate::solutions::{ACCELERATOR_EXPORTERS, MONITORING};
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use kube9_api::ai_conformance::{Level, RequirementStatus as Status};
 
-use super::{Finding, describe_all, finding, named, unmet};
+use super::finding::{Finding, describe_all, finding, named, unmet};
 use crate::evidence::{Evidence, Workload};
 use crate::solutions::AI_OPERATORS;
 

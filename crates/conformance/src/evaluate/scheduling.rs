@@ -3,7 +3,7 @@
 
 use kube9_api::ai_conformance::{Level, RequirementStatus as Status};
 
-use super::{Finding, describe_all, finding, named, served_groups, unmet, unreadable};
+use super::finding::{Finding, describe_all, finding, named, served_groups, unmet, unreadable};
 use crate::evidence::{Evidence, Seen, Workload};
 use crate::solutions::{AUTOSCALERS, GANG_SCHEDULERS};
 

@@ -3,7 +3,7 @@
 use kube9_api::ai_conformance::{Level, RequirementStatus as Status};
 
 use super::accelerators::{accelerators, is_accelerator_driver, node_summary};
-use super::{Finding, finding, named, unmet};
+use super::finding::{Finding, finding, named, unmet};
 use crate::evidence::Evidence;
 
 pub(super) fn secure_accelerator_access(level: Level, evidence: &Evidence) -> Finding {
