@@ -335,7 +335,8 @@ mod tests {
         object.status = Some(OperatorStatusStatus { insights_omitted: Some(7), ..Default::default() });
         let kept = plan(&inputs(&object, None, t("2026-11-22T10:00:00Z")));
         assert_eq!(kept.status.unwrap().insights_omitted, Some(7));
-        let reported = Observed { pro: Some(Report { failure: Some("upload failed".into()), ..Report::default() }), ..nothing() };
+        let reported =
+            Observed { pro: Some(Report { failure: Some("upload failed".into()), ..Report::default() }), ..nothing() };
         let replaced = plan(&Inputs { observed: &reported, ..inputs(&object, None, t("2026-11-22T10:00:00Z")) });
         assert_eq!(replaced.status.unwrap().insights_omitted, None);
     }
