@@ -329,7 +329,7 @@ fn assessments(
 ) -> JoinHandle<()> {
     let ctx = Arc::new(assessments::Context::new(
         shared.client.clone(),
-        config,
+        assessments::Settings::from_config(config),
         summary,
         shared.metrics.clone(),
         history.clone(),

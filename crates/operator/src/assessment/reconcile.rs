@@ -37,34 +37,49 @@ use tokio_stream::wrappers::WatchStream;
 /// What every Assessment reconcile gets.
 pub struct Context {
     pub client: kube::Client,
-    /// This operator's Pod, for the Events it records.
-    pub instance: Option<String>,
+    pub settings: Settings,
     /// The latest scheduled run, for the OperatorStatus and the legacy ConfigMap.
     pub summary: watch::Sender<Option<ScheduledSummary>>,
     /// The latest run this process finished, per Assessment: the watch may still show that
     /// run as running for a moment after its result is written, and it must not run again.
     finished: Mutex<HashMap<String, String>>,
-    /// Most objects a run holds at once, an emergency brake (0: no bound).
-    pub max_objects: usize,
+    /// One run at a time: each holds a page and its facts, so runs due together wait in turn
+    /// and the peak memory is one run's, whatever their number.
+    runs: Arc<tokio::sync::Semaphore>,
     pub metrics: Metrics,
     /// The event history, the record of runs (`query assessments`) and every finding of each
     /// Assessment's latest run (`query findings`).
     pub history: Recorder,
-    /// The operator's namespace, where `query findings` is run (the status says so).
-    pub namespace: String,
     /// Only the leader runs Assessments; a standby keeps the watch warm.
     pub leadership: Leadership,
-    /// One run at a time: each holds a page and its facts, so runs due together wait in turn
-    /// and the peak memory is one run's, whatever their number.
-    runs: Arc<tokio::sync::Semaphore>,
     /// The watch's backoff reports outages here.
     outage: Outage,
+}
+
+/// What the configuration says about runs.
+pub struct Settings {
+    /// This operator's Pod, for the Events it records and where `query findings` is run.
+    pub instance: Option<String>,
+    /// The operator's namespace, where `query findings` is run (the status says so).
+    pub namespace: String,
+    /// Most objects a run holds at once, an emergency brake (0: no bound).
+    pub max_objects: usize,
+}
+
+impl Settings {
+    pub fn from_config(config: &crate::base::config::Config) -> Settings {
+        Settings {
+            instance: config.pod_name.clone(),
+            namespace: config.namespace.clone(),
+            max_objects: config.assessment_max_objects,
+        }
+    }
 }
 
 impl Context {
     pub fn new(
         client: kube::Client,
-        config: &crate::base::config::Config,
+        settings: Settings,
         summary: watch::Sender<Option<ScheduledSummary>>,
         metrics: Metrics,
         history: Recorder,
@@ -73,15 +88,13 @@ impl Context {
     ) -> Context {
         Context {
             client,
-            instance: config.pod_name.clone(),
+            settings,
             summary,
             finished: Mutex::default(),
-            max_objects: config.assessment_max_objects,
+            runs: Arc::new(tokio::sync::Semaphore::new(1)),
             metrics,
             history,
-            namespace: config.namespace.clone(),
             leadership,
-            runs: Arc::new(tokio::sync::Semaphore::new(1)),
             outage,
         }
     }
@@ -228,7 +241,7 @@ async fn check_cluster(
     options: Options,
 ) -> Result<(gather::Assessed, Option<RunWriter>), Failure> {
     let (sink, keeper) = findings_keeper(ctx, &run.name, &run.id, run.at).await;
-    match gather::assess(&ctx.client, options, ctx.max_objects, MAX_FINDINGS, sink).await {
+    match gather::assess(&ctx.client, options, ctx.settings.max_objects, MAX_FINDINGS, sink).await {
         Ok(assessed) => {
             tracing::debug!(objects = assessed.objects, held = assessed.held, "cluster read");
             Ok((assessed, kept_findings(keeper).await))
@@ -267,8 +280,8 @@ async fn complete(
         &name,
         done.truncated.unwrap_or(0),
         ctx.history.enabled(),
-        &ctx.namespace,
-        ctx.instance.as_deref(),
+        &ctx.settings.namespace,
+        ctx.settings.instance.as_deref(),
     );
     // The run's findings replace the previous run's once all are stored.
     if let Some(kept) = kept {
@@ -481,7 +494,7 @@ async fn event(ctx: &Context, assessment: &Assessment, outcome: RunOutcome, note
         last_timestamp: Some(now),
         source: Some(EventSource { component: Some("kube9-operator".into()), host: None }),
         reporting_component: Some("kube9-operator".into()),
-        reporting_instance: ctx.instance.clone(),
+        reporting_instance: ctx.settings.instance.clone(),
         ..Default::default()
     };
     let events: Api<Event> = Api::namespaced(ctx.client.clone(), EVENT_NAMESPACE);
