@@ -6,7 +6,7 @@ pub mod base;
 
 mod argocd_io;
 mod assessment;
-mod collect;
+mod collections;
 mod conformance;
 mod gather;
 mod health;

@@ -13,13 +13,16 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Resource, ResourceExt};
-use kube9_api::assessment::{Assessment, AssessmentStatus, Phase, RUN_REQUESTED_ANNOTATION, ScheduledSummary};
+use kube9_api::assessment::{
+    Assessment, AssessmentSpec, AssessmentStatus, Phase, RUN_REQUESTED_ANNOTATION, ScheduledSummary,
+};
 use kube9_checks::Options;
 use kube9_checks::outcome::MAX_FINDINGS;
 use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::schedule::{Due, RETRY_AFTER_FAILURE, due, latest_scheduled, schedule_interval};
+use super::stored::{RunOutcome, Tally};
 use super::{result, stored};
 use crate::base::backoff::{Outage, WatchBackoff};
 use crate::base::leadership::{Leadership, Role};
@@ -34,34 +37,49 @@ use tokio_stream::wrappers::WatchStream;
 /// What every Assessment reconcile gets.
 pub struct Context {
     pub client: kube::Client,
-    /// This operator's Pod, for the Events it records.
-    pub instance: Option<String>,
+    pub settings: Settings,
     /// The latest scheduled run, for the OperatorStatus and the legacy ConfigMap.
     pub summary: watch::Sender<Option<ScheduledSummary>>,
     /// The latest run this process finished, per Assessment: the watch may still show that
     /// run as running for a moment after its result is written, and it must not run again.
     finished: Mutex<HashMap<String, String>>,
-    /// Most objects a run holds at once, an emergency brake (0: no bound).
-    pub max_objects: usize,
+    /// One run at a time: each holds a page and its facts, so runs due together wait in turn
+    /// and the peak memory is one run's, whatever their number.
+    runs: Arc<tokio::sync::Semaphore>,
     pub metrics: Metrics,
     /// The event history, the record of runs (`query assessments`) and every finding of each
     /// Assessment's latest run (`query findings`).
     pub history: Recorder,
-    /// The operator's namespace, where `query findings` is run (the status says so).
-    pub namespace: String,
     /// Only the leader runs Assessments; a standby keeps the watch warm.
     pub leadership: Leadership,
-    /// One run at a time: each holds a page and its facts, so runs due together wait in turn
-    /// and the peak memory is one run's, whatever their number.
-    runs: Arc<tokio::sync::Semaphore>,
     /// The watch's backoff reports outages here.
     outage: Outage,
+}
+
+/// What the configuration says about runs.
+pub struct Settings {
+    /// This operator's Pod, for the Events it records and where `query findings` is run.
+    pub instance: Option<String>,
+    /// The operator's namespace, where `query findings` is run (the status says so).
+    pub namespace: String,
+    /// Most objects a run holds at once, an emergency brake (0: no bound).
+    pub max_objects: usize,
+}
+
+impl Settings {
+    pub fn from_config(config: &crate::base::config::Config) -> Settings {
+        Settings {
+            instance: config.pod_name.clone(),
+            namespace: config.namespace.clone(),
+            max_objects: config.assessment_max_objects,
+        }
+    }
 }
 
 impl Context {
     pub fn new(
         client: kube::Client,
-        config: &crate::base::config::Config,
+        settings: Settings,
         summary: watch::Sender<Option<ScheduledSummary>>,
         metrics: Metrics,
         history: Recorder,
@@ -70,15 +88,13 @@ impl Context {
     ) -> Context {
         Context {
             client,
-            instance: config.pod_name.clone(),
+            settings,
             summary,
             finished: Mutex::default(),
-            max_objects: config.assessment_max_objects,
+            runs: Arc::new(tokio::sync::Semaphore::new(1)),
             metrics,
             history,
-            namespace: config.namespace.clone(),
             leadership,
-            runs: Arc::new(tokio::sync::Semaphore::new(1)),
             outage,
         }
     }
@@ -169,56 +185,86 @@ async fn wait_turn(assessment: &Assessment, ctx: &Context) -> Result<tokio::sync
     turn.map_err(|_| Error::Closed)
 }
 
+/// One run of one Assessment, as its steps hand it on.
+struct Run<'a> {
+    assessment: &'a Assessment,
+    name: String,
+    id: String,
+    /// When it started: the time in its id and its status's `startedAt`.
+    at: Timestamp,
+    /// Since when its duration is measured.
+    clock: Instant,
+    api: Api<Assessment>,
+    /// The status written as it started, which its result builds on.
+    running: AssessmentStatus,
+}
+
 /// One run: Running, gather, check, then Completed or Failed, each with its Event.
 async fn run_once(assessment: &Assessment, ctx: &Context, now: Timestamp) -> Result<Action, Error> {
-    let started = Instant::now();
-    let name = assessment.name_any();
-    let api: Api<Assessment> = Api::all(ctx.client.clone());
-    let run_id = format!("{name}-{}", now.as_millisecond());
-    let running = AssessmentStatus {
-        phase: Some(Phase::Running),
-        run_id: Some(run_id.clone()),
-        started_at: Some(Time(now)),
-        ..assessment.status.clone().unwrap_or_default()
-    };
-    write_status(&api, &name, &running).await?;
-    tracing::info!(run_id, "assessment started");
-
+    let run = start(assessment, ctx, now).await?;
     let options = Options::from_spec(&assessment.spec);
     if let Err(bad) = options.validate() {
         // The spec must change before a run can work: no retry until it does.
         let why = bad.to_string();
-        let failure = Failure { condition: why.clone(), event: why, retry: None };
-        return fail(assessment, ctx, &api, running, &run_id, failure, started).await;
+        return fail(ctx, run, Failure { condition: why.clone(), event: why, retry: None }).await;
     }
-    // Each page is checked and dropped as the cluster is read; every finding goes to the
-    // sink as it is made (on to the store, a batch at a time: `kube9-operator query
-    // findings`), and the run keeps counts and the status's top findings.
-    let (sink, keeper) = findings_keeper(ctx, &name, &run_id, now).await;
-    let assessed = match gather::assess(&ctx.client, options, ctx.max_objects, MAX_FINDINGS, sink).await {
-        Ok(assessed) => assessed,
+    match check_cluster(ctx, &run, options).await {
+        Ok((assessed, kept)) => complete(ctx, run, assessed, kept).await,
+        Err(failure) => fail(ctx, run, failure).await,
+    }
+}
+
+/// Marks the run `Running`.
+async fn start<'a>(assessment: &'a Assessment, ctx: &Context, now: Timestamp) -> Result<Run<'a>, Error> {
+    let clock = Instant::now();
+    let name = assessment.name_any();
+    let api: Api<Assessment> = Api::all(ctx.client.clone());
+    let id = format!("{name}-{}", now.as_millisecond());
+    let running = AssessmentStatus {
+        phase: Some(Phase::Running),
+        run_id: Some(id.clone()),
+        started_at: Some(Time(now)),
+        ..assessment.status.clone().unwrap_or_default()
+    };
+    write_status(&api, &name, &running).await?;
+    tracing::info!(run_id = id, "assessment started");
+    Ok(Run { assessment, name, id, at: now, clock, api, running })
+}
+
+/// Streams the cluster through the checks. Each page is checked and dropped as the cluster is
+/// read; every finding goes to the sink as it is made (on to the store, a batch at a time:
+/// `kube9-operator query findings`), and the run keeps counts and the status's top findings.
+/// Returns the store's writer of the run's findings, all handed over.
+async fn check_cluster(
+    ctx: &Context,
+    run: &Run<'_>,
+    options: Options,
+) -> Result<(gather::Assessed, Option<RunWriter>), Failure> {
+    let (sink, keeper) = findings_keeper(ctx, &run.name, &run.id, run.at).await;
+    match gather::assess(&ctx.client, options, ctx.settings.max_objects, MAX_FINDINGS, sink).await {
+        Ok(assessed) => {
+            tracing::debug!(objects = assessed.objects, held = assessed.held, "cluster read");
+            Ok((assessed, kept_findings(keeper).await))
+        }
         Err(e) => {
             if let Some(kept) = kept_findings(keeper).await {
                 kept.abort().await;
             }
-            // A cluster too large for the bound stays too large for a while: try again on
-            // the schedule (or when asked); anything else (a check that panics included: the
-            // next run may pass) is retried after a minute.
-            let retry = match &e {
-                gather::GatherError::TooLarge { .. } => schedule_interval(&assessment.spec),
-                gather::GatherError::Kube(_) | gather::GatherError::Engine(_) => Some(RETRY_AFTER_FAILURE),
-            };
-            let why = match &e {
-                gather::GatherError::Kube(e) => format!("cannot read the cluster: {e}"),
-                other => other.to_string(),
-            };
-            let failure = Failure { condition: e.to_string(), event: why, retry };
-            return fail(assessment, ctx, &api, running, &run_id, failure, started).await;
+            Err(Failure::reading(&run.assessment.spec, e))
         }
-    };
-    let (objects, skipped) = (assessed.objects, assessed.skipped);
-    tracing::debug!(objects, held = assessed.held, "cluster read");
-    let report = assessed.summary;
+    }
+}
+
+/// Records a completed run: its findings in the store, its status, the metric, the log line,
+/// the run in the store and the Event.
+async fn complete(
+    ctx: &Context,
+    run: Run<'_>,
+    assessed: gather::Assessed,
+    kept: Option<RunWriter>,
+) -> Result<Action, Error> {
+    let Run { assessment, name, id, at, clock, api, running } = run;
+    let gather::Assessed { summary: report, objects, skipped, .. } = assessed;
     let completed_at = Timestamp::now();
     let next_run_at = schedule_interval(&assessment.spec).map(|after| Time(completed_at + after));
     let mut done = result::status(
@@ -234,43 +280,34 @@ async fn run_once(assessment: &Assessment, ctx: &Context, now: Timestamp) -> Res
         &name,
         done.truncated.unwrap_or(0),
         ctx.history.enabled(),
-        &ctx.namespace,
-        ctx.instance.as_deref(),
+        &ctx.settings.namespace,
+        ctx.settings.instance.as_deref(),
     );
     // The run's findings replace the previous run's once all are stored.
-    if let Some(kept) = kept_findings(keeper).await {
+    if let Some(kept) = kept {
         match stored::summary(&name, &done, kept.appended()) {
             Some(summary) => kept.finish(summary).await,
             None => kept.abort().await,
         }
     }
     write_status(&api, &name, &done).await?;
-    ctx.finished(&name, &run_id);
-    ctx.metrics.assessment_run("completed", started.elapsed().as_secs_f64());
+    ctx.finished(&name, &id);
+    ctx.metrics.assessment_run("completed", clock.elapsed().as_secs_f64());
     let totals = report.totals();
-    let note = format!(
-        "score {}: {} passed, {} failed, {} exempted over {} objects ({} skipped as malformed)",
-        report.score(),
-        totals.passed,
-        totals.failed,
-        totals.exempted,
+    let tally = Tally {
+        score: report.score(),
+        passed: totals.passed,
+        failed: totals.failed,
+        exempted: totals.exempted,
         objects,
-        skipped
-    );
-    let report_score = report.score();
-    tracing::info!(run_id, score = report_score, failed = totals.failed, "assessment completed");
+        skipped,
+    };
+    tracing::info!(run_id = id, score = tally.score, failed = tally.failed, "assessment completed");
     drop(report);
     memory::release();
-    let summary = serde_json::json!({
-        "score": report_score,
-        "passed": totals.passed,
-        "failed": totals.failed,
-        "exempted": totals.exempted,
-        "objects": objects,
-        "skipped": skipped,
-    });
-    record_run(ctx, &name, &run_id, now, completed_at, "completed", &note, summary);
-    event(ctx, assessment, "Normal", "AssessmentCompleted", note).await;
+    let note = tally.note();
+    record_run(ctx, &name, &id, at, completed_at, RunOutcome::Completed(tally), &note);
+    event(ctx, assessment, RunOutcome::Completed(tally), note).await;
     Ok(until(next_run_at.as_ref()))
 }
 
@@ -326,17 +363,27 @@ struct Failure {
     retry: Option<SignedDuration>,
 }
 
-/// Records a failed run: its status, the metric, the log line and the Event.
-async fn fail(
-    assessment: &Assessment,
-    ctx: &Context,
-    api: &Api<Assessment>,
-    running: AssessmentStatus,
-    run_id: &str,
-    failure: Failure,
-    started: Instant,
-) -> Result<Action, Error> {
-    let name = assessment.name_any();
+impl Failure {
+    /// The cluster could not be read and checked. A cluster too large for the bound stays too
+    /// large for a while: try again on the schedule (or when asked); anything else (a check
+    /// that panics included: the next run may pass) is retried after a minute.
+    fn reading(spec: &AssessmentSpec, e: gather::GatherError) -> Failure {
+        let retry = match &e {
+            gather::GatherError::TooLarge { .. } => schedule_interval(spec),
+            gather::GatherError::Kube(_) | gather::GatherError::Engine(_) => Some(RETRY_AFTER_FAILURE),
+        };
+        let event = match &e {
+            gather::GatherError::Kube(e) => format!("cannot read the cluster: {e}"),
+            other => other.to_string(),
+        };
+        Failure { condition: e.to_string(), event, retry }
+    }
+}
+
+/// Records a failed run: its status, the metric, the log line, the run in the store and the
+/// Event.
+async fn fail(ctx: &Context, run: Run<'_>, failure: Failure) -> Result<Action, Error> {
+    let Run { assessment, name, id, at, clock, api, running } = run;
     let failed_at = Timestamp::now();
     let next_run_at = failure.retry.map(|after| Time(failed_at + after));
     let failed = AssessmentStatus {
@@ -348,45 +395,44 @@ async fn fail(
         conditions: result::conditions(false, &failure.condition, assessment.metadata.generation),
         ..running
     };
-    write_status(api, &name, &failed).await?;
-    ctx.finished(&name, run_id);
-    ctx.metrics.assessment_run("failed", started.elapsed().as_secs_f64());
-    tracing::warn!(run_id, error = %failure.condition, next_run_at = ?next_run_at.as_ref().map(|t| t.0), "assessment failed");
+    write_status(&api, &name, &failed).await?;
+    ctx.finished(&name, &id);
+    ctx.metrics.assessment_run("failed", clock.elapsed().as_secs_f64());
+    tracing::warn!(run_id = id, error = %failure.condition, next_run_at = ?next_run_at.as_ref().map(|t| t.0), "assessment failed");
     // The partial snapshot is gone; give its memory back as a completed run does.
     memory::release();
-    let started_at = failed.started_at.as_ref().map_or(failed_at, |t| t.0);
-    record_run(ctx, &name, run_id, started_at, failed_at, "failed", &failure.event, serde_json::json!({}));
-    event(ctx, assessment, "Warning", "AssessmentFailed", failure.event).await;
+    record_run(ctx, &name, &id, at, failed_at, RunOutcome::Failed {}, &failure.event);
+    event(ctx, assessment, RunOutcome::Failed {}, failure.event).await;
     Ok(until(next_run_at.as_ref()))
 }
 
 /// Records a finished run in the store: the run (`query assessments`) and its event.
-#[allow(clippy::too_many_arguments)]
 fn record_run(
     ctx: &Context,
     name: &str,
     run_id: &str,
     started: Timestamp,
     finished: Timestamp,
-    outcome: &str,
+    outcome: RunOutcome,
     message: &str,
-    summary: serde_json::Value,
 ) {
     let at = finished.as_millisecond();
     ctx.history.record(Write::Run(RunRow {
         id: 0,
         assessment: name.to_owned(),
-        outcome: outcome.to_owned(),
+        outcome: outcome.word().to_owned(),
         started_at: Some(started.as_millisecond()),
         finished_at: at,
         message: message.to_owned(),
-        summary: summary.to_string(),
+        // Plain numbers: serializing them cannot fail.
+        summary: serde_json::to_string(&outcome).unwrap_or_else(|_| "{}".to_owned()),
     }));
-    let (severity, reason, title) = match outcome {
-        "completed" => (Severity::Info, "AssessmentCompleted", format!("Assessment {name} completed")),
-        _ => (Severity::Error, "AssessmentFailed", format!("Assessment {name} failed")),
+    let (severity, title) = match outcome {
+        RunOutcome::Completed(_) => (Severity::Info, format!("Assessment {name} completed")),
+        RunOutcome::Failed {} => (Severity::Error, format!("Assessment {name} failed")),
     };
     let object = Object { kind: Some("Assessment".into()), namespace: None, name: Some(name.to_owned()) };
+    let reason = outcome.reason();
     ctx.history.record(Write::Event(own(EventType::Assessment, severity, reason, &title, message, object, run_id, at)));
 }
 
@@ -412,12 +458,18 @@ async fn write_status(api: &Api<Assessment>, name: &str, status: &AssessmentStat
     apply::status(api, name, status).await.map_err(Error::StatusWrite)
 }
 
-/// Records a core/v1 Event about `assessment`. Assessments are cluster-scoped, so the Event
-/// goes to `default`, as client-go's recorder does: the API servers from 1.20 on accept that
-/// for core Events, while an events.k8s.io Event about a cluster-scoped object is refused
-/// outside `kube-system` before 1.22.
-async fn event(ctx: &Context, assessment: &Assessment, type_: &str, reason: &str, note: String) {
+/// Records a core/v1 Event about a finished run of `assessment`. Assessments are
+/// cluster-scoped, so the Event goes to `default`, as client-go's recorder does: the API
+/// servers from 1.20 on accept that for core Events, while an events.k8s.io Event about a
+/// cluster-scoped object is refused outside `kube-system` before 1.22. That is why this is not
+/// kube's `events::Recorder`: it writes events.k8s.io Events only (with `eventTime`, in
+/// `default` for a cluster-scoped object), which a 1.20 or 1.21 server refuses.
+async fn event(ctx: &Context, assessment: &Assessment, outcome: RunOutcome, note: String) {
     use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+    let type_ = match outcome {
+        RunOutcome::Completed(_) => "Normal",
+        RunOutcome::Failed {} => "Warning",
+    };
     let now = Time(Timestamp::now());
     let name = assessment.name_any();
     let event = Event {
@@ -434,7 +486,7 @@ async fn event(ctx: &Context, assessment: &Assessment, type_: &str, reason: &str
             resource_version: assessment.metadata.resource_version.clone(),
             ..Default::default()
         },
-        reason: Some(reason.into()),
+        reason: Some(outcome.reason().into()),
         message: Some(truncate(&note, 1000)),
         type_: Some(type_.into()),
         count: Some(1),
@@ -442,12 +494,12 @@ async fn event(ctx: &Context, assessment: &Assessment, type_: &str, reason: &str
         last_timestamp: Some(now),
         source: Some(EventSource { component: Some("kube9-operator".into()), host: None }),
         reporting_component: Some("kube9-operator".into()),
-        reporting_instance: ctx.instance.clone(),
+        reporting_instance: ctx.settings.instance.clone(),
         ..Default::default()
     };
     let events: Api<Event> = Api::namespaced(ctx.client.clone(), EVENT_NAMESPACE);
     if let Err(e) = events.create(&kube::api::PostParams::default(), &event).await {
-        tracing::warn!(error = %e, reason, "cannot record the event");
+        tracing::warn!(error = %e, reason = outcome.reason(), "cannot record the event");
     }
 }
 

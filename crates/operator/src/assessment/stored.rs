@@ -1,11 +1,13 @@
-//! What a completed run leaves behind besides its status: every finding and the run's summary
-//! for the store (`kube9-operator query findings`, `query assessments history`), the entry of
-//! `status.history`, and where the findings the status leaves out can be read. Pure.
+//! What a finished run leaves behind besides its status: its outcome in the store's log of
+//! runs (`kube9-operator query assessments`), every finding and the run's summary
+//! (`query findings`, `query assessments history`), the entry of `status.history`, and where
+//! the findings the status leaves out can be read. Pure.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube9_api::assessment::{AssessmentStatus, CheckState, MAX_HISTORY, RunRecord};
 use kube9_checks::engine::Found;
 use kube9_store::{CheckRow, FindingRow, RunSummary};
+use serde::Serialize;
 use serde_json::json;
 
 /// Findings written to the store per batch: a page of them is all that is converted at once.
@@ -74,6 +76,56 @@ pub fn summary(assessment: &str, status: &AssessmentStatus, findings: u64) -> Op
     })
 }
 
+/// How a finished run ended, as the store's log of runs keeps it: the outcome's word, and the
+/// summary as JSON (`query assessments` shows it). A failed run's summary is `{}`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum RunOutcome {
+    Completed(Tally),
+    Failed {},
+}
+
+/// What a completed run counted.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Tally {
+    pub score: u8,
+    pub passed: u32,
+    pub failed: u32,
+    pub exempted: u32,
+    /// Objects read, over every kind.
+    pub objects: usize,
+    /// Objects the checks could not read (malformed).
+    pub skipped: usize,
+}
+
+impl RunOutcome {
+    /// The reason its Events give.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RunOutcome::Completed(_) => "AssessmentCompleted",
+            RunOutcome::Failed {} => "AssessmentFailed",
+        }
+    }
+
+    /// The outcome's word in the log of runs.
+    pub fn word(&self) -> &'static str {
+        match self {
+            RunOutcome::Completed(_) => "completed",
+            RunOutcome::Failed {} => "failed",
+        }
+    }
+}
+
+impl Tally {
+    /// The one line the Event and the log of runs say about a completed run.
+    pub fn note(&self) -> String {
+        format!(
+            "score {}: {} passed, {} failed, {} exempted over {} objects ({} skipped as malformed)",
+            self.score, self.passed, self.failed, self.exempted, self.objects, self.skipped
+        )
+    }
+}
+
 /// `status.history` with the completed run `status` first, the oldest beyond
 /// [`MAX_HISTORY`] dropped (a run already listed is not listed twice).
 pub fn history(status: &AssessmentStatus) -> Vec<RunRecord> {
@@ -128,6 +180,20 @@ mod tests {
     use kube9_api::assessment::{OutcomeCounts, Phase};
 
     use super::*;
+
+    #[test]
+    fn a_run_outcome_is_logged_as_the_summary_json_the_store_shows() {
+        let tally = Tally { score: 87, passed: 40, failed: 5, exempted: 2, objects: 120, skipped: 1 };
+        let completed = RunOutcome::Completed(tally);
+        assert_eq!((completed.word(), completed.reason()), ("completed", "AssessmentCompleted"));
+        assert_eq!(
+            serde_json::to_value(completed).unwrap(),
+            json!({"score": 87, "passed": 40, "failed": 5, "exempted": 2, "objects": 120, "skipped": 1})
+        );
+        assert_eq!(tally.note(), "score 87: 40 passed, 5 failed, 2 exempted over 120 objects (1 skipped as malformed)");
+        assert_eq!((RunOutcome::Failed {}.word(), RunOutcome::Failed {}.reason()), ("failed", "AssessmentFailed"));
+        assert_eq!(serde_json::to_string(&RunOutcome::Failed {}).unwrap(), "{}");
+    }
 
     fn completed(n: usize) -> AssessmentStatus {
         AssessmentStatus {

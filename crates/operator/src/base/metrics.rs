@@ -43,182 +43,100 @@ struct HealthLabel {
     health: &'static str,
 }
 
-/// Every metric the operator exports.
-#[derive(Clone)]
-pub struct Metrics {
-    registry: Arc<Registry>,
-    reconciles: Counter,
-    reconcile_errors: Family<ErrorLabel, Counter>,
-    reconcile_duration: Histogram,
-    registrations: Family<OutcomeLabel, Counter>,
-    status_writes: Family<WriteLabel, Counter>,
-    tier: Family<TierLabel, Gauge>,
-    health: Family<HealthLabel, Gauge>,
-    collections: Family<CollectionLabel, Counter>,
-    uploads: Family<OutcomeLabel, Counter>,
-    payloads_refused: Counter,
-    acknowledgement_syncs: Family<OutcomeLabel, Counter>,
-    assessment_runs: Family<OutcomeLabel, Counter>,
-    assessment_duration: Histogram,
-    store_writes: Family<OutcomeLabel, Counter>,
-    store_failures: Family<ErrorLabel, Counter>,
-    store_up: Gauge,
-    events_stored: Family<OutcomeLabel, Counter>,
-    leader: Gauge,
-    leader_acquired: Counter,
-    leader_election_errors: Counter,
-    answers_too_large: Family<EndpointLabel, Counter>,
-    api_outages: Counter,
-    api_outage_seconds: Histogram,
-    assessments_queued: Gauge,
-}
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndpointLabel {
     endpoint: &'static str,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        let mut registry = Registry::with_prefix("kube9");
-        let reconciles = Counter::default();
-        let reconcile_errors = Family::<ErrorLabel, Counter>::default();
-        let reconcile_duration = Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]);
-        let registrations = Family::<OutcomeLabel, Counter>::default();
-        let status_writes = Family::<WriteLabel, Counter>::default();
-        let tier = Family::<TierLabel, Gauge>::default();
-        let health = Family::<HealthLabel, Gauge>::default();
-        let collections = Family::<CollectionLabel, Counter>::default();
-        let uploads = Family::<OutcomeLabel, Counter>::default();
-        let payloads_refused = Counter::default();
-        let acknowledgement_syncs = Family::<OutcomeLabel, Counter>::default();
-        let assessment_runs = Family::<OutcomeLabel, Counter>::default();
-        let assessment_duration = Histogram::new([0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0]);
-        registry.register(
-            "assessment_runs",
-            "Assessment runs, by outcome (completed, failed)",
-            assessment_runs.clone(),
-        );
-        registry.register(
-            "assessment_duration_seconds",
-            "Time an Assessment run took, from start to its result written",
-            assessment_duration.clone(),
-        );
-        registry.register("collections", "Collector runs, by collector and result", collections.clone());
-        registry.register("uploads", "Uploads to kube9-server, by outcome", uploads.clone());
-        registry.register(
-            "payloads_refused",
-            "Payloads the validator refused to send (a real name or a secret-like value)",
-            payloads_refused.clone(),
-        );
-        registry.register(
-            "acknowledgement_syncs",
-            "Acknowledgement deliveries to kube9-server, by outcome",
-            acknowledgement_syncs.clone(),
-        );
-        let store_writes = Family::<OutcomeLabel, Counter>::default();
-        let store_failures = Family::<ErrorLabel, Counter>::default();
-        let store_up = Gauge::default();
-        let events_stored = Family::<OutcomeLabel, Counter>::default();
-        registry.register("store_writes", "Store transactions, by outcome (ok, failed)", store_writes.clone());
-        registry.register(
-            "store_failures",
-            "Times the store was found unusable, by error (store-unwritable, store-gone, store-corrupt, ...)",
-            store_failures.clone(),
-        );
-        registry.register("store_up", "1 while the store can be written, 0 while it cannot", store_up.clone());
-        registry.register(
-            "events_stored",
-            "Events handed to the store, by outcome (stored, dropped: the store was down or its queue full)",
-            events_stored.clone(),
-        );
-        registry.register("reconciles", "OperatorStatus reconciles", reconciles.clone());
-        registry.register("reconcile_errors", "Reconciles that failed, by error", reconcile_errors.clone());
-        registry.register("reconcile_duration_seconds", "Time spent in one reconcile", reconcile_duration.clone());
-        registry.register(
-            "registration_attempts",
-            "Registration attempts with kube9-server, by outcome",
-            registrations.clone(),
-        );
-        registry.register(
-            "status_writes",
-            "Status writes, by target (operatorstatus, configmap) and result",
-            status_writes.clone(),
-        );
-        let leader = Gauge::default();
-        let leader_acquired = Counter::default();
-        let leader_election_errors = Counter::default();
-        let answers_too_large = Family::<EndpointLabel, Counter>::default();
-        let api_outages = Counter::default();
-        let api_outage_seconds = Histogram::new([1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 3600.0]);
-        let assessments_queued = Gauge::default();
-        registry.register(
-            "leader",
-            "1 while this replica holds the leader Lease, 0 while it stands by",
-            leader.clone(),
-        );
-        registry.register("leader_acquired", "Times this replica acquired the leader Lease", leader_acquired.clone());
-        registry.register(
-            "leader_election_errors",
-            "Failed reads, creations or renewals of the leader Lease",
-            leader_election_errors.clone(),
-        );
-        registry.register(
-            "answers_too_large",
-            "kube9-server answers cut because they passed the size cap, by endpoint",
-            answers_too_large.clone(),
-        );
-        registry.register(
-            "api_outages",
-            "Times the API server could not be reached and then answered again",
-            api_outages.clone(),
-        );
-        registry.register(
-            "api_outage_seconds",
-            "How long the operator was cut off from the API server, per outage",
-            api_outage_seconds.clone(),
-        );
-        registry.register(
-            "assessments_queued",
-            "Assessment runs waiting for the one running before them",
-            assessments_queued.clone(),
-        );
-        registry.register("tier", "1 for the current tier", tier.clone());
-        registry.register("health", "1 for the current health", health.clone());
-        Metrics {
-            registry: Arc::new(registry),
-            reconciles,
-            reconcile_errors,
-            reconcile_duration,
-            registrations,
-            status_writes,
-            tier,
-            health,
-            collections,
-            uploads,
-            payloads_refused,
-            acknowledgement_syncs,
-            assessment_runs,
-            assessment_duration,
-            store_writes,
-            store_failures,
-            store_up,
-            events_stored,
-            leader,
-            leader_acquired,
-            leader_election_errors,
-            answers_too_large,
-            api_outages,
-            api_outage_seconds,
-            assessments_queued,
+/// Declares every metric once: the field is the name (after the `kube9_` prefix; counters gain
+/// `_total`), then the type, the buckets of a histogram, and the help text. The registration
+/// order is the exposition's order.
+macro_rules! metrics {
+    ($($name:ident: $kind:ty $(= $init:expr)?, $help:literal;)*) => {
+        /// Every metric the operator exports.
+        #[derive(Clone)]
+        pub struct Metrics {
+            registry: Arc<Registry>,
+            $($name: $kind,)*
         }
-    }
+
+        impl Default for Metrics {
+            fn default() -> Self {
+                let mut registry = Registry::with_prefix("kube9");
+                $(
+                    let $name: $kind = metrics!(@init $($init)?);
+                    registry.register(stringify!($name), $help, $name.clone());
+                )*
+                Metrics { registry: Arc::new(registry), $($name,)* }
+            }
+        }
+
+        #[cfg(test)]
+        const NAMES: &[&str] = &[$(stringify!($name)),*];
+    };
+    (@init) => {
+        Default::default()
+    };
+    (@init $init:expr) => {
+        $init
+    };
+}
+
+metrics! {
+    assessment_runs: Family<OutcomeLabel, Counter>,
+        "Assessment runs, by outcome (completed, failed)";
+    assessment_duration_seconds: Histogram = Histogram::new([0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0]),
+        "Time an Assessment run took, from start to its result written";
+    collections: Family<CollectionLabel, Counter>,
+        "Collector runs, by collector and result";
+    uploads: Family<OutcomeLabel, Counter>,
+        "Uploads to kube9-server, by outcome";
+    payloads_refused: Counter,
+        "Payloads the validator refused to send (a real name or a secret-like value)";
+    acknowledgement_syncs: Family<OutcomeLabel, Counter>,
+        "Acknowledgement deliveries to kube9-server, by outcome";
+    store_writes: Family<OutcomeLabel, Counter>,
+        "Store transactions, by outcome (ok, failed)";
+    store_failures: Family<ErrorLabel, Counter>,
+        "Times the store was found unusable, by error (store-unwritable, store-gone, store-corrupt, ...)";
+    store_up: Gauge,
+        "1 while the store can be written, 0 while it cannot";
+    events_stored: Family<OutcomeLabel, Counter>,
+        "Events handed to the store, by outcome (stored, dropped: the store was down or its queue full)";
+    reconciles: Counter,
+        "OperatorStatus reconciles";
+    reconcile_errors: Family<ErrorLabel, Counter>,
+        "Reconciles that failed, by error";
+    reconcile_duration_seconds: Histogram = Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+        "Time spent in one reconcile";
+    registration_attempts: Family<OutcomeLabel, Counter>,
+        "Registration attempts with kube9-server, by outcome";
+    status_writes: Family<WriteLabel, Counter>,
+        "Status writes, by target (operatorstatus, configmap) and result";
+    leader: Gauge,
+        "1 while this replica holds the leader Lease, 0 while it stands by";
+    leader_acquired: Counter,
+        "Times this replica acquired the leader Lease";
+    leader_election_errors: Counter,
+        "Failed reads, creations or renewals of the leader Lease";
+    answers_too_large: Family<EndpointLabel, Counter>,
+        "kube9-server answers cut because they passed the size cap, by endpoint";
+    api_outages: Counter,
+        "Times the API server could not be reached and then answered again";
+    api_outage_seconds: Histogram = Histogram::new([1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 3600.0]),
+        "How long the operator was cut off from the API server, per outage";
+    assessments_queued: Gauge,
+        "Assessment runs waiting for the one running before them";
+    tier: Family<TierLabel, Gauge>,
+        "1 for the current tier";
+    health: Family<HealthLabel, Gauge>,
+        "1 for the current health";
 }
 
 impl Metrics {
     pub fn reconciled(&self, seconds: f64) {
         self.reconciles.inc();
-        self.reconcile_duration.observe(seconds);
+        self.reconcile_duration_seconds.observe(seconds);
     }
 
     pub fn reconcile_failed(&self, error: &'static str) {
@@ -226,7 +144,7 @@ impl Metrics {
     }
 
     pub fn registration(&self, outcome: &'static str) {
-        self.registrations.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.registration_attempts.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
     pub fn status_write(&self, target: &'static str, ok: bool) {
@@ -253,10 +171,9 @@ impl Metrics {
 
     pub fn assessment_run(&self, outcome: &'static str, seconds: f64) {
         self.assessment_runs.get_or_create(&OutcomeLabel { outcome }).inc();
-        self.assessment_duration.observe(seconds);
+        self.assessment_duration_seconds.observe(seconds);
     }
 
-    /// Sets the tier and health gauges: 1 for the current value, 0 for the others.
     /// One store transaction and how many rows it held; a failure with its code.
     pub fn store_write(&self, rows: u64, failure: Option<&'static str>) {
         let outcome = if failure.is_some() { "failed" } else { "ok" };
@@ -278,6 +195,7 @@ impl Metrics {
         self.store_up.set(i64::from(failure.is_none()));
     }
 
+    /// Sets the tier and health gauges: 1 for the current value, 0 for the others.
     pub fn standing(&self, tier: Tier, health: Health) {
         for (t, name) in [(Tier::Free, "free"), (Tier::Pro, "pro")] {
             self.tier.get_or_create(&TierLabel { tier: name }).set(i64::from(t == tier));
@@ -361,5 +279,35 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
+    }
+
+    #[test]
+    fn every_declared_metric_is_exported_once_with_its_help() {
+        // A family shows only once it has a member: touch every one.
+        let m = Metrics::default();
+        m.reconciled(0.01);
+        m.reconcile_failed("timeout");
+        m.registration("registered");
+        m.status_write("configmap", false);
+        m.collection("resourceInventory", false);
+        m.upload("ok");
+        m.payload_refused();
+        m.acknowledgement_sync("synced");
+        m.assessment_run("completed", 1.0);
+        m.store_write(3, Some("store-gone"));
+        m.store_dropped(1);
+        m.store_health(Some("store-gone"));
+        m.standing(Tier::Free, Health::Healthy);
+        m.leading(true);
+        m.leader_election_error();
+        m.answer_too_large("register");
+        m.api_outage(2.0);
+        m.assessment_queue(1);
+        let text = m.encode();
+        for name in NAMES {
+            let help = format!("# HELP kube9_{name} ");
+            assert_eq!(text.matches(&help).count(), 1, "{help} in\n{text}");
+        }
+        assert_eq!(text.matches("# HELP ").count(), NAMES.len());
     }
 }

@@ -10,7 +10,7 @@ use kube9_privacy::names::{self, obfuscate};
 use kube9_privacy::{Forbidden, Key, Leak, Mapping};
 
 use crate::base::time::rfc3339;
-use crate::collect::store::Collection;
+use crate::collections::store::Collection;
 
 /// A body ready to send, and the mapping that reads the answer.
 #[derive(Debug)]

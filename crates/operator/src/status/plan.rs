@@ -15,38 +15,64 @@ use kube9_api::operator_status::{CollectionStats, OperatorStatus, OperatorStatus
 
 use super::tier::{self, Standing};
 use super::{conditions, configmap};
+use crate::base::config::Config;
 use crate::base::time::refresh_in;
 use crate::pro::report::Report;
 use crate::registration::state::{Registration, ServerSettings};
 
-/// Everything the decision reads.
+/// Everything the decision reads: the two reports as written, what the rest of the operator
+/// observed, the configuration, who leads and the time.
 pub struct Inputs<'a> {
     /// The singleton as it is now (its status is what was written last).
     pub object: &'a OperatorStatus,
     /// The legacy ConfigMap as it is now.
     pub configmap: Option<&'a ConfigMap>,
-    pub registration: &'a Registration,
-    /// Why the latest write failed, if it did.
-    pub write_failure: Option<&'a str>,
-    /// Why the embedded store cannot be used, if it cannot.
-    pub store_failure: Option<&'a str>,
-    /// Whether the operator has an embedded store (a data directory).
-    pub store_configured: bool,
-    /// The pro tier's report; None until it has one (the status then keeps what it holds).
-    pub pro: Option<&'a Report>,
-    pub assessment: Option<&'a ScheduledSummary>,
-    pub collection: Option<&'a CollectionStats>,
-    /// The AI Conformance self-check; None until the task has one (the status keeps its own).
-    pub ai_conformance: Option<&'a AiConformanceSummary>,
-    pub api_key_configured: bool,
-    /// Argo CD as detected; None before detection has run once.
-    pub argocd: Option<&'a ArgoCdStatus>,
-    pub namespace: &'a str,
+    pub observed: &'a Observed,
+    pub settings: &'a Settings,
     /// The replica that leads (this one, when it writes).
     pub leader: Option<&'a str>,
+    pub now: Timestamp,
+}
+
+/// What the other parts of the operator report, as they stand when the reconcile looks.
+#[derive(Clone, Debug)]
+pub struct Observed {
+    pub registration: Registration,
+    /// Why the latest write failed, if it did.
+    pub write_failure: Option<String>,
+    /// Why the embedded store cannot be used, if it cannot.
+    pub store_failure: Option<String>,
+    /// The pro tier's report; None until it has one (the status then keeps what it holds).
+    pub pro: Option<Report>,
+    pub assessment: Option<ScheduledSummary>,
+    pub collection: Option<CollectionStats>,
+    /// The AI Conformance self-check; None until the task has one (the status keeps its own).
+    pub ai_conformance: Option<AiConformanceSummary>,
+    /// Argo CD as detected; None before detection has run once.
+    pub argocd: Option<ArgoCdStatus>,
+}
+
+/// What the configuration says about the reports.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The operator's namespace: where the ConfigMap lives, and what the status names.
+    pub namespace: String,
     /// The configured refresh interval.
     pub status_interval: Duration,
-    pub now: Timestamp,
+    /// Whether the operator has an embedded store (a data directory).
+    pub store_configured: bool,
+    pub api_key_configured: bool,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Settings {
+        Settings {
+            namespace: config.namespace.clone(),
+            status_interval: config.status_interval,
+            store_configured: config.store.is_some(),
+            api_key_configured: config.api_key.is_some(),
+        }
+    }
 }
 
 /// What to do.
@@ -64,54 +90,59 @@ pub struct Plan {
 /// Decides both reports: each is written when its content changed, when it is as old as the
 /// refresh interval, or (the ConfigMap) when it was hand-edited or lost its labels.
 pub fn plan(inputs: &Inputs<'_>) -> Plan {
+    let (observed, settings) = (inputs.observed, inputs.settings);
     let existing = inputs.object.status.clone().unwrap_or_default();
     let from_status;
-    let pro = match inputs.pro {
+    let pro = match &observed.pro {
         Some(pro) => pro,
         None => {
             from_status = Report::from_status(&existing);
             &from_status
         }
     };
+    let store_failure = observed.store_failure.as_deref();
     let standing = tier::with_store_failure(
-        tier::with_pro_failure(tier::decide(inputs.registration, inputs.write_failure), pro.failure.as_deref()),
-        inputs.store_failure,
+        tier::with_pro_failure(
+            tier::decide(&observed.registration, observed.write_failure.as_deref()),
+            pro.failure.as_deref(),
+        ),
+        store_failure,
     );
     let now = inputs.now;
-    let interval = interval(inputs.status_interval, inputs.registration);
+    let interval = interval(settings.status_interval, &observed.registration);
     let generation = inputs.object.metadata.generation;
 
-    let store = match (inputs.store_configured, inputs.store_failure) {
+    let store = match (settings.store_configured, store_failure) {
         (false, _) => conditions::StoreState::NotConfigured,
         (true, None) => conditions::StoreState::Available,
         (true, Some(why)) => conditions::StoreState::Failing(why),
     };
     let conditions =
-        conditions::conditions(&existing.conditions, &standing, inputs.registration, store, generation, now);
-    let ai_conformance = inputs.ai_conformance.or(existing.ai_conformance.as_ref());
+        conditions::conditions(&existing.conditions, &standing, &observed.registration, store, generation, now);
+    let ai_conformance = observed.ai_conformance.as_ref().or(existing.ai_conformance.as_ref());
     let reports = Reports {
-        assessment: inputs.assessment,
-        collection: inputs.collection,
+        assessment: observed.assessment.as_ref(),
+        collection: observed.collection.as_ref(),
         pro,
         ai_conformance,
-        argocd: inputs.argocd,
+        argocd: observed.argocd.as_ref(),
     };
     let desired = OperatorStatusStatus {
         leader: inputs.leader.map(str::to_owned),
-        ..render(&standing, &reports, inputs.namespace, generation, conditions, now)
+        ..render(&standing, &reports, &settings.namespace, generation, conditions, now)
     };
     let status_left =
         refresh_in(same_content(&existing, &desired), existing.last_update.as_ref().map(|t| t.0), now, interval);
 
     let (have, shaped) = configmap::current(inputs.configmap);
     let cm_reports = configmap::Reports {
-        assessment: inputs.assessment,
-        collection: inputs.collection,
-        api_key_configured: inputs.api_key_configured,
+        assessment: reports.assessment,
+        collection: reports.collection,
+        api_key_configured: settings.api_key_configured,
         ai_conformance,
-        argocd: inputs.argocd,
+        argocd: reports.argocd,
     };
-    let want = configmap::render(&standing, &cm_reports, inputs.namespace, now);
+    let want = configmap::render(&standing, &cm_reports, &settings.namespace, now);
     let cm_left = match &have {
         Some(have) if shaped => {
             refresh_in(configmap::same_content(have, &want), configmap::last_update(have), now, interval)
@@ -187,6 +218,8 @@ pub fn same_content(a: &OperatorStatusStatus, b: &OperatorStatusStatus) -> bool 
 
 #[cfg(test)]
 mod tests {
+    use std::sync::LazyLock;
+
     use kube9_api::operator_status::{Health, SINGLETON_NAME, Tier};
 
     use super::*;
@@ -197,23 +230,35 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn inputs<'a>(object: &'a OperatorStatus, cm: Option<&'a ConfigMap>, now: Timestamp) -> Inputs<'a> {
-        Inputs {
-            object,
-            configmap: cm,
-            registration: &Registration::NoKey,
+    /// Nothing reported yet, without a key.
+    fn nothing() -> Observed {
+        Observed {
+            registration: Registration::NoKey,
             write_failure: None,
             store_failure: None,
-            store_configured: false,
             pro: None,
             assessment: None,
             collection: None,
             ai_conformance: None,
-            api_key_configured: false,
             argocd: None,
-            namespace: "kube9-system",
+        }
+    }
+
+    static NOTHING: LazyLock<Observed> = LazyLock::new(nothing);
+    static SETTINGS: LazyLock<Settings> = LazyLock::new(|| Settings {
+        namespace: "kube9-system".into(),
+        status_interval: MINUTE,
+        store_configured: false,
+        api_key_configured: false,
+    });
+
+    fn inputs<'a>(object: &'a OperatorStatus, cm: Option<&'a ConfigMap>, now: Timestamp) -> Inputs<'a> {
+        Inputs {
+            object,
+            configmap: cm,
+            observed: &NOTHING,
+            settings: &SETTINGS,
             leader: Some("kube9-operator-abc"),
-            status_interval: MINUTE,
             now,
         }
     }
@@ -251,8 +296,8 @@ mod tests {
     #[test]
     fn a_change_is_written_at_once() {
         let (object, cm) = written(t("2026-11-22T10:00:00Z"));
-        let failing = Registration::Failing { reason: "503".into() };
-        let plan = plan(&Inputs { registration: &failing, ..inputs(&object, Some(&cm), t("2026-11-22T10:00:05Z")) });
+        let failing = Observed { registration: Registration::Failing { reason: "503".into() }, ..nothing() };
+        let plan = plan(&Inputs { observed: &failing, ..inputs(&object, Some(&cm), t("2026-11-22T10:00:05Z")) });
         assert_eq!(plan.status.unwrap().health, Some(Health::Degraded));
         assert_eq!(plan.configmap.unwrap().health, Health::Degraded);
     }
@@ -290,15 +335,17 @@ mod tests {
         object.status = Some(OperatorStatusStatus { insights_omitted: Some(7), ..Default::default() });
         let kept = plan(&inputs(&object, None, t("2026-11-22T10:00:00Z")));
         assert_eq!(kept.status.unwrap().insights_omitted, Some(7));
-        let report = Report { failure: Some("upload failed".into()), ..Report::default() };
-        let replaced = plan(&Inputs { pro: Some(&report), ..inputs(&object, None, t("2026-11-22T10:00:00Z")) });
+        let reported =
+            Observed { pro: Some(Report { failure: Some("upload failed".into()), ..Report::default() }), ..nothing() };
+        let replaced = plan(&Inputs { observed: &reported, ..inputs(&object, None, t("2026-11-22T10:00:00Z")) });
         assert_eq!(replaced.status.unwrap().insights_omitted, None);
     }
 
     #[test]
     fn a_write_failure_makes_the_operator_unhealthy() {
         let object = OperatorStatus::new(SINGLETON_NAME, Default::default());
-        let plan = plan(&Inputs { write_failure: Some("forbidden"), ..inputs(&object, None, Timestamp::UNIX_EPOCH) });
+        let failed = Observed { write_failure: Some("forbidden".into()), ..nothing() };
+        let plan = plan(&Inputs { observed: &failed, ..inputs(&object, None, Timestamp::UNIX_EPOCH) });
         assert_eq!(plan.standing.health, Health::Unhealthy);
         assert!(plan.standing.error.unwrap().contains("forbidden"));
     }

@@ -4,13 +4,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube9_api::ai_conformance::AiConformanceSummary;
 use kube9_api::argocd::ArgoCdStatus;
 use kube9_api::assessment::ScheduledSummary;
 use kube9_api::legacy::{CONFIGMAP_NAME, LegacyStatus};
@@ -20,10 +22,9 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
 
 use super::configmap;
-use super::plan::{Inputs, plan};
+use super::plan::{Inputs, Observed, Settings, plan};
 use crate::base::apply::{self, FIELD_MANAGER};
 use crate::base::backoff::{Outage, WatchBackoff};
-use crate::base::config::Config;
 use crate::base::leadership::Leadership;
 use crate::base::metrics::Metrics;
 use crate::base::shared::spec_changes;
@@ -34,10 +35,22 @@ use crate::history::writer::Recorder;
 use crate::pro::report::Report;
 use crate::registration::state::Registration;
 
-/// What every reconcile gets.
+/// What every reconcile gets: where it writes, what it writes from, when it may write, and
+/// where it tells what it did.
 pub struct Context {
     pub client: kube::Client,
-    pub config: Config,
+    pub settings: Settings,
+    pub feeds: Feeds,
+    /// Only the leader writes; a standby keeps the watches warm.
+    pub leadership: Leadership,
+    /// The watches' backoff reports outages here; a recovery looks at the status again.
+    pub outage: Outage,
+    pub reporting: Reporting,
+}
+
+/// What the other parts of the operator report, each as its latest value; every change is a
+/// reason to look at the status again.
+pub struct Feeds {
     pub registration: watch::Receiver<Registration>,
     /// The latest scheduled assessment, kept by the Assessment controller.
     pub assessment: watch::Receiver<Option<ScheduledSummary>>,
@@ -46,19 +59,52 @@ pub struct Context {
     /// The pro tier's report; None until it has one (the status then keeps what it holds).
     pub pro: watch::Receiver<Option<Report>>,
     /// The AI Conformance self-check; None until the task has one (the status keeps its own).
-    pub ai_conformance: watch::Receiver<Option<kube9_api::ai_conformance::AiConformanceSummary>>,
-    pub metrics: Metrics,
-    pub diagnostics: Arc<Diagnostics>,
+    pub ai_conformance: watch::Receiver<Option<AiConformanceSummary>>,
     /// Why the embedded store cannot be used (None while it can, or without one).
     pub store: watch::Receiver<Option<String>>,
-    /// The event history: standing changes, and the published status for `query status`.
-    pub history: Recorder,
-    /// Only the leader writes; a standby keeps the watches warm.
-    pub leadership: Leadership,
-    /// The watches' backoff reports outages here; a recovery looks at the status again.
-    pub outage: Outage,
     /// Argo CD as detected (docs/argocd.md); None before detection has run once.
     pub argocd: watch::Receiver<Option<ArgoCdStatus>>,
+}
+
+impl Feeds {
+    /// Every feed as it stands now, with the latest write's failure.
+    fn observe(&self, write_failure: Option<String>) -> Observed {
+        Observed {
+            registration: self.registration.borrow().clone(),
+            write_failure,
+            store_failure: self.store.borrow().clone(),
+            pro: self.pro.borrow().clone(),
+            assessment: self.assessment.borrow().clone(),
+            collection: self.collection.borrow().clone(),
+            ai_conformance: self.ai_conformance.borrow().clone(),
+            argocd: self.argocd.borrow().clone(),
+        }
+    }
+
+    /// One item for each change of any feed.
+    fn changes(&self) -> impl Stream<Item = ()> + Send + 'static {
+        fn each<T: Clone + Send + Sync + 'static>(rx: &watch::Receiver<T>) -> BoxStream<'static, ()> {
+            WatchStream::from_changes(rx.clone()).map(|_| ()).boxed()
+        }
+        futures::stream::select_all([
+            each(&self.registration),
+            each(&self.assessment),
+            each(&self.collection),
+            each(&self.pro),
+            each(&self.store),
+            each(&self.ai_conformance),
+            each(&self.argocd),
+        ])
+    }
+}
+
+/// Where a reconcile tells what it did.
+pub struct Reporting {
+    pub metrics: Metrics,
+    /// What `/readyz` says.
+    pub diagnostics: Arc<Diagnostics>,
+    /// The event history: standing changes, and the published status for `query status`.
+    pub history: Recorder,
 }
 
 /// Why a reconcile failed.
@@ -106,18 +152,19 @@ async fn reconcile(object: Arc<OperatorStatus>, ctx: Arc<Context>) -> Result<Act
     if !ctx.leadership.is_leader() {
         // A standby writes nothing and is ready: it takes over when the leader goes. Its own
         // store keeps the status the leader published, so `query status` in its Pod answers.
-        ctx.diagnostics.record(None);
+        ctx.reporting.diagnostics.record(None);
         mirror_leader_status(&ctx).await;
         return Ok(Action::await_change());
     }
     let started = Instant::now();
-    let had_failure = ctx.diagnostics.write_failure().is_some();
+    let reporting = &ctx.reporting;
+    let had_failure = reporting.diagnostics.write_failure().is_some();
     let result = tokio::time::timeout(PUBLISH_TIMEOUT, publish(&object, &ctx)).await.unwrap_or(Err(Error::Timeout));
-    ctx.metrics.reconciled(started.elapsed().as_secs_f64());
+    reporting.metrics.reconciled(started.elapsed().as_secs_f64());
     match &result {
         Err(e) if e.is_conflict() => {}
-        Err(e) => ctx.diagnostics.record(Some(truncate(&e.to_string(), 300))),
-        Ok(_) => ctx.diagnostics.record(None),
+        Err(e) => reporting.diagnostics.record(Some(truncate(&e.to_string(), 300))),
+        Ok(_) => reporting.diagnostics.record(None),
     }
     match result {
         // What was just published still carried the old failure: publish the recovery now.
@@ -128,46 +175,30 @@ async fn reconcile(object: Arc<OperatorStatus>, ctx: Arc<Context>) -> Result<Act
 
 /// Records the ConfigMap's status JSON (the leader's) in this standby's store.
 async fn mirror_leader_status(ctx: &Context) {
-    let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
+    let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.settings.namespace);
     if let Ok(Some(cm)) = configmaps.get_opt(CONFIGMAP_NAME).await
         && let Some(json) = cm.data.and_then(|mut d| d.remove(kube9_api::legacy::CONFIGMAP_KEY))
     {
-        ctx.history.record(Write::Status { json, at_ms: Timestamp::now().as_millisecond() });
+        ctx.reporting.history.record(Write::Status { json, at_ms: Timestamp::now().as_millisecond() });
     }
 }
 
 /// Reads, plans, and writes whichever of the two reports the plan says.
 async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error> {
-    let registration = ctx.registration.borrow().clone();
-    let pro = ctx.pro.borrow().clone();
-    let assessment = ctx.assessment.borrow().clone();
-    let collection = ctx.collection.borrow().clone();
-    let ai_conformance = ctx.ai_conformance.borrow().clone();
-    let write_failure = ctx.diagnostics.write_failure();
-    let store_failure = ctx.store.borrow().clone();
-    let argocd = ctx.argocd.borrow().clone();
-    let namespace = &ctx.config.namespace;
+    let Reporting { metrics, diagnostics, history } = &ctx.reporting;
+    let observed = ctx.feeds.observe(diagnostics.write_failure());
+    let namespace = &ctx.settings.namespace;
     let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
     let existing = configmaps.get_opt(CONFIGMAP_NAME).await;
     let plan = plan(&Inputs {
         object,
         configmap: existing.as_ref().ok().and_then(Option::as_ref),
-        registration: &registration,
-        write_failure: write_failure.as_deref(),
-        store_failure: store_failure.as_deref(),
-        store_configured: ctx.config.store.is_some(),
-        pro: pro.as_ref(),
-        assessment: assessment.as_ref(),
-        collection: collection.as_ref(),
-        ai_conformance: ai_conformance.as_ref(),
-        api_key_configured: ctx.config.api_key.is_some(),
-        argocd: argocd.as_ref(),
-        namespace,
+        observed: &observed,
+        settings: &ctx.settings,
         leader: Some(&ctx.leadership.identity),
-        status_interval: ctx.config.status_interval,
         now: Timestamp::now(),
     });
-    ctx.metrics.standing(plan.standing.tier, plan.standing.health);
+    metrics.standing(plan.standing.tier, plan.standing.health);
 
     // The two writes are independent: when one target is refused, the other still reports it.
     let status_result = match &plan.status {
@@ -175,9 +206,9 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
         Some(status) => {
             let api: Api<OperatorStatus> = Api::all(ctx.client.clone());
             let written = apply::status(&api, SINGLETON_NAME, status).await;
-            ctx.metrics.status_write("operatorstatus", written.is_ok());
+            metrics.status_write("operatorstatus", written.is_ok());
             if written.is_ok() {
-                record_change(&ctx.history, object.status.as_ref(), status);
+                record_change(history, object.status.as_ref(), status);
             }
             written.map_err(Error::OperatorStatusWrite)
         }
@@ -187,11 +218,11 @@ async fn publish(object: &OperatorStatus, ctx: &Context) -> Result<Action, Error
         (Ok(_), None) => Ok(()),
         (Ok(existing), Some(want)) => {
             let written = write_configmap(&configmaps, existing.as_ref(), namespace, want).await;
-            ctx.metrics.status_write("configmap", written.is_ok());
+            metrics.status_write("configmap", written.is_ok());
             if written.is_ok()
                 && let Ok(json) = serde_json::to_string(want)
             {
-                ctx.history.record(Write::Status { json, at_ms: Timestamp::now().as_millisecond() });
+                history.record(Write::Status { json, at_ms: Timestamp::now().as_millisecond() });
             }
             written.map_err(Error::ConfigMapWrite)
         }
@@ -260,7 +291,7 @@ async fn write_configmap(
 }
 
 fn error_policy(_object: Arc<OperatorStatus>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed(error.label());
+    ctx.reporting.metrics.reconcile_failed(error.label());
     if error.is_conflict() {
         tracing::debug!(error = %error, "write conflict; retrying with fresh data");
         return Action::requeue(Duration::from_millis(100));
@@ -291,7 +322,7 @@ pub async fn run(
 ) {
     let statuses: Api<OperatorStatus> = Api::all(ctx.client.clone());
     let singleton = watcher::Config::default().fields(&format!("metadata.name={SINGLETON_NAME}"));
-    let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
+    let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.settings.namespace);
     let shim = watcher::Config::default().fields(&format!("metadata.name={CONFIGMAP_NAME}"));
 
     // The singleton comes back if someone deletes it.
@@ -329,15 +360,9 @@ pub async fn run(
     });
 
     let kicks = futures::stream::select_all([
-        WatchStream::from_changes(ctx.registration.clone()).map(|_| ()).boxed(),
-        WatchStream::from_changes(ctx.assessment.clone()).map(|_| ()).boxed(),
-        WatchStream::from_changes(ctx.collection.clone()).map(|_| ()).boxed(),
-        WatchStream::from_changes(ctx.pro.clone()).map(|_| ()).boxed(),
-        WatchStream::from_changes(ctx.store.clone()).map(|_| ()).boxed(),
-        WatchStream::from_changes(ctx.ai_conformance.clone()).map(|_| ()).boxed(),
+        ctx.feeds.changes().boxed(),
         WatchStream::from_changes(ctx.leadership.changes()).map(|_| ()).boxed(),
         WatchStream::from_changes(ctx.outage.recoveries()).map(|_| ()).boxed(),
-        WatchStream::from_changes(ctx.argocd.clone()).map(|_| ()).boxed(),
     ])
     .map(|()| ObjectRef::<OperatorStatus>::new(SINGLETON_NAME));
     let controller = Controller::for_shared_stream(spec_changes(trigger), store)
