@@ -67,7 +67,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (history, store_failure) = match &config.store {
         Some(store) => {
             let (history, failure) = writer::start(store.dir.clone(), store.limits, metrics.clone());
-            tokio::spawn(crate::history::watch::run(client.clone(), history.clone(), stopped()));
+            tokio::spawn(crate::history::watch::run(client.clone(), history.clone(), outage.clone(), stopped()));
             (history, failure)
         }
         None => {
@@ -171,6 +171,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             max_applications: config.argocd_max_applications,
         },
         history.clone(),
+        outage.clone(),
         argocd_tx,
         stopped(),
     ));
