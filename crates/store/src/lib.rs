@@ -12,6 +12,7 @@ pub mod ai_conformance;
 pub mod cli;
 pub mod findings;
 pub mod records;
+pub mod replica;
 pub mod schema;
 
 use std::os::unix::fs::MetadataExt;
