@@ -47,6 +47,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(outage.clone().report(client.clone(), stopped()));
     // Leader election: every replica watches and records; only the leader writes.
     let diagnostics = Arc::new(Diagnostics::default());
+    // A replica joins the election only once it holds the leader's store (crate::replica).
+    let gate = crate::replica::Gate::default();
     let (leadership, election) = match &config.leader_lease {
         Some(lease) => {
             let (leadership, role) = Leadership::new(config.identity.clone());
@@ -60,7 +62,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 diagnostics: diagnostics.clone(),
             };
             tracing::info!(identity = %config.identity, lease, "taking part in leader election");
-            (leadership, Some(tokio::spawn(crate::leader::run(election, role, stopped()))))
+            let elect = crate::leader::run(election, role, stopped());
+            (leadership, Some(tokio::spawn(crate::replica::after_catch_up(gate.clone(), elect))))
         }
         None => (Leadership::alone(config.identity.clone()), None),
     };
@@ -191,6 +194,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         outage,
         argocd: argocd_rx,
     });
+    let replication =
+        crate::replica::start(&config, ctx.client.clone(), leadership.clone(), diagnostics.clone(), gate, stopped()).await?;
     let listener = health::bind(config.health_addr)
         .await
         .with_context(|| format!("cannot listen on --health-addr {}", config.health_addr))?;
@@ -232,6 +237,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = collectors.await;
     let _ = conformance.await;
     let _ = argocd.await;
+    if let Some(replication) = replication {
+        let _ = replication.await;
+    }
     if let Ok(Err(e)) = health.await {
         return Err(e).with_context(|| format!("health server on {}", config.health_addr));
     }
