@@ -558,8 +558,7 @@ async fn after_an_api_server_outage_a_new_assessment_completes_within_ten_second
         let op = Operator::start(&ns, &["--status-interval", "60s", "--data-dir", &dir], &[])?;
         wait_for_both(&ctx.client, &ns, WAIT, |s, _| s.health == Some(Health::Healthy)).await?;
         let ready = kube9_tests::apiserver::outage(Duration::from_secs(30)).await?;
-        let (name, created) =
-            as_soon_as_ready(ready, || crate::findings::assessment(&ctx, &ns, None)).await?;
+        let (name, created) = as_soon_as_ready(ready, || crate::findings::assessment(&ctx, &ns, None)).await?;
         assert!(created < Duration::from_secs(1), "the Assessment was taken {created:?} after readiness");
         let done = wait_for(Duration::from_secs(10), || {
             let api: Api<Assessment> = Api::all(ctx.client.clone());
@@ -571,7 +570,9 @@ async fn after_an_api_server_outage_a_new_assessment_completes_within_ten_second
         if let Err(e) = done {
             anyhow::bail!("not Completed within 10 s of readiness ({e}); the operator's log:\n{}", op.logs());
         }
-        eprintln!("API server down 30 s: an Assessment created {created:?} after readiness Completed {completed:?} after");
+        eprintln!(
+            "API server down 30 s: an Assessment created {created:?} after readiness Completed {completed:?} after"
+        );
         let findings = crate::events::query(&data.0, &["findings", "--assessment", &name, "--format=json"])?;
         assert!(findings["findings"].as_array().is_some_and(|f| !f.is_empty()), "{findings:#}");
         Ok(())
@@ -596,15 +597,15 @@ async fn after_an_api_server_outage_an_acknowledgement_reaches_the_server_within
         let ready = kube9_tests::apiserver::outage(Duration::from_secs(30)).await?;
         let ((), patched) =
             as_soon_as_ready(ready, || acknowledge(&ctx, &id, json!({"state": "acknowledged"}))).await?;
-        let delivered = wait_for(Duration::from_secs(10), || async {
-            Ok(sim.acknowledgements().iter().any(|a| a.id == id))
-        })
-        .await;
+        let delivered =
+            wait_for(Duration::from_secs(10), || async { Ok(sim.acknowledgements().iter().any(|a| a.id == id)) }).await;
         let at = ready.elapsed();
         if let Err(e) = delivered {
             anyhow::bail!("not delivered within 10 s of readiness ({e}); the operator's log:\n{}", op.logs());
         }
-        eprintln!("API server down 30 s: an acknowledgement patched {patched:?} after readiness delivered {at:?} after");
+        eprintln!(
+            "API server down 30 s: an acknowledgement patched {patched:?} after readiness delivered {at:?} after"
+        );
         Ok(())
     })
     .await;

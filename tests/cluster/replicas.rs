@@ -56,7 +56,9 @@ fn answer(dir: &Path, args: &[String]) -> Value {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     match query(dir, &refs) {
         Ok(doc) => doc,
-        Err(_) => query_error(dir, &refs).map(|(code, doc)| serde_json::json!({"exit": code, "error": doc})).unwrap_or_default(),
+        Err(_) => query_error(dir, &refs)
+            .map(|(code, doc)| serde_json::json!({"exit": code, "error": doc}))
+            .unwrap_or_default(),
     }
 }
 
@@ -99,7 +101,13 @@ async fn both_replicas_answer_every_query_alike_and_a_new_leader_keeps_everythin
         let history = query(&leader_dir.0, &["assessments", "history", &name])?;
         let events = query(&leader_dir.0, &["events", "list", "--limit=1000", "--format=json"])?;
         let own = |doc: &Value| -> Vec<Value> {
-            doc["events"].as_array().into_iter().flatten().filter(|e| e["object_kind"] == "Assessment").cloned().collect()
+            doc["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| e["object_kind"] == "Assessment")
+                .cloned()
+                .collect()
         };
         assert!(!own(&events).is_empty(), "the operator's own event about the run: {events:#}");
         // The standby's copy follows the leader's writes (pulled about every second).

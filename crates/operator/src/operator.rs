@@ -195,7 +195,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         argocd: argocd_rx,
     });
     let replication =
-        crate::replica::start(&config, ctx.client.clone(), leadership.clone(), diagnostics.clone(), gate, stopped()).await?;
+        crate::replica::start(&config, ctx.client.clone(), leadership.clone(), diagnostics.clone(), gate, stopped())
+            .await?;
     let listener = health::bind(config.health_addr)
         .await
         .with_context(|| format!("cannot listen on --health-addr {}", config.health_addr))?;

@@ -93,7 +93,12 @@ mod tests {
 
     fn listed(dir: &Path) -> Vec<(i64, String)> {
         let reader = Reader::open(dir).unwrap();
-        reader.events(&Filter { limit: 100, ..Default::default() }).unwrap().into_iter().map(|e| (e.id, e.uid)).collect()
+        reader
+            .events(&Filter { limit: 100, ..Default::default() })
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.id, e.uid))
+            .collect()
     }
 
     #[test]

@@ -132,7 +132,9 @@ pub async fn run(
         None => Api::all(client.clone()),
     };
     let mut server_events: Events<Deployment> =
-        watcher(deployments, watcher::Config::default().labels(SERVER_SELECTOR)).backoff(WatchBackoff::new(&outage)).boxed();
+        watcher(deployments, watcher::Config::default().labels(SERVER_SELECTOR))
+            .backoff(WatchBackoff::new(&outage))
+            .boxed();
     let mut app_events: Option<Events<WatchedApp>> = None;
 
     // What the watches have said so far (None: not yet listed).

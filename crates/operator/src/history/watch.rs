@@ -44,10 +44,10 @@ pub async fn run(
         match source {
             Source::EventsV1 => {
                 pump(watcher(Api::<Event>::all(client), config), from_events_v1, &recorder, &outage).await
-            },
+            }
             Source::CoreV1 => {
                 pump(watcher(Api::<CoreEvent>::all(client), config), from_core_v1, &recorder, &outage).await
-            },
+            }
         }
     };
     tokio::select! {

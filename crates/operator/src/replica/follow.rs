@@ -94,14 +94,18 @@ pub async fn run(follower: Follower, shutdown: impl Future<Output = ()> + Send) 
             match follower.holder().await {
                 Err(e) => {
                     if !caught_up {
-                        follower.diagnostics.record_replication(Some(format!("cannot read the Lease {}: {e}", follower.lease)));
+                        follower
+                            .diagnostics
+                            .record_replication(Some(format!("cannot read the Lease {}: {e}", follower.lease)));
                     }
                 }
                 Ok(holder) => match holder {
                     // Nobody to copy from (no leader yet, an expired Lease, or this replica's own
                     // from before a restart): join the election with what this replica has.
                     None => follower.alone(None, &mut caught_up),
-                    Some(h) if !h.live || h.identity == follower.identity => follower.alone(Some(&h.identity), &mut caught_up),
+                    Some(h) if !h.live || h.identity == follower.identity => {
+                        follower.alone(Some(&h.identity), &mut caught_up)
+                    }
                     Some(Holder { identity: leader, url: None, .. }) => {
                         follower.write_state(Some(&leader), None, false);
                         if !caught_up && started.elapsed() >= NO_ADVERTISEMENT_GRACE {
@@ -159,9 +163,7 @@ pub async fn run(follower: Follower, shutdown: impl Future<Output = ()> + Send) 
 /// Whether a Lease renewed at `renewed` for `seconds` still holds at `now`.
 fn live(renewed: Option<Timestamp>, seconds: Option<i32>, now: Timestamp) -> bool {
     match (renewed, seconds) {
-        (Some(renewed), Some(seconds)) => {
-            renewed.as_millisecond() + i64::from(seconds) * 1000 > now.as_millisecond()
-        }
+        (Some(renewed), Some(seconds)) => renewed.as_millisecond() + i64::from(seconds) * 1000 > now.as_millisecond(),
         _ => false,
     }
 }
@@ -195,7 +197,10 @@ impl Follower {
     fn alone(&self, holder: Option<&str>, caught_up: &mut bool) {
         self.write_state(holder.filter(|h| *h != self.identity), None, false);
         if !*caught_up {
-            tracing::info!(holder, "no live leader to copy the store from; joining the election with this replica's own");
+            tracing::info!(
+                holder,
+                "no live leader to copy the store from; joining the election with this replica's own"
+            );
             *caught_up = true;
         }
         self.diagnostics.record_replication(None);
@@ -238,12 +243,8 @@ impl Follower {
             let text = response.text().await.unwrap_or_default();
             return Err(PullError::Refused(status.as_u16(), text.trim().to_owned()));
         }
-        let fingerprint = response
-            .headers()
-            .get(reqwest::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let fingerprint =
+            response.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let incoming = settings.data_dir.join("replica-in.db");
         let _ = std::fs::remove_file(&incoming);
         {

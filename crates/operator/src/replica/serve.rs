@@ -62,7 +62,9 @@ fn refused(replica: &Replica, headers: &HeaderMap) -> Option<Response> {
     }
     if !replica.leadership.is_leader() {
         let leader = replica.leadership.leader().unwrap_or_else(|| "unknown".into());
-        return Some((StatusCode::CONFLICT, format!("this replica does not lead; the leader is {leader}\n")).into_response());
+        return Some(
+            (StatusCode::CONFLICT, format!("this replica does not lead; the leader is {leader}\n")).into_response(),
+        );
     }
     None
 }
@@ -85,10 +87,8 @@ async fn snapshot(State(replica): State<Arc<Replica>>, headers: HeaderMap) -> Re
         tokio::task::spawn_blocking(move || {
             kube9_store::replica::snapshot(&dir, &out)?;
             // Unlinked at once: the open file is read to its end whatever becomes of the request.
-            let file = std::fs::File::open(&out).map_err(|e| kube9_store::Error::Open {
-                path: out.display().to_string(),
-                why: e.to_string(),
-            });
+            let file = std::fs::File::open(&out)
+                .map_err(|e| kube9_store::Error::Open { path: out.display().to_string(), why: e.to_string() });
             let _ = std::fs::remove_file(&out);
             file
         })
@@ -154,7 +154,9 @@ async fn query(State(replica): State<Arc<Replica>>, headers: HeaderMap, body: ax
 /// Runs the query on this replica's own store, as `kube9-operator query` would.
 pub fn answer(dir: &std::path::Path, args: &[String]) -> Answer {
     let outcome = match Query::try_parse_from(args) {
-        Ok(query) => kube9_store::cli::run(&kube9_store::cli::Args { data_dir: Some(dir.to_owned()), what: query.what }),
+        Ok(query) => {
+            kube9_store::cli::run(&kube9_store::cli::Args { data_dir: Some(dir.to_owned()), what: query.what })
+        }
         Err(e) => {
             let rendered = e.render().to_string();
             let message = rendered.lines().next().unwrap_or_default().trim_start_matches("error: ").to_owned();
@@ -212,8 +214,12 @@ mod tests {
             assert_eq!(request.send().await.unwrap().status(), 401, "{header:?}");
         }
 
-        let response =
-            http.get(format!("{url}/replica/snapshot")).header(reqwest::header::AUTHORIZATION, &auth).send().await.unwrap();
+        let response = http
+            .get(format!("{url}/replica/snapshot"))
+            .header(reqwest::header::AUTHORIZATION, &auth)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
         let etag = response.headers()[reqwest::header::ETAG].to_str().unwrap().to_owned();
         let body = response.bytes().await.unwrap();
@@ -251,8 +257,12 @@ mod tests {
         // A replica that does not lead refuses, even with the token: never an answer from a copy.
         let (standby, _role) = Leadership::new("pod-b".into());
         let other = serving(&dir, standby).await;
-        let refused =
-            http.get(format!("{other}/replica/snapshot")).header(reqwest::header::AUTHORIZATION, &auth).send().await.unwrap();
+        let refused = http
+            .get(format!("{other}/replica/snapshot"))
+            .header(reqwest::header::AUTHORIZATION, &auth)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(refused.status(), 409);
         drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
