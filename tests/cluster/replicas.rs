@@ -86,6 +86,17 @@ async fn both_replicas_answer_every_query_alike_and_a_new_leader_keeps_everythin
         let all = ["findings", "--assessment", name.as_str(), "--limit", "1000000"];
         wait_for(Duration::from_secs(10), || async { Ok(query(&leader_dir.0, &all)?["runId"] == run_id.as_str()) })
             .await?;
+        // The standby's own copy (read directly, not through the leader) follows within seconds.
+        let written = Instant::now();
+        let copied = |dir: &Path| {
+            let filter = kube9_store::FindingFilter { assessment: name.clone(), limit: 1, ..Default::default() };
+            kube9_store::Reader::open(dir).and_then(|r| r.findings(&filter)).is_ok_and(|p| p.run.run_id == run_id)
+        };
+        wait_for(Duration::from_secs(5), || async { Ok(copied(&standby_dir.0)) }).await?;
+        eprintln!(
+            "figure: the run's findings reached the standby's copy {:?} after the leader's store",
+            written.elapsed()
+        );
 
         // Every question, asked in each Pod, within a second of the leader having the answer.
         for args in questions(&name) {
