@@ -20,4 +20,4 @@ mod status;
 
 pub use argocd::query::{Command as ArgoCdQuery, run as argocd_query};
 pub use operator::run;
-pub use replica::forwarded as forward_query;
+pub use replica::forward::forwarded as forward_query;

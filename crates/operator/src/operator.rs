@@ -48,7 +48,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Leader election: every replica watches and records; only the leader writes.
     let diagnostics = Arc::new(Diagnostics::default());
     // A replica joins the election only once it holds the leader's store (crate::replica).
-    let gate = crate::replica::Gate::default();
+    let gate = crate::replica::task::Gate::default();
     let (leadership, election) = match &config.leader_lease {
         Some(lease) => {
             let (leadership, role) = Leadership::new(config.identity.clone());
@@ -63,7 +63,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             };
             tracing::info!(identity = %config.identity, lease, "taking part in leader election");
             let elect = crate::leader::run(election, role, stopped());
-            (leadership, Some(tokio::spawn(crate::replica::after_catch_up(gate.clone(), elect))))
+            (leadership, Some(tokio::spawn(crate::replica::task::after_catch_up(gate.clone(), elect))))
         }
         None => (Leadership::alone(config.identity.clone()), None),
     };
@@ -194,9 +194,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         outage,
         argocd: argocd_rx,
     });
-    let replication =
-        crate::replica::start(&config, ctx.client.clone(), leadership.clone(), diagnostics.clone(), gate, stopped())
-            .await?;
+    let replication = crate::replica::task::start(
+        &config,
+        ctx.client.clone(),
+        leadership.clone(),
+        diagnostics.clone(),
+        gate,
+        stopped(),
+    )
+    .await?;
     let listener = health::bind(config.health_addr)
         .await
         .with_context(|| format!("cannot listen on --health-addr {}", config.health_addr))?;

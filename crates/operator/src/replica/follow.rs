@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-use k8s_openapi::jiff::Timestamp;
-
-use super::{ANNOTATION, Gate, Replica, State};
+use super::settings::{ANNOTATION, State};
+use super::task::{Gate, Replica};
 use crate::health::Diagnostics;
 
 /// The shortest pause between two pulls; a large store waits longer (twice its last pull).

@@ -7,7 +7,7 @@ use std::time::Duration;
 use kube9_store::cli::{Outcome, failure};
 
 use super::serve::{Answer, Asked};
-use super::{State, Token};
+use super::settings::{State, Token};
 
 /// The leader's answer to `args` (the words after `query`) when this Pod's replica stands by;
 /// None when it leads or replication is off, and the query is answered here.

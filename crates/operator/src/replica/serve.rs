@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 
-use super::Replica;
+use super::task::Replica;
 
 /// A `query` asked in a standby: the words after `query`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -170,7 +170,7 @@ pub fn answer(dir: &std::path::Path, args: &[String]) -> Answer {
 mod tests {
     use super::*;
     use crate::base::leadership::Leadership;
-    use crate::replica::{Settings, Token};
+    use crate::replica::settings::{Settings, Token};
 
     async fn serving(dir: &std::path::Path, leadership: Leadership) -> String {
         let replica = Arc::new(Replica {
