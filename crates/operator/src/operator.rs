@@ -25,7 +25,8 @@ use crate::leader::{self, Lost};
 use crate::pro::report::Report;
 use crate::registration::client::ServerClient;
 use crate::registration::state::{Policy, Registration};
-use crate::replica::task::{self as replica, Gate};
+use crate::replica::shared::{Gate, after_catch_up};
+use crate::replica::task as replica;
 use crate::status::plan::Settings;
 use crate::status::reconcile::{self as status, Feeds, Reporting};
 
@@ -139,7 +140,7 @@ fn elect(config: &Config, shared: &Shared, gate: &Gate) -> (Leadership, Option<J
         diagnostics: shared.diagnostics.clone(),
     };
     tracing::info!(identity = %config.identity, lease, "taking part in leader election");
-    let campaign = replica::after_catch_up(gate.clone(), leader::run(election, role, shared.stopped()));
+    let campaign = after_catch_up(gate.clone(), leader::run(election, role, shared.stopped()));
     (leadership, Some(tokio::spawn(campaign)))
 }
 

@@ -11,7 +11,7 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use super::settings::{ANNOTATION, State};
-use super::task::{Gate, Replica};
+use super::shared::{Gate, Replica};
 use crate::health::Diagnostics;
 
 /// The shortest pause between two pulls; a large store waits longer (twice its last pull).

@@ -14,4 +14,5 @@ pub mod follow;
 pub mod forward;
 pub mod serve;
 pub mod settings;
+pub mod shared;
 pub mod task;

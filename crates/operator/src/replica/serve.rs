@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 
-use super::task::Replica;
+use super::shared::Replica;
 
 /// A `query` asked in a standby: the words after `query`.
 #[derive(Debug, Serialize, Deserialize)]
