@@ -27,7 +27,7 @@ def env(objects: list[dict[str, Any]]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(objects)["env"]}
 
 
-@pytest.mark.parametrize("kube_version", ["v1.20.2", "v1.31.0"])
+@pytest.mark.parametrize("kube_version", ["v1.20.2", "v1.31.0", "v1.37.2"])
 def test_lint_has_no_errors_or_warnings(kube_version: str) -> None:
     for values in ({}, {"apiKey": KEY}, {"existingSecret": "mine"}):
         report = helm.lint(CHART, values, strict=True, kube_version=kube_version)
