@@ -7,7 +7,7 @@
 //!
 //! It prints figures; it asserts nothing about them (tests/cluster/faults.rs asserts the bounds).
 //! `KUBE9_BENCH_FAULTS=handover,outage` runs only those rows (of baseline, handover, endless,
-//! assessments, outage); `KUBE9_BENCH_LOG` sets the operators' log filter (default `warn`) and
+//! assessments, replication, outage); `KUBE9_BENCH_LOG` sets the operators' log filter (default `warn`) and
 //! `KUBE9_TEST_SHOW_LOGS=1` prints their logs.
 
 use std::time::{Duration, Instant};
@@ -261,6 +261,82 @@ async fn run(client: &kube::Client, ns: &str) -> anyhow::Result<()> {
             }
         }
         drop(op);
+        delete_singleton(client).await;
+    }
+
+    // Two replicas replicating: how long after the leader has a run's findings the standby's
+    // own copy holds them, and what the new leader lists once the old one is killed.
+    if wanted("replication") {
+        let token = std::env::temp_dir().join(unique_name("bench-token"));
+        std::fs::write(&token, unique_name("a-bench-replication-token"))?;
+        let started = |pod: &str| -> anyhow::Result<(Operator, DataDir)> {
+            let data = DataDir::new();
+            let dir = data.0.display().to_string();
+            let addr = format!("127.0.0.1:{}", kube9_tests::operator::free_port()?);
+            let log = std::env::var("KUBE9_BENCH_LOG").unwrap_or_else(|_| "warn".into());
+            let op = Operator::start(
+                ns,
+                &["--status-interval", "60s", "--data-dir", &dir],
+                &[
+                    ("POD_NAME", pod),
+                    ("KUBE9_LOG_LEVEL", &log),
+                    ("KUBE9_REPLICATION_ADDR", &addr),
+                    ("KUBE9_REPLICATION_TOKEN_FILE", &token.display().to_string()),
+                ],
+            )?;
+            Ok((op, data))
+        };
+        let (a, data_a) = started("replica-a")?;
+        until(Duration::from_secs(30), async || leader(client).await.as_deref() == Some("replica-a")).await;
+        let (b, data_b) = started("replica-b")?;
+        until(Duration::from_secs(60), async || b.get("/readyz").await.is_ok_and(|(code, _)| code == 200)).await;
+        // The assessments row leaves its Deployments in the namespace; alone, this row makes some.
+        if !wanted("assessments") {
+            deployments(client, ns, 200).await?;
+        }
+        let api: Api<Assessment> = Api::all(client.clone());
+        let name = unique_name("bench-replicated");
+        let spec = AssessmentSpec {
+            namespaces: Some(Selection { include: vec![ns.to_owned()], exclude: vec![] }),
+            ..AssessmentSpec::default()
+        };
+        api.create(&PostParams::default(), &Assessment::new(&name, spec)).await?;
+        let run_in = |dir: &std::path::Path| -> Option<(String, u64)> {
+            let filter = kube9_store::FindingFilter { assessment: name.clone(), limit: 1, ..Default::default() };
+            kube9_store::Reader::open(dir).and_then(|r| r.findings(&filter)).ok().map(|p| (p.run.run_id, p.matching))
+        };
+        let written = until(Duration::from_secs(120), async || run_in(&data_a.0).is_some()).await;
+        let lag = if written.is_some() {
+            until(Duration::from_secs(30), async || {
+                run_in(&data_b.0).is_some() && run_in(&data_b.0) == run_in(&data_a.0)
+            })
+            .await
+        } else {
+            None
+        };
+        rows.push(Row {
+            fault: "replication lag (leader's findings in its store → in the standby's copy)",
+            recovery: shown(lag),
+            peak_mib: mib(status_kib(b.pid(), "VmHWM:")),
+        });
+        let before = run_in(&data_a.0);
+        std::process::Command::new("kill").args(["-KILL", &a.pid().to_string()]).status()?;
+        let took = until(Duration::from_secs(30), async || leader(client).await.as_deref() == Some("replica-b")).await;
+        let after = run_in(&data_b.0);
+        let kept = match (&before, &after) {
+            (Some((run, n)), Some((run_after, m))) if run == run_after => {
+                format!("{m} of {n} findings of the last run")
+            }
+            _ => format!("lost: before {before:?}, after {after:?}"),
+        };
+        rows.push(Row {
+            fault: "leader SIGKILLed with replication (the new leader's store)",
+            recovery: format!("{}; {kept}", shown(took)),
+            peak_mib: mib(status_kib(b.pid(), "VmHWM:")),
+        });
+        drop((a, b));
+        let _ = api.delete(&name, &DeleteParams::default()).await;
+        let _ = std::fs::remove_file(&token);
         delete_singleton(client).await;
     }
 

@@ -27,7 +27,7 @@ def env(objects: list[dict[str, Any]]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(objects)["env"]}
 
 
-@pytest.mark.parametrize("kube_version", ["v1.20.2", "v1.31.0"])
+@pytest.mark.parametrize("kube_version", ["v1.20.2", "v1.31.0", "v1.37.2"])
 def test_lint_has_no_errors_or_warnings(kube_version: str) -> None:
     for values in ({}, {"apiKey": KEY}, {"existingSecret": "mine"}):
         report = helm.lint(CHART, values, strict=True, kube_version=kube_version)
@@ -37,15 +37,17 @@ def test_lint_has_no_errors_or_warnings(kube_version: str) -> None:
 
 def test_the_free_render_has_no_secret_and_no_key(chart: helm.Chart) -> None:
     objects = render(chart)
-    assert find(objects, "Secret") == []
+    # The only Secret is the replicas' own token (two replicas by default): no API key.
+    assert [s["metadata"]["name"] for s in find(objects, "Secret")] == ["kube9-kube9-operator-replication"]
+    assert list(one(objects, "Secret")["data"]) == ["token"]
     assert "KUBE9_API_KEY_FILE" not in env(objects)
-    assert [v["name"] for v in one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]] == ["data"]
+    assert [v["name"] for v in one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]] == ["replication", "data"]
     assert KEY not in yaml.safe_dump_all(objects)
 
 
 def test_the_pro_render_mounts_the_key_from_a_secret_the_chart_creates(chart: helm.Chart) -> None:
     objects = render(chart, {"apiKey": KEY})
-    secret = one(objects, "Secret")
+    (secret,) = [s for s in find(objects, "Secret") if s["metadata"]["name"] != "kube9-kube9-operator-replication"]
     assert secret["metadata"]["name"] == "kube9-kube9-operator-api-key"
     assert secret["data"] == {"api-key": __import__("base64").b64encode(KEY.encode()).decode()}
     pod = one(objects, "Deployment")["spec"]["template"]["spec"]
@@ -58,6 +60,7 @@ def test_the_pro_render_mounts_the_key_from_a_secret_the_chart_creates(chart: he
                 "items": [{"key": "api-key", "path": "api-key"}],
             },
         },
+        {"name": "replication", "secret": {"secretName": "kube9-kube9-operator-replication", "defaultMode": 0o440}},
         {"name": "data", "emptyDir": {"sizeLimit": "256Mi"}},
     ]
     assert {"name": "api-key", "mountPath": "/var/run/secrets/kube9/api-key", "readOnly": True} in container(
@@ -80,7 +83,7 @@ def test_a_new_key_changes_the_pod_template(chart: helm.Chart) -> None:
 
 def test_an_existing_secret_is_used_and_none_is_created(chart: helm.Chart) -> None:
     objects = render(chart, {"existingSecret": "kube9-key", "existingSecretKey": "token"})
-    assert find(objects, "Secret") == []
+    assert [s["metadata"]["name"] for s in find(objects, "Secret")] == ["kube9-kube9-operator-replication"]
     pod = one(objects, "Deployment")["spec"]["template"]["spec"]
     assert pod["volumes"][0]["secret"]["secretName"] == "kube9-key"
     assert pod["volumes"][0]["secret"]["items"] == [{"key": "token", "path": "token"}]
@@ -90,7 +93,7 @@ def test_an_existing_secret_is_used_and_none_is_created(chart: helm.Chart) -> No
 def test_the_store_is_on_an_empty_dir_with_a_size_limit_by_default(chart: helm.Chart) -> None:
     objects = render(chart)
     pod = one(objects, "Deployment")["spec"]["template"]["spec"]
-    assert pod["volumes"] == [{"name": "data", "emptyDir": {"sizeLimit": "256Mi"}}]
+    assert [v for v in pod["volumes"] if v["name"] == "data"] == [{"name": "data", "emptyDir": {"sizeLimit": "256Mi"}}]
     assert {"name": "data", "mountPath": "/var/lib/kube9"} in container(objects)["volumeMounts"]
     assert container(objects)["securityContext"]["readOnlyRootFilesystem"] is True, "only the volume is written"
     assert env(objects)["KUBE9_DATA_DIR"] == "/var/lib/kube9"
@@ -102,7 +105,8 @@ def test_the_store_is_on_an_empty_dir_with_a_size_limit_by_default(chart: helm.C
     objects = render(chart, {"store": {"maxSize": "1Gi", "eventsRetention": "30d", "eventsMaxRows": 1000000, "emptyDirSizeLimit": "2Gi", "assessmentHistoryRetention": "365d"}})
     assert env(objects)["KUBE9_EVENTS_MAX_ROWS"] == "1000000"
     assert env(objects)["KUBE9_ASSESSMENT_HISTORY_RETENTION"] == "365d"
-    assert one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"] == [{"name": "data", "emptyDir": {"sizeLimit": "2Gi"}}]
+    volumes = one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert [v for v in volumes if v["name"] == "data"] == [{"name": "data", "emptyDir": {"sizeLimit": "2Gi"}}]
 
 
 def test_persistence_puts_the_store_on_a_claim(chart: helm.Chart) -> None:
@@ -165,7 +169,11 @@ def test_the_deployment_is_hardened(chart: helm.Chart) -> None:
     assert env(objects)["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
-    assert c["ports"] == [{"name": "health", "containerPort": 8080, "protocol": "TCP"}]
+    # The health port, and the replicas' replication port (token required on every request).
+    assert c["ports"] == [
+        {"name": "health", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "replication", "containerPort": 8081, "protocol": "TCP"},
+    ]
     assert env(objects)["KUBE9_HEALTH_ADDR"] == "0.0.0.0:8080"
     assert c["resources"] == {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "128Mi"}}
     assert deployment["spec"]["replicas"] == 2
@@ -201,9 +209,45 @@ def test_two_replicas_elect_a_leader_with_a_budget_and_spread(chart: helm.Chart)
     assert one(single, "Deployment")["spec"]["template"]["spec"]["affinity"] == {"nodeAffinity": {}}
 
 
-def test_persistence_with_two_replicas_is_refused_with_a_reason(chart: helm.Chart) -> None:
-    with pytest.raises(helm.HelmError, match="set replicaCount=1"):
-        render(chart, {"persistence": {"enabled": True}})
+def test_persistence_with_two_replicas_gives_each_replica_a_claim_of_its_own(chart: helm.Chart) -> None:
+    objects = render(chart, {"persistence": {"enabled": True, "size": "5Gi", "storageClassName": "fast"}})
+    assert find(objects, "Deployment") == [] and find(objects, "PersistentVolumeClaim") == []
+    sts = one(objects, "StatefulSet")["spec"]
+    assert sts["replicas"] == 2
+    assert sts["podManagementPolicy"] == "Parallel" and sts["updateStrategy"] == {"type": "RollingUpdate"}
+    (claim,) = sts["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"] == {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast",
+                             "resources": {"requests": {"storage": "5Gi"}}}
+    pod = sts["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]] == ["replication"], "data comes from the claim template"
+    (only,) = pod["containers"]
+    assert {"name": "data", "mountPath": "/var/lib/kube9"} in only["volumeMounts"]
+    assert {e["name"] for e in only["env"]} >= {"KUBE9_REPLICATION_ADDR", "KUBE9_REPLICATION_TOKEN_FILE", "POD_IP"}
+    # One existing claim cannot hold two stores: refused, saying what to do.
+    with pytest.raises(helm.HelmError, match="each replica gets a claim of its own"):
+        render(chart, {"persistence": {"enabled": True, "existingClaim": "mine"}})
+
+
+def test_two_replicas_share_a_replication_token_and_one_replica_has_none(chart: helm.Chart) -> None:
+    objects = render(chart)
+    secret = one(objects, "Secret")
+    token = __import__("base64").b64decode(secret["data"]["token"]).decode()
+    assert len(token) == 48 and token.isalnum(), "a random token the chart makes"
+    assert env(objects)["KUBE9_REPLICATION_ADDR"] == "0.0.0.0:8081"
+    assert env(objects)["KUBE9_REPLICATION_TOKEN_FILE"] == "/var/run/secrets/kube9/replication/token"
+    assert env(objects)["POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert {"name": "replication", "containerPort": 8081, "protocol": "TCP"} in container(objects)["ports"]
+    assert {"name": "replication", "mountPath": "/var/run/secrets/kube9/replication", "readOnly": True} in container(
+        objects
+    )["volumeMounts"]
+    assert token not in yaml.safe_dump_all([o for o in objects if o["kind"] != "Secret"]), "only in the Secret"
+    # The new Pod is surged beside the old ones, never one removed first: it copies the store.
+    assert one(objects, "Deployment")["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    assert env(render(chart, {"replicationPort": 9443}))["KUBE9_REPLICATION_ADDR"] == "0.0.0.0:9443"
+    single = render(chart, {"replicaCount": 1})
+    assert find(single, "Secret") == []
+    assert not {"KUBE9_REPLICATION_ADDR", "KUBE9_REPLICATION_TOKEN_FILE"} & set(env(single))
 
 
 def test_every_object_has_the_standard_labels(chart: helm.Chart) -> None:

@@ -53,6 +53,7 @@ def test_install_upgrade_rollback_and_uninstall(
     assert kubectl.get("secret", f"{name}-api-key", "-n", namespace) is None
     free = pod_template(kubectl, namespace, release)
     assert key_env(free) == []
+    token = kubectl.get("secret", f"{name}-replication", "-n", namespace)["data"]["token"]
 
     # Adding a key creates the Secret and changes the Pod template, so the Pod is replaced.
     upgraded = helm_config.upgrade(CHART, release, {"apiKey": KEY}, namespace=namespace, timeout=60)
@@ -63,6 +64,8 @@ def test_install_upgrade_rollback_and_uninstall(
     assert key_env(pro) == ["/var/run/secrets/kube9/api-key/api-key"]
     assert pro["metadata"]["annotations"]["checksum/api-key"] != free["metadata"]["annotations"]["checksum/api-key"]
     assert volume(pro, "api-key")["secret"]["secretName"] == f"{name}-api-key"
+    # The replicas' token is kept across the upgrade: old and new Pods agree mid-rollout.
+    assert kubectl.get("secret", f"{name}-replication", "-n", namespace)["data"]["token"] == token
 
     # Rolling back to the free revision removes the Secret and restores the template.
     helm_config.rollback(release, version=1, timeout=60)
@@ -105,7 +108,10 @@ def test_install_with_an_existing_secret(
     assert volume(template, "api-key")["secret"]["secretName"] == "team-kube9-key"
     assert key_env(template) == ["/var/run/secrets/kube9/api-key/token"]
     secrets = kubectl.json("get", "secrets", "-n", namespace, "-l", f"app.kubernetes.io/instance={release}")
-    assert secrets["items"] == [], "the chart must not create a Secret when one is given"
+    # Only the replicas' own token: no API-key Secret when one is given.
+    assert [s["metadata"]["name"] for s in secrets["items"]] == [f"{release}-kube9-operator-replication"], (
+        "the chart must not create a Secret when one is given"
+    )
     helm_config.uninstall(release, timeout=60)
     assert kubectl.get("secret", "team-kube9-key", "-n", namespace), "the administrator's Secret is left alone"
 

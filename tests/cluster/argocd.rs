@@ -45,7 +45,7 @@ async fn workload(ctx: &Ctx, ns: &str, replicas: i32) -> Result<()> {
 }
 
 /// Creates an Application that deploys into `dest`.
-async fn create_app(ctx: &Ctx, ns: &str, name: &str, dest: &str) -> Result<Api<DynamicObject>> {
+pub(crate) async fn create_app(ctx: &Ctx, ns: &str, name: &str, dest: &str) -> Result<Api<DynamicObject>> {
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &applications());
     let app: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
@@ -61,7 +61,7 @@ async fn create_app(ctx: &Ctx, ns: &str, name: &str, dest: &str) -> Result<Api<D
 }
 
 /// Writes the Application's status as Argo CD's controller does (a plain field of the CRD).
-async fn set_status(api: &Api<DynamicObject>, name: &str, status: Value) -> Result<()> {
+pub(crate) async fn set_status(api: &Api<DynamicObject>, name: &str, status: Value) -> Result<()> {
     api.patch(name, &PatchParams::default(), &Patch::Merge(json!({"status": status}))).await?;
     Ok(())
 }
@@ -76,7 +76,7 @@ fn resources(dest: &str, deployment_sync: &str, deployment_health: &str) -> Valu
 }
 
 /// Runs `kube9-operator query <args>` as the extension would, against the test cluster.
-fn query(data: Option<&Path>, args: &[&str]) -> Result<(i32, Value, Value)> {
+pub(crate) fn query(data: Option<&Path>, args: &[&str]) -> Result<(i32, Value, Value)> {
     let mut cmd = std::process::Command::new(binary()?);
     cmd.arg("query").args(args).env("KUBECONFIG", kubeconfig_path()?);
     match data {
@@ -94,7 +94,7 @@ fn query(data: Option<&Path>, args: &[&str]) -> Result<(i32, Value, Value)> {
     Ok((output.status.code().unwrap_or(-1), parse(&output.stdout), parse(&output.stderr)))
 }
 
-fn ok_query(data: Option<&Path>, args: &[&str]) -> Result<Value> {
+pub(crate) fn ok_query(data: Option<&Path>, args: &[&str]) -> Result<Value> {
     let (code, stdout, stderr) = query(data, args)?;
     if code != 0 {
         bail!("query {args:?} exited {code}: {stderr}");
@@ -128,7 +128,7 @@ async fn wait_argocd(
     Ok(last)
 }
 
-fn reasons(events: &Value, name: &str) -> Vec<String> {
+pub(crate) fn reasons(events: &Value, name: &str) -> Vec<String> {
     let mut out: Vec<String> = events["events"]
         .as_array()
         .into_iter()

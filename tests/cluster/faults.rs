@@ -529,3 +529,145 @@ async fn after_an_api_server_outage_the_configmap_is_restored_within_three_secon
     })
     .await;
 }
+
+/// Creates `make` again and again until the API server takes it (it may still refuse for a
+/// moment after `/readyz`); returns how long after `ready` it was taken.
+async fn as_soon_as_ready<F, Fut, T>(ready: Instant, mut make: F) -> anyhow::Result<(T, Duration)>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    loop {
+        match make().await {
+            Ok(made) => return Ok((made, ready.elapsed())),
+            Err(e) if ready.elapsed() > Duration::from_secs(10) => return Err(e.context("10 s after readiness")),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "stops the local API server for 30 s: run alone (`cargo xtask ci` does, after the others)"]
+async fn after_an_api_server_outage_a_new_assessment_completes_within_ten_seconds() {
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("outage-assess").await?;
+        crate::findings::careless_deployments(&ctx, &ns, 3).await?;
+        let data = crate::events::DataDir::new();
+        let dir = data.0.to_string_lossy().into_owned();
+        let op = Operator::start(&ns, &["--status-interval", "60s", "--data-dir", &dir], &[])?;
+        wait_for_both(&ctx.client, &ns, WAIT, |s, _| s.health == Some(Health::Healthy)).await?;
+        let ready = kube9_tests::apiserver::outage(Duration::from_secs(30)).await?;
+        let (name, created) = as_soon_as_ready(ready, || crate::findings::assessment(&ctx, &ns, None)).await?;
+        assert!(created < Duration::from_secs(1), "the Assessment was taken {created:?} after readiness");
+        let done = wait_for(Duration::from_secs(10), || {
+            let api: Api<Assessment> = Api::all(ctx.client.clone());
+            let name = name.clone();
+            async move { Ok(api.get(&name).await?.status.and_then(|s| s.phase) == Some(Phase::Completed)) }
+        })
+        .await;
+        let completed = ready.elapsed();
+        if let Err(e) = done {
+            anyhow::bail!("not Completed within 10 s of readiness ({e}); the operator's log:\n{}", op.logs());
+        }
+        eprintln!(
+            "API server down 30 s: an Assessment created {created:?} after readiness Completed {completed:?} after"
+        );
+        let findings = crate::events::query(&data.0, &["findings", "--assessment", &name, "--format=json"])?;
+        assert!(findings["findings"].as_array().is_some_and(|f| !f.is_empty()), "{findings:#}");
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "stops the local API server for 30 s: run alone (`cargo xtask ci` does, after the others)"]
+async fn after_an_api_server_outage_an_acknowledgement_reaches_the_server_within_ten_seconds() {
+    use crate::pro::{FAST, acknowledge, distinctive_deployment, insight, wait_status};
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        let ns = ctx.namespace("outage-ack").await?;
+        distinctive_deployment(&ctx, &ns, "checkout").await?;
+        let (sim, ca) = simulator(Behavior::Accept, 24.0).await?;
+        let op = start_with_key(&ns, &sim.url(), &ca, crate::operator::KEY, FAST)?;
+        let status =
+            wait_status(&ctx, crate::pro::WAIT, |s| insight(s, &ns, "checkout", "missing-resource-limits").is_some())
+                .await?;
+        let id = insight(&status, &ns, "checkout", "missing-resource-limits").map(|i| i.id.clone()).unwrap_or_default();
+        let ready = kube9_tests::apiserver::outage(Duration::from_secs(30)).await?;
+        let ((), patched) =
+            as_soon_as_ready(ready, || acknowledge(&ctx, &id, json!({"state": "acknowledged"}))).await?;
+        let delivered =
+            wait_for(Duration::from_secs(10), || async { Ok(sim.acknowledgements().iter().any(|a| a.id == id)) }).await;
+        let at = ready.elapsed();
+        if let Err(e) = delivered {
+            anyhow::bail!("not delivered within 10 s of readiness ({e}); the operator's log:\n{}", op.logs());
+        }
+        eprintln!(
+            "API server down 30 s: an acknowledgement patched {patched:?} after readiness delivered {at:?} after"
+        );
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "stops the local API server for 30 s: run alone (`cargo xtask ci` does, after the others)"]
+async fn after_an_api_server_outage_the_argocd_and_event_watches_record_a_change_within_five_seconds() {
+    use crate::argocd::{create_app, ok_query, reasons, set_status};
+    scenario(|ctx| async move {
+        let _lock = singleton_lock(&ctx.client).await;
+        kube9_tests::argocd::ensure_argo_crds(&ctx.client).await?;
+        let argo = ctx.namespace("outage-argocd").await?;
+        let op_ns = ctx.namespace("outage-kube9").await?;
+        let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &argo);
+        deployments.create(&PostParams::default(), &kube9_tests::argocd::argocd_server(&argo)).await?;
+        let data = crate::events::DataDir::new();
+        let dir = data.0.to_string_lossy().into_owned();
+        let op = Operator::start(&op_ns, &["--argocd-namespace", &argo, "--data-dir", &dir], &[])?;
+        let apps = create_app(&ctx, &argo, "shop", &argo).await?;
+        set_status(&apps, "shop", json!({"sync": {"status": "Synced"}, "health": {"status": "Healthy"}})).await?;
+        let list = ["events", "list", "--object-kind=Application", "--limit=50", "--format=json"];
+        // The Application is followed before the outage.
+        wait_for(Duration::from_secs(30), || async {
+            let (json, _) = kube9_tests::operator::legacy_status(&ctx.client, &op_ns).await?.unzip();
+            Ok(json.is_some_and(|j| j["argocd"]["applications"]["storedCount"] == 1))
+        })
+        .await?;
+
+        let ready = kube9_tests::apiserver::outage(Duration::from_secs(30)).await?;
+        let ((), changed) = as_soon_as_ready(ready, || {
+            set_status(&apps, "shop", json!({"sync": {"status": "OutOfSync"}, "health": {"status": "Healthy"}}))
+        })
+        .await?;
+        let event_name = unique_name("after-outage");
+        let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(ctx.client.clone(), &argo);
+        let event: k8s_openapi::api::core::v1::Event = serde_json::from_value(json!({
+            "metadata": {"name": event_name, "namespace": argo},
+            "involvedObject": {"kind": "ConfigMap", "namespace": argo, "name": "after-outage"},
+            "reason": "AfterOutage", "message": "made right after the API server came back", "type": "Normal",
+            "count": 1, "lastTimestamp": k8s_openapi::jiff::Timestamp::now().to_string()
+        }))?;
+        events.create(&PostParams::default(), &event).await?;
+        let created = ready.elapsed();
+        let recorded = wait_for(Duration::from_secs(5), || async {
+            let drift = reasons(&ok_query(Some(&data.0), &list)?, "shop").iter().any(|r| r == "ApplicationOutOfSync");
+            let own = ok_query(Some(&data.0), &["events", "list", "--object-kind=ConfigMap", "--limit=50", "--format=json"])?;
+            let event = own["events"].as_array().into_iter().flatten().any(|e| e["object_name"] == "after-outage");
+            Ok(drift && event)
+        })
+        .await;
+        if let Err(e) = recorded {
+            anyhow::bail!(
+                "the drift and the Event were not both recorded within 5 s ({e}); the operator's log:\n{}",
+                op.logs()
+            );
+        }
+        eprintln!(
+            "API server down 30 s: an Application changed {changed:?} and an Event made {created:?} after readiness, both recorded {:?} after",
+            ready.elapsed()
+        );
+        Ok(())
+    })
+    .await;
+}

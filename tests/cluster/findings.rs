@@ -20,7 +20,7 @@ use crate::events::{DataDir, query};
 
 /// Deployments that fail many checks each: privileged, a `latest` image, no resources, no
 /// probes, one replica.
-async fn careless_deployments(ctx: &Ctx, ns: &str, n: usize) -> Result<()> {
+pub(crate) async fn careless_deployments(ctx: &Ctx, ns: &str, n: usize) -> Result<()> {
     let api = Api::<Deployment>::namespaced(ctx.client.clone(), ns);
     let create = |i: usize| {
         let api = api.clone();
@@ -52,7 +52,7 @@ async fn careless_deployments(ctx: &Ctx, ns: &str, n: usize) -> Result<()> {
     results.into_iter().collect()
 }
 
-async fn assessment(ctx: &Ctx, ns: &str, checks: Option<Selection>) -> Result<String> {
+pub(crate) async fn assessment(ctx: &Ctx, ns: &str, checks: Option<Selection>) -> Result<String> {
     let name = unique_name("findings");
     ctx.cleanup::<Assessment>(None, &name);
     let spec = AssessmentSpec {
@@ -89,7 +89,7 @@ pub(crate) async fn finished(ctx: &Ctx, name: &str, previous: Option<&str>) -> R
 }
 
 /// `query` that is expected to fail: its exit code and error document.
-fn query_error(dir: &std::path::Path, args: &[&str]) -> Result<(Option<i32>, Value)> {
+pub(crate) fn query_error(dir: &std::path::Path, args: &[&str]) -> Result<(Option<i32>, Value)> {
     let output = std::process::Command::new(binary()?).arg("query").args(args).env("KUBE9_DATA_DIR", dir).output()?;
     if output.status.success() || !output.stdout.is_empty() {
         bail!("query {args:?} succeeded: {}", String::from_utf8_lossy(&output.stdout));

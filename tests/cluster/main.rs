@@ -15,4 +15,5 @@ mod namespaces;
 mod operator;
 mod operators;
 mod pro;
+mod replicas;
 mod versions;

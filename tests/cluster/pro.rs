@@ -15,8 +15,8 @@ use serde_json::json;
 
 use crate::operator::{KEY, start_with_key};
 
-const WAIT: Duration = Duration::from_secs(60);
-const FAST: &[&str] = &[
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
+pub(crate) const FAST: &[&str] = &[
     "--collection-intervals",
     "clusterMetadata=2s,resourceInventory=2s,configurationPatterns=2s,performanceMetrics=2s,securityPosture=2s",
 ];
@@ -36,7 +36,7 @@ async fn simulator() -> anyhow::Result<(Simulator, std::path::PathBuf)> {
 
 /// A Deployment with one replica and no limits (the simulator has two insights about it),
 /// named, labelled and built so that every user-chosen string is distinctive.
-async fn distinctive_deployment(ctx: &Ctx, ns: &str, name: &str) -> anyhow::Result<()> {
+pub(crate) async fn distinctive_deployment(ctx: &Ctx, ns: &str, name: &str) -> anyhow::Result<()> {
     let deployment: Deployment = serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": ns, "labels": {"team": "ultraviolet-squad"},
             "annotations": {"owner": "marmalade-owner@example.com"}},
@@ -60,7 +60,7 @@ async fn distinctive_deployment(ctx: &Ctx, ns: &str, name: &str) -> anyhow::Resu
 }
 
 /// Waits until the OperatorStatus satisfies `check`; returns it.
-async fn wait_status<F>(ctx: &Ctx, timeout: Duration, check: F) -> anyhow::Result<OperatorStatusStatus>
+pub(crate) async fn wait_status<F>(ctx: &Ctx, timeout: Duration, check: F) -> anyhow::Result<OperatorStatusStatus>
 where
     F: Fn(&OperatorStatusStatus) -> bool,
 {
@@ -79,13 +79,13 @@ where
     }
 }
 
-fn insight<'a>(status: &'a OperatorStatusStatus, ns: &str, name: &str, kind: &str) -> Option<&'a Insight> {
+pub(crate) fn insight<'a>(status: &'a OperatorStatusStatus, ns: &str, name: &str, kind: &str) -> Option<&'a Insight> {
     status.insights.iter().find(|i| {
         i.mapped && i.insight_type == kind && i.object.name == name && i.object.namespace.as_deref() == Some(ns)
     })
 }
 
-async fn acknowledge(ctx: &Ctx, id: &str, ack: serde_json::Value) -> anyhow::Result<()> {
+pub(crate) async fn acknowledge(ctx: &Ctx, id: &str, ack: serde_json::Value) -> anyhow::Result<()> {
     let api: Api<OperatorStatus> = Api::all(ctx.client.clone());
     let patch = json!({"spec": {"acknowledgements": {id: ack}}});
     api.patch(SINGLETON_NAME, &PatchParams::default(), &Patch::Merge(&patch)).await?;
@@ -192,7 +192,7 @@ async fn a_pro_run_maps_insights_back_and_no_real_name_leaves_the_cluster() {
 }
 
 #[tokio::test]
-async fn acknowledgements_survive_a_server_outage_and_an_operator_restart() {
+pub(crate) async fn acknowledgements_survive_a_server_outage_and_an_operator_restart() {
     scenario(|ctx| async move {
         let _lock = singleton_lock(&ctx.client).await;
         let ns = ctx.namespace("ack").await?;

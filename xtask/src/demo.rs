@@ -251,7 +251,7 @@ pub fn run_node(root: &Path) -> Result<()> {
         .arg(include_str!("demo_node.py"))
         .arg(&kubeconfig)
         .arg(root.join("charts/kube9-operator"))
-        .args([NAMESPACE, &port, "18080", repository, tag])
+        .args([NAMESPACE, &port, "18080", repository, tag, &testenv::node::network()?.gateway])
         .status()
         .context("running the Helm SDK")?;
     if !status.success() {
@@ -262,13 +262,85 @@ pub fn run_node(root: &Path) -> Result<()> {
     println!("$ kubectl -n {NAMESPACE} get pods -o wide");
     print!("{}", kubectl(&["get", "pods", "-n", NAMESPACE, "-o", "wide"])?);
     show_when(&kubectl, |json| json.contains("\"health\":\"healthy\""))?;
+    node_replicas(root, &kubectl)?;
 
     banner("Done");
-    println!("The operator runs as a Pod on node {}:", testenv::node::NODE_NAME);
+    println!("The operator runs as two Pods on node {}:", testenv::node::NODE_NAME);
     println!("  export KUBECONFIG={}", kubeconfig.display());
     println!("  kubectl -n {NAMESPACE} get pods; kubectl get operatorstatus");
     println!("  ls /var/log/pods/{NAMESPACE}_*/operator/   # its logs (kubectl logs cannot reach the kubelet)");
     println!("Stop everything with: cargo xtask testenv down");
+    Ok(())
+}
+
+/// The chart's two replicas: who leads, an Assessment, and `query` in the standby giving the
+/// leader's answer (the VS Code extension execs into whichever Pod sorts first).
+fn node_replicas(root: &Path, kubectl: &dyn Fn(&[&str]) -> Result<String>) -> Result<()> {
+    banner("Two replicas: one leads, the other stands by with a copy of its store");
+    let leader = kubectl(&["get", "operatorstatus", "kube9", "-o", "jsonpath={.status.leader}"])?.trim().to_owned();
+    let names = "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}";
+    let pods = kubectl(&["get", "pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/name=kube9-operator", "-o", names])?;
+    let standby = pods
+        .lines()
+        .find(|p| !p.is_empty() && *p != leader)
+        .with_context(|| format!("no standby beside the leader {leader} among {pods:?}"))?
+        .to_owned();
+    println!("$ kubectl get operatorstatus kube9 -o jsonpath='{{.status.leader}}'");
+    println!("{leader}   (the standby: {standby})");
+
+    banner("An Assessment of examples/workloads.yaml, asked in the leader and in the standby");
+    let examples = root.join("examples");
+    let _ = kubectl(&["delete", "assessment", "kube9-demo", "--ignore-not-found"]);
+    print!("{}", kubectl(&["apply", "-f", &examples.join("workloads.yaml").display().to_string()])?);
+    print!("{}", kubectl(&["apply", "-f", &examples.join("assessment.yaml").display().to_string()])?);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while kubectl(&["get", "assessment", "kube9-demo", "-o", "jsonpath={.status.phase}"]).unwrap_or_default()
+        != "Completed"
+    {
+        if Instant::now() > deadline {
+            bail!("the Assessment did not complete within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    print!("{}", kubectl(&["get", "assessments"])?);
+    let ask = |pod: &str| -> Result<serde_json::Value> {
+        let out = kubectl(&[
+            "exec",
+            "-n",
+            NAMESPACE,
+            "-c",
+            "operator",
+            pod,
+            "--",
+            "kube9-operator",
+            "query",
+            "findings",
+            "--assessment",
+            "kube9-demo",
+            "--limit",
+            "1000000",
+        ])?;
+        serde_json::from_str(&out).with_context(|| format!("query findings in {pod}: {out}"))
+    };
+    let count = |doc: &serde_json::Value| doc["findings"].as_array().map_or(0, Vec::len);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (in_leader, in_standby) = loop {
+        let (a, b) = (ask(&leader)?, ask(&standby)?);
+        if (a == b && count(&a) > 0) || Instant::now() > deadline {
+            break (a, b);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    for (pod, doc) in [(&leader, &in_leader), (&standby, &in_standby)] {
+        println!(
+            "$ kubectl exec -n {NAMESPACE} -c operator {pod} -- kube9-operator query findings --assessment kube9-demo --limit 1000000"
+        );
+        println!("{} findings of run {}", count(doc), doc["runId"].as_str().unwrap_or("?"));
+    }
+    if in_leader != in_standby {
+        bail!("the standby {standby} answered differently from the leader {leader}");
+    }
+    println!("The same answer from both Pods: the standby asks the leader, and keeps a copy of its store.");
     Ok(())
 }
 

@@ -1,19 +1,20 @@
 # `cargo xtask demo --node`: installs (or upgrades) the chart on the testenv node with the
-# real Helm SDK, the way test_node.py does. Arguments: kubeconfig chart namespace
-# apiserver-port health-port image-repository image-tag.
+# real Helm SDK, the way test_node.py does, with the chart's defaults (two replicas on the Pod
+# network). Arguments: kubeconfig chart namespace apiserver-port health-port image-repository
+# image-tag pod-gateway.
 import sys
 
 import helm_python as helm
 
-kubeconfig, chart, namespace, port, health, repository, tag = sys.argv[1:8]
+kubeconfig, chart, namespace, port, health, repository, tag, gateway = sys.argv[1:9]
 values = {
     "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
-    # The API server listens on loopback only: the Pod uses the host network and is told where.
-    "hostNetwork": True,
+    # The Pods reach the API server through the Pod bridge's own address (the node's), so the
+    # two replicas run side by side on the one node, each on its own Pod address.
     "healthPort": int(health),
     "statusIntervalSeconds": 10,
     "extraEnv": [
-        {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
+        {"name": "KUBERNETES_SERVICE_HOST", "value": gateway},
         {"name": "KUBERNETES_SERVICE_PORT", "value": port},
     ],
 }

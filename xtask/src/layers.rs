@@ -63,6 +63,7 @@ pub const LAYERS: &[(&str, Layer)] = &[
     ("conformance::observe", Layer::Tasks),
     ("conformance::task", Layer::Tasks),
     ("leader", Layer::Tasks),
+    ("replica", Layer::Tasks),
     ("operator", Layer::Wiring),
     ("main", Layer::Wiring),
 ];

@@ -22,10 +22,12 @@ pub mod gomod;
 pub mod kwok;
 pub mod node;
 
-/// The release `up` runs by default: the newest whose kubelet still runs on the containerd
-/// Debian bookworm ships (1.6). Kubernetes 1.35 is the last release that supports containerd
-/// 1.x; a 1.36 kubelet needs containerd 2.
-pub const CURRENT: &str = "1.35.4";
+/// The release `up` runs by default: the newest the Go module proxy serves. Its node runs
+/// containerd 2, built from its Go module too (a kubelet from 1.36 on refuses containerd 1.x).
+pub const CURRENT: &str = "1.37.2";
+/// The patch release `--kubernetes 1.X` means, for the minors before [`CURRENT`]'s that are
+/// still run by hand (1.35 is the last whose node also runs on Debian's containerd 1.6).
+pub const PINNED: &[&str] = &["1.35.4", "1.36.3", CURRENT];
 /// The oldest supported release, built from Debian bookworm's source package.
 pub const OLDEST: &str = "1.20";
 
@@ -38,15 +40,20 @@ pub enum Kubernetes {
     Go(String),
 }
 
+/// The pinned patch release of minor `minor` (`"35"`).
+fn pinned(minor: &str) -> Option<&'static str> {
+    PINNED.iter().copied().find(|v| v.strip_prefix("1.").and_then(|rest| rest.split('.').next()) == Some(minor))
+}
+
 impl Kubernetes {
-    /// `1.20` (or `1.20.x`, `oldest`), `current`, `1.35` (its pinned patch release) or `1.X.Y`.
+    /// `1.20` (or `1.20.x`, `oldest`), `current`, `1.35` (its [`PINNED`] patch release) or `1.X.Y`.
     pub fn parse(text: &str) -> Result<Self> {
         let text = text.trim().trim_start_matches('v');
         let parts: Vec<&str> = text.split('.').collect();
         match (text, parts.as_slice()) {
             ("oldest", _) | (_, ["1", "20"]) | (_, ["1", "20", _]) => Ok(Self::Debian),
             ("current" | "", _) => Ok(Self::Go(CURRENT.to_owned())),
-            (_, ["1", minor]) if CURRENT.starts_with(&format!("1.{minor}.")) => Ok(Self::Go(CURRENT.to_owned())),
+            (_, ["1", minor]) if pinned(minor).is_some() => Ok(Self::Go(pinned(minor).unwrap_or(CURRENT).to_owned())),
             (_, ["1", minor, patch]) if minor.parse::<u32>().is_ok_and(|m| m >= 26) && patch.parse::<u32>().is_ok() => {
                 Ok(Self::Go(text.to_owned()))
             }
@@ -65,7 +72,7 @@ impl Kubernetes {
         }
     }
 
-    /// `1.20` or `1.35.4`.
+    /// `1.20` or `1.37.2`.
     pub fn label(&self) -> &str {
         match self {
             Self::Debian => OLDEST,
@@ -90,7 +97,7 @@ pub enum Command {
         /// Add a real node (containerd, kubelet, kube-scheduler) so Pods run.
         #[arg(long)]
         node: bool,
-        /// The Kubernetes version: `current` (the default, 1.35.x from Go modules) or `1.20`
+        /// The Kubernetes version: `current` (the default, 1.37.x from Go modules) or `1.20`
         /// (the oldest supported, from Debian's source package). Default: $KUBE9_KUBERNETES.
         #[arg(long, value_name = "VERSION")]
         kubernetes: Option<String>,
@@ -544,7 +551,7 @@ fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The API server's `gitVersion` (`v1.35.4`), or why it is unknown.
+/// The API server's `gitVersion` (`v1.37.2`), or why it is unknown.
 pub fn server_version(kubeconfig: &Path) -> String {
     let out = Process::new("kubectl")
         .args(["--request-timeout=5s", "get", "--raw", "/version"])
@@ -918,6 +925,18 @@ pub(crate) fn run_logged(cmd: &mut Process, log: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_minor_means_its_pinned_patch_release() {
+        assert_eq!(Kubernetes::parse("current").unwrap(), Kubernetes::Go(CURRENT.to_owned()));
+        assert_eq!(Kubernetes::parse("1.37").unwrap(), Kubernetes::Go("1.37.2".to_owned()));
+        assert_eq!(Kubernetes::parse("v1.35").unwrap(), Kubernetes::Go("1.35.4".to_owned()));
+        assert_eq!(Kubernetes::parse("1.36").unwrap(), Kubernetes::Go("1.36.3".to_owned()));
+        assert_eq!(Kubernetes::parse("1.36.1").unwrap(), Kubernetes::Go("1.36.1".to_owned()));
+        assert_eq!(Kubernetes::parse("1.20").unwrap(), Kubernetes::Debian);
+        assert!(Kubernetes::parse("1.30").is_err(), "no pinned patch release of 1.30");
+        assert!(Kubernetes::parse("1.25.3").is_err(), "older than the Go-module builds support");
+    }
 
     #[test]
     fn the_pki_holds_every_file_the_control_plane_reads() {

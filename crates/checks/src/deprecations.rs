@@ -15,7 +15,7 @@ pub struct Deprecation {
 }
 
 /// The newest Kubernetes minor this table is written for: the target when none is given.
-pub const NEWEST_MINOR: u32 = 35;
+pub const NEWEST_MINOR: u32 = 37;
 
 const fn d(
     api_version: &'static str,
@@ -109,6 +109,12 @@ pub static TABLE: &[Deprecation] = &[
         32,
         "admissionregistration.k8s.io/v1",
     ),
+    // 1.36 stops serving none of the versions above; 1.37 stops serving these (k8s.io/api
+    // v0.37's prerelease-lifecycle: beta APIs are removed three releases after deprecation).
+    d("networking.k8s.io/v1beta1", "IPAddress", 34, 37, "networking.k8s.io/v1"),
+    d("networking.k8s.io/v1beta1", "ServiceCIDR", 34, 37, "networking.k8s.io/v1"),
+    d("storage.k8s.io/v1beta1", "VolumeAttributesClass", 34, 37, "storage.k8s.io/v1"),
+    d("certificates.k8s.io/v1alpha1", "ClusterTrustBundle", 34, 37, "certificates.k8s.io/v1beta1"),
 ];
 
 /// The table's entry for this apiVersion and kind, if it has one.
@@ -135,6 +141,18 @@ mod tests {
         assert_eq!(parse_version("v1.35.4"), Some((1, 35)));
         assert_eq!(parse_version("1.27+"), Some((1, 27)));
         assert_eq!(parse_version("latest"), None);
+    }
+
+    #[test]
+    fn what_1_37_stops_serving_is_listed() {
+        for (api_version, kind) in [
+            ("networking.k8s.io/v1beta1", "IPAddress"),
+            ("networking.k8s.io/v1beta1", "ServiceCIDR"),
+            ("storage.k8s.io/v1beta1", "VolumeAttributesClass"),
+        ] {
+            assert_eq!(find(api_version, kind).and_then(|d| d.removed_in), Some(37), "{api_version} {kind}");
+        }
+        assert_eq!(NEWEST_MINOR, 37);
     }
 
     #[test]

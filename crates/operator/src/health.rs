@@ -22,6 +22,7 @@ struct DiagnosticsInner {
     published_at: Option<Instant>,
     write_failure: Option<String>,
     election_failure: Option<String>,
+    replication_wait: Option<String>,
 }
 
 impl Diagnostics {
@@ -33,6 +34,9 @@ impl Diagnostics {
         }
         if let Some(failure) = &inner.write_failure {
             return Some(format!("status cannot be written: {failure}"));
+        }
+        if let Some(wait) = &inner.replication_wait {
+            return Some(wait.clone());
         }
         inner.published_at.is_none().then(|| "status not published yet".to_owned())
     }
@@ -47,6 +51,14 @@ impl Diagnostics {
     pub fn record_election(&self, failure: Option<String>) {
         if let Ok(mut inner) = self.inner.lock() {
             inner.election_failure = failure;
+        }
+    }
+
+    /// Records whether this replica holds the leader's store yet: None once it does (or leads).
+    /// A new replica is not ready before its first copy, so a rolling upgrade waits for it.
+    pub fn record_replication(&self, wait: Option<String>) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.replication_wait = wait;
         }
     }
 
@@ -128,6 +140,16 @@ mod tests {
         d.record_election(Some("leader election cannot use the Lease ns/l: forbidden".into()));
         assert!(d.not_ready_reason().unwrap().contains("cannot use the Lease"));
         d.record_election(None);
+        assert_eq!(d.not_ready_reason(), None);
+    }
+
+    #[test]
+    fn a_replica_without_the_leaders_store_is_not_ready() {
+        let d = Diagnostics::default();
+        d.record(None);
+        d.record_replication(Some("not caught up with the leader pod-a yet".into()));
+        assert!(d.not_ready_reason().unwrap().contains("pod-a"));
+        d.record_replication(None);
         assert_eq!(d.not_ready_reason(), None);
     }
 }

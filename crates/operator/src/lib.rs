@@ -15,7 +15,9 @@ mod leader;
 mod operator;
 pub mod pro;
 mod registration;
+mod replica;
 mod status;
 
 pub use argocd_io::query::{Command as ArgoCdQuery, run as argocd_query};
 pub use operator::run;
+pub use replica::forward::forwarded as forward_query;

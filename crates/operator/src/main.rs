@@ -110,6 +110,13 @@ fn bad_arguments(error: clap::Error) -> std::process::ExitCode {
 fn query(args: QueryArgs) -> std::process::ExitCode {
     match args.what {
         QueryWhat::Store(what) => {
+            // In a standby the leader answers: every Pod gives the leader's answer.
+            let words: Vec<String> = std::env::args().skip_while(|a| a != "query").skip(1).collect();
+            if let Some(dir) = &args.data_dir
+                && let Some(outcome) = kube9_operator::forward_query(dir, &words)
+            {
+                return write(&outcome);
+            }
             write(&kube9_store::cli::run(&kube9_store::cli::Args { data_dir: args.data_dir, what }))
         }
         QueryWhat::Argocd { command } => {

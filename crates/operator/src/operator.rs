@@ -25,6 +25,8 @@ use crate::leader::{self, Lost};
 use crate::pro::report::Report;
 use crate::registration::client::ServerClient;
 use crate::registration::state::{Policy, Registration};
+use crate::replica::shared::{Gate, after_catch_up};
+use crate::replica::task as replica;
 use crate::status::plan::Settings;
 use crate::status::reconcile::{self as status, Feeds, Reporting};
 
@@ -34,7 +36,9 @@ const SHARED_BUFFER: usize = 256;
 /// Runs the operator until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let (kube_config, shared, stop) = connect().await?;
-    let (leadership, election) = elect(&config, &shared);
+    // A replica joins the election only once it holds the leader's store (crate::replica).
+    let gate = Gate::default();
+    let (leadership, election) = elect(&config, &shared, &gate);
     let (history, store_failure) = keep_history(&config, &shared);
     let singleton = Singleton::new();
     let collections = Arc::new(collections(&config));
@@ -44,6 +48,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (summary, assessment) = watch::channel(None);
     let collectors = collectors(&config, &shared, &leadership, collections);
     let (argocd, argocd_status) = argocd(&config, &shared, &history);
+    let replication = replica::start(
+        &config,
+        shared.client.clone(),
+        leadership.clone(),
+        shared.diagnostics.clone(),
+        gate,
+        shared.stopped(),
+    )
+    .await?;
     let health = serve_health(config.health_addr, &shared).await?;
     let feeds = Feeds {
         registration: pro.registration,
@@ -64,6 +77,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         collectors,
         conformance,
         argocd,
+        replication,
         health,
         health_addr: config.health_addr,
     };
@@ -111,7 +125,7 @@ async fn connect() -> anyhow::Result<(kube::Config, Shared, watch::Sender<bool>)
 
 /// Leader election: every replica watches and records; only the leader writes. Without a
 /// Lease this process leads alone.
-fn elect(config: &Config, shared: &Shared) -> (Leadership, Option<JoinHandle<Result<(), Lost>>>) {
+fn elect(config: &Config, shared: &Shared, gate: &Gate) -> (Leadership, Option<JoinHandle<Result<(), Lost>>>) {
     let Some(lease) = &config.leader_lease else {
         return (Leadership::alone(config.identity.clone()), None);
     };
@@ -126,7 +140,8 @@ fn elect(config: &Config, shared: &Shared) -> (Leadership, Option<JoinHandle<Res
         diagnostics: shared.diagnostics.clone(),
     };
     tracing::info!(identity = %config.identity, lease, "taking part in leader election");
-    (leadership, Some(tokio::spawn(leader::run(election, role, shared.stopped()))))
+    let campaign = after_catch_up(gate.clone(), leader::run(election, role, shared.stopped()));
+    (leadership, Some(tokio::spawn(campaign)))
 }
 
 /// The embedded store, and the cluster's Events recorded in it; the receiver says why the
@@ -137,7 +152,12 @@ fn keep_history(config: &Config, shared: &Shared) -> (Recorder, watch::Receiver<
         return (Recorder::disabled(shared.metrics.clone()), watch::channel(None).1);
     };
     let (history, failure) = writer::start(store.dir.clone(), store.limits, shared.metrics.clone());
-    tokio::spawn(crate::history::watch::run(shared.client.clone(), history.clone(), shared.stopped()));
+    tokio::spawn(crate::history::watch::run(
+        shared.client.clone(),
+        history.clone(),
+        shared.outage.clone(),
+        shared.stopped(),
+    ));
     (history, failure)
 }
 
@@ -282,6 +302,7 @@ fn argocd(
             max_applications: config.argocd_max_applications,
         },
         history.clone(),
+        shared.outage.clone(),
         tx,
         shared.stopped(),
     ));
@@ -348,6 +369,8 @@ struct Running {
     collectors: JoinHandle<Option<()>>,
     conformance: JoinHandle<()>,
     argocd: JoinHandle<()>,
+    /// Serving or following the leader's store (with a data directory).
+    replication: Option<JoinHandle<()>>,
     health: JoinHandle<std::io::Result<()>>,
     health_addr: SocketAddr,
 }
@@ -389,6 +412,9 @@ impl Running {
         let _ = self.collectors.await;
         let _ = self.conformance.await;
         let _ = self.argocd.await;
+        if let Some(replication) = self.replication {
+            let _ = replication.await;
+        }
         if let Ok(Err(e)) = self.health.await {
             return Err(e).with_context(|| format!("health server on {}", self.health_addr));
         }

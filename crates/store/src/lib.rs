@@ -13,6 +13,7 @@ pub mod cli;
 mod error;
 pub mod findings;
 pub mod records;
+pub mod replica;
 pub mod schema;
 
 use std::os::unix::fs::MetadataExt;

@@ -1,5 +1,5 @@
 //! Binaries built from published Go modules through the Go module proxy: a current
-//! Kubernetes (`k8s.io/kubernetes`), and tools beside it (kwok).
+//! Kubernetes (`k8s.io/kubernetes`), its node's containerd, and tools beside it (kwok).
 //!
 //! For each build the xtask writes a small Go module of its own under the cache dir (never in
 //! the repository) that requires the module at a pinned version and lists the commands as
@@ -224,13 +224,36 @@ pub fn etcd() -> Result<PathBuf> {
     Ok(etcd)
 }
 
+/// The containerd release the node of a Go-built Kubernetes runs: a 2.x, since kubelets from
+/// 1.36 on refuse containerd 1.x (Debian bookworm ships 1.6).
+pub const CONTAINERD_VERSION: &str = "2.4.2";
+
+/// containerd, its runc shim and `ctr`, built from `github.com/containerd/containerd/v2`
+/// (without cgo: the btrfs and zfs snapshotters are left out, overlayfs is what the node uses).
+pub fn containerd() -> Result<PathBuf> {
+    let module = "github.com/containerd/containerd/v2";
+    ensure(&Build {
+        name: "containerd",
+        module,
+        version: CONTAINERD_VERSION,
+        commands: &[
+            "github.com/containerd/containerd/v2/cmd/containerd",
+            "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2",
+            "github.com/containerd/containerd/v2/cmd/ctr",
+        ],
+        // So `containerd --version` and the node's runtime version name the release.
+        ldflags: vec![format!("{module}/version.Version=v{CONTAINERD_VERSION}")],
+        replaces: vec![],
+    })
+}
+
 /// The kubernetes commands a control plane (and a node) needs, built at `version`.
 pub fn kubernetes(version: &str, commands: &[&str]) -> Result<PathBuf> {
     let bin = dir("kubernetes", version).join("bin");
     if commands.iter().all(|c| bin.join(c).is_file()) {
         return Ok(bin);
     }
-    let (major, rest) = version.split_once('.').context("a version such as 1.35.4")?;
+    let (major, rest) = version.split_once('.').context("a version such as 1.37.2")?;
     let minor = rest.split('.').next().unwrap_or(rest);
     let pkg = "k8s.io/component-base/version";
     let packages: Vec<String> = commands.iter().map(|c| format!("k8s.io/kubernetes/cmd/{c}")).collect();
@@ -259,5 +282,6 @@ mod tests {
         assert_eq!(super::binary_name("k8s.io/kubernetes/cmd/kube-apiserver"), "kube-apiserver");
         assert_eq!(super::binary_name("go.etcd.io/etcd/server/v3"), "server");
         assert_eq!(super::binary_name("sigs.k8s.io/kwok/cmd/kwok"), "kwok");
+        assert_eq!(super::binary_name("github.com/containerd/containerd/v2/cmd/ctr"), "ctr");
     }
 }

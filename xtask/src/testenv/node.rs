@@ -1,7 +1,9 @@
 //! `cargo xtask testenv up --node`: a real node beside the control plane, so Pods run.
 //!
-//! containerd, runc and the CNI plugins come from Debian; kubelet and kube-scheduler are
-//! built from the same source as the control plane (the Go module, or Debian's 1.20 source);
+//! runc and the CNI plugins come from Debian; containerd too for the 1.20 node, and for a
+//! Go-built Kubernetes containerd 2 built from its Go module (a kubelet from 1.36 on refuses
+//! Debian's 1.6); kubelet and kube-scheduler are built from the same source as the control
+//! plane (the Go module, or Debian's 1.20 source);
 //! the pause image is compiled from that source and built with buildah (no registry is
 //! reachable). Everything
 //! the node writes lives under `target/testenv/node`, with its own containerd socket, so it
@@ -27,6 +29,28 @@ pub const NODE_NAME: &str = "kube9-node";
 pub const PAUSE_IMAGE: &str = "localhost/kube9/pause:3.4";
 /// The containerd namespace the kubelet's containers live in.
 const K8S_NAMESPACE: &str = "k8s.io";
+
+/// The file under the node's directory naming the directory of the containerd it runs (and of
+/// the `ctr` that talks to it).
+const CONTAINERD_BIN: &str = "containerd-bin";
+
+/// The containerd a node runs: Debian's 1.6 beside the 1.20 kubelet, containerd 2 (built from
+/// its Go module) beside a Go-built one.
+struct Runtime {
+    /// The directory holding `containerd`, `ctr` and, for containerd 2, its runc shim.
+    bin: PathBuf,
+    /// Whether its configuration has containerd 2's layout.
+    v2: bool,
+}
+
+impl Runtime {
+    fn for_kubernetes(kubernetes: &Kubernetes) -> Result<Runtime> {
+        Ok(match kubernetes {
+            Kubernetes::Debian => Runtime { bin: PathBuf::from("/usr/bin"), v2: false },
+            Kubernetes::Go(_) => Runtime { bin: super::gomod::containerd()?, v2: true },
+        })
+    }
+}
 
 /// `target/testenv/node`.
 pub fn dir(state: &Path) -> PathBuf {
@@ -56,12 +80,15 @@ pub fn up(state: &Path, kubernetes: &Kubernetes, bin: &Path, kubeconfig: &Path) 
     }
 
     // containerd, with every path under target/testenv/node.
+    let runtime = Runtime::for_kubernetes(kubernetes)?;
+    std::fs::write(node.join(CONTAINERD_BIN), runtime.bin.as_os_str().as_encoded_bytes())
+        .context("recording which containerd the node runs")?;
     let config = node.join("containerd.toml");
-    std::fs::write(&config, containerd_config(&node)?).context("writing the containerd configuration")?;
+    std::fs::write(&config, containerd_config(&node, &runtime)?).context("writing the containerd configuration")?;
     write_cni(&node, &network()?)?;
     let sock = socket(state);
     let _ = std::fs::remove_file(&sock);
-    spawn(state, "containerd", Path::new("/usr/bin/containerd"), &["--config".into(), config.display().to_string()])?;
+    spawn(state, "containerd", &runtime.bin.join("containerd"), &["--config".into(), config.display().to_string()])?;
     wait(state, "containerd", Duration::from_secs(30), || ctr(state, &["version"]).is_ok())?;
     import_image(state, &pause_image(&pause_source(kubernetes, bin)?)?)?;
 
@@ -187,15 +214,18 @@ fn unmount_under(dir: &Path) {
     }
 }
 
-/// Runs `ctr` against the node's containerd in the kubelet's namespace.
+/// Runs `ctr` (the one of the containerd the node runs) against the node's containerd in the
+/// kubelet's namespace.
 pub fn ctr(state: &Path, args: &[&str]) -> Result<String> {
-    let out = Process::new("ctr")
+    let bin = std::fs::read(dir(state).join(CONTAINERD_BIN)).ok().and_then(|b| String::from_utf8(b).ok());
+    let ctr = bin.map_or_else(|| PathBuf::from("ctr"), |b| Path::new(&b).join("ctr"));
+    let out = Process::new(&ctr)
         .arg("--address")
         .arg(socket(state))
         .args(["--namespace", K8S_NAMESPACE])
         .args(args)
         .output()
-        .context("running ctr (Debian package containerd)")?;
+        .with_context(|| format!("running {}", ctr.display()))?;
     if !out.status.success() {
         bail!("ctr {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }
@@ -292,23 +322,48 @@ fn pause_image(source: &Path) -> Result<PathBuf> {
     Ok(archive)
 }
 
-fn containerd_config(node: &Path) -> Result<String> {
-    let out = Process::new("containerd").args(["config", "default"]).output().context("running containerd")?;
+fn containerd_config(node: &Path, runtime: &Runtime) -> Result<String> {
+    let containerd = runtime.bin.join("containerd");
+    let out = Process::new(&containerd)
+        .args(["config", "default"])
+        .output()
+        .with_context(|| format!("running {}", containerd.display()))?;
     if !out.status.success() {
         bail!("containerd config default failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let default = String::from_utf8_lossy(&out.stdout).into_owned();
     let d = |name: &str| node.join(name).display().to_string();
-    let replacements = [
-        ("root = \"/var/lib/containerd\"", format!("root = \"{}\"", d("containerd/root"))),
-        ("state = \"/run/containerd\"", format!("state = \"{}\"", d("containerd/state"))),
-        ("address = \"/run/containerd/containerd.sock\"", format!("address = \"{}\"", d("containerd.sock"))),
-        ("sandbox_image = \"registry.k8s.io/pause:3.6\"", format!("sandbox_image = \"{PAUSE_IMAGE}\"")),
-        ("bin_dir = \"/opt/cni/bin\"", "bin_dir = \"/usr/lib/cni\"".into()),
-        ("conf_dir = \"/etc/cni/net.d\"", format!("conf_dir = \"{}\"", d("cni"))),
-        // These machines refuse a negative oom_score_adj; without this every sandbox fails.
-        ("restrict_oom_score_adj = false", "restrict_oom_score_adj = true".into()),
-    ];
+    let replacements = if runtime.v2 {
+        vec![
+            ("root = '/var/lib/containerd'", format!("root = '{}'", d("containerd/root"))),
+            ("state = '/run/containerd'", format!("state = '{}'", d("containerd/state"))),
+            ("address = '/run/containerd/containerd.sock'", format!("address = '{}'", d("containerd.sock"))),
+            (
+                "address = '/run/containerd/containerd.sock.ttrpc'",
+                format!("address = '{}'", d("containerd.sock.ttrpc")),
+            ),
+            ("sandbox = 'registry.k8s.io/pause:", format!("sandbox = '{PAUSE_IMAGE}' # was 'registry.k8s.io/pause:")),
+            ("bin_dirs = ['/opt/cni/bin']", "bin_dirs = ['/usr/lib/cni']".into()),
+            ("conf_dir = '/etc/cni/net.d'", format!("conf_dir = '{}'", d("cni"))),
+            // Its runc shim sits beside it, not on the PATH.
+            (
+                "runtime_path = ''",
+                format!("runtime_path = '{}'", runtime.bin.join("containerd-shim-runc-v2").display()),
+            ),
+            // These machines refuse a negative oom_score_adj; without this every sandbox fails.
+            ("restrict_oom_score_adj = false", "restrict_oom_score_adj = true".into()),
+        ]
+    } else {
+        vec![
+            ("root = \"/var/lib/containerd\"", format!("root = \"{}\"", d("containerd/root"))),
+            ("state = \"/run/containerd\"", format!("state = \"{}\"", d("containerd/state"))),
+            ("address = \"/run/containerd/containerd.sock\"", format!("address = \"{}\"", d("containerd.sock"))),
+            ("sandbox_image = \"registry.k8s.io/pause:3.6\"", format!("sandbox_image = \"{PAUSE_IMAGE}\"")),
+            ("bin_dir = \"/opt/cni/bin\"", "bin_dir = \"/usr/lib/cni\"".into()),
+            ("conf_dir = \"/etc/cni/net.d\"", format!("conf_dir = \"{}\"", d("cni"))),
+            ("restrict_oom_score_adj = false", "restrict_oom_score_adj = true".into()),
+        ]
+    };
     let mut config = default;
     for (from, to) in replacements {
         if !config.contains(from) {

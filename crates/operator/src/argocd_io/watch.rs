@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::listed::ListedApp;
+use crate::base::backoff::{Outage, WatchBackoff};
 use crate::base::list;
 use crate::base::time::rfc3339;
 use crate::history::event::{Object, own};
@@ -137,20 +138,23 @@ pub async fn run(
     client: kube::Client,
     settings: Settings,
     history: Recorder,
+    outage: Outage,
     tx: watch::Sender<Option<ArgoCdStatus>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut crd_events: Events<CustomResourceDefinition> =
         watcher(crds, watcher::Config::default().fields(&format!("metadata.name={APPLICATIONS_CRD}")))
-            .default_backoff()
+            .backoff(WatchBackoff::new(&outage))
             .boxed();
     let deployments: Api<Deployment> = match &settings.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
     let mut server_events: Events<Deployment> =
-        watcher(deployments, watcher::Config::default().labels(SERVER_SELECTOR)).default_backoff().boxed();
+        watcher(deployments, watcher::Config::default().labels(SERVER_SELECTOR))
+            .backoff(WatchBackoff::new(&outage))
+            .boxed();
     let mut app_events: Option<Events<ListedApp>> = None;
 
     // What the watches have said so far (None: not yet listed).
@@ -239,7 +243,7 @@ pub async fn run(
         match (crd_served, app_events.is_some()) {
             (true, false) => {
                 let api: Api<ListedApp> = Api::all(client.clone());
-                app_events = Some(watcher(api, watcher::Config::default()).default_backoff().boxed());
+                app_events = Some(watcher(api, watcher::Config::default()).backoff(WatchBackoff::new(&outage)).boxed());
                 apps_started = Some(Instant::now());
             }
             (false, true) => {

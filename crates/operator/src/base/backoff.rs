@@ -22,21 +22,54 @@ impl Backoff {
     }
 }
 
-/// The watches' backoff: 250 ms doubling to 1 s, ±20 %. kube-runtime's default grows to 30 s,
-/// so after an API server outage the operator stayed blind for up to half a minute; with a
-/// 1 s cap it writes again within about a second of the server answering, at the cost of one
-/// request a second per watch while the server is down.
+/// A watch's backoff while the API server is away (or not yet known to answer): 250 ms doubling
+/// to 1 s, ±20 %. kube-runtime's default grows to 30 s, so after an API server outage the
+/// operator stayed blind for up to half a minute; with a 1 s cap a watch is back within about a
+/// second of the server answering, at the cost of one request a second per watch while the
+/// server is down.
 pub const WATCH: Backoff = Backoff { initial: Duration::from_millis(250), max: Duration::from_secs(1) };
 
-/// One watch's backoff, reporting to the process's [`Outage`].
+/// A watch's backoff while the server answers and the watch still fails: its own failure (a CRD
+/// removed, a permission taken away). Quick at first, since a restarted server answers 410 "too
+/// old resource version" for a few seconds, then slower, so that a watch that fails for good
+/// costs a request every five minutes, not every second.
+pub const OWN_FAILURE: Backoff = Backoff { initial: Duration::from_millis(250), max: Duration::from_secs(300) };
+
+/// One watch's backoff, reporting to the process's [`Outage`] and asking it whether the server
+/// answers: while it does not, [`WATCH`]; once the server has answered since this watch last
+/// failed, the failure is the watch's own and the wait grows along [`OWN_FAILURE`].
 pub struct WatchBackoff {
     failures: u32,
+    /// Failures in a row while the server answered.
+    own: u32,
+    /// [`Outage::ready_answers`] when this watch last failed.
+    answers_seen: u64,
     outage: Outage,
 }
 
 impl WatchBackoff {
     pub fn new(outage: &Outage) -> WatchBackoff {
-        WatchBackoff { failures: 0, outage: outage.clone() }
+        WatchBackoff { failures: 0, own: 0, answers_seen: 0, outage: outage.clone() }
+    }
+
+    /// The wait after this failure, with `jitter` in [0, 1).
+    fn after_failure(&mut self, jitter: f64) -> Duration {
+        let answers = self.outage.ready_answers();
+        let wait = if self.outage.is_down() {
+            // The server is away: its failures say nothing about this watch.
+            self.own = 0;
+            WATCH.jittered(self.failures, jitter)
+        } else if self.failures > 0 && answers > self.answers_seen {
+            let wait = OWN_FAILURE.jittered(self.own, jitter);
+            self.own = self.own.saturating_add(1);
+            wait
+        } else {
+            // Not known yet whether the server answers: /readyz is being asked.
+            WATCH.jittered(self.failures, jitter)
+        };
+        self.answers_seen = answers;
+        self.failures = self.failures.saturating_add(1);
+        wait
     }
 }
 
@@ -45,9 +78,7 @@ impl Iterator for WatchBackoff {
 
     fn next(&mut self) -> Option<Duration> {
         self.outage.failed();
-        let wait = WATCH.jittered(self.failures, rand::random::<f64>());
-        self.failures = self.failures.saturating_add(1);
-        Some(wait)
+        Some(self.after_failure(rand::random::<f64>()))
     }
 }
 
@@ -56,6 +87,7 @@ impl kube::runtime::utils::Backoff for WatchBackoff {
     fn reset(&mut self) {
         if self.failures > 0 {
             self.failures = 0;
+            self.own = 0;
             self.outage.recoveries.send_modify(|n| *n += 1);
         }
     }
@@ -79,6 +111,10 @@ pub struct Outage {
     first_failure: std::sync::Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
     failures: std::sync::Arc<tokio::sync::Notify>,
     recoveries: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// Whether `/readyz` failed and has not answered ok since.
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// How many times `/readyz` answered ok after a watch failed.
+    ready_answers: std::sync::Arc<std::sync::atomic::AtomicU64>,
     metrics: crate::base::metrics::Metrics,
 }
 
@@ -89,8 +125,18 @@ impl Outage {
             first_failure: Default::default(),
             failures: Default::default(),
             recoveries: std::sync::Arc::new(recoveries),
+            down: Default::default(),
+            ready_answers: Default::default(),
             metrics,
         }
+    }
+
+    fn is_down(&self) -> bool {
+        self.down.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn ready_answers(&self) -> u64 {
+        self.ready_answers.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn failed(&self) {
@@ -123,9 +169,11 @@ impl Outage {
             let Some(since) = self.first_failure.lock().ok().and_then(|f| *f) else { continue };
             if !ready().await {
                 tracing::warn!("the API server does not answer; watches retry every second");
+                self.down.store(true, std::sync::atomic::Ordering::SeqCst);
                 while !ready().await {
                     tokio::time::sleep(PROBE_EVERY).await;
                 }
+                self.down.store(false, std::sync::atomic::Ordering::SeqCst);
                 let seconds = since.elapsed().as_secs_f64();
                 self.metrics.api_outage(seconds);
                 tracing::warn!(
@@ -137,6 +185,7 @@ impl Outage {
             if let Ok(mut first) = self.first_failure.lock() {
                 *first = None;
             }
+            self.ready_answers.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
 
@@ -216,6 +265,112 @@ mod tests {
         assert_eq!(asked, [true]);
         assert!(metrics.encode().contains("kube9_api_outages_total 1\n"));
         assert!(!recoveries.has_changed().unwrap());
+    }
+
+    /// A server down for `down` (offsets from the start of the test), and a watch against it.
+    struct Scenario {
+        start: tokio::time::Instant,
+        down: std::ops::Range<Duration>,
+    }
+
+    impl Scenario {
+        fn up(&self) -> bool {
+            !self.down.contains(&self.start.elapsed())
+        }
+
+        /// Runs one watch for `run` with a detector asking this server's `/readyz`, and returns
+        /// when it tried (offsets from the start) and whether that try worked. A watch that
+        /// `works` holds its connection until the server goes away; one that does not fails
+        /// every try (its CRD removed) even while the server answers.
+        async fn watch(self, works: bool, run: Duration) -> Vec<(Duration, bool)> {
+            use kube::runtime::utils::Backoff as _;
+            let scenario = std::sync::Arc::new(self);
+            let outage = Outage::new(crate::base::metrics::Metrics::default());
+            let detector = {
+                let (outage, scenario) = (outage.clone(), scenario.clone());
+                tokio::spawn(async move {
+                    outage
+                        .watch(|| {
+                            let up = scenario.up();
+                            async move { up }
+                        })
+                        .await
+                })
+            };
+            let mut backoff = WatchBackoff::new(&outage);
+            let mut tries = Vec::new();
+            while scenario.start.elapsed() < run {
+                let worked = works && scenario.up();
+                tries.push((scenario.start.elapsed(), worked));
+                if worked {
+                    backoff.reset();
+                    let now = scenario.start.elapsed();
+                    let cut = if scenario.down.start > now { scenario.down.start } else { run };
+                    tokio::time::sleep(cut - now).await;
+                } else {
+                    let wait = backoff.next().unwrap();
+                    tokio::time::sleep(wait).await;
+                }
+                // Lets the detector answer between tries, as it would on a real clock.
+                tokio::task::yield_now().await;
+            }
+            detector.abort();
+            tries
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_an_outage_of_any_length_a_watch_is_back_within_three_seconds_of_readiness() {
+        for seconds in [2, 30, 300, 3600] {
+            let from = Duration::from_secs(10);
+            let until = from + Duration::from_secs(seconds);
+            let scenario = Scenario { start: tokio::time::Instant::now(), down: from..until };
+            let tries = scenario.watch(true, until + Duration::from_secs(30)).await;
+            let back = tries.iter().find(|(at, worked)| *at >= until && *worked).map(|(at, _)| *at - until);
+            assert!(
+                back.is_some_and(|b| b <= Duration::from_secs(3)),
+                "down {seconds} s: back {back:?} after readiness"
+            );
+            let during = tries.iter().filter(|(at, _)| (from..until).contains(at)).count() as u64;
+            assert!(during <= seconds * 2 + 4, "down {seconds} s: {during} tries while down, about one a second");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_that_fails_while_the_server_answers_retries_quickly_then_every_five_minutes() {
+        let start = tokio::time::Instant::now();
+        let never = Duration::from_secs(1 << 30);
+        let scenario = Scenario { start, down: never..never };
+        let hour = Duration::from_secs(3600);
+        let tries = scenario.watch(false, hour).await;
+        let gaps: Vec<Duration> = tries.windows(2).map(|w| w[1].0 - w[0].0).collect();
+        // A restarted server answers 410 for a few seconds: the first retries are quick.
+        assert!(gaps[..3].iter().all(|g| *g <= Duration::from_millis(1300)), "{gaps:?}");
+        // Then the waits grow to about five minutes: not one request a second for an hour.
+        assert!(tries.len() < 40, "{} tries in an hour: {gaps:?}", tries.len());
+        assert!(gaps.last().is_some_and(|g| *g >= Duration::from_secs(240)), "{gaps:?}");
+        assert!(gaps.iter().all(|g| *g <= Duration::from_secs(301)), "{gaps:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_that_failed_for_good_is_fast_again_once_it_has_worked() {
+        use kube::runtime::utils::Backoff as _;
+        let outage = Outage::new(crate::base::metrics::Metrics::default());
+        let mut backoff = WatchBackoff::new(&outage);
+        // The server answered after each failure: the waits grow.
+        for _ in 0..12 {
+            backoff.after_failure(0.5);
+            outage.ready_answers.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        assert!(backoff.after_failure(0.5) >= Duration::from_secs(60));
+        backoff.reset();
+        assert!(backoff.after_failure(0.5) <= Duration::from_millis(300));
+        // While the server is away the wait stays at a second, however long the watch failed.
+        outage.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..50 {
+            outage.ready_answers.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            assert!(backoff.after_failure(1.0) <= Duration::from_secs(1));
+        }
     }
 
     #[test]

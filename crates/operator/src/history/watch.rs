@@ -9,6 +9,8 @@ use kube::api::{Api, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube9_store::{EventRow, Write};
 
+use crate::base::backoff::{Outage, WatchBackoff};
+
 use super::event::{from_core_v1, from_events_v1};
 use super::writer::Recorder;
 
@@ -29,14 +31,23 @@ pub async fn source(client: &kube::Client) -> Source {
 }
 
 /// Runs until `shutdown` completes.
-pub async fn run(client: kube::Client, recorder: Recorder, shutdown: impl Future<Output = ()> + Send + 'static) {
+pub async fn run(
+    client: kube::Client,
+    recorder: Recorder,
+    outage: Outage,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     let source = source(&client).await;
     tracing::info!(?source, "watching the cluster's Events for the event history");
     let config = watcher::Config::default();
     let pump = async move {
         match source {
-            Source::EventsV1 => pump(watcher(Api::<Event>::all(client), config), from_events_v1, &recorder).await,
-            Source::CoreV1 => pump(watcher(Api::<CoreEvent>::all(client), config), from_core_v1, &recorder).await,
+            Source::EventsV1 => {
+                pump(watcher(Api::<Event>::all(client), config), from_events_v1, &recorder, &outage).await
+            }
+            Source::CoreV1 => {
+                pump(watcher(Api::<CoreEvent>::all(client), config), from_core_v1, &recorder, &outage).await
+            }
         }
     };
     tokio::select! {
@@ -49,10 +60,11 @@ async fn pump<K>(
     stream: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
     map: fn(&K) -> Option<EventRow>,
     recorder: &Recorder,
+    outage: &Outage,
 ) where
     K: Clone + Send + 'static,
 {
-    let mut stream = std::pin::pin!(stream.default_backoff());
+    let mut stream = std::pin::pin!(stream.backoff(WatchBackoff::new(outage)));
     while let Some(item) = stream.next().await {
         match item {
             Ok(watcher::Event::Apply(event) | watcher::Event::InitApply(event)) => {
