@@ -400,28 +400,12 @@ pub fn down() -> Result<()> {
     let state = state_dir();
     let mut stopped = Vec::new();
     for name in addons::COMPONENTS {
-        node::stop(&state, name, &mut stopped)?;
+        stop(&state, name, &mut stopped)?;
     }
-    node::stop(&state, "kwok", &mut stopped)?;
+    stop(&state, "kwok", &mut stopped)?;
     node::down(&state, &mut stopped)?;
     for name in COMPONENTS.iter().rev() {
-        let pid_file = state.join(format!("{name}.pid"));
-        if let Some(pid) = running_pid(&state, name) {
-            signal(pid, "TERM");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while alive(pid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if alive(pid) {
-                signal(pid, "KILL");
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            if alive(pid) {
-                bail!("{name} (pid {pid}) survived SIGKILL; stop it by hand");
-            }
-            stopped.push(format!("{name} ({pid})"));
-        }
-        let _ = std::fs::remove_file(pid_file);
+        stop(&state, name, &mut stopped)?;
     }
     // The next `up` starts from an empty etcd; certificates and tokens are kept.
     let _ = std::fs::remove_dir_all(state.join("etcd"));
@@ -506,6 +490,29 @@ fn running_pid(state: &Path, name: &str) -> Option<u32> {
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
     let exe_name = exe.file_name()?.to_string_lossy().trim_end_matches(" (deleted)").to_owned();
     (exe_name == name && alive(pid)).then_some(pid)
+}
+
+/// Stops the process `<name>.pid` records (TERM, then KILL after 10 s), adds it to `stopped`
+/// and removes its pid file. A pid file whose process is gone, or now runs another binary, is
+/// only removed. Safe to run twice.
+fn stop(state: &Path, name: &str, stopped: &mut Vec<String>) -> Result<()> {
+    if let Some(pid) = running_pid(state, name) {
+        signal(pid, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if alive(pid) {
+            signal(pid, "KILL");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if alive(pid) {
+            bail!("{name} (pid {pid}) survived SIGKILL; stop it by hand");
+        }
+        stopped.push(format!("{name} ({pid})"));
+    }
+    let _ = std::fs::remove_file(state.join(format!("{name}.pid")));
+    Ok(())
 }
 
 /// Alive and not a zombie.
