@@ -194,14 +194,21 @@ fn ports() -> Result<Ports> {
 /// The three processes, in start order.
 const COMPONENTS: [&str; 3] = ["etcd", "kube-apiserver", "kube-controller-manager"];
 
+/// The kubeconfig `KUBECONFIG` names, when the cluster it points at answers.
+pub fn existing_cluster() -> Option<PathBuf> {
+    let path = std::env::var_os("KUBECONFIG").filter(|p| !p.is_empty()).map(PathBuf::from)?;
+    readyz(&path).then_some(path)
+}
+
 pub fn up(local: bool, with_node: bool, kubernetes: &Kubernetes) -> Result<Cluster> {
-    let existing = std::env::var_os("KUBECONFIG").filter(|p| !p.is_empty() && !local).map(PathBuf::from);
-    if let Some(path) = existing {
-        if readyz(&path) {
+    if !local {
+        if let Some(path) = existing_cluster() {
             println!("testenv: using the cluster KUBECONFIG points at ({})", path.display());
             return Ok(Cluster { kubeconfig: path, started_here: false });
         }
-        println!("testenv: KUBECONFIG={} does not answer; starting a local control plane", path.display());
+        if let Some(path) = std::env::var_os("KUBECONFIG").filter(|p| !p.is_empty()) {
+            println!("testenv: KUBECONFIG={} does not answer; starting a local control plane", path.display());
+        }
     }
     let state = state_dir();
     let kubeconfig = state.join("kubeconfig");
@@ -239,19 +246,7 @@ pub fn up(local: bool, with_node: bool, kubernetes: &Kubernetes) -> Result<Clust
         down()?;
     }
 
-    ensure_packages(RUNTIME_PACKAGES)?;
-    // etcd: Debian's 3.4 for 1.20 (of its time); 3.6 from its Go module for a current release.
-    let etcd_binary = match kubernetes {
-        Kubernetes::Debian => {
-            ensure_packages(&["etcd-server"])?;
-            PathBuf::from("/usr/bin/etcd")
-        }
-        Kubernetes::Go(_) => gomod::etcd()?,
-    };
-    if with_node {
-        ensure_packages(node::PACKAGES)?;
-    }
-    let bin = ensure_binaries(kubernetes, with_node)?;
+    let (etcd_binary, bin) = prepare(kubernetes, with_node)?;
     let ports = ports()?;
     for (port, var) in [
         (ports.etcd, "KUBE9_TESTENV_ETCD_PORT"),
@@ -378,6 +373,24 @@ pub fn up(local: bool, with_node: bool, kubernetes: &Kubernetes) -> Result<Clust
     }
     print_usage(&kubeconfig);
     Ok(Cluster { kubeconfig, started_here: true })
+}
+
+/// Installs and builds what `up` runs for `kubernetes` (and the node), starting nothing:
+/// etcd, and the directory of the Kubernetes binaries.
+pub fn prepare(kubernetes: &Kubernetes, with_node: bool) -> Result<(PathBuf, PathBuf)> {
+    ensure_packages(RUNTIME_PACKAGES)?;
+    // etcd: Debian's 3.4 for 1.20 (of its time); 3.6 from its Go module for a current release.
+    let etcd = match kubernetes {
+        Kubernetes::Debian => {
+            ensure_packages(&["etcd-server"])?;
+            PathBuf::from("/usr/bin/etcd")
+        }
+        Kubernetes::Go(_) => gomod::etcd()?,
+    };
+    if with_node {
+        ensure_packages(node::PACKAGES)?;
+    }
+    Ok((etcd, ensure_binaries(kubernetes, with_node)?))
 }
 
 fn bind_address(with_node: bool) -> &'static str {
@@ -720,8 +733,13 @@ fn is_root() -> bool {
     Process::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+/// Held around every apt-get and dpkg query: `cargo xtask ci` prepares later steps on a thread
+/// beside the current one, and two apt-get runs at once fail on dpkg's lock.
+static APT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Installs the Debian packages that are missing.
 pub fn ensure_packages(packages: &[&str]) -> Result<()> {
+    let _apt = APT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
         return Ok(());
@@ -887,6 +905,7 @@ pub fn build(cache: &Path, targets: &[&str]) -> Result<()> {
 }
 
 fn ensure_deb_src() -> Result<()> {
+    let _apt = APT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let has_source = |_: ()| {
         Process::new("apt-cache")
             .args(["showsrc", "kubernetes"])
