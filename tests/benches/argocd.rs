@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube9_api::legacy::{CONFIGMAP_KEY, CONFIGMAP_NAME};
 use kube9_tests::argocd::{applications, argocd_server, ensure_argo_crds};
-use kube9_tests::operator::{Operator, binary, delete_singleton, status_kib};
-use kube9_tests::{client, ensure_crds, kubeconfig_path, unique_name};
+use kube9_tests::bench;
+use kube9_tests::kubeconfig_path;
+use kube9_tests::operator::{Operator, binary, status_kib};
 use serde_json::{Value, json};
 
 const APPS: usize = 1000;
@@ -30,24 +31,11 @@ const PODS: i32 = 200;
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    ensure_argo_crds(&client).await?;
-    let names = [unique_name("bench-argocd"), unique_name("bench-apps"), unique_name("bench-op")];
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    for ns in &names {
-        let object =
-            Namespace { metadata: ObjectMeta { name: Some(ns.clone()), ..Default::default() }, ..Default::default() };
-        namespaces.create(&PostParams::default(), &object).await?;
-    }
-    delete_singleton(&client).await;
-    let result = run(&client, &names[0], &names[1], &names[2]).await;
-    for ns in &names {
-        let _ = namespaces.delete(ns, &DeleteParams::default()).await;
-    }
-    delete_singleton(&client).await;
-    result
+    bench::run("bench-argocd", &["argocd", "apps", "op"], async |b| {
+        ensure_argo_crds(&b.client).await?;
+        run(&b.client, &b.namespaces[0], &b.namespaces[1], &b.namespaces[2]).await
+    })
+    .await
 }
 
 fn summary(cm: &ConfigMap) -> Value {

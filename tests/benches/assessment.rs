@@ -9,14 +9,11 @@
 
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube9_api::assessment::{Assessment, AssessmentSpec, Phase, RUN_REQUESTED_ANNOTATION};
-use kube9_tests::operator::{Operator, create_namespaces, delete_singleton, status_kib};
-use kube9_tests::{client, ensure_crds, unique_name};
+use kube9_tests::bench;
+use kube9_tests::operator::{Operator, status_kib};
 use serde_json::json;
 
 const NAMESPACES: usize = 20;
@@ -25,97 +22,42 @@ const RUNS: usize = 3;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let prefix = unique_name("bench-assess");
-    let names: Vec<String> = (0..NAMESPACES).map(|i| format!("{prefix}-{i}")).collect();
-    delete_singleton(&client).await;
-    let result = run(&client, &names).await;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    for ns in &names {
-        let _ = namespaces.delete(ns, &DeleteParams::background()).await;
-    }
-    let _ = Api::<Assessment>::all(client.clone()).delete(&prefix, &DeleteParams::default()).await;
-    delete_singleton(&client).await;
-    result
+    bench::run("bench-assess", &bench::numbered(NAMESPACES), async |b| run(&b.client, &b.namespaces, &b.prefix).await)
+        .await
 }
 
-async fn run(client: &kube::Client, names: &[String]) -> anyhow::Result<()> {
-    create_namespaces(client, names).await?;
+async fn run(client: &kube::Client, names: &[String], prefix: &str) -> anyhow::Result<()> {
     let started = Instant::now();
-    futures::stream::iter(0..DEPLOYMENTS)
-        .map(|i| {
-            let api: Api<Deployment> = Api::namespaced(client.clone(), &names[i % NAMESPACES]);
-            async move {
-                let d: Deployment = serde_json::from_value(json!({
-                    "metadata": {"name": format!("app-{i}"), "labels": {"app": format!("app-{i}")}},
-                    "spec": {"paused": true, "replicas": 2, "selector": {"matchLabels": {"app": format!("app-{i}")}},
-                        "template": {"metadata": {"labels": {"app": format!("app-{i}")}}, "spec": {"containers": [{
-                            "name": "app", "image": format!("registry.example/app-{i}:1.0"),
-                            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
-                            "env": [{"name": "MODE", "value": "production"}]}]}}}
-                }))?;
-                api.create(&PostParams::default(), &d).await?;
-                anyhow::Ok(())
-            }
+    bench::create::<Deployment>(client, names, DEPLOYMENTS, 16, |i| {
+        json!({
+            "metadata": {"name": format!("app-{i}"), "labels": {"app": format!("app-{i}")}},
+            "spec": {"paused": true, "replicas": 2, "selector": {"matchLabels": {"app": format!("app-{i}")}},
+                "template": {"metadata": {"labels": {"app": format!("app-{i}")}}, "spec": {"containers": [{
+                    "name": "app", "image": format!("registry.example/app-{i}:1.0"),
+                    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+                    "env": [{"name": "MODE", "value": "production"}]}]}}}
         })
-        .buffer_unordered(16)
-        .try_collect::<Vec<()>>()
-        .await?;
+    })
+    .await?;
     println!(
         "created {DEPLOYMENTS} Deployments in {NAMESPACES} namespaces in {:.1} s",
         started.elapsed().as_secs_f64()
     );
 
     // Baseline: list every kind the checks read, 500 per page, as the operator does.
-    let kinds = [
-        ("", "v1", "Namespace", "namespaces"),
-        ("", "v1", "Node", "nodes"),
-        ("", "v1", "Pod", "pods"),
-        ("", "v1", "Service", "services"),
-        ("", "v1", "ResourceQuota", "resourcequotas"),
-        ("", "v1", "LimitRange", "limitranges"),
-        ("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
-        ("apps", "v1", "Deployment", "deployments"),
-        ("apps", "v1", "StatefulSet", "statefulsets"),
-        ("apps", "v1", "DaemonSet", "daemonsets"),
-        ("apps", "v1", "ReplicaSet", "replicasets"),
-        ("batch", "v1", "Job", "jobs"),
-        ("batch", "v1beta1", "CronJob", "cronjobs"),
-        ("networking.k8s.io", "v1", "Ingress", "ingresses"),
-        ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies"),
-        ("policy", "v1beta1", "PodDisruptionBudget", "poddisruptionbudgets"),
-        ("autoscaling", "v2beta2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
-        ("rbac.authorization.k8s.io", "v1", "Role", "roles"),
-        ("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles"),
-        ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
-        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings"),
-    ];
+    let kinds = bench::served_kinds(client).await?;
     let mut list_times = Vec::new();
     let mut objects = 0;
     for _ in 0..RUNS {
-        let start = Instant::now();
-        objects = 0;
-        for (group, version, kind, plural) in kinds {
-            let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-            let mut params = ListParams::default().limit(500);
-            loop {
-                let page = api.list(&params).await?;
-                objects += page.items.len();
-                match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                    Some(token) => params = params.continue_token(&token),
-                    None => break,
-                }
-            }
-        }
-        list_times.push(start.elapsed());
+        let (took, listed) = bench::list_all(client, &kinds).await?;
+        list_times.push(took);
+        objects = listed;
     }
     list_times.sort();
     let baseline = list_times[RUNS / 2];
     println!(
-        "baseline: listing {objects} objects of 21 kinds, 500 per page: {:.0} ms (median of {RUNS})",
+        "baseline: listing {objects} objects of {} kinds, 500 per page: {:.0} ms (median of {RUNS})",
+        kinds.len(),
         baseline.as_secs_f64() * 1e3
     );
 
@@ -124,19 +66,19 @@ async fn run(client: &kube::Client, names: &[String]) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let idle_peak = status_kib(op.pid(), "VmHWM:");
     let assessments: Api<Assessment> = Api::all(client.clone());
-    let name = names[0].rsplit_once('-').map_or(names[0].clone(), |(p, _)| p.to_owned());
-    assessments.create(&PostParams::default(), &Assessment::new(&name, AssessmentSpec::default())).await?;
+    let name = prefix;
+    assessments.create(&PostParams::default(), &Assessment::new(name, AssessmentSpec::default())).await?;
     let mut runs = Vec::new();
     let mut last_run = None;
     for round in 0..RUNS {
         if round > 0 {
             let request = json!({"metadata": {"annotations": {RUN_REQUESTED_ANNOTATION: round.to_string()}}});
-            assessments.patch(&name, &PatchParams::default(), &Patch::Merge(&request)).await?;
+            assessments.patch(name, &PatchParams::default(), &Patch::Merge(&request)).await?;
         }
         let asked = Instant::now();
         let deadline = asked + Duration::from_secs(120);
         let status = loop {
-            let status = assessments.get(&name).await?.status.unwrap_or_default();
+            let status = assessments.get(name).await?.status.unwrap_or_default();
             if status.phase == Some(Phase::Completed) && status.run_id != last_run {
                 break status;
             }

@@ -21,14 +21,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use k8s_openapi::api::core::v1::{Event, EventSource, Namespace, ObjectReference};
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube9_tests::operator::{
-    DataDir, Operator, binary, create_namespaces, delete_singleton, singleton_lock, status_kib,
-};
-use kube9_tests::{client, ensure_crds, unique_name, wait_for};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube9_tests::bench;
+use kube9_tests::operator::{DataDir, Operator, binary, status_kib};
+use kube9_tests::wait_for;
 use serde_json::{Value, json};
 
 /// Namespaces the Events are about.
@@ -74,29 +73,14 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    eprintln!("waiting for the operator singleton lock (other operator tests finish first)");
-    let lock = singleton_lock(&client).await;
-    let prefix = unique_name("bench-ev");
-    let operator_ns = format!("{prefix}-op");
-    let event_ns: Vec<String> = (0..NAMESPACES).map(|i| format!("{prefix}-{i}")).collect();
-    let all: Vec<String> = std::iter::once(operator_ns.clone()).chain(event_ns.iter().cloned()).collect();
-    let data = DataDir::new();
-    std::fs::create_dir_all(&data.0)?;
-    let result = match create_namespaces(&client, &all).await {
-        Ok(()) => run(&client, &operator_ns, &event_ns, &data.0).await,
-        Err(e) => Err(e),
-    };
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    for ns in &all {
-        let _ = namespaces.delete(ns, &DeleteParams::default()).await;
-    }
-    delete_singleton(&client).await;
-    drop(lock);
-    drop(data);
-    result
+    let mut suffixes = vec!["op".to_owned()];
+    suffixes.extend(bench::numbered(NAMESPACES));
+    bench::run("bench-ev", &suffixes, async |b| {
+        let data = DataDir::new();
+        std::fs::create_dir_all(&data.0)?;
+        run(&b.client, &b.namespaces[0], &b.namespaces[1..], &data.0).await
+    })
+    .await
 }
 
 /// One Event this process created, and the occurrences it has sent for it.

@@ -12,16 +12,16 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, PostParams};
 use kube9_api::assessment::{Assessment, AssessmentSpec, Phase, Selection};
 use kube9_api::legacy::CONFIGMAP_NAME;
 use kube9_api::operator_status::{OperatorStatus, SINGLETON_NAME};
 use kube9_server_sim::{Behavior, Options, Simulator};
+use kube9_tests::bench;
 use kube9_tests::operator::{DataDir, Operator, delete_singleton, status_kib};
-use kube9_tests::{client, ensure_crds, unique_name};
+use kube9_tests::unique_name;
 use serde_json::json;
 
 const KEY: &str = "k9_bench_0123456789";
@@ -34,24 +34,7 @@ struct Row {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns = unique_name("bench-faults");
-    namespaces
-        .create(
-            &PostParams::default(),
-            &Namespace { metadata: ObjectMeta { name: Some(ns.clone()), ..Default::default() }, ..Default::default() },
-        )
-        .await?;
-    delete_singleton(&client).await;
-    let result = run(&client, &ns).await;
-    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
-    let _ =
-        Api::<Assessment>::all(client.clone()).delete_collection(&DeleteParams::default(), &Default::default()).await;
-    delete_singleton(&client).await;
-    result
+    bench::run("bench-faults", &["op"], async |b| run(&b.client, &b.namespaces[0], &b.prefix).await).await
 }
 
 fn mib(kib: u64) -> f64 {
@@ -112,7 +95,7 @@ fn reset_peak(pid: u32) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
 }
 
-async fn run(client: &kube::Client, ns: &str) -> anyhow::Result<()> {
+async fn run(client: &kube::Client, ns: &str, prefix: &str) -> anyhow::Result<()> {
     let mut rows = Vec::new();
 
     // Baseline: one process, idle, 20 s.
@@ -217,8 +200,9 @@ async fn run(client: &kube::Client, ns: &str) -> anyhow::Result<()> {
             // The peak from here on is this batch's.
             reset_peak(op.pid());
             let mut names = Vec::new();
-            for _ in 0..count {
-                let name = unique_name("bench-many");
+            for i in 0..count {
+                // Named after the bench, so its clean-up finds them whatever ends the run.
+                let name = format!("{prefix}-{count}-{i}");
                 let spec = AssessmentSpec {
                     namespaces: Some(Selection { include: vec![ns.to_owned()], exclude: vec![] }),
                     ..AssessmentSpec::default()
@@ -377,24 +361,14 @@ async fn run(client: &kube::Client, ns: &str) -> anyhow::Result<()> {
 }
 
 async fn deployments(client: &kube::Client, ns: &str, count: usize) -> anyhow::Result<()> {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let made: Vec<anyhow::Result<()>> = futures::stream::iter(0..count)
-        .map(|i| {
-            let api = api.clone();
-            async move {
-                let d: Deployment = serde_json::from_value(json!({
-                    "metadata": {"name": format!("app-{i}"), "labels": {"app": format!("app-{i}")}},
-                    "spec": {"paused": true, "replicas": 2, "selector": {"matchLabels": {"app": format!("app-{i}")}},
-                        "template": {"metadata": {"labels": {"app": format!("app-{i}")}}, "spec": {"containers": [{
-                            "name": "app", "image": format!("registry.example/app-{i}:1.0"),
-                            "env": [{"name": "MODE", "value": "production"}]}]}}}
-                }))?;
-                api.create(&PostParams::default(), &d).await?;
-                Ok(())
-            }
+    bench::create::<Deployment>(client, &[ns.to_owned()], count, 16, |i| {
+        json!({
+            "metadata": {"name": format!("app-{i}"), "labels": {"app": format!("app-{i}")}},
+            "spec": {"paused": true, "replicas": 2, "selector": {"matchLabels": {"app": format!("app-{i}")}},
+                "template": {"metadata": {"labels": {"app": format!("app-{i}")}}, "spec": {"containers": [{
+                    "name": "app", "image": format!("registry.example/app-{i}:1.0"),
+                    "env": [{"name": "MODE", "value": "production"}]}]}}}
         })
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    made.into_iter().collect()
+    })
+    .await
 }

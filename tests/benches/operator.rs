@@ -11,34 +11,20 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube9_api::legacy::{CONFIGMAP_KEY, CONFIGMAP_NAME};
 use kube9_server_sim::{Behavior, Options, Simulator};
-use kube9_tests::operator::{Operator, delete_singleton, status_kib};
-use kube9_tests::{client, ensure_crds, unique_name};
+use kube9_tests::bench;
+use kube9_tests::operator::{Operator, status_kib};
+use kube9_tests::unique_name;
 
 const KEY: &str = "k9_bench_0123456789";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns = unique_name("bench");
-    namespaces
-        .create(
-            &PostParams::default(),
-            &Namespace { metadata: ObjectMeta { name: Some(ns.clone()), ..Default::default() }, ..Default::default() },
-        )
-        .await?;
-    delete_singleton(&client).await;
-    let result = run(&client, &ns).await;
-    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
-    delete_singleton(&client).await;
-    result
+    bench::run("bench", &["op"], async |b| run(&b.client, &b.namespaces[0]).await).await
 }
 
 async fn run(client: &kube::Client, ns: &str) -> anyhow::Result<()> {

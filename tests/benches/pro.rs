@@ -12,16 +12,15 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use kube9_operator::pro::insights;
 use kube9_privacy::names as payload;
 use kube9_privacy::{Key, Mapping};
 use kube9_server_sim::{Options, Simulator};
-use kube9_tests::operator::{Operator, create_namespaces, delete_singleton, operator_status, status_kib};
-use kube9_tests::{client, ensure_crds, kubeconfig_path, unique_name, wait_for};
+use kube9_tests::bench;
+use kube9_tests::operator::{Operator, delete_singleton, operator_status, status_kib};
+use kube9_tests::{kubeconfig_path, unique_name, wait_for};
 use serde_json::json;
 
 const NAMESPACES: usize = 20;
@@ -34,20 +33,8 @@ const ACKS: usize = 10;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     mapping_back();
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let prefix = unique_name("bench-pro");
-    let names: Vec<String> = (0..NAMESPACES).map(|i| format!("{prefix}-{i}")).collect();
-    delete_singleton(&client).await;
-    let result = run(&client, &names).await;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    for ns in &names {
-        let _ = namespaces.delete(ns, &DeleteParams::background()).await;
-    }
-    delete_singleton(&client).await;
-    result
+    bench::run("bench-pro", &bench::numbered(NAMESPACES), async |b| run(&b.client, &b.namespaces).await).await
 }
 
 /// 2. Mapping back, pure: 1,000 insights about objects among 2,000 mapped names.
@@ -103,25 +90,16 @@ fn ms(d: Duration) -> f64 {
 }
 
 async fn run(client: &kube::Client, names: &[String]) -> anyhow::Result<()> {
-    create_namespaces(client, names).await?;
-    futures::stream::iter(0..DEPLOYMENTS)
-        .map(|i| {
-            let api: Api<Deployment> = Api::namespaced(client.clone(), &names[i % NAMESPACES]);
-            async move {
-                let d: Deployment = serde_json::from_value(json!({
-                    "metadata": {"name": format!("app-{i}"), "labels": {"app": format!("app-{i}")}},
-                    "spec": {"paused": true, "replicas": 2, "selector": {"matchLabels": {"app": format!("app-{i}")}},
-                        "template": {"metadata": {"labels": {"app": format!("app-{i}")}}, "spec": {"containers": [{
-                            "name": "app", "image": format!("registry.example/app-{i}:1.0"),
-                            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}}}
-                }))?;
-                api.create(&PostParams::default(), &d).await?;
-                anyhow::Ok(())
-            }
+    bench::create::<Deployment>(client, names, DEPLOYMENTS, 16, |i| {
+        json!({
+            "metadata": {"name": format!("app-{i}"), "labels": {"app": format!("app-{i}")}},
+            "spec": {"paused": true, "replicas": 2, "selector": {"matchLabels": {"app": format!("app-{i}")}},
+                "template": {"metadata": {"labels": {"app": format!("app-{i}")}}, "spec": {"containers": [{
+                    "name": "app", "image": format!("registry.example/app-{i}:1.0"),
+                    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}}}
         })
-        .buffer_unordered(16)
-        .try_collect::<Vec<()>>()
-        .await?;
+    })
+    .await?;
 
     // Baseline: the same Deployments as the API server lists them.
     let mut listed_bytes = 0;

@@ -14,14 +14,12 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube9_api::assessment::{Assessment, AssessmentSpec, Phase, RUN_REQUESTED_ANNOTATION};
-use kube9_tests::operator::{Operator, create_namespaces, delete_singleton, status_kib};
-use kube9_tests::{client, ensure_crds, unique_name};
-use serde::de::DeserializeOwned;
+use kube9_tests::bench;
+use kube9_tests::operator::{Operator, Peak, status_kib};
 use serde_json::{Value, json};
 
 const NAMESPACES: usize = 50;
@@ -38,54 +36,15 @@ const LIMIT: u64 = 128 * 1024 * 1024;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let scale: f64 = std::env::var("KUBE9_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let prefix = unique_name("bench-scale");
-    let names: Vec<String> = (0..NAMESPACES).map(|i| format!("{prefix}-{i}")).collect();
-    delete_singleton(&client).await;
-    let result = run(&client, &names, scale).await;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    for ns in &names {
-        let _ = namespaces.delete(ns, &DeleteParams::background()).await;
-    }
-    let _ = Api::<Assessment>::all(client.clone()).delete(&prefix, &DeleteParams::default()).await;
-    delete_singleton(&client).await;
-    result
+    bench::run("bench-scale", &bench::numbered(NAMESPACES), async |b| {
+        run(&b.client, &b.namespaces, &b.prefix, scale).await
+    })
+    .await
 }
 
 fn count(n: usize, scale: f64) -> usize {
     ((n as f64 * scale).round() as usize).max(1)
-}
-
-/// Creates `n` objects made by `make(i)` in namespace `i % NAMESPACES`, `IN_FLIGHT` at a time.
-async fn create<K>(
-    client: &kube::Client,
-    names: &[String],
-    n: usize,
-    make: impl Fn(usize) -> Value,
-) -> anyhow::Result<()>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
-{
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let api: Api<K> = Api::namespaced(client.clone(), &names[i % NAMESPACES]);
-            let object = make(i);
-            async move {
-                api.create(&PostParams::default(), &serde_json::from_value::<K>(object)?).await?;
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
 }
 
 fn container(i: usize) -> Value {
@@ -99,7 +58,7 @@ async fn populate(client: &kube::Client, names: &[String], scale: f64) -> anyhow
     let (pods, deployments, services, config_maps) =
         (count(PODS, scale), count(DEPLOYMENTS, scale), count(SERVICES, scale), count(CONFIG_MAPS, scale));
     let started = Instant::now();
-    create::<Pod>(client, names, pods, |i| {
+    bench::create::<Pod>(client, names, pods, IN_FLIGHT, |i| {
         json!({"metadata": {"name": format!("job-{i}"), "labels": {"run": format!("job-{i}"), "team": format!("t{}", i % 20)}},
                "spec": {"restartPolicy": "Never", "containers": [container(i)]}})
     })
@@ -127,7 +86,7 @@ async fn populate(client: &kube::Client, names: &[String], scale: f64) -> anyhow
         .try_collect::<Vec<()>>()
         .await?;
     let uids = deployment_uids.into_inner().unwrap_or_default();
-    create::<ReplicaSet>(client, names, deployments * REPLICA_SETS, |j| {
+    bench::create::<ReplicaSet>(client, names, deployments * REPLICA_SETS, IN_FLIGHT, |j| {
         // Laid out so that ReplicaSet j lands in the namespace of its Deployment.
         let (revision, i) = (j / deployments, j % deployments);
         let hash = format!("r{revision}x{i}");
@@ -139,23 +98,23 @@ async fn populate(client: &kube::Client, names: &[String], scale: f64) -> anyhow
                         "template": {"metadata": {"labels": labels}, "spec": {"containers": [container(i + revision)]}}}})
     })
     .await?;
-    create::<Service>(client, names, services, |i| {
+    bench::create::<Service>(client, names, services, IN_FLIGHT, |i| {
         let selector =
             if i < deployments { json!({"app": format!("app-{i}")}) } else { json!({"run": format!("job-{i}")}) };
         json!({"metadata": {"name": format!("svc-{i}")},
                "spec": {"selector": selector, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
     })
     .await?;
-    create::<ConfigMap>(client, names, config_maps, |i| {
+    bench::create::<ConfigMap>(client, names, config_maps, IN_FLIGHT, |i| {
         json!({"metadata": {"name": format!("settings-{i}")},
                "data": {"LOG_LEVEL": "info", "FEATURES": "a,b,c", "config.yaml": format!("replicas: {}\nregion: eu-west-1\n", i % 5)}})
     })
     .await?;
-    create::<Role>(client, names, NAMESPACES, |_| {
+    bench::create::<Role>(client, names, NAMESPACES, IN_FLIGHT, |_| {
         json!({"metadata": {"name": "deployer"}, "rules": [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "create", "update"]}]})
     })
     .await?;
-    create::<RoleBinding>(client, names, NAMESPACES, |i| {
+    bench::create::<RoleBinding>(client, names, NAMESPACES, IN_FLIGHT, |i| {
         json!({"metadata": {"name": "deployer"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
                "subjects": [{"kind": "ServiceAccount", "name": "ci", "namespace": format!("ns-{i}")}]})
     })
@@ -168,53 +127,6 @@ async fn populate(client: &kube::Client, names: &[String], scale: f64) -> anyhow
         started.elapsed().as_secs_f64()
     );
     Ok(total)
-}
-
-/// Lists every kind an Assessment reads, 500 a page, as the operator does: the least any
-/// assessment of this cluster costs.
-async fn baseline(client: &kube::Client) -> anyhow::Result<(Duration, usize)> {
-    let kinds = [
-        ("", "v1", "Namespace", "namespaces"),
-        ("", "v1", "Node", "nodes"),
-        ("", "v1", "Pod", "pods"),
-        ("", "v1", "Service", "services"),
-        ("", "v1", "ResourceQuota", "resourcequotas"),
-        ("", "v1", "LimitRange", "limitranges"),
-        ("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
-        ("", "v1", "ReplicationController", "replicationcontrollers"),
-        ("", "v1", "PodTemplate", "podtemplates"),
-        ("", "v1", "ConfigMap", "configmaps"),
-        ("apps", "v1", "Deployment", "deployments"),
-        ("apps", "v1", "StatefulSet", "statefulsets"),
-        ("apps", "v1", "DaemonSet", "daemonsets"),
-        ("apps", "v1", "ReplicaSet", "replicasets"),
-        ("batch", "v1", "Job", "jobs"),
-        ("batch", "v1", "CronJob", "cronjobs"),
-        ("networking.k8s.io", "v1", "Ingress", "ingresses"),
-        ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies"),
-        ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets"),
-        ("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
-        ("rbac.authorization.k8s.io", "v1", "Role", "roles"),
-        ("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles"),
-        ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
-        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings"),
-    ];
-    let start = Instant::now();
-    let mut objects = 0;
-    for (group, version, kind, plural) in kinds {
-        let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        let mut params = ListParams::default().limit(500);
-        loop {
-            let page = api.list(&params).await?;
-            objects += page.items.len();
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(token) => params = params.continue_token(&token),
-                None => break,
-            }
-        }
-    }
-    Ok((start.elapsed(), objects))
 }
 
 /// Puts `pid` in a memory cgroup of `LIMIT` bytes (cgroup v1 or v2), where the machine allows.
@@ -237,21 +149,22 @@ async fn metrics(op: &Operator) -> String {
     op.get("/metrics").await.map(|(_, body)| body).unwrap_or_default()
 }
 
-async fn run(client: &kube::Client, names: &[String], scale: f64) -> anyhow::Result<()> {
-    create_namespaces(client, names).await?;
+async fn run(client: &kube::Client, names: &[String], prefix: &str, scale: f64) -> anyhow::Result<()> {
     let created = populate(client, names, scale).await?;
 
+    let kinds = bench::served_kinds(client).await?;
     let mut baselines = Vec::new();
     let mut listed = 0;
     for _ in 0..RUNS {
-        let (took, objects) = baseline(client).await?;
+        let (took, objects) = bench::list_all(client, &kinds).await?;
         baselines.push(took);
         listed = objects;
     }
     baselines.sort();
     let baseline = baselines[0];
     println!(
-        "baseline: listing {listed} objects of 24 kinds, 500 a page: {:.1} s (best of {RUNS})",
+        "baseline: listing {listed} objects of {} kinds, 500 a page: {:.1} s (best of {RUNS})",
+        kinds.len(),
         baseline.as_secs_f64()
     );
 
@@ -281,33 +194,21 @@ async fn run(client: &kube::Client, names: &[String], scale: f64) -> anyhow::Res
 
     // The resident set sampled every 20 ms while the runs go: the collectors' peaks (before)
     // stay out of the run's figure.
-    let pid = op.pid();
-    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let sampler = {
-        let sampling = sampling.clone();
-        std::thread::spawn(move || {
-            let mut peak = 0;
-            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                peak = peak.max(status_kib(pid, "VmRSS:"));
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            peak
-        })
-    };
+    let sampler = Peak::sample(op.pid(), "VmRSS:");
     let assessments: Api<Assessment> = Api::all(client.clone());
-    let name = names[0].rsplit_once('-').map_or(names[0].clone(), |(p, _)| p.to_owned());
-    assessments.create(&PostParams::default(), &Assessment::new(&name, AssessmentSpec::default())).await?;
+    let name = prefix;
+    assessments.create(&PostParams::default(), &Assessment::new(name, AssessmentSpec::default())).await?;
     let mut last_run = None;
     let mut runs = Vec::new();
     for round in 0..RUNS {
         if round > 0 {
             let request = json!({"metadata": {"annotations": {RUN_REQUESTED_ANNOTATION: round.to_string()}}});
-            assessments.patch(&name, &PatchParams::default(), &Patch::Merge(&request)).await?;
+            assessments.patch(name, &PatchParams::default(), &Patch::Merge(&request)).await?;
         }
         let asked = Instant::now();
         let deadline = asked + Duration::from_secs(1800);
         let status = loop {
-            let status = assessments.get(&name).await?.status.unwrap_or_default();
+            let status = assessments.get(name).await?.status.unwrap_or_default();
             if matches!(status.phase, Some(Phase::Completed | Phase::Failed)) && status.run_id != last_run {
                 break status;
             }
@@ -336,8 +237,7 @@ async fn run(client: &kube::Client, names: &[String], scale: f64) -> anyhow::Res
         runs.push(wall);
     }
     runs.sort();
-    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
-    let sampled = sampler.join().unwrap_or_default();
+    let sampled = sampler.stop()?;
     let peak = status_kib(op.pid(), "VmHWM:");
     let rss = status_kib(op.pid(), "VmRSS:");
     println!(

@@ -7,6 +7,7 @@
 
 pub mod apiserver;
 pub mod argocd;
+pub mod bench;
 pub mod contract;
 pub mod operator;
 

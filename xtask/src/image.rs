@@ -26,6 +26,11 @@ pub fn run(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Where [`build`] writes the image.
+pub fn archive(root: &Path) -> PathBuf {
+    root.join("target/image/kube9-operator.oci.tar")
+}
+
 /// Builds the image into `target/image/kube9-operator.oci.tar`.
 pub fn build(root: &Path) -> Result<PathBuf> {
     let dir = root.join("target/image");
@@ -39,7 +44,7 @@ pub fn build(root: &Path) -> Result<PathBuf> {
     if !status.success() {
         bail!("image/build-rootfs.sh failed ({status})");
     }
-    let archive = dir.join("kube9-operator.oci.tar");
+    let archive = archive(root);
     // As the Dockerfile: `kubectl exec … -- kube9-operator query …` finds the binary by name.
     node::build_image(NAME, &rootfs, Some("65532:65532"), "/kube9-operator", &["PATH=/"], &archive)?;
     println!("image: {NAME} written to {}", archive.display());

@@ -201,14 +201,21 @@ fn ports() -> Result<Ports> {
 /// The three processes, in start order.
 const COMPONENTS: [&str; 3] = ["etcd", "kube-apiserver", "kube-controller-manager"];
 
+/// The kubeconfig `KUBECONFIG` names, when the cluster it points at answers.
+pub fn existing_cluster() -> Option<PathBuf> {
+    let path = std::env::var_os("KUBECONFIG").filter(|p| !p.is_empty()).map(PathBuf::from)?;
+    readyz(&path).then_some(path)
+}
+
 pub fn up(local: bool, with_node: bool, kubernetes: &Kubernetes) -> Result<Cluster> {
-    let existing = std::env::var_os("KUBECONFIG").filter(|p| !p.is_empty() && !local).map(PathBuf::from);
-    if let Some(path) = existing {
-        if readyz(&path) {
+    if !local {
+        if let Some(path) = existing_cluster() {
             println!("testenv: using the cluster KUBECONFIG points at ({})", path.display());
             return Ok(Cluster { kubeconfig: path, started_here: false });
         }
-        println!("testenv: KUBECONFIG={} does not answer; starting a local control plane", path.display());
+        if let Some(path) = std::env::var_os("KUBECONFIG").filter(|p| !p.is_empty()) {
+            println!("testenv: KUBECONFIG={} does not answer; starting a local control plane", path.display());
+        }
     }
     let state = state_dir();
     let kubeconfig = state.join("kubeconfig");
@@ -246,19 +253,7 @@ pub fn up(local: bool, with_node: bool, kubernetes: &Kubernetes) -> Result<Clust
         down()?;
     }
 
-    ensure_packages(RUNTIME_PACKAGES)?;
-    // etcd: Debian's 3.4 for 1.20 (of its time); 3.6 from its Go module for a current release.
-    let etcd_binary = match kubernetes {
-        Kubernetes::Debian => {
-            ensure_packages(&["etcd-server"])?;
-            PathBuf::from("/usr/bin/etcd")
-        }
-        Kubernetes::Go(_) => gomod::etcd()?,
-    };
-    if with_node {
-        ensure_packages(node::PACKAGES)?;
-    }
-    let bin = ensure_binaries(kubernetes, with_node)?;
+    let (etcd_binary, bin) = prepare(kubernetes, with_node)?;
     let ports = ports()?;
     for (port, var) in [
         (ports.etcd, "KUBE9_TESTENV_ETCD_PORT"),
@@ -387,6 +382,24 @@ pub fn up(local: bool, with_node: bool, kubernetes: &Kubernetes) -> Result<Clust
     Ok(Cluster { kubeconfig, started_here: true })
 }
 
+/// Installs and builds what `up` runs for `kubernetes` (and the node), starting nothing:
+/// etcd, and the directory of the Kubernetes binaries.
+pub fn prepare(kubernetes: &Kubernetes, with_node: bool) -> Result<(PathBuf, PathBuf)> {
+    ensure_packages(RUNTIME_PACKAGES)?;
+    // etcd: Debian's 3.4 for 1.20 (of its time); 3.6 from its Go module for a current release.
+    let etcd = match kubernetes {
+        Kubernetes::Debian => {
+            ensure_packages(&["etcd-server"])?;
+            PathBuf::from("/usr/bin/etcd")
+        }
+        Kubernetes::Go(_) => gomod::etcd()?,
+    };
+    if with_node {
+        ensure_packages(node::PACKAGES)?;
+    }
+    Ok((etcd, ensure_binaries(kubernetes, with_node)?))
+}
+
 fn bind_address(with_node: bool) -> &'static str {
     if with_node { "0.0.0.0" } else { "127.0.0.1" }
 }
@@ -407,28 +420,12 @@ pub fn down() -> Result<()> {
     let state = state_dir();
     let mut stopped = Vec::new();
     for name in addons::COMPONENTS {
-        node::stop(&state, name, &mut stopped)?;
+        stop(&state, name, &mut stopped)?;
     }
-    node::stop(&state, "kwok", &mut stopped)?;
+    stop(&state, "kwok", &mut stopped)?;
     node::down(&state, &mut stopped)?;
     for name in COMPONENTS.iter().rev() {
-        let pid_file = state.join(format!("{name}.pid"));
-        if let Some(pid) = running_pid(&state, name) {
-            signal(pid, "TERM");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while alive(pid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if alive(pid) {
-                signal(pid, "KILL");
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            if alive(pid) {
-                bail!("{name} (pid {pid}) survived SIGKILL; stop it by hand");
-            }
-            stopped.push(format!("{name} ({pid})"));
-        }
-        let _ = std::fs::remove_file(pid_file);
+        stop(&state, name, &mut stopped)?;
     }
     // The next `up` starts from an empty etcd; certificates and tokens are kept.
     let _ = std::fs::remove_dir_all(state.join("etcd"));
@@ -513,6 +510,29 @@ fn running_pid(state: &Path, name: &str) -> Option<u32> {
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
     let exe_name = exe.file_name()?.to_string_lossy().trim_end_matches(" (deleted)").to_owned();
     (exe_name == name && alive(pid)).then_some(pid)
+}
+
+/// Stops the process `<name>.pid` records (TERM, then KILL after 10 s), adds it to `stopped`
+/// and removes its pid file. A pid file whose process is gone, or now runs another binary, is
+/// only removed. Safe to run twice.
+fn stop(state: &Path, name: &str, stopped: &mut Vec<String>) -> Result<()> {
+    if let Some(pid) = running_pid(state, name) {
+        signal(pid, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if alive(pid) {
+            signal(pid, "KILL");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if alive(pid) {
+            bail!("{name} (pid {pid}) survived SIGKILL; stop it by hand");
+        }
+        stopped.push(format!("{name} ({pid})"));
+    }
+    let _ = std::fs::remove_file(state.join(format!("{name}.pid")));
+    Ok(())
 }
 
 /// Alive and not a zombie.
@@ -720,8 +740,13 @@ fn is_root() -> bool {
     Process::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+/// Held around every apt-get and dpkg query: `cargo xtask ci` prepares later steps on a thread
+/// beside the current one, and two apt-get runs at once fail on dpkg's lock.
+static APT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Installs the Debian packages that are missing.
 pub fn ensure_packages(packages: &[&str]) -> Result<()> {
+    let _apt = APT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
         return Ok(());
@@ -887,6 +912,7 @@ pub fn build(cache: &Path, targets: &[&str]) -> Result<()> {
 }
 
 fn ensure_deb_src() -> Result<()> {
+    let _apt = APT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let has_source = |_: ()| {
         Process::new("apt-cache")
             .args(["showsrc", "kubernetes"])

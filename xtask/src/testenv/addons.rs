@@ -64,6 +64,46 @@ pub fn up(state: &Path, kubernetes: &Kubernetes, kubeconfig: &Path, addons: &[Ad
     Ok(())
 }
 
+/// Builds (or fetches) what `up` installs for `addons`, starting nothing, so it can be done
+/// before the cluster is up.
+pub fn build(addons: &[Addon]) -> Result<()> {
+    for addon in addons {
+        match addon {
+            Addon::GatewayApi => gomod::module_dir("sigs.k8s.io/gateway-api", GATEWAY_API_VERSION).map(|_| ())?,
+            Addon::Kueue => {
+                gomod::module_dir("sigs.k8s.io/kueue", KUEUE_VERSION)?;
+                kueue_binary()?;
+            }
+            Addon::MetricsServer => {
+                metrics_server_binary()?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn kueue_binary() -> Result<PathBuf> {
+    gomod::ensure(&gomod::Build {
+        name: "kueue",
+        module: "sigs.k8s.io/kueue",
+        version: KUEUE_VERSION,
+        commands: &["sigs.k8s.io/kueue/cmd/kueue"],
+        ldflags: vec![format!("sigs.k8s.io/kueue/pkg/version.GitVersion=v{KUEUE_VERSION}")],
+        replaces: vec![],
+    })
+}
+
+fn metrics_server_binary() -> Result<PathBuf> {
+    gomod::ensure(&gomod::Build {
+        name: "metrics-server",
+        module: "sigs.k8s.io/metrics-server",
+        version: METRICS_SERVER_VERSION,
+        commands: &["sigs.k8s.io/metrics-server/cmd/metrics-server"],
+        ldflags: vec![],
+        replaces: vec![],
+    })
+}
+
 /// `kubectl apply --server-side` of every file (or directory) given.
 fn apply(kubeconfig: &Path, paths: &[PathBuf]) -> Result<()> {
     let mut cmd = std::process::Command::new("kubectl");
@@ -169,14 +209,7 @@ fn kueue(state: &Path, kubeconfig: &Path) -> Result<()> {
     if running_pid(state, "kueue").is_some() {
         return Ok(());
     }
-    let bin = gomod::ensure(&gomod::Build {
-        name: "kueue",
-        module: "sigs.k8s.io/kueue",
-        version: KUEUE_VERSION,
-        commands: &["sigs.k8s.io/kueue/cmd/kueue"],
-        ldflags: vec![format!("sigs.k8s.io/kueue/pkg/version.GitVersion=v{KUEUE_VERSION}")],
-        replaces: vec![],
-    })?;
+    let bin = kueue_binary()?;
     let dir = state.join("kueue");
     let certs = dir.join("certs");
     serving_cert(&certs, "kueue-webhook-service.kueue-system.svc")?;
@@ -266,14 +299,7 @@ fn metrics_server(state: &Path, kubeconfig: &Path) -> Result<()> {
     let port = match (running_pid(state, "metrics-server"), std::fs::read_to_string(&port_file)) {
         (Some(_), Ok(port)) => port.trim().parse().context("reading the metrics-server port")?,
         _ => {
-            let bin = gomod::ensure(&gomod::Build {
-                name: "metrics-server",
-                module: "sigs.k8s.io/metrics-server",
-                version: METRICS_SERVER_VERSION,
-                commands: &["sigs.k8s.io/metrics-server/cmd/metrics-server"],
-                ldflags: vec![],
-                replaces: vec![],
-            })?;
+            let bin = metrics_server_binary()?;
             let pki = state.join("pki");
             let port = free_port()?;
             let kubelet_port = super::port("KUBE9_TESTENV_KUBELET_PORT", 10250)?;

@@ -33,6 +33,13 @@ fn binary() -> Result<PathBuf> {
     Ok(bin.join("kwok"))
 }
 
+/// Builds what `up` needs (the binary, the module with the stage definitions) without
+/// starting anything, so it can be done while the cluster is busy with other tests.
+pub fn build() -> Result<()> {
+    binary()?;
+    gomod::module_dir("sigs.k8s.io/kwok", VERSION).map(|_| ())
+}
+
 /// kwok's own stage definitions, from its module, in one file.
 fn stages(state: &Path) -> Result<PathBuf> {
     let module = gomod::module_dir("sigs.k8s.io/kwok", VERSION)?;

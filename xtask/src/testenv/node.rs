@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::{Kubernetes, alive, cache_dir, kubectl_ok, port, running_pid, signal, spawn, wait};
+use super::{Kubernetes, cache_dir, kubectl_ok, port, running_pid, signal, spawn, stop, wait};
 
 /// Debian packages the node needs.
 pub const PACKAGES: &[&str] = &["containerd", "runc", "containernetworking-plugins", "buildah", "libc6-dev"];
@@ -147,26 +147,6 @@ pub fn down(state: &Path, stopped: &mut Vec<String>) -> Result<()> {
     stop(state, "containerd", stopped)?;
     kill_shims(state);
     unmount_under(&dir(state));
-    Ok(())
-}
-
-pub fn stop(state: &Path, name: &str, stopped: &mut Vec<String>) -> Result<()> {
-    if let Some(pid) = running_pid(state, name) {
-        signal(pid, "TERM");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while alive(pid) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if alive(pid) {
-            signal(pid, "KILL");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        if alive(pid) {
-            bail!("{name} (pid {pid}) survived SIGKILL; stop it by hand");
-        }
-        stopped.push(format!("{name} ({pid})"));
-    }
-    let _ = std::fs::remove_file(state.join(format!("{name}.pid")));
     Ok(())
 }
 
