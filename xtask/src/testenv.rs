@@ -396,6 +396,10 @@ pub fn prepare(kubernetes: &Kubernetes, with_node: bool) -> Result<(PathBuf, Pat
     };
     if with_node {
         ensure_packages(node::PACKAGES)?;
+        // A Go-built node runs containerd 2, built from its Go module too (node.rs).
+        if let Kubernetes::Go(_) = kubernetes {
+            gomod::containerd()?;
+        }
     }
     Ok((etcd, ensure_binaries(kubernetes, with_node)?))
 }
