@@ -97,6 +97,8 @@ def test_the_store_is_on_an_empty_dir_with_a_size_limit_by_default(chart: helm.C
     assert {"name": "data", "mountPath": "/var/lib/kube9"} in container(objects)["volumeMounts"]
     assert container(objects)["securityContext"]["readOnlyRootFilesystem"] is True, "only the volume is written"
     assert env(objects)["KUBE9_DATA_DIR"] == "/var/lib/kube9"
+    # The root filesystem is read-only: SQLite's temporary files go beside the store.
+    assert env(objects)["SQLITE_TMPDIR"] == "/var/lib/kube9"
     assert env(objects)["KUBE9_STORE_MAX_SIZE"] == "192Mi"
     assert env(objects)["KUBE9_EVENTS_RETENTION"] == "7d"
     assert env(objects)["KUBE9_EVENTS_MAX_ROWS"] == "200000"
