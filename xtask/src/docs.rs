@@ -434,7 +434,7 @@ mod tests {
     fn an_architecture_page_that_drifted_from_the_tree_fails() {
         let root = crate::root();
         assert!(module_exists(&root, "status::plan"));
-        assert!(module_exists(&root, "collect"));
+        assert!(module_exists(&root, "collections"));
         assert!(module_exists(&root, "kube9_checks::engine"));
         assert!(!module_exists(&root, "status::nope"));
         assert!(!module_exists(&root, "kube9_checks::nope"));
@@ -446,7 +446,7 @@ mod tests {
         assert!(has("member `crates/store` is not named"), "{problems:?}");
         assert!(!has("member `crates/api`"), "{problems:?}");
         assert!(has("names `status::gone`, which does not exist"), "{problems:?}");
-        assert!(has("module `collect::held` is missing"), "{problems:?}");
+        assert!(has("module `collections::held` is missing"), "{problems:?}");
         assert!(!has("module `status::plan` is missing"), "{problems:?}");
     }
 }
