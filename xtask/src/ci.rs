@@ -162,16 +162,7 @@ fn steps_after_fmt(
             }
             steps.run(&format!("API server outage tests, alone ({leg})"), || {
                 interruption(interrupted)?;
-                // The Assessment-after-an-outage test (issue 30's 10 s bound) fails on 1.37.2: the
-                // Assessment controller's watch is not back in time. It stays in the tree, run by
-                // hand, until that is fixed; CI runs the other outage tests.
-                let args = [
-                    "--ignored",
-                    "--test-threads",
-                    "1",
-                    "--skip",
-                    "faults::after_an_api_server_outage_a_new_assessment_completes_within_ten_seconds",
-                ];
+                let args = ["--ignored", "--test-threads", "1"];
                 tests.run_cluster(&args, kubeconfig, &[], counts)
             })
         });

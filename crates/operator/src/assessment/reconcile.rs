@@ -24,7 +24,7 @@ use tracing::Instrument;
 use super::schedule::{Due, RETRY_AFTER_FAILURE, due, latest_scheduled, schedule_interval};
 use super::stored::{RunOutcome, Tally};
 use super::{result, stored};
-use crate::base::backoff::{Outage, WatchBackoff};
+use crate::base::backoff::{Outage, Triggers, WatchBackoff};
 use crate::base::leadership::{Leadership, Role};
 use crate::base::metrics::Metrics;
 use crate::base::{apply, memory, truncate};
@@ -532,6 +532,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         .filter(|role| std::future::ready(*role == Role::Leader))
         .map(|_| ());
     Controller::for_stream(stream, reader)
+        .trigger_backoff(Triggers)
         .reconcile_all_on(leading)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)

@@ -24,7 +24,7 @@ use tokio_stream::wrappers::WatchStream;
 use super::configmap;
 use super::plan::{Inputs, Observed, Settings, plan};
 use crate::base::apply::{self, FIELD_MANAGER};
-use crate::base::backoff::{Outage, WatchBackoff};
+use crate::base::backoff::{Outage, Triggers, WatchBackoff};
 use crate::base::leadership::Leadership;
 use crate::base::metrics::Metrics;
 use crate::base::shared::spec_changes;
@@ -366,6 +366,7 @@ pub async fn run(
     ])
     .map(|()| ObjectRef::<OperatorStatus>::new(SINGLETON_NAME));
     let controller = Controller::for_shared_stream(spec_changes(trigger), store)
+        .trigger_backoff(Triggers)
         .watches_stream(watcher(configmaps, shim).backoff(WatchBackoff::new(&ctx.outage)).touched_objects(), |_| {
             Some(ObjectRef::new(SINGLETON_NAME))
         })
