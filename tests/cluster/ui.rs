@@ -229,11 +229,19 @@ async fn every_page_shows_the_clusters_values_and_writes_go_through_the_users_id
         let rows = b.eval("return document.querySelectorAll('tr[data-check]').length;", json!([])).await?;
         assert_eq!(rows, json!(kube9_checks::registry::registry().len()));
 
-        // Insights: every one in the status, its markup shown as text.
+        // Insights: every one in the status (read before and after the page, so an insight that
+        // came or went meanwhile cannot make it flaky), its markup shown as text.
+        let ids = |s: &OperatorStatusStatus| s.insights.iter().map(|i| i.id.clone()).collect::<std::collections::BTreeSet<_>>();
+        let before = ids(&operator_status(&ctx.client).await?.unwrap_or_default());
         visit(&b, &base, "/insights", "insights", &axe).await?;
-        for i in &status.insights {
-            let shown = b.eval("return !!document.querySelector(`article[data-insight='${arguments[0]}']`);", json!([i.id])).await?;
-            assert_eq!(shown, json!(true), "insight {} missing", i.id);
+        let after = ids(&operator_status(&ctx.client).await?.unwrap_or_default());
+        let shown: std::collections::BTreeSet<String> = serde_json::from_value(
+            b.eval("return [...document.querySelectorAll('article[data-insight]')].map(a => a.dataset.insight);", json!([])).await?,
+        )?;
+        if before == after {
+            assert_eq!(shown, after, "the page shows exactly the status's insights");
+        } else {
+            assert!(shown.iter().all(|id| before.contains(id) || after.contains(id)), "{shown:?} against {before:?} / {after:?}");
         }
         let target = status.insights.iter().find(|i| i.mapped && i.object.name == "storefront").context("an insight")?;
         let article = format!("article[data-insight='{}']", target.id);
@@ -244,13 +252,16 @@ async fn every_page_shows_the_clusters_values_and_writes_go_through_the_users_id
         // Acknowledge with a note: the spec is patched, the simulator receives it, the page shows it synced.
         b.type_into(&format!("{article} textarea[name=note]"), "seen <b>by</b> the UI test").await?;
         b.click(&format!("{article} button[value=acknowledge]")).await?;
+        b.screenshot(&screenshot_dir().join("acknowledged.png")).await?;
         wait_for(WAIT, || async {
             let o = Api::<OperatorStatus>::all(ctx.client.clone()).get(SINGLETON_NAME).await?;
             Ok(o.spec.acknowledgements.get(&target.id).is_some_and(|a| a.note.as_deref() == Some("seen <b>by</b> the UI test")))
         })
-        .await?;
+        .await
+        .context("the spec never held the acknowledgement")?;
         wait_for(WAIT, || async { Ok(sim.acknowledgements().iter().any(|a| a.id == target.id && a.state == "acknowledged")) })
-            .await?;
+            .await
+            .with_context(|| format!("the simulator never received the acknowledgement; it has {:?}", sim.acknowledgements()))?;
         let synced = Instant::now();
         loop {
             let sync = b.text(&format!("{article} [data-field=sync]")).await?.unwrap_or_default();

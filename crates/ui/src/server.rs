@@ -117,12 +117,14 @@ fn router(ui: Shared) -> axum::Router {
         .with_state(ui)
 }
 
-/// The headers of every answer: the Content-Security-Policy and its companions.
+/// The headers of every answer: the Content-Security-Policy and its companions. The referrer
+/// policy is `same-origin`, not `no-referrer`: with `no-referrer` a browser sends `Origin: null`
+/// on the UI's own form POSTs, which the Origin check must refuse.
 async fn headers(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(security::CSP));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -68,7 +68,7 @@ fn one(row: &Row) -> Markup {
             }
             td data-field="problems" {
                 @if problems.is_empty() { "—" } @else {
-                    ul.refusals { @for p in &problems { li.refusal role="alert" { (p) } } }
+                    ul.refusals { @for p in &problems { li.refusal { (p) } } }
                 }
             }
         }
