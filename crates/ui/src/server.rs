@@ -98,6 +98,8 @@ async fn shutdown() {
 fn router(ui: Shared) -> axum::Router {
     axum::Router::new()
         .route("/", get(home))
+        // The chart's probes: the process serves (the API server may still refuse it).
+        .route("/healthz", get(|| async { "ok" }))
         .route("/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("../assets/app.js")) }))
         .route("/assets/style.css", get(|| async { asset("text/css; charset=utf-8", include_str!("../assets/style.css")) }))
         .route("/c/{i}/", get(overview))
