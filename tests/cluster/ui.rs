@@ -51,7 +51,8 @@ async fn visit(b: &Browser, base: &str, path: &str, shot: &str, axe: &str) -> Re
 async fn no_script_ran(b: &Browser, path: &str) -> Result<()> {
     let pwned = b.eval("return window.__pwned === undefined ? null : window.__pwned;", json!([])).await?;
     assert_eq!(pwned, Value::Null, "{path}: markup from the cluster ran as script");
-    let injected = b.eval("return document.querySelectorAll('main script, main img, main b').length;", json!([])).await?;
+    let injected =
+        b.eval("return document.querySelectorAll('main script, main img, main b').length;", json!([])).await?;
     assert_eq!(injected, json!(0), "{path}: markup from the cluster became elements");
     Ok(())
 }

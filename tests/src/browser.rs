@@ -35,7 +35,8 @@ pub fn axe_script() -> Result<String> {
             cache.join("npm/axe-core-4.14.1/node_modules/axe-core/axe.min.js")
         }
     };
-    std::fs::read_to_string(&path).with_context(|| format!("reading axe-core at {} (run `cargo xtask browser`)", path.display()))
+    std::fs::read_to_string(&path)
+        .with_context(|| format!("reading axe-core at {} (run `cargo xtask browser`)", path.display()))
 }
 
 /// One headless Chromium session; the driver is stopped when dropped.
@@ -113,7 +114,12 @@ impl Browser {
 
     /// The text of the first element matching `css`, `None` when there is none.
     pub async fn text(&self, css: &str) -> Result<Option<String>> {
-        let v = self.eval("const e = document.querySelector(arguments[0]); return e ? e.textContent.trim() : null;", json!([css])).await?;
+        let v = self
+            .eval(
+                "const e = document.querySelector(arguments[0]); return e ? e.textContent.trim() : null;",
+                json!([css]),
+            )
+            .await?;
         Ok(v.as_str().map(str::to_owned))
     }
 
@@ -142,7 +148,9 @@ impl Browser {
             actions.push(json!({"type": "keyUp", "value": "\u{E004}"}));
         }
         self.cmd("POST", "/actions", json!({"actions": [{"type": "key", "id": "kb", "actions": actions}]})).await?;
-        let v = self.eval("return document.activeElement ? document.activeElement.textContent.trim() : '';", json!([])).await?;
+        let v = self
+            .eval("return document.activeElement ? document.activeElement.textContent.trim() : '';", json!([]))
+            .await?;
         Ok(v.as_str().unwrap_or_default().to_owned())
     }
 

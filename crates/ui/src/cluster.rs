@@ -20,11 +20,9 @@ pub struct Cluster {
 /// current one (in a Pod: its ServiceAccount).
 pub async fn connect(contexts: &[String], all: bool) -> Result<Vec<Cluster>> {
     if contexts.is_empty() && !all {
-        let config = kube::Config::infer().await.context("no kubeconfig and not in a Pod: set KUBECONFIG or --context")?;
-        let name = Kubeconfig::read()
-            .ok()
-            .and_then(|k| k.current_context)
-            .unwrap_or_else(|| "in-cluster".to_owned());
+        let config =
+            kube::Config::infer().await.context("no kubeconfig and not in a Pod: set KUBECONFIG or --context")?;
+        let name = Kubeconfig::read().ok().and_then(|k| k.current_context).unwrap_or_else(|| "in-cluster".to_owned());
         let client = kube::Client::try_from(config).map_err(|e| e.to_string());
         return Ok(vec![Cluster { name, client }]);
     }

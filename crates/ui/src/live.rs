@@ -15,7 +15,10 @@ pub fn follow(client: kube::Client) -> watch::Receiver<u64> {
         .default_backoff()
         .map(|e| e.map(drop))
         .boxed();
-    let runs = watcher(Api::<Assessment>::all(client), watcher::Config::default()).default_backoff().map(|e| e.map(drop)).boxed();
+    let runs = watcher(Api::<Assessment>::all(client), watcher::Config::default())
+        .default_backoff()
+        .map(|e| e.map(drop))
+        .boxed();
     tokio::spawn(async move {
         let mut both = futures::stream::select(statuses, runs);
         while let Some(event) = both.next().await {

@@ -17,7 +17,12 @@ pub fn new_token() -> String {
 /// Whether a POST may proceed: the token matches (compared in constant time) and the Origin
 /// header, when the browser sends one, names the host the request was sent to. A browser sends
 /// Origin on every cross-site POST, so another site's form fails here even before the token.
-pub fn post_allowed(token: &str, sent_token: &str, origin: Option<&str>, host: Option<&str>) -> Result<(), &'static str> {
+pub fn post_allowed(
+    token: &str,
+    sent_token: &str,
+    origin: Option<&str>,
+    host: Option<&str>,
+) -> Result<(), &'static str> {
     if !same_bytes(token.as_bytes(), sent_token.as_bytes()) {
         return Err("the form's token is missing or stale: reload the page and try again");
     }

@@ -76,7 +76,8 @@ pub async fn run(args: Args) -> Result<()> {
         transport,
         operator_namespace: args.operator_namespace,
     });
-    let listener = tokio::net::TcpListener::bind(args.address).await.with_context(|| format!("listening on {}", args.address))?;
+    let listener =
+        tokio::net::TcpListener::bind(args.address).await.with_context(|| format!("listening on {}", args.address))?;
     let address = listener.local_addr()?;
     println!("kube9-ui: http://{address}/");
     tracing::info!(%address, "kube9-ui serving");
@@ -100,8 +101,14 @@ fn router(ui: Shared) -> axum::Router {
         .route("/", get(home))
         // The chart's probes: the process serves (the API server may still refuse it).
         .route("/healthz", get(|| async { "ok" }))
-        .route("/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("../assets/app.js")) }))
-        .route("/assets/style.css", get(|| async { asset("text/css; charset=utf-8", include_str!("../assets/style.css")) }))
+        .route(
+            "/assets/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", include_str!("../assets/app.js")) }),
+        )
+        .route(
+            "/assets/style.css",
+            get(|| async { asset("text/css; charset=utf-8", include_str!("../assets/style.css")) }),
+        )
         .route("/c/{i}/", get(overview))
         .route("/c/{i}", get(|Path(i): Path<usize>| async move { Redirect::to(&format!("/c/{i}/")) }))
         .route("/c/{i}/assessments", get(assessments))
@@ -168,7 +175,12 @@ fn operator_namespace(ui: &Ui, status: &Result<Option<OperatorStatus>, String>) 
         .unwrap_or_else(|| ui.operator_namespace.clone())
 }
 
-async fn query(ui: &Ui, client: &kube::Client, namespace: &str, words: Vec<String>) -> Result<serde_json::Value, String> {
+async fn query(
+    ui: &Ui,
+    client: &kube::Client,
+    namespace: &str,
+    words: Vec<String>,
+) -> Result<serde_json::Value, String> {
     store::query(client, &ui.transport, namespace, &words).await
 }
 
@@ -216,13 +228,16 @@ async fn assessments_page(ui: &Ui, i: usize, notice: Option<Markup>) -> Response
     let body = match &list {
         Err(m) => pages::assessments::page(&Err(m.clone()), "", "", true),
         Ok(list) => {
-            let histories = futures::future::join_all(list.iter().map(|a| {
-                let name = a.metadata.name.clone().unwrap_or_default();
-                let words = vec!["assessments".into(), "history".into(), name, "--limit=1000".into()];
-                let namespace = namespace.clone();
-                async move { query(ui, client, &namespace, words).await.map(|d| pages::assessments::points_from_store(&d)) }
-            }))
-            .await;
+            let histories =
+                futures::future::join_all(list.iter().map(|a| {
+                    let name = a.metadata.name.clone().unwrap_or_default();
+                    let words = vec!["assessments".into(), "history".into(), name, "--limit=1000".into()];
+                    let namespace = namespace.clone();
+                    async move {
+                        query(ui, client, &namespace, words).await.map(|d| pages::assessments::points_from_store(&d))
+                    }
+                }))
+                .await;
             let rows: Vec<pages::assessments::Row<'_>> = list
                 .iter()
                 .zip(histories)
@@ -326,8 +341,7 @@ async fn insights_page(ui: &Ui, i: usize, notice: Option<(Markup, bool)>) -> Res
     let status = cluster::operator_status(client).await;
     let body = pages::insights::page(&status, &format!("/c/{i}"), &ui.token, ui.read_only);
     let refused = notice.as_ref().is_some_and(|(_, refused)| *refused);
-    let mut response =
-        render(ui, i, "insights", "Insights", html! { @if let Some((n, _)) = notice { (n) } (body) });
+    let mut response = render(ui, i, "insights", "Insights", html! { @if let Some((n, _)) = notice { (n) } (body) });
     if refused {
         *response.status_mut() = StatusCode::FORBIDDEN;
     }
@@ -373,7 +387,11 @@ async fn decide(
     }
 }
 
-async fn events(State(ui): State<Shared>, Path(i): Path<usize>, Query(filter): Query<pages::events::Filter>) -> Response {
+async fn events(
+    State(ui): State<Shared>,
+    Path(i): Path<usize>,
+    Query(filter): Query<pages::events::Filter>,
+) -> Response {
     let (_, client) = match shown(&ui, i) {
         Ok(x) => x,
         Err(r) => return r,
@@ -402,7 +420,8 @@ async fn argocd(State(ui): State<Shared>, Path(i): Path<usize>, Query(q): Query<
         return render(&ui, i, "argocd", "Argo CD", pages::refusal("Reading the OperatorStatus kube9 failed:", m));
     }
     let namespace = operator_namespace(&ui, &status);
-    let argo = status.as_ref().ok().and_then(|s| s.as_ref()).and_then(|s| s.status.as_ref()).and_then(|s| s.argocd.clone());
+    let argo =
+        status.as_ref().ok().and_then(|s| s.as_ref()).and_then(|s| s.status.as_ref()).and_then(|s| s.argocd.clone());
     let detected = argo.as_ref().is_some_and(|a| a.detected);
     let mut read = pages::argocd::Read { status: argo.as_ref(), apps: None, drift: None, tree: None };
     if detected {
@@ -434,11 +453,23 @@ async fn conformance(State(ui): State<Shared>, Path(i): Path<usize>) -> Response
     };
     let status = cluster::operator_status(client).await;
     if let Err(m) = &status {
-        return render(&ui, i, "conformance", "AI Conformance", pages::refusal("Reading the OperatorStatus kube9 failed:", m));
+        return render(
+            &ui,
+            i,
+            "conformance",
+            "AI Conformance",
+            pages::refusal("Reading the OperatorStatus kube9 failed:", m),
+        );
     }
-    let summary = status.as_ref().ok().and_then(|s| s.as_ref()).and_then(|s| s.status.as_ref()).and_then(|s| s.ai_conformance.clone());
+    let summary = status
+        .as_ref()
+        .ok()
+        .and_then(|s| s.as_ref())
+        .and_then(|s| s.status.as_ref())
+        .and_then(|s| s.ai_conformance.clone());
     let stored = if summary.is_some() {
-        query(&ui, client, &operator_namespace(&ui, &status), vec!["ai-conformance".into(), "requirements".into()]).await
+        query(&ui, client, &operator_namespace(&ui, &status), vec!["ai-conformance".into(), "requirements".into()])
+            .await
     } else {
         Err("no self-check yet".into())
     };
@@ -448,8 +479,10 @@ async fn conformance(State(ui): State<Shared>, Path(i): Path<usize>) -> Response
 /// Server-sent events: `change` whenever the cluster's OperatorStatus or an Assessment changes.
 async fn live(State(ui): State<Shared>, Path(i): Path<usize>) -> Response {
     let Some(rx) = ui.clusters.get(i).and_then(|c| c.live.clone()) else { return not_found() };
-    let stream: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> =
-        Box::pin(tokio_stream::wrappers::WatchStream::from_changes(rx).map(|n| Ok(Event::default().event("change").data(n.to_string()))));
+    let stream: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> = Box::pin(
+        tokio_stream::wrappers::WatchStream::from_changes(rx)
+            .map(|n| Ok(Event::default().event("change").data(n.to_string()))),
+    );
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }
 

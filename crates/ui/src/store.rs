@@ -29,7 +29,12 @@ pub enum Transport {
 
 /// Runs `kube9-operator query <words> --format=json` in the operator of `namespace` and parses
 /// its one JSON document; a failure is the operator's own `message` or the API server's refusal.
-pub async fn query(client: &kube::Client, transport: &Transport, namespace: &str, words: &[String]) -> Result<Value, String> {
+pub async fn query(
+    client: &kube::Client,
+    transport: &Transport,
+    namespace: &str,
+    words: &[String],
+) -> Result<Value, String> {
     let mut argv = vec!["kube9-operator".to_owned(), "query".to_owned()];
     argv.extend(words.iter().cloned());
     argv.push("--format=json".to_owned());
@@ -57,7 +62,11 @@ pub fn parse_answer(stdout: &[u8], stderr: &[u8]) -> Result<Value, String> {
         }
     }
     let shown: String = text.trim().chars().take(500).collect();
-    Err(if shown.is_empty() { "the operator's query gave no answer".to_owned() } else { format!("the operator's query failed: {shown}") })
+    Err(if shown.is_empty() {
+        "the operator's query gave no answer".to_owned()
+    } else {
+        format!("the operator's query failed: {shown}")
+    })
 }
 
 /// The first Running operator Pod with a ready `operator` container, by name.
@@ -69,9 +78,10 @@ pub async fn operator_pod(client: &kube::Client, namespace: &str) -> Result<Stri
         .iter()
         .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
         .filter(|p| {
-            p.status.as_ref().and_then(|s| s.container_statuses.as_ref()).is_some_and(|cs| {
-                cs.iter().any(|c| c.name == "operator" && c.ready)
-            })
+            p.status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.name == "operator" && c.ready))
         })
         .filter_map(|p| p.metadata.name.clone())
         .collect();
@@ -121,7 +131,8 @@ mod tests {
     #[test]
     fn an_answer_is_the_document_and_a_failure_its_message() {
         assert_eq!(parse_answer(br#"{"events": []}"#, b"").unwrap()["events"], serde_json::json!([]));
-        let failed = parse_answer(b"", b"{\"ok\": false, \"code\": \"unknown-assessment\", \"message\": \"no Assessment x\"}\n");
+        let failed =
+            parse_answer(b"", b"{\"ok\": false, \"code\": \"unknown-assessment\", \"message\": \"no Assessment x\"}\n");
         assert_eq!(failed.unwrap_err(), "the operator answered: no Assessment x");
         assert!(parse_answer(b"", b"sh: kube9-operator: not found").unwrap_err().contains("not found"));
         assert_eq!(parse_answer(b"", b"").unwrap_err(), "the operator's query gave no answer");

@@ -81,7 +81,10 @@ fn one(row: &Row<'_>, base: &str, token: &str, read_only: bool) -> Markup {
         Ok(_) => (points_from_status(&status.history), format!("the status: the last {} runs", status.history.len())),
         Err(message) => (
             points_from_status(&status.history),
-            format!("the status: the last {} runs (the operator's store could not be read: {message})", status.history.len()),
+            format!(
+                "the status: the last {} runs (the operator's store could not be read: {message})",
+                status.history.len()
+            ),
         ),
     };
     html! {
@@ -127,7 +130,9 @@ fn one(row: &Row<'_>, base: &str, token: &str, read_only: bool) -> Markup {
 /// The run-now outcome shown after the POST.
 pub fn requested(name_: &str, result: &Result<(), String>) -> Markup {
     match result {
-        Ok(()) => html! { p.notice role="status" { "A run of " (name_) " was requested; the page updates when it starts." } },
+        Ok(()) => {
+            html! { p.notice role="status" { "A run of " (name_) " was requested; the page updates when it starts." } }
+        }
         Err(message) => super::refusal(&format!("Requesting a run of {name_} was refused:"), message),
     }
 }

@@ -108,7 +108,14 @@ mod tests {
         let f = Filter { namespace: "a".into(), kind: "Pod".into(), event_type: "nope".into(), hours: "24".into() };
         assert_eq!(
             f.words(86_400_000 * 2),
-            ["events", "list", "--limit=200", "--object-namespace=a", "--object-kind=Pod", "--since=1970-01-02T00:00:00.000Z"]
+            [
+                "events",
+                "list",
+                "--limit=200",
+                "--object-namespace=a",
+                "--object-kind=Pod",
+                "--since=1970-01-02T00:00:00.000Z"
+            ]
         );
         assert_eq!(Filter::default().words(0), ["events", "list", "--limit=200"]);
     }

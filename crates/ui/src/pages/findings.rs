@@ -168,7 +168,14 @@ mod tests {
         };
         assert_eq!(
             filter.words(),
-            ["findings", "--assessment=weekly", "--pillar=security", "--namespace=team-a", "--limit=50", "--offset=100"]
+            [
+                "findings",
+                "--assessment=weekly",
+                "--pillar=security",
+                "--namespace=team-a",
+                "--limit=50",
+                "--offset=100"
+            ]
         );
         assert_eq!(Filter { page: Some(0), ..Filter::default() }.page(), 1);
     }

@@ -38,9 +38,9 @@ fn one(row: &Row) -> Markup {
     let status = row.status.as_ref().ok().and_then(|s| s.as_ref()).and_then(|s| s.status.clone());
     // The latest completed Assessment stands for the cluster's scores.
     let latest = row.assessments.as_ref().ok().and_then(|list| {
-        list.iter().filter(|a| a.status.as_ref().is_some_and(|s| s.completed_at.is_some())).max_by_key(|a| {
-            a.status.as_ref().and_then(|s| s.completed_at.as_ref()).map(|t| t.0)
-        })
+        list.iter()
+            .filter(|a| a.status.as_ref().is_some_and(|s| s.completed_at.is_some()))
+            .max_by_key(|a| a.status.as_ref().and_then(|s| s.completed_at.as_ref()).map(|t| t.0))
     });
     let ls = latest.and_then(|a| a.status.as_ref());
     let mut problems = Vec::new();

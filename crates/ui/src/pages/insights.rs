@@ -11,7 +11,9 @@ use crate::view::{name, time};
 pub fn page(status: &Result<Option<OperatorStatus>, String>, base: &str, token: &str, read_only: bool) -> Markup {
     let object = match status {
         Err(message) => return super::refusal("Reading the OperatorStatus kube9 failed:", message),
-        Ok(None) => return html! { p.notice { "There is no OperatorStatus named kube9: no operator, so no insights." } },
+        Ok(None) => {
+            return html! { p.notice { "There is no OperatorStatus named kube9: no operator, so no insights." } };
+        }
         Ok(Some(object)) => object,
     };
     let s = object.status.clone().unwrap_or_default();
@@ -74,7 +76,9 @@ pub fn page(status: &Result<Option<OperatorStatus>, String>, base: &str, token: 
 /// What the POST did.
 pub fn decided(id: &str, action: &str, result: &Result<(), String>) -> Markup {
     match result {
-        Ok(()) => html! { p.notice role="status" { "Insight " (id) ": " (action) " recorded in the OperatorStatus spec." } },
+        Ok(()) => {
+            html! { p.notice role="status" { "Insight " (id) ": " (action) " recorded in the OperatorStatus spec." } }
+        }
         Err(message) => super::refusal(&format!("Recording “{action}” for insight {id} was refused:"), message),
     }
 }

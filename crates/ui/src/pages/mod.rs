@@ -136,8 +136,12 @@ mod tests {
     fn cluster_text_is_escaped_everywhere() {
         let evil = "<script>alert(1)</script>\"'&";
         let frame = Frame { cluster: evil, base: "/c/0", active: Some(""), fleet: false };
-        let page = layout(&frame, "x", html! { (refusal(evil, evil)) (fields(&[("k", evil, evil.to_owned())])) (badge(evil)) })
-            .into_string();
+        let page = layout(
+            &frame,
+            "x",
+            html! { (refusal(evil, evil)) (fields(&[("k", evil, evil.to_owned())])) (badge(evil)) },
+        )
+        .into_string();
         assert!(!page.contains("<script>alert"), "{page}");
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;'&amp;"), "{page}");
         // The only script is the embedded file.
