@@ -317,7 +317,7 @@ async fn every_page_shows_the_clusters_values_and_writes_go_through_the_users_id
         let (completed, seen) = loop {
             let now = api.get(&name).await?.status.unwrap_or_default();
             if now.run_id != run.run_id && now.completed_at.is_some() && now.completed_at != run.completed_at {
-                break (kube9_api::time::rfc3339(now.completed_at.unwrap_or_else(|| Time(Timestamp::UNIX_EPOCH)).0), Instant::now());
+                break (now.completed_at.map(|t| kube9_api::time::rfc3339(t.0)).unwrap_or_default(), Instant::now());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };

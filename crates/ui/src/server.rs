@@ -150,11 +150,11 @@ fn not_found() -> Response {
 }
 
 /// The cluster `i` and its client, or the page that says why there is none.
-fn shown(ui: &Ui, i: usize) -> Result<(&Shown, &kube::Client), Response> {
-    let Some(c) = ui.clusters.get(i) else { return Err(not_found()) };
+fn shown(ui: &Ui, i: usize) -> Result<(&Shown, &kube::Client), Box<Response>> {
+    let Some(c) = ui.clusters.get(i) else { return Err(Box::new(not_found())) };
     match &c.client {
         Ok(client) => Ok((c, client)),
-        Err(m) => Err(render(ui, i, "", "Cluster", pages::refusal("No client for this context:", m))),
+        Err(m) => Err(Box::new(render(ui, i, "", "Cluster", pages::refusal("No client for this context:", m)))),
     }
 }
 
@@ -208,7 +208,7 @@ async fn home(State(ui): State<Shared>) -> Response {
 async fn overview(State(ui): State<Shared>, Path(i): Path<usize>) -> Response {
     let (_, client) = match shown(&ui, i) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let status = cluster::operator_status(client).await;
     render(&ui, i, "", "Overview", pages::overview::page(&status))
@@ -221,7 +221,7 @@ async fn assessments(State(ui): State<Shared>, Path(i): Path<usize>) -> Response
 async fn assessments_page(ui: &Ui, i: usize, notice: Option<Markup>) -> Response {
     let (_, client) = match shown(ui, i) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (status, list) = tokio::join!(cluster::operator_status(client), cluster::assessments(client));
     let namespace = operator_namespace(ui, &status);
@@ -261,13 +261,14 @@ struct TokenForm {
 }
 
 /// The POST checks: writes allowed, the token, the Origin.
-fn check_post(ui: &Ui, headers: &HeaderMap, token: &str) -> Result<(), Response> {
+fn check_post(ui: &Ui, headers: &HeaderMap, token: &str) -> Result<(), Box<Response>> {
     if ui.read_only {
-        return Err((StatusCode::FORBIDDEN, "this UI is read-only (--read-only)").into_response());
+        return Err(Box::new((StatusCode::FORBIDDEN, "this UI is read-only (--read-only)").into_response()));
     }
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    security::post_allowed(&ui.token, token, origin, host).map_err(|m| (StatusCode::FORBIDDEN, m).into_response())
+    security::post_allowed(&ui.token, token, origin, host)
+        .map_err(|m| Box::new((StatusCode::FORBIDDEN, m).into_response()))
 }
 
 async fn run_now(
@@ -277,11 +278,11 @@ async fn run_now(
     Form(form): Form<TokenForm>,
 ) -> Response {
     if let Err(r) = check_post(&ui, &headers, &form.token) {
-        return r;
+        return *r;
     }
     let (_, client) = match shown(&ui, i) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match cluster::run_now(client, &name).await {
         Ok(()) => Redirect::to(&format!("/c/{i}/assessments")).into_response(),
@@ -296,7 +297,7 @@ async fn findings(
 ) -> Response {
     let (_, client) = match shown(&ui, i) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (status, list) = tokio::join!(cluster::operator_status(client), cluster::assessments(client));
     let list = match list {
@@ -336,7 +337,7 @@ async fn insights(State(ui): State<Shared>, Path(i): Path<usize>) -> Response {
 async fn insights_page(ui: &Ui, i: usize, notice: Option<(Markup, bool)>) -> Response {
     let (_, client) = match shown(ui, i) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let status = cluster::operator_status(client).await;
     let body = pages::insights::page(&status, &format!("/c/{i}"), &ui.token, ui.read_only);
@@ -365,7 +366,7 @@ async fn decide(
     Form(form): Form<DecideForm>,
 ) -> Response {
     if let Err(r) = check_post(&ui, &headers, &form.token) {
-        return r;
+        return *r;
     }
     let state = match form.action.as_str() {
         "acknowledge" => Some(AcknowledgementState::Acknowledged),
@@ -375,7 +376,7 @@ async fn decide(
     };
     let (_, client) = match shown(&ui, i) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let result = cluster::acknowledge(client, &id, state, &form.note).await;
     match result {
@@ -394,7 +395,7 @@ async fn events(
 ) -> Response {
     let (_, client) = match shown(&ui, i) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let status = cluster::operator_status(client).await;
     let now = k8s_openapi::jiff::Timestamp::now().as_millisecond();
@@ -413,7 +414,7 @@ struct AppQuery {
 async fn argocd(State(ui): State<Shared>, Path(i): Path<usize>, Query(q): Query<AppQuery>) -> Response {
     let (_, client) = match shown(&ui, i) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let status = cluster::operator_status(client).await;
     if let Err(m) = &status {
@@ -449,7 +450,7 @@ async fn argocd(State(ui): State<Shared>, Path(i): Path<usize>, Query(q): Query<
 async fn conformance(State(ui): State<Shared>, Path(i): Path<usize>) -> Response {
     let (_, client) = match shown(&ui, i) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let status = cluster::operator_status(client).await;
     if let Err(m) = &status {
