@@ -224,6 +224,10 @@ async fn every_page_shows_the_clusters_values_and_writes_go_through_the_users_id
         b.goto(&format!("{base}/findings?assessment={name}&pillar=reliability")).await?;
         let reliability = query(&data.0, &["findings", "--assessment", &name, "--pillar", "reliability", "--limit", "50"])?;
         assert_eq!(field(&b, "[data-field=matching]").await?, reliability["matching"].to_string());
+        b.goto(&format!("{base}/findings?assessment={name}&text=CARELESS-0001")).await?;
+        let text = query(&data.0, &["findings", "--assessment", &name, "--text", "CARELESS-0001", "--limit", "50"])?;
+        assert!(text["matching"].as_u64().unwrap_or(0) > 0, "{text}");
+        assert_eq!(field(&b, "[data-field=matching]").await?, text["matching"].to_string());
 
         // Checks: the whole catalogue.
         visit(&b, &base, "/checks", "checks", &axe).await?;

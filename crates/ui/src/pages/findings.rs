@@ -24,6 +24,9 @@ pub struct Filter {
     pub namespace: String,
     #[serde(default)]
     pub check: String,
+    /// Text in the message, object name or namespace.
+    #[serde(default)]
+    pub text: String,
     /// 1-based.
     #[serde(default)]
     pub page: Option<u64>,
@@ -50,6 +53,9 @@ impl Filter {
         if !self.check.is_empty() {
             words.push(format!("--check={}", self.check));
         }
+        if !self.text.is_empty() {
+            words.push(format!("--text={}", self.text));
+        }
         words.push(format!("--limit={PAGE_SIZE}"));
         words.push(format!("--offset={}", (self.page() - 1) * PAGE_SIZE));
         words
@@ -63,6 +69,7 @@ impl Filter {
             ("severity", &self.severity),
             ("namespace", &self.namespace),
             ("check", &self.check),
+            ("text", &self.text),
             ("page", &page),
         ])
     }
@@ -91,6 +98,7 @@ pub fn page(base: &str, assessments: &[String], filter: &Filter, answer: Option<
             }
             label { "Namespace " input type="text" name="namespace" value=(filter.namespace); }
             label { "Check " input type="text" name="check" value=(filter.check) placeholder="security.privileged"; }
+            label { "Text " input type="search" name="text" value=(filter.text); }
             button type="submit" { "Filter" }
         }
         @match answer {
@@ -163,6 +171,7 @@ mod tests {
             pillar: "security".into(),
             severity: "bogus".into(),
             namespace: "team-a".into(),
+            text: "web-1".into(),
             page: Some(3),
             ..Filter::default()
         };
@@ -173,6 +182,7 @@ mod tests {
                 "--assessment=weekly",
                 "--pillar=security",
                 "--namespace=team-a",
+                "--text=web-1",
                 "--limit=50",
                 "--offset=100"
             ]
