@@ -406,3 +406,98 @@ async fn every_page_shows_the_clusters_values_and_writes_go_through_the_users_id
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_argo_cd_page_shows_the_applications_their_drift_and_a_resource_tree_as_query_gives_them() {
+    if !browser::available().expect("the browser") {
+        eprintln!("skipped: chromium and chromedriver are not installed (`cargo xtask browser`)");
+        return;
+    }
+    scenario(|ctx| async move {
+        use k8s_openapi::api::apps::v1::Deployment;
+        use kube9_tests::argocd::{argocd_server, ensure_argo_crds};
+
+        use crate::argocd::{create_app, ok_query, resources, set_status, workload};
+
+        let axe = browser::axe_script()?;
+        let _lock = singleton_lock(&ctx.client).await;
+        ensure_argo_crds(&ctx.client).await?;
+        let argo = ctx.namespace("ui-argocd").await?;
+        let shop = ctx.namespace("ui-shop").await?;
+        let op_ns = ctx.namespace("ui-kube9").await?;
+        Api::<Deployment>::namespaced(ctx.client.clone(), &argo)
+            .create(&PostParams::default(), &argocd_server(&argo))
+            .await?;
+        let data = DataDir::new();
+        let dir = data.0.to_string_lossy().into_owned();
+        let op =
+            kube9_tests::operator::Operator::start(&op_ns, &["--argocd-namespace", &argo, "--data-dir", &dir], &[])?;
+        workload(&ctx, &shop, 2).await?;
+        let apps = create_app(&ctx, &argo, "shop", &shop).await?;
+        set_status(
+            &apps,
+            "shop",
+            json!({"sync": {"status": "Synced", "revision": "abc123"}, "health": {"status": "Healthy"},
+            "resources": resources(&shop, "Synced", "Healthy")}),
+        )
+        .await?;
+        status_where(&ctx, |s| {
+            s.argocd.as_ref().and_then(|a| a.applications.as_ref()).is_some_and(|a| a.stored_count == 1)
+        })
+        .await
+        .map_err(|e| e.context(op.logs()))?;
+        // Drift: the operator records it as an event about the Application.
+        set_status(
+            &apps,
+            "shop",
+            json!({"sync": {"status": "OutOfSync", "revision": "def456"}, "health": {"status": "Degraded"},
+            "resources": resources(&shop, "OutOfSync", "Degraded")}),
+        )
+        .await?;
+        status_where(&ctx, |s| {
+            s.argocd
+                .as_ref()
+                .and_then(|a| a.applications.as_ref())
+                .is_some_and(|a| a.sync_status_counts.get("OutOfSync") == Some(&1))
+        })
+        .await?;
+        wait_for(WAIT, || async {
+            let drift = query(&data.0, &["events", "list", "--object-kind=Application", "--limit=50"])?;
+            Ok(drift["events"].as_array().is_some_and(|e| !e.is_empty()))
+        })
+        .await
+        .context("the drift event is stored")?;
+
+        let ui = Ui::start(&["--data-dir", &dir], &kubeconfig_path()?)?;
+        let b = Browser::start().await?;
+        let base = format!("{}/c/0", ui.url);
+        visit(&b, &base, "/argocd", "argocd-applications", &axe).await?;
+        let listed = ok_query(None, &["argocd", "apps", "list", "--format", "json"])?;
+        let app = listed["applications"]
+            .as_array()
+            .and_then(|a| a.iter().find(|a| a["name"] == "shop" && a["namespace"] == argo.as_str()))
+            .context("query lists the Application")?;
+        let row = field(&b, "tr[data-app='shop']").await?;
+        for value in [app["sync"]["status"].as_str(), app["health"]["status"].as_str()] {
+            assert!(row.contains(value.unwrap_or("?")), "{row} lacks {value:?}");
+        }
+        assert!(row.contains("OutOfSync") && row.contains("Degraded"), "{row}");
+        let drift = query(&data.0, &["events", "list", "--object-kind=Application", "--limit=50"])?;
+        let shown = b.eval("return document.querySelectorAll('table.events tr.event').length;", json!([])).await?;
+        assert_eq!(shown, json!(drift["events"].as_array().map(Vec::len).unwrap_or(0)));
+
+        // The resource tree, from `query argocd resource-tree get`.
+        b.click("tr[data-app='shop'] a").await?;
+        let tree =
+            ok_query(None, &["argocd", "resource-tree", "get", "shop", "--namespace", &argo, "--format", "json"])?;
+        let nodes = tree["nodes"].as_array().map(Vec::len).unwrap_or(0);
+        assert!(nodes >= 2, "{tree}");
+        let items = b.eval("return document.querySelectorAll('ul.tree li').length;", json!([])).await?;
+        assert_eq!(items, json!(nodes), "every node of the tree is listed once");
+        b.screenshot(&screenshot_dir().join("argocd-tree.png")).await?;
+        let violations = b.axe(&axe).await?;
+        assert!(violations.is_empty(), "{violations:#?}");
+        Ok(())
+    })
+    .await;
+}

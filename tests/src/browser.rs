@@ -125,14 +125,25 @@ impl Browser {
 
     /// Clicks the first element matching `css` as a person would (WebDriver's element click).
     pub async fn click(&self, css: &str) -> Result<()> {
-        let id = self.element(css).await?;
-        self.cmd("POST", &format!("/element/{id}/click"), json!({})).await.map(drop)
+        self.on_element(css, "click", json!({})).await
     }
 
     /// Types into the first element matching `css`.
     pub async fn type_into(&self, css: &str, text: &str) -> Result<()> {
-        let id = self.element(css).await?;
-        self.cmd("POST", &format!("/element/{id}/value"), json!({"text": text})).await.map(drop)
+        self.on_element(css, "value", json!({"text": text})).await
+    }
+
+    /// An element command, found again when a live update replaced the element between the
+    /// lookup and the command (as a person would try again).
+    async fn on_element(&self, css: &str, command: &str, body: Value) -> Result<()> {
+        let mut tries = 0;
+        loop {
+            let id = self.element(css).await?;
+            match self.cmd("POST", &format!("/element/{id}/{command}"), body.clone()).await {
+                Err(e) if tries < 3 && e.to_string().contains("stale element") => tries += 1,
+                other => return other.map(drop),
+            }
+        }
     }
 
     async fn element(&self, css: &str) -> Result<String> {

@@ -26,6 +26,8 @@
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (text) {
         if (text === null) { return; }
+        // Typed meanwhile: keep what the person is typing; update once they leave the field.
+        if (typing()) { again = true; return; }
         var fresh = new DOMParser().parseFromString(text, "text/html").getElementById("main");
         if (fresh) {
           main.replaceChildren.apply(main, Array.prototype.slice.call(fresh.childNodes));
@@ -35,7 +37,7 @@
       .catch(function () {})
       .then(function () {
         busy = false;
-        if (again) {
+        if (again && !typing()) {
           again = false;
           window.setTimeout(refresh, 250);
         }
