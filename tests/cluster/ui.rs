@@ -501,3 +501,29 @@ async fn the_argo_cd_page_shows_the_applications_their_drift_and_a_resource_tree
     })
     .await;
 }
+
+#[test]
+fn listening_beyond_loopback_needs_allow_remote_and_warns() -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    let refused = std::process::Command::new(kube9_tests::operator::binary()?)
+        .args(["ui", "--address", "0.0.0.0:0"])
+        .env("KUBECONFIG", kubeconfig_path()?)
+        .output()?;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("not a loopback address") && stderr.contains("--allow-remote"), "{stderr}");
+
+    let mut allowed = std::process::Command::new(kube9_tests::operator::binary()?)
+        .args(["ui", "--address", "0.0.0.0:0", "--allow-remote", "--log-level", "warn"])
+        .env("KUBECONFIG", kubeconfig_path()?)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let url = BufReader::new(allowed.stdout.take().context("stdout")?).lines().next().transpose()?.unwrap_or_default();
+    let _ = allowed.kill();
+    let out = allowed.wait_with_output()?;
+    assert!(url.starts_with("kube9-ui: http://0.0.0.0:"), "{url}");
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(logs.contains("listening beyond loopback"), "{logs}");
+    Ok(())
+}
