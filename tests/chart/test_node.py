@@ -115,6 +115,11 @@ class Release:
         self.deployment = f"{name}-kube9-operator"
 
     def pods(self) -> list[dict[str, Any]]:
+        """The operator's Pods (not the UI's, when ui.enabled adds one)."""
+        selector = f"app.kubernetes.io/instance={self.name},app.kubernetes.io/name=kube9-operator"
+        return self.kubectl.json("get", "pods", "-n", self.namespace, "-l", selector)["items"]
+
+    def all_pods(self) -> list[dict[str, Any]]:
         selector = f"app.kubernetes.io/instance={self.name}"
         return self.kubectl.json("get", "pods", "-n", self.namespace, "-l", selector)["items"]
 
@@ -135,7 +140,7 @@ class Release:
 
     def uninstall(self) -> None:
         self.config.uninstall(self.name, ignore_not_found=True)
-        wait_for("the release's Pods to be gone", 60, lambda: self.pods() == [], interval=0.5)
+        wait_for("the release's Pods to be gone", 60, lambda: self.all_pods() == [], interval=0.5)
 
 
 @pytest.fixture
@@ -417,3 +422,55 @@ def test_pod_security_restricted_is_enforced_where_the_chart_runs(node: str, kub
         proc = kubectl.run("create", "-f", "-", input=json.dumps(pod), check=False)
         assert proc.returncode != 0, f"a {name} Pod was admitted in a restricted namespace"
         assert 'violates PodSecurity "restricted:latest"' in proc.stderr, proc.stderr
+
+
+def test_the_charts_ui_is_reached_through_its_service_and_reads_the_operators_store(
+    installed: Release, kubectl: Kubectl
+) -> None:
+    """ui.enabled: the UI runs as a Pod under its own ServiceAccount, answers through its
+    ClusterIP Service (here by the API server's service proxy: the testenv has no kube-proxy),
+    shows the OperatorStatus, and reads every finding from the operator's store by exec'ing
+    `kube9-operator query` into the operator's Pod, as the VS Code extension does."""
+    values = node_values(kubectl)
+    values["ui"] = {"enabled": True, "extraEnv": values["extraEnv"]}
+    installed.config.install(CHART, installed.name, values, namespace=installed.namespace, timeout=60)
+    pod = installed.wait_available()
+    ui = f"{installed.deployment}-ui"
+    proc = kubectl.run("rollout", "status", f"deployment/{ui}", "-n", installed.namespace, "--timeout=120s", check=False)
+    assert proc.returncode == 0, proc.stderr
+    # The UI's Pod is not one of the operator's: the extension and the UI pick those by label.
+    operators = kubectl.json("get", "pods", "-n", installed.namespace, "-l", "app.kubernetes.io/name=kube9-operator")
+    assert [p["metadata"]["name"] for p in operators["items"]] == [pod["metadata"]["name"]]
+    account = kubectl.json("get", "deployment", ui, "-n", installed.namespace)["spec"]["template"]["spec"]
+    assert account["serviceAccountName"] == ui
+
+    def page(path: str) -> str:
+        return kubectl.run(
+            "get", "--raw", f"/api/v1/namespaces/{installed.namespace}/services/{ui}:http/proxy{path}"
+        ).stdout
+
+    status = wait_for("the operator's status", 60, lambda: operator_status(kubectl).get("health") == "healthy")
+    status = operator_status(kubectl)
+    overview = page("/c/0/")
+    assert f'data-field="tier">{status["tier"]}<' in overview, overview[-2000:]
+    assert f'data-field="namespace">{installed.namespace}<' in overview
+    # Read-only unless ui.writes: no button that writes.
+    assessments = page("/c/0/assessments")
+    assert "Run now" not in assessments
+
+    scheduled = f"{installed.deployment}-scheduled"
+    wait_for(
+        "the scheduled Assessment to complete",
+        120,
+        lambda: (kubectl.get("assessment", scheduled) or {}).get("status", {}).get("phase") == "Completed",
+    )
+    answer = kubectl.run(
+        "exec", "-n", installed.namespace, "-c", "operator", pod["metadata"]["name"], "--",
+        "kube9-operator", "query", "findings", f"--assessment={scheduled}", "--limit=50", "--format=json",
+    )
+    stored = json.loads(answer.stdout)
+    findings = page(f"/c/0/findings?assessment={scheduled}")
+    assert f'data-field="matching">{stored["matching"]}<' in findings, findings[-3000:]
+    assert f'data-field="total">{stored["total"]}<' in findings
+    for finding in stored["findings"][:5]:
+        assert f'data-check="{finding["checkId"]}"' in findings

@@ -26,7 +26,7 @@ use crate::events::DataDir;
 
 /// A workload the Application manages: a Deployment (which the controller-manager expands
 /// into a ReplicaSet and Pods) and a Service (which gets an EndpointSlice).
-async fn workload(ctx: &Ctx, ns: &str, replicas: i32) -> Result<()> {
+pub(crate) async fn workload(ctx: &Ctx, ns: &str, replicas: i32) -> Result<()> {
     let deployment: Deployment = serde_json::from_value(json!({
         "metadata": {"name": "web", "namespace": ns},
         "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
@@ -66,7 +66,7 @@ pub(crate) async fn set_status(api: &Api<DynamicObject>, name: &str, status: Val
     Ok(())
 }
 
-fn resources(dest: &str, deployment_sync: &str, deployment_health: &str) -> Value {
+pub(crate) fn resources(dest: &str, deployment_sync: &str, deployment_health: &str) -> Value {
     json!([
         {"group": "apps", "version": "v1", "kind": "Deployment", "namespace": dest, "name": "web",
          "status": deployment_sync, "health": {"status": deployment_health,

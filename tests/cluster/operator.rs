@@ -440,7 +440,7 @@ async fn kubeconfig_for_token(ctx: &Ctx, namespace: &str, account: &str) -> anyh
 
 /// A ServiceAccount `name` in `ns` bound to a ClusterRole of `cluster` rules and a Role of
 /// `own` rules in `ns` (all removed after the test), and a kubeconfig for its token.
-async fn restricted_account(
+pub(crate) async fn restricted_account(
     ctx: &Ctx,
     ns: &str,
     name: &str,
@@ -496,7 +496,7 @@ async fn restricted_account(
     kubeconfig_for_token(ctx, ns, name).await
 }
 
-fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> k8s_openapi::api::rbac::v1::PolicyRule {
+pub(crate) fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> k8s_openapi::api::rbac::v1::PolicyRule {
     k8s_openapi::api::rbac::v1::PolicyRule {
         api_groups: Some(groups.iter().map(|s| s.to_string()).collect()),
         resources: Some(resources.iter().map(|s| s.to_string()).collect()),

@@ -8,6 +8,7 @@
 pub mod apiserver;
 pub mod argocd;
 pub mod bench;
+pub mod browser;
 pub mod contract;
 pub mod operator;
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::testenv::Kubernetes;
-use crate::{checksdoc, crdgen, image, layers, pyenv, testenv};
+use crate::{browser, checksdoc, crdgen, image, layers, pyenv, testenv};
 
 /// Test counts summed over every summary line cargo and pytest printed.
 #[derive(Default)]
@@ -101,6 +101,8 @@ fn steps_after_fmt(
         cargo_test(root, &["--workspace", "--doc"], counts)
     })?;
     let python = steps.run("python environment for the chart tests", || pyenv::ensure(root))?;
+    let axe = steps.run("browser for the UI tests (chromium, chromium-driver, axe-core)", browser::ensure)?;
+    let axe = axe.to_string_lossy().into_owned();
 
     // Leg 1: every cluster and chart test on the current Kubernetes, with a node.
     let current = Kubernetes::requested(None)?;
@@ -119,9 +121,13 @@ fn steps_after_fmt(
     let tests_passed = steps
         .run(&format!("cluster tests ({leg})"), || {
             interruption(interrupted)?;
-            // With the add-ons started here, their tests must run rather than skip.
-            let require: &[(&str, &str)] = if with_addons { &[("KUBE9_REQUIRE_ADDONS", "1")] } else { &[] };
-            tests.run_cluster(&[], kubeconfig, require, counts)
+            // With the add-ons started here, their tests must run rather than skip; so must the
+            // browser tests, whose browser was installed above.
+            let mut require = vec![(browser::AXE_ENV, axe.as_str()), ("KUBE9_REQUIRE_BROWSER", "1")];
+            if with_addons {
+                require.push(("KUBE9_REQUIRE_ADDONS", "1"));
+            }
+            tests.run_cluster(&[], kubeconfig, &require, counts)
         })
         .and_then(|()| {
             // Only the chart tests use the image: it was built while the cluster tests ran.

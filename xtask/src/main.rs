@@ -1,6 +1,7 @@
 //! Project automation, run as `cargo xtask <command>`.
 
 mod bench;
+mod browser;
 mod checksdoc;
 mod ci;
 mod crdgen;
@@ -59,6 +60,9 @@ enum Command {
     Image,
     /// Figures: the release operator's idle memory and CPU, and its status latency.
     Bench,
+    /// What the UI's browser tests need: Debian's chromium and chromium-driver, and axe-core
+    /// from npm (cached).
+    Browser,
     /// Every check CI runs: format, clippy, crdgen --check, unit tests, cluster tests, then
     /// the chart and image tests.
     Ci,
@@ -89,6 +93,7 @@ fn main() {
         Command::Image => image::run(&root()),
         Command::Bench => bench::run(&root()),
         Command::Ci => ci::run(&root()),
+        Command::Browser => browser::run(),
         Command::ChartTest { pytest_args } => ci::chart_test(&root(), &pytest_args),
     };
     if let Err(err) = result {

@@ -1,5 +1,6 @@
 //! The kube9-operator binary: `run` (the default: the operator in a cluster), `assess` (the
-//! checks over manifest files, offline) and `query` (the operator's store, read-only).
+//! checks over manifest files, offline), `query` (the operator's store, read-only) and `ui` (the
+//! web UI, on the user's own identity).
 
 use clap::{Parser, Subcommand};
 use kube9_operator::base::config::{Config, Flags};
@@ -24,6 +25,8 @@ enum Command {
     /// Read the running operator's store (event history, Assessment runs, the status), or Argo
     /// CD's Applications from the API server.
     Query(QueryArgs),
+    /// Serve the web UI (127.0.0.1:8484 by default) on your kubeconfig's identity.
+    Ui(kube9_ui::Args),
 }
 
 /// `query`: the store's commands, and `argocd`, which reads the API server.
@@ -56,6 +59,7 @@ fn main() -> std::process::ExitCode {
     let flags = match cli.command {
         Some(Command::Assess(args)) => return assess(&args),
         Some(Command::Query(args)) => return query(args),
+        Some(Command::Ui(args)) => return ui(args),
         Some(Command::Run(flags)) => *flags,
         None => cli.run,
     };
@@ -136,6 +140,25 @@ fn write(outcome: &kube9_store::cli::Outcome) -> std::process::ExitCode {
     let _ = std::io::stderr().write_all(outcome.stderr.as_bytes());
     let _ = std::io::stdout().write_all(outcome.stdout.as_bytes());
     std::process::ExitCode::from(outcome.code)
+}
+
+/// `kube9-operator ui`: the web UI until SIGTERM or Ctrl-C.
+fn ui(args: kube9_ui::Args) -> std::process::ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    kube9_operator::base::telemetry::init(&args.log_level, kube9_operator::base::config::LogFormat::Auto);
+    match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => match runtime.block_on(kube9_ui::run(args)) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("kube9-operator ui: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("kube9-operator ui: cannot start the async runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// `kube9-operator assess`: the checks over manifests, offline.

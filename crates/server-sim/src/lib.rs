@@ -78,6 +78,9 @@ pub struct Options {
     pub metrics_interval_seconds: u64,
     /// Start with the unmappable insight on (see [`Simulator::set_unmappable`]).
     pub extra_unmappable_insight: bool,
+    /// Appended to every insight's text, as a server that sends markup would (the UI tests
+    /// send HTML and script and check that it shows as text).
+    pub insight_text_suffix: String,
 }
 
 impl Default for Options {
@@ -92,6 +95,7 @@ impl Default for Options {
             reregistration_interval_hours: 24.0,
             metrics_interval_seconds: 3600,
             extra_unmappable_insight: false,
+            insight_text_suffix: String::new(),
         }
     }
 }
@@ -678,7 +682,8 @@ async fn metrics(state: &State, headers: &[(String, String)], body: &[u8]) -> Re
     let mut answer = BTreeMap::new();
     if let Ok(mut insights) = state.insights.lock() {
         for workload in &workloads {
-            for finding in findings(workload) {
+            for mut finding in findings(workload) {
+                finding.text.push_str(&state.options.insight_text_suffix);
                 let id = insight_id(&upload.cluster_id, finding.kind, &workload.object);
                 let insight = insights.entry(id.clone()).or_insert_with(|| Insight {
                     id: id.clone(),

@@ -54,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         reregistration_interval_hours: cli.reregistration_interval_hours,
         metrics_interval_seconds: cli.metrics_interval_seconds,
         extra_unmappable_insight: cli.extra_unmappable_insight,
+        insight_text_suffix: String::new(),
     })
     .await?;
     if let (Some(path), Some(pem)) = (&cli.ca_out, sim.ca_pem()) {

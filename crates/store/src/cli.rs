@@ -74,6 +74,10 @@ pub struct FindingsArgs {
     /// Only findings of this severity (critical, high, medium, low, info).
     #[arg(long, value_parser = parse_severity)]
     pub severity: Option<String>,
+    /// Only findings whose message, object name or namespace contains this text (ASCII letters
+    /// in any case).
+    #[arg(long)]
+    pub text: Option<String>,
     /// At most this many findings (1 to 1000000); `matching` says how many there are.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub limit: u32,
@@ -360,6 +364,7 @@ fn findings(reader: &Reader, args: &FindingsArgs) -> Result<String, Error> {
         pillar: args.pillar.clone(),
         namespace: args.namespace.clone(),
         severity: args.severity.clone(),
+        text: args.text.clone(),
         limit: args.limit,
         offset: args.offset,
     };

@@ -189,6 +189,9 @@ pub struct FindingFilter {
     pub pillar: Option<String>,
     pub namespace: Option<String>,
     pub severity: Option<String>,
+    /// Only findings whose message, object name or namespace contains this text (ASCII letters
+    /// in any case).
+    pub text: Option<String>,
     pub limit: u32,
     pub offset: u64,
 }
@@ -454,6 +457,13 @@ pub(crate) fn list(conn: &Connection, filter: &FindingFilter) -> Result<Findings
             values.push(Box::new(value.clone()));
             clauses.push(format!("{column} = ?{}", values.len()));
         }
+    }
+    if let Some(text) = filter.text.as_ref().filter(|t| !t.is_empty()) {
+        values.push(Box::new(text.to_ascii_lowercase()));
+        clauses.push(format!(
+            "instr(lower(f.message || ' ' || f.name || ' ' || coalesce(f.namespace, '')), ?{}) > 0",
+            values.len()
+        ));
     }
     let filter_sql = clauses.join(" AND ");
     let matching: i64 = conn.query_row(

@@ -197,6 +197,13 @@ fn filters_limits_and_offsets() {
     let next = filter(FindingFilter { limit: 10, offset: 10, ..Default::default() });
     let all = filter(FindingFilter { limit: 1000, ..Default::default() });
     assert_eq!(next.findings, all.findings[10..20], "pages follow the same order");
+    let name = all.findings[0].0.name.clone();
+    let by_text = filter(FindingFilter { text: Some(name.to_ascii_uppercase()), limit: 1000, ..Default::default() });
+    let expected = all.findings.iter().filter(|(f, _)| f.name.contains(&name) || f.message.contains(&name)).count();
+    assert_eq!(by_text.matching as usize, expected, "the text matches names and messages in any case");
+    assert!(by_text.matching > 0 && by_text.matching < all.matching);
+    let none = filter(FindingFilter { text: Some("no-such-text-anywhere".into()), limit: 1000, ..Default::default() });
+    assert_eq!(none.matching, 0);
 
     // The command: JSON with the run and the counts, and clear errors.
     let doc = json_of(&query(
