@@ -16,4 +16,5 @@ mod operator;
 mod operators;
 mod pro;
 mod replicas;
+mod reports;
 mod versions;

@@ -9,6 +9,7 @@ pub mod apiserver;
 pub mod argocd;
 pub mod bench;
 pub mod contract;
+pub mod gomodules;
 pub mod operator;
 
 use std::future::Future;
