@@ -90,7 +90,11 @@ async fn read_reports(ctx: &Ctx, api_version: &str, uid: &str) -> Result<Read> {
             // The summary counts its own results.
             for word in ["pass", "fail", "warn", "error", "skip"] {
                 let n = results.iter().filter(|r| r["result"] == word).count() as u64;
-                ensure!(report.data["summary"][word].as_u64() == Some(n), "summary.{word} of {:?}", report.metadata.name);
+                ensure!(
+                    report.data["summary"][word].as_u64() == Some(n),
+                    "summary.{word} of {:?}",
+                    report.metadata.name
+                );
             }
             for r in results {
                 ensure!(r["source"] == "kube9", "source: {r}");
@@ -167,7 +171,8 @@ async fn every_finding_is_published_as_openreports_replaced_by_the_next_run_and_
         let read = read_reports(&ctx, "openreports.io/v1alpha1", &uid).await?;
         assert_eq!(read.findings, expected, "the reports hold every finding, per namespace, severity and result");
         let passing = status.checks.iter().filter(|c| c.failed == 0 && c.exempted == 0).count() as u64;
-        let passed_in_reports = read.checks.get("pass").copied().unwrap_or(0) + read.checks.get("skip").copied().unwrap_or(0);
+        let passed_in_reports =
+            read.checks.get("pass").copied().unwrap_or(0) + read.checks.get("skip").copied().unwrap_or(0);
         assert_eq!(passed_in_reports, passing, "one result per check without findings: {:?}", read.checks);
         assert_eq!(published.results, total + passed_in_reports);
         assert_eq!(published.reports as usize, read.reports.len());

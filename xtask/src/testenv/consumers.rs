@@ -62,11 +62,8 @@ pub fn dashboard_validator() -> Result<PathBuf> {
     std::fs::write(&main, source)?;
     run_logged(gomod::go(&module).args(["mod", "tidy"]), &dest.join("tidy.log"))
         .context("resolving the grafana-foundation-sdk through the Go module proxy")?;
-    run_logged(
-        gomod::go(&module).args(["build", "-trimpath", "-o"]).arg(&binary).arg("."),
-        &dest.join("build.log"),
-    )
-    .context("building the dashboard validator")?;
+    run_logged(gomod::go(&module).args(["build", "-trimpath", "-o"]).arg(&binary).arg("."), &dest.join("build.log"))
+        .context("building the dashboard validator")?;
     Ok(binary)
 }
 

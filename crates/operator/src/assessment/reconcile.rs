@@ -28,9 +28,10 @@ use crate::base::backoff::{Outage, WatchBackoff};
 use crate::base::leadership::{Leadership, Role};
 use crate::base::metrics::{AssessmentFigures, Metrics};
 use crate::base::{apply, memory, truncate};
-use crate::{gather, reports};
+use crate::gather;
 use crate::history::event::{Object, own};
 use crate::history::writer::{Recorder, RunWriter};
+use crate::reports::{build as report_build, publish as report_publish};
 use kube9_store::{EventType, RunRow, Severity, Write};
 use tokio_stream::wrappers::WatchStream;
 
@@ -294,13 +295,13 @@ async fn complete(
         }
     }
     if ctx.settings.reports {
-        let owner = reports::build::Owner {
+        let owner = report_build::Owner {
             name: name.clone(),
             uid: assessment.metadata.uid.clone().unwrap_or_default(),
             run_id: id.clone(),
             completed_at: completed_at.as_second(),
         };
-        done.reports = Some(reports::publish::publish(&ctx.client, &ctx.history, &ctx.metrics, &owner).await);
+        done.reports = Some(report_publish::publish(&ctx.client, &ctx.history, &ctx.metrics, &owner).await);
     }
     write_status(&api, &name, &done).await?;
     ctx.metrics.assessment_ended(&name, completed_at.as_second(), Some(figures(&done)));

@@ -395,11 +395,7 @@ mod tests {
         assert!(text.contains("kube9_assessment_last_run_success{assessment=\"nightly\"} 0"), "{text}");
         assert!(text.contains("kube9_assessment_score{assessment=\"nightly\",pillar=\"security\"} 70"), "{text}");
         // A completed run replaces them: a pillar no longer failing leaves.
-        m.assessment_ended(
-            "nightly",
-            300,
-            Some(AssessmentFigures { scores: vec![("overall", 90)], findings: vec![] }),
-        );
+        m.assessment_ended("nightly", 300, Some(AssessmentFigures { scores: vec![("overall", 90)], findings: vec![] }));
         let text = m.encode();
         assert!(!text.contains("pillar=\"security\""), "{text}");
         m.assessment_deleted("nightly");

@@ -152,7 +152,14 @@ impl RunWriter {
 pub fn start(dir: PathBuf, limits: Limits, metrics: Metrics) -> (Recorder, watch::Receiver<Option<String>>) {
     let (tx, rx) = mpsc::channel(QUEUE);
     let (failure_tx, failure_rx) = watch::channel(None);
-    let writer = Writer { dir: dir.clone(), limits, metrics: metrics.clone(), store: None, failure: failure_tx, last_open: None };
+    let writer = Writer {
+        dir: dir.clone(),
+        limits,
+        metrics: metrics.clone(),
+        store: None,
+        failure: failure_tx,
+        last_open: None,
+    };
     let spawned = std::thread::Builder::new().name("kube9-store".into()).spawn(move || writer.run(rx));
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the store's writer thread; no event history is kept");

@@ -286,7 +286,12 @@ mod tests {
     use super::*;
 
     fn owner() -> Owner {
-        Owner { name: "nightly".into(), uid: "1234-abcd".into(), run_id: "nightly-1".into(), completed_at: 1_700_000_000 }
+        Owner {
+            name: "nightly".into(),
+            uid: "1234-abcd".into(),
+            run_id: "nightly-1".into(),
+            completed_at: 1_700_000_000,
+        }
     }
 
     fn row(ns: Option<&str>, severity: &str, exempted: bool) -> FindingRow {
@@ -322,7 +327,10 @@ mod tests {
         assert_eq!(r["category"], "security");
         assert_eq!(r["severity"], "high");
         assert_eq!(r["result"], "fail");
-        assert_eq!(r["resources"][0], json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "namespace": "shop"}));
+        assert_eq!(
+            r["resources"][0],
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "namespace": "shop"})
+        );
         assert_eq!(r["properties"]["remediation"], "drop it");
         assert_eq!(r["properties"]["container"], "app");
         assert_eq!(r["properties"]["runId"], "nightly-1");

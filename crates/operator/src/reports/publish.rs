@@ -113,16 +113,7 @@ enum Read {
 
 impl<'a> Publisher<'a> {
     fn new(client: &'a kube::Client, api: ReportApi, owner: &'a Owner, metrics: &'a Metrics) -> Publisher<'a> {
-        Publisher {
-            client,
-            api,
-            owner,
-            metrics,
-            written: BTreeSet::new(),
-            results: 0,
-            writes: 0,
-            errors: Vec::new(),
-        }
+        Publisher { client, api, owner, metrics, written: BTreeSet::new(), results: 0, writes: 0, errors: Vec::new() }
     }
 
     /// Reads the run's findings from the store on a blocking thread, namespace by namespace,
