@@ -330,3 +330,13 @@ def serve_report_kinds(kubectl: Kubectl) -> None:
             kubectl.run("apply", "--server-side", "--force-conflicts", "--field-manager=kube9-tests",
                         "-f", str(directory / f"{group}_{name}.yaml"))
             kubectl.run("wait", "--for=condition=Established", f"crd/{name}.{group}", "--timeout=30s")
+
+
+def serve_trivy_kinds(kubectl: Kubectl) -> None:
+    """Trivy Operator's VulnerabilityReport CRD, from its module (tests/src/gomodules.rs names
+    the same version)."""
+    crd = go_module_dir("github.com/aquasecurity/trivy-operator", "v0.29.0") / "deploy" / "helm" / "crds"
+    kubectl.run("apply", "--server-side", "--force-conflicts", "--field-manager=kube9-tests",
+                "-f", str(crd / "aquasecurity.github.io_vulnerabilityreports.yaml"))
+    kubectl.run("wait", "--for=condition=Established", "crd/vulnerabilityreports.aquasecurity.github.io",
+                "--timeout=30s")

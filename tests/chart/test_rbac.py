@@ -23,6 +23,7 @@ from conftest import (
     free_port,
     service_account_token,
     serve_report_kinds,
+    serve_trivy_kinds,
     token_kubeconfig,
     wait_for,
     wait_for_status,
@@ -62,6 +63,8 @@ def test_the_operator_runs_with_exactly_the_charts_permissions(
     serve_argo_cd_kinds(kubectl)
     # The policy reports are published with the chart's access (the store holds the findings).
     serve_report_kinds(kubectl)
+    # Trivy Operator's reports are listed with the chart's access (the image-vulnerability check).
+    serve_trivy_kinds(kubectl)
     # With an API key (a Secret the Pod would mount): the pro tier's Secret rule is granted.
     helm_config.install(CHART, release, {"existingSecret": "kube9-api-key"}, namespace=namespace, timeout=60)
     account = f"{release}-kube9-operator"

@@ -17,4 +17,5 @@ mod operators;
 mod pro;
 mod replicas;
 mod reports;
+mod trivy;
 mod versions;
