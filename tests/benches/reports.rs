@@ -20,7 +20,7 @@ use kube9_tests::operator::{DataDir, Operator, status_kib};
 use serde_json::{Value, json};
 
 const NAMESPACES: usize = 10;
-const DEPLOYMENTS: usize = 800;
+const DEPLOYMENTS: usize = 280;
 const CONTAINERS: usize = 25;
 
 #[tokio::main]
@@ -112,19 +112,29 @@ async fn run(client: &kube::Client, names: &[String], prefix: &str) -> anyhow::R
     api.create(&PostParams::default(), &Assessment::new(&name, spec)).await?;
     let mut previous = None;
     for round in 1..=2 {
+        let asked = Instant::now();
         if round > 1 {
             let request = json!({"metadata": {"annotations": {RUN_REQUESTED_ANNOTATION: round.to_string()}}});
             api.patch(&name, &PatchParams::default(), &Patch::Merge(&request)).await?;
         }
-        let (status, took) = completed(&api, &name, previous.as_deref()).await?;
+        let (status, completed_after) = completed(&api, &name, previous.as_deref()).await?;
         previous = status.run_id.clone();
-        let published = status.reports.clone().unwrap_or_default();
+        // Completed is written first; the reports are published after it.
+        let published = loop {
+            let status = api.get(&name).await?.status.unwrap_or_default();
+            if let Some(reports) = status.reports.filter(|_| status.run_id == previous) {
+                break reports;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let took = asked.elapsed();
         anyhow::ensure!(published.reason.is_none(), "not published: {published:?}");
         let line = publication(&op).unwrap_or_default();
         println!(
-            "run {round} with reports: {:.1} s from request to Completed ({:.2}x the baseline); publishing {} results in {} reports took {:.2} s and {} API writes ({} applies, {} deletes)",
+            "run {round} with reports: Completed after {:.1} s ({:.2}x the baseline), reports published after {:.1} s; publishing {} results in {} reports took {:.2} s and {} API writes ({} applies, {} deletes)",
+            completed_after.as_secs_f64(),
+            completed_after.as_secs_f64() / baseline.as_secs_f64(),
             took.as_secs_f64(),
-            took.as_secs_f64() / baseline.as_secs_f64(),
             published.results,
             published.reports,
             line["seconds"].as_f64().unwrap_or(f64::NAN),

@@ -123,7 +123,11 @@ def test_the_operator_runs_with_exactly_the_charts_permissions(
             assert [e["reason"] for e in events["items"]] == ["AssessmentCompleted"]
             # Its findings as openreports.io reports, written, listed and replaced with the
             # chart's verbs on those kinds.
-            reports = done["status"]["reports"]
+            reports = wait_for(
+                "the scheduled run's reports to be published",
+                60,
+                lambda: kubectl.get("assessment", scheduled)["status"].get("reports"),
+            )
             assert reports.get("reason") is None and reports["apiVersion"] == "openreports.io/v1alpha1", reports
             assert reports["reports"] >= 1 and reports["results"] >= 1, reports
             uid = kubectl.get("assessment", scheduled)["metadata"]["uid"]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
-use kube9_api::assessment::{Assessment, AssessmentSpec, Selection};
+use kube9_api::assessment::{Assessment, AssessmentSpec, ReportsPublished, Selection};
 use kube9_tests::gomodules::{self, OPENREPORTS, POLICY_REPORTS};
 use kube9_tests::operator::{DataDir, Operator, singleton_lock};
 use kube9_tests::{Ctx, scenario, unique_name, wait_for};
@@ -133,6 +133,25 @@ async fn create_assessment(ctx: &Ctx, namespaces: &[&str]) -> Result<(String, St
     Ok((name, created.metadata.uid.context("a uid")?))
 }
 
+/// Waits until the run `run_id` of `name` has published its reports (after it is Completed)
+/// and returns what its status says about them.
+async fn reports_of(ctx: &Ctx, name: &str, run_id: &str) -> Result<ReportsPublished> {
+    let api: Api<Assessment> = Api::all(ctx.client.clone());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    wait_for(Duration::from_secs(120), || {
+        let (api, seen) = (api.clone(), seen.clone());
+        async move {
+            let status = api.get(name).await?.status.unwrap_or_default();
+            let done = status.run_id.as_deref() == Some(run_id) && status.reports.is_some();
+            *seen.lock().expect("not poisoned") = status.reports;
+            Ok(done)
+        }
+    })
+    .await?;
+    let reports = seen.lock().expect("not poisoned").take();
+    reports.context("status.reports")
+}
+
 /// Waits until the store holds the run `run_id` (it is written beside the status).
 async fn stored(data: &DataDir, name: &str, run_id: &str) -> Result<()> {
     wait_for(Duration::from_secs(30), || {
@@ -160,7 +179,7 @@ async fn every_finding_is_published_as_openreports_replaced_by_the_next_run_and_
         let (name, uid) = create_assessment(&ctx, &[&big, &small]).await?;
         let status = finished(&ctx, &name, None).await?;
         let run_id = status.run_id.clone().context("a run id")?;
-        let published = status.reports.clone().context("status.reports")?;
+        let published = reports_of(&ctx, &name, &run_id).await?;
         assert_eq!(published.api_version.as_deref(), Some("openreports.io/v1alpha1"), "{published:?}");
         assert_eq!(published.reason, None, "{published:?}\n{}", op.logs());
         stored(&data, &name, &run_id).await?;
@@ -190,7 +209,8 @@ async fn every_finding_is_published_as_openreports_replaced_by_the_next_run_and_
         api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
         let second = finished(&ctx, &name, Some(&run_id)).await?;
         let second_id = second.run_id.clone().context("a run id")?;
-        assert_eq!(second.reports.as_ref().and_then(|r| r.reason.clone()), None, "{:?}", second.reports);
+        let second_published = reports_of(&ctx, &name, &second_id).await?;
+        assert_eq!(second_published.reason, None, "{second_published:?}");
         stored(&data, &name, &second_id).await?;
         let expected = query_counts(&data, &name)?;
         let read = read_reports(&ctx, "openreports.io/v1alpha1", &uid).await?;
@@ -229,7 +249,7 @@ async fn policy_reports_where_openreports_is_not_served_and_nothing_where_neithe
         let op = Operator::start(&ns, &["--status-interval", "3s", "--data-dir", &dir], &[])?;
         let (name, uid) = create_assessment(&ctx, &[&ns]).await?;
         let status = finished(&ctx, &name, None).await?;
-        let published = status.reports.clone().context("status.reports")?;
+        let published = reports_of(&ctx, &name, status.run_id.as_deref().unwrap_or_default()).await?;
         assert_eq!(published.api_version.as_deref(), Some("wgpolicyk8s.io/v1alpha2"), "{published:?}");
         assert_eq!(published.reason, None, "{published:?}\n{}", op.logs());
         stored(&data, &name, status.run_id.as_deref().unwrap_or_default()).await?;
@@ -243,7 +263,7 @@ async fn policy_reports_where_openreports_is_not_served_and_nothing_where_neithe
         let patch = json!({"metadata": {"annotations": {kube9_api::assessment::RUN_REQUESTED_ANNOTATION: "again"}}});
         api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
         let again = finished(&ctx, &name, status.run_id.as_deref()).await?;
-        let published = again.reports.clone().context("status.reports")?;
+        let published = reports_of(&ctx, &name, again.run_id.as_deref().unwrap_or_default()).await?;
         assert_eq!((published.api_version.as_deref(), published.reports, published.results), (None, 0, 0));
         let reason = published.reason.unwrap_or_default();
         assert!(reason.contains("serves neither openreports.io/v1alpha1"), "{reason}");

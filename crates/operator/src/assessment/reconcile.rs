@@ -280,6 +280,8 @@ async fn complete(
         assessment.annotations().get(RUN_REQUESTED_ANNOTATION).cloned(),
     );
     done.history = stored::history(&done);
+    // The previous run's reports are replaced: its `reports` goes until this run's are published.
+    done.reports = None;
     done.more_findings = stored::more_findings(
         &name,
         done.truncated.unwrap_or(0),
@@ -293,15 +295,6 @@ async fn complete(
             Some(summary) => kept.finish(summary).await,
             None => kept.abort().await,
         }
-    }
-    if ctx.settings.reports {
-        let owner = report_build::Owner {
-            name: name.clone(),
-            uid: assessment.metadata.uid.clone().unwrap_or_default(),
-            run_id: id.clone(),
-            completed_at: completed_at.as_second(),
-        };
-        done.reports = Some(report_publish::publish(&ctx.client, &ctx.history, &ctx.metrics, &owner).await);
     }
     write_status(&api, &name, &done).await?;
     ctx.metrics.assessment_ended(&name, completed_at.as_second(), Some(figures(&done)));
@@ -322,6 +315,18 @@ async fn complete(
     let note = tally.note();
     record_run(ctx, &name, &id, at, completed_at, RunOutcome::Completed(tally), &note);
     event(ctx, assessment, RunOutcome::Completed(tally), note).await;
+    // The run is Completed before its reports are published (a large run's take a while); the
+    // status's `reports` appears once they are (the run's Completed status has none).
+    if ctx.settings.reports {
+        let owner = report_build::Owner {
+            name: name.clone(),
+            uid: assessment.metadata.uid.clone().unwrap_or_default(),
+            run_id: id.clone(),
+            completed_at: completed_at.as_second(),
+        };
+        done.reports = Some(report_publish::publish(&ctx.client, &ctx.history, &ctx.metrics, &owner).await);
+        write_status(&api, &name, &done).await?;
+    }
     Ok(until(next_run_at.as_ref()))
 }
 
