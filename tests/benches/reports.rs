@@ -55,9 +55,9 @@ async fn completed(
 fn publication(op: &Operator) -> Option<Value> {
     op.logs()
         .lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["fields"]["message"] == "policy reports published" || l["message"] == "policy reports published")
-        .last()
+        .find(|l| l["fields"]["message"] == "policy reports published" || l["message"] == "policy reports published")
         .map(|l| if l["fields"].is_object() { l["fields"].clone() } else { l })
 }
 

@@ -55,7 +55,6 @@ pub static CHECKS: &[Check] = &[Check {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::options::Options;
     use crate::snapshot::Snapshot;
     use serde_json::json;
