@@ -305,3 +305,38 @@ def token_kubeconfig(kubectl: Kubectl, token: str, directory: pathlib.Path) -> s
     path.write_text(json.dumps(config))
     path.chmod(0o600)
     return str(path)
+
+
+def go_module_dir(module: str, version: str) -> pathlib.Path:
+    """A published Go module's directory in Go's module cache (`go mod download`, through the Go
+    module proxy; `cargo xtask` fetches the ones the tests use beforehand)."""
+    go = "/usr/local/go/bin/go" if pathlib.Path("/usr/local/go/bin/go").is_file() else "go"
+    out = subprocess.run([go, "mod", "download", "-json", f"{module}@{version}"], capture_output=True, text=True,
+                         env={**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"})
+    info = json.loads(out.stdout or "{}")
+    assert out.returncode == 0 and "Dir" in info, (module, version, out.stdout, out.stderr)
+    return pathlib.Path(info["Dir"])
+
+
+def serve_report_kinds(kubectl: Kubectl) -> None:
+    """The policy report CRDs from their modules (tests/src/gomodules.rs names the same
+    versions): openreports.io's Report and ClusterReport, and wgpolicyk8s.io's PolicyReport and
+    ClusterPolicyReport as Kyverno ships them; left in place as the cluster tests leave them."""
+    openreports = go_module_dir("github.com/openreports/reports-api", "v0.2.1") / "config" / "crd"
+    kyverno = go_module_dir("github.com/kyverno/kyverno", "v1.19.1") / "config" / "crds" / "policyreport"
+    for directory, group, names in ((openreports, "openreports.io", ("reports", "clusterreports")),
+                                    (kyverno, "wgpolicyk8s.io", ("policyreports", "clusterpolicyreports"))):
+        for name in names:
+            kubectl.run("apply", "--server-side", "--force-conflicts", "--field-manager=kube9-tests",
+                        "-f", str(directory / f"{group}_{name}.yaml"))
+            kubectl.run("wait", "--for=condition=Established", f"crd/{name}.{group}", "--timeout=30s")
+
+
+def serve_trivy_kinds(kubectl: Kubectl) -> None:
+    """Trivy Operator's VulnerabilityReport CRD, from its module (tests/src/gomodules.rs names
+    the same version)."""
+    crd = go_module_dir("github.com/aquasecurity/trivy-operator", "v0.29.0") / "deploy" / "helm" / "crds"
+    kubectl.run("apply", "--server-side", "--force-conflicts", "--field-manager=kube9-tests",
+                "-f", str(crd / "aquasecurity.github.io_vulnerabilityreports.yaml"))
+    kubectl.run("wait", "--for=condition=Established", "crd/vulnerabilityreports.aquasecurity.github.io",
+                "--timeout=30s")

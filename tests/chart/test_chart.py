@@ -275,6 +275,10 @@ def test_rbac_has_no_wildcards_and_writes_only_the_operators_own_objects(chart: 
             if resources == {"assessments/status"}:
                 # Any Assessment a person creates gets its result written; never its spec.
                 assert writes == {"patch"}, rule
+            elif set(rule["apiGroups"]) <= {"openreports.io", "wgpolicyk8s.io"}:
+                # The policy reports of each run (policyReports.enabled): their kinds only.
+                assert resources <= {"reports", "clusterreports", "policyreports", "clusterpolicyreports"}, rule
+                assert writes == {"create", "patch", "delete"}, rule
             elif resources == {"events"}:
                 assert role["kind"] == "Role" and role["metadata"]["namespace"] == "default", role
                 assert (rule["apiGroups"], rule["verbs"]) == ([""], ["create"]), rule
@@ -299,6 +303,8 @@ def test_rbac_has_no_wildcards_and_writes_only_the_operators_own_objects(chart: 
             assert set(rule["verbs"]) <= {"list", "watch"}, rule
             if rule["resources"] == ["customresourcedefinitions"]:
                 assert rule["resourceNames"] == ["applications.argoproj.io"], rule
+        elif set(rule["apiGroups"]) <= {"openreports.io", "wgpolicyk8s.io"}:
+            pass  # the policy reports, above (test_monitoring.py checks them exactly)
         elif rule["apiGroups"] != ["kube9.io"]:
             assert rule["verbs"] == ["list"], rule
     event_groups = {g for rule in cluster_rules if rule["resources"] == ["events"] for g in rule["apiGroups"]}

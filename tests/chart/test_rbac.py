@@ -22,6 +22,8 @@ from conftest import (
     binary,
     free_port,
     service_account_token,
+    serve_report_kinds,
+    serve_trivy_kinds,
     token_kubeconfig,
     wait_for,
     wait_for_status,
@@ -59,6 +61,10 @@ def test_the_operator_runs_with_exactly_the_charts_permissions(
 ) -> None:
     uninstall_after.append(release)
     serve_argo_cd_kinds(kubectl)
+    # The policy reports are published with the chart's access (the store holds the findings).
+    serve_report_kinds(kubectl)
+    # Trivy Operator's reports are listed with the chart's access (the image-vulnerability check).
+    serve_trivy_kinds(kubectl)
     # With an API key (a Secret the Pod would mount): the pro tier's Secret rule is granted.
     helm_config.install(CHART, release, {"existingSecret": "kube9-api-key"}, namespace=namespace, timeout=60)
     account = f"{release}-kube9-operator"
@@ -80,6 +86,7 @@ def test_the_operator_runs_with_exactly_the_charts_permissions(
             "KUBE9_SERVER_URL": sim.url,
             "KUBE9_SERVER_CA_FILE": str(sim.ca_path),
             "KUBE9_HEALTH_ADDR": f"127.0.0.1:{port}",
+            "KUBE9_DATA_DIR": str(tmp_path / "data"),
             "KUBE9_LOG_FORMAT": "json",
             "KUBE9_LOG_LEVEL": "debug",
             "KUBE9_COLLECTION_INTERVALS": ",".join(
@@ -114,6 +121,18 @@ def test_the_operator_runs_with_exactly_the_charts_permissions(
             assert "ConfigMap" in (configmaps.get("message") or ""), configmaps
             events = kubectl.json("get", "events", "-n", "default", "--field-selector", f"involvedObject.name={scheduled}")
             assert [e["reason"] for e in events["items"]] == ["AssessmentCompleted"]
+            # Its findings as openreports.io reports, written, listed and replaced with the
+            # chart's verbs on those kinds.
+            reports = wait_for(
+                "the scheduled run's reports to be published",
+                60,
+                lambda: kubectl.get("assessment", scheduled)["status"].get("reports"),
+            )
+            assert reports.get("reason") is None and reports["apiVersion"] == "openreports.io/v1alpha1", reports
+            assert reports["reports"] >= 1 and reports["results"] >= 1, reports
+            uid = kubectl.get("assessment", scheduled)["metadata"]["uid"]
+            listed = kubectl.json("get", "clusterreports.openreports.io", "-l", f"kube9.io/assessment-uid={uid}")
+            assert listed["items"], "the cluster report of the scheduled Assessment"
             summary = wait_for(
                 "the assessment summary in OperatorStatus",
                 30,
@@ -189,6 +208,15 @@ def test_the_operator_runs_with_exactly_the_charts_permissions(
     for where in (namespace, "kube-system"):
         can = as_operator.run("auth", "can-i", "create", "events", "-n", where, check=False)
         assert can.stdout.strip() == "no", (where, can.stdout)
+    # The policy reports: exactly create, patch, list and delete on their four kinds.
+    for resource in ("reports.openreports.io", "clusterreports.openreports.io",
+                     "policyreports.wgpolicyk8s.io", "clusterpolicyreports.wgpolicyk8s.io"):
+        for verb in ("create", "patch", "list", "delete"):
+            can = as_operator.run("auth", "can-i", verb, resource, "--all-namespaces", check=False)
+            assert can.stdout.strip() == "yes", (verb, resource, can.stdout)
+        for verb in ("get", "update", "watch", "deletecollection"):
+            can = as_operator.run("auth", "can-i", verb, resource, "--all-namespaces", check=False)
+            assert can.stdout.strip() == "no", (verb, resource, can.stdout)
     can = as_operator.run("auth", "can-i", "watch", "pods", "--all-namespaces", check=False)
     assert can.stdout.strip() == "no", can.stdout
     # Argo CD awareness reads, and never writes, Argo CD's objects.

@@ -16,5 +16,7 @@ mod operator;
 mod operators;
 mod pro;
 mod replicas;
+mod reports;
+mod trivy;
 mod ui;
 mod versions;

@@ -10,6 +10,7 @@ pub mod argocd;
 pub mod bench;
 pub mod browser;
 pub mod contract;
+pub mod gomodules;
 pub mod operator;
 
 use std::future::Future;

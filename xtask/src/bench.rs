@@ -5,8 +5,10 @@
 //! 1,000 insights, `kubectl patch` to acknowledgement) and the event history's (resident memory
 //! idle and while 50 Events/s flow, ingestion rate and catch-up delay) and the fault table
 //! (leader stopped or killed, an endless kube9-server answer, twenty Assessments at once, the
-//! API server gone for 30 s: recovery time and peak memory beside one idle process) and the web
-//! UI's (time to first byte, the first findings page of 100,000, bytes, memory), against a
+//! API server gone for 30 s: recovery time and peak memory beside one idle process), the web
+//! UI's (time to first byte, the first findings page of 100,000, bytes, memory) and the policy
+//! reports' (time and API writes to publish 100,000 findings, beside the same run without
+//! publishing), against a
 //! control plane this command starts (or the one KUBECONFIG names) and stops again.
 
 use std::path::Path;
@@ -52,7 +54,8 @@ pub fn run(root: &Path) -> Result<()> {
         .and_then(|()| bench("kube9-tests", "events", Some(&cluster.kubeconfig)))
         .and_then(|()| bench("kube9-tests", "faults", Some(&cluster.kubeconfig)))
         .and_then(|()| bench("kube9-tests", "argocd", Some(&cluster.kubeconfig)))
-        .and_then(|()| bench("kube9-tests", "ui", Some(&cluster.kubeconfig)));
+        .and_then(|()| bench("kube9-tests", "ui", Some(&cluster.kubeconfig)))
+        .and_then(|()| bench("kube9-tests", "reports", Some(&cluster.kubeconfig)));
     if cluster.started_here {
         testenv::down()?;
     }

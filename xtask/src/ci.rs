@@ -65,6 +65,11 @@ fn prepare(root: &Path, steps: &Steps) -> Result<Prepared> {
                     testenv::prepare(&kubernetes, true).map(drop)
                 }),
                 Job::new(Need::Addons, format!("add-ons {ADDON_NAMES}"), || testenv::addons::build(ADDONS)),
+                Job::new(
+                    Need::Consumers,
+                    "promtool, Prometheus, the dashboard validator, the report and Trivy CRD modules".into(),
+                    testenv::consumers::build,
+                ),
             ],
         );
     }
@@ -118,6 +123,9 @@ fn steps_after_fmt(
         })?;
     }
     let kubeconfig = cluster.kubeconfig.as_path();
+    if cluster.started_here {
+        prepared.wait(steps, Need::Consumers)?;
+    }
     let tests_passed = steps
         .run(&format!("cluster tests ({leg})"), || {
             interruption(interrupted)?;
@@ -320,6 +328,8 @@ fn minutes(d: Duration) -> String {
 enum Need {
     ControlPlane,
     Addons,
+    /// What consumes the operator's output (promtool, Prometheus, ...) and other projects' CRDs.
+    Consumers,
     Image,
     Kwok,
     Oldest,
@@ -579,6 +589,8 @@ pub fn pytest(root: &Path, python: &Path, kubeconfig: &Path, args: &[String], co
         .args(args)
         .env("KUBECONFIG", kubeconfig)
         .stdout(Stdio::piped());
+    // promtool, Prometheus and the dashboard validator, from their Go modules (cached).
+    cmd.envs(testenv::consumers::env()?);
     let mut child = cmd.spawn().context("running pytest")?;
     let stdout = child.stdout.take().context("pytest has no stdout")?;
     for line in BufReader::new(stdout).lines() {

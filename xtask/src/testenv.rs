@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub mod addons;
+pub mod consumers;
 pub mod gomod;
 pub mod kwok;
 pub mod node;

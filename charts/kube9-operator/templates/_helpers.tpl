@@ -63,3 +63,11 @@ The Lease the replicas elect a leader with.
 {{- define "kube9-operator.leaseName" -}}
 {{ include "kube9-operator.fullname" . | trunc 56 | trimSuffix "-" }}-leader
 {{- end }}
+
+{{/*
+The PromQL selector of this release's operator Pods, as a ServiceMonitor or PodMonitor labels
+their series (namespace and pod).
+*/}}
+{{- define "kube9-operator.metricsSelector" -}}
+namespace="{{ .Release.Namespace }}", pod=~"{{ include "kube9-operator.fullname" . }}-.*"
+{{- end }}

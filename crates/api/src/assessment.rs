@@ -263,6 +263,28 @@ pub struct AssessmentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 30))]
     pub history: Vec<RunRecord>,
+    /// Where the latest completed run's findings were published as policy reports, or why
+    /// they were not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reports: Option<ReportsPublished>,
+}
+
+/// The policy reports (openreports.io or wgpolicyk8s.io) holding a run's findings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportsPublished {
+    /// The API they were written as (`openreports.io/v1alpha1`, `wgpolicyk8s.io/v1alpha2`);
+    /// absent when nothing was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Reports written (namespaced and cluster-scoped).
+    pub reports: u32,
+    /// Results in them.
+    pub results: u64,
+    /// Why nothing, or not everything, was published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1000))]
+    pub reason: Option<String>,
 }
 
 /// Completed runs `status.history` keeps.

@@ -75,6 +75,14 @@ pub const KINDS: &[Kind] = &[
     // Argo CD (the GitOps checks); unavailable where its CRDs are not served.
     Kind { name: "Application", group: "argoproj.io", versions: &["v1alpha1"], plural: "applications" },
     Kind { name: "AppProject", group: "argoproj.io", versions: &["v1alpha1"], plural: "appprojects" },
+    // Trivy Operator's scans (the image-vulnerability check); where its CRD is not served the
+    // check is skipped and says so.
+    Kind {
+        name: "VulnerabilityReport",
+        group: "aquasecurity.github.io",
+        versions: &["v1alpha1"],
+        plural: "vulnerabilityreports",
+    },
 ];
 
 /// Kinds that come with an add-on's CRDs: a cluster that does not serve them has none, which
@@ -111,6 +119,7 @@ pub const KEPT: &[&str] = &[
     "APIService",
     "Application",
     "AppProject",
+    "VulnerabilityReport",
 ];
 
 /// Whether a run keeps objects of `kind` whole ([`KEPT`]) rather than streaming them.

@@ -28,6 +28,7 @@ pub mod selection;
 pub mod snapshot;
 pub mod stream;
 pub mod subject;
+pub mod trivy;
 
 pub use check::Check;
 pub use engine::{Report, run};

@@ -20,6 +20,7 @@ static REGISTRY: LazyLock<Vec<Check>> = LazyLock::new(|| {
         rules::sustainability::CHECKS,
         rules::gitops::CHECKS,
         rules::operators::CHECKS,
+        rules::vulnerabilities::CHECKS,
     ]
     .concat()
 });
@@ -32,9 +33,10 @@ pub fn registry() -> &'static [Check] {
 impl Check {
     /// Whether it judges live state (status conditions, ready endpoints, restarts, the time
     /// left on a certificate) that manifests do not carry: every check of the cluster's other
-    /// operators (rules/operators.rs). Offline such a check is reported as skipped.
+    /// operators (rules/operators.rs), and the image vulnerabilities Trivy Operator found
+    /// (rules/vulnerabilities.rs). Offline such a check is reported as skipped.
     pub fn needs_cluster(&self) -> bool {
-        rules::operators::CHECKS.iter().any(|c| c.id == self.id)
+        rules::operators::CHECKS.iter().chain(rules::vulnerabilities::CHECKS).any(|c| c.id == self.id)
     }
 }
 

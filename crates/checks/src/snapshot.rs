@@ -161,6 +161,8 @@ pub struct Snapshot {
     pub applications: Vec<kube9_argocd::app::Application>,
     /// Argo CD AppProjects.
     pub app_projects: Vec<kube9_argocd::app::AppProject>,
+    /// Trivy Operator's VulnerabilityReports, compact (the image-vulnerability check).
+    pub vulnerability_reports: Vec<crate::trivy::ImageReport>,
     /// When the objects were read from a cluster (None for manifests): checks about how long a
     /// state has lasted need it.
     pub taken_at: Option<k8s_openapi::jiff::Timestamp>,
@@ -406,6 +408,9 @@ impl Snapshot {
             ("argoproj.io", "AppProject") => {
                 kube9_argocd::app::read(object).map_err(|e| (e, None)).map(|o| self.app_projects.push(o))
             }
+            ("aquasecurity.github.io", "VulnerabilityReport") => {
+                crate::trivy::read(&object).map_err(|e| (e, None)).map(|r| self.vulnerability_reports.push(r))
+            }
             _ => self.add_other(object, &api_version, &kind),
         };
         if let Err((why, field)) = result {
@@ -435,6 +440,7 @@ impl Snapshot {
             + self.crds.len()
             + self.applications.len()
             + self.app_projects.len()
+            + self.vulnerability_reports.len()
             + self.live.held_here_only()
     }
 

@@ -16,6 +16,7 @@ mod operator;
 pub mod pro;
 mod registration;
 mod replica;
+mod reports;
 mod status;
 
 pub use argocd_io::query::{Command as ArgoCdQuery, run as argocd_query};

@@ -505,6 +505,44 @@ pub(crate) fn list(conn: &Connection, filter: &FindingFilter) -> Result<Findings
     Ok(FindingsPage { run, matching: matching as u64, findings })
 }
 
+/// Every finding of the Assessment's latest kept run, namespace by namespace (the
+/// cluster-scoped ones first), in the order they were made, each with its remediation, handed
+/// to `each` until it returns false. One sorted pass: nothing is held but the row in hand.
+pub(crate) fn each_by_namespace(
+    conn: &Connection,
+    assessment: &str,
+    each: &mut dyn FnMut(FindingRow, Option<String>) -> bool,
+) -> Result<HistoryRow, Error> {
+    let Some(run) = kept(conn, assessment)? else {
+        return Err(unknown(conn, assessment)?);
+    };
+    let mut statement = conn.prepare(
+        "SELECT f.check_id, f.pillar, f.severity, f.api_version, f.kind, f.namespace, f.name, f.container,
+                f.message, f.exempted, t.remediation
+         FROM findings f LEFT JOIN check_texts t ON t.check_id = f.check_id
+         WHERE f.run = ?1 ORDER BY f.namespace, f.seq",
+    )?;
+    let mut rows = statement.query([run.id])?;
+    while let Some(r) = rows.next()? {
+        let row = FindingRow {
+            check_id: r.get(0)?,
+            pillar: r.get(1)?,
+            severity: r.get(2)?,
+            api_version: r.get(3)?,
+            kind: r.get(4)?,
+            namespace: r.get(5)?,
+            name: r.get(6)?,
+            container: r.get(7)?,
+            message: r.get(8)?,
+            exempted: r.get(9)?,
+        };
+        if !each(row, r.get(10)?) {
+            break;
+        }
+    }
+    Ok(run)
+}
+
 /// The Assessment's completed runs, newest first, each with its checks' outcomes.
 pub(crate) fn history(conn: &Connection, assessment: &str, limit: u32) -> Result<Vec<HistoryRow>, Error> {
     let sql = format!(

@@ -564,7 +564,17 @@ impl Reader {
         findings::list(&self.conn, filter)
     }
 
-    /// An Assessment's completed runs, newest first, with their checks' outcomes.
+    /// Every finding of an Assessment's latest run, namespace by namespace (cluster-scoped
+    /// first), each with its remediation, until `each` returns false; returns the run.
+    pub fn findings_by_namespace(
+        &self,
+        assessment: &str,
+        each: &mut dyn FnMut(FindingRow, Option<String>) -> bool,
+    ) -> Result<HistoryRow, Error> {
+        findings::each_by_namespace(&self.conn, assessment, each)
+    }
+
+    /// The Assessment's completed runs, newest first (at most `limit`), with their checks.
     pub fn history(&self, assessment: &str, limit: u32) -> Result<Vec<HistoryRow>, Error> {
         findings::history(&self.conn, assessment, limit)
     }

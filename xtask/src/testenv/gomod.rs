@@ -123,7 +123,7 @@ pub fn ensure(build: &Build) -> Result<PathBuf> {
 
 /// `go` in `dir`, with the build cache under the project's cache dir (so it is kept with
 /// the binaries), static binaries, the machine's own Go and module-mode resolution.
-fn go(dir: &Path) -> Process {
+pub(crate) fn go(dir: &Path) -> Process {
     let mut cmd = Process::new(go_binary());
     cmd.current_dir(dir)
         .env("GOCACHE", cache_dir().join("gocache"))

@@ -13,3 +13,4 @@ pub mod secrets;
 pub mod security;
 pub mod sustainability;
 pub mod upgrade;
+pub mod vulnerabilities;

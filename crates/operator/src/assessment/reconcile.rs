@@ -26,11 +26,12 @@ use super::stored::{RunOutcome, Tally};
 use super::{result, stored};
 use crate::base::backoff::{Outage, Triggers, WatchBackoff};
 use crate::base::leadership::{Leadership, Role};
-use crate::base::metrics::Metrics;
+use crate::base::metrics::{AssessmentFigures, Metrics};
 use crate::base::{apply, memory, truncate};
 use crate::gather;
 use crate::history::event::{Object, own};
 use crate::history::writer::{Recorder, RunWriter};
+use crate::reports::{build as report_build, publish as report_publish};
 use kube9_store::{EventType, RunRow, Severity, Write};
 use tokio_stream::wrappers::WatchStream;
 
@@ -64,6 +65,8 @@ pub struct Settings {
     pub namespace: String,
     /// Most objects a run holds at once, an emergency brake (0: no bound).
     pub max_objects: usize,
+    /// Publish each completed run's findings as policy reports.
+    pub reports: bool,
 }
 
 impl Settings {
@@ -72,6 +75,7 @@ impl Settings {
             instance: config.pod_name.clone(),
             namespace: config.namespace.clone(),
             max_objects: config.assessment_max_objects,
+            reports: config.policy_reports,
         }
     }
 }
@@ -276,6 +280,8 @@ async fn complete(
         assessment.annotations().get(RUN_REQUESTED_ANNOTATION).cloned(),
     );
     done.history = stored::history(&done);
+    // The previous run's reports are replaced: its `reports` goes until this run's are published.
+    done.reports = None;
     done.more_findings = stored::more_findings(
         &name,
         done.truncated.unwrap_or(0),
@@ -291,6 +297,7 @@ async fn complete(
         }
     }
     write_status(&api, &name, &done).await?;
+    ctx.metrics.assessment_ended(&name, completed_at.as_second(), Some(figures(&done)));
     ctx.finished(&name, &id);
     ctx.metrics.assessment_run("completed", clock.elapsed().as_secs_f64());
     let totals = report.totals();
@@ -308,6 +315,18 @@ async fn complete(
     let note = tally.note();
     record_run(ctx, &name, &id, at, completed_at, RunOutcome::Completed(tally), &note);
     event(ctx, assessment, RunOutcome::Completed(tally), note).await;
+    // The run is Completed before its reports are published (a large run's take a while); the
+    // status's `reports` appears once they are (the run's Completed status has none).
+    if ctx.settings.reports {
+        let owner = report_build::Owner {
+            name: name.clone(),
+            uid: assessment.metadata.uid.clone().unwrap_or_default(),
+            run_id: id.clone(),
+            completed_at: completed_at.as_second(),
+        };
+        done.reports = Some(report_publish::publish(&ctx.client, &ctx.history, &ctx.metrics, &owner).await);
+        write_status(&api, &name, &done).await?;
+    }
     Ok(until(next_run_at.as_ref()))
 }
 
@@ -396,6 +415,7 @@ async fn fail(ctx: &Context, run: Run<'_>, failure: Failure) -> Result<Action, E
         ..running
     };
     write_status(&api, &name, &failed).await?;
+    ctx.metrics.assessment_ended(&name, failed_at.as_second(), None);
     ctx.finished(&name, &id);
     ctx.metrics.assessment_run("failed", clock.elapsed().as_secs_f64());
     tracing::warn!(run_id = id, error = %failure.condition, next_run_at = ?next_run_at.as_ref().map(|t| t.0), "assessment failed");
@@ -434,6 +454,17 @@ fn record_run(
     let object = Object { kind: Some("Assessment".into()), namespace: None, name: Some(name.to_owned()) };
     let reason = outcome.reason();
     ctx.history.record(Write::Event(own(EventType::Assessment, severity, reason, &title, message, object, run_id, at)));
+}
+
+/// The metrics of a completed run: its scores, and its failed findings by pillar and severity.
+fn figures(status: &AssessmentStatus) -> AssessmentFigures {
+    let mut scores = vec![("overall", status.score.unwrap_or_default())];
+    scores.extend(status.pillars.iter().map(|p| (p.pillar.as_str(), p.score)));
+    let mut findings: std::collections::BTreeMap<(&'static str, &'static str), i64> = Default::default();
+    for check in &status.checks {
+        *findings.entry((check.pillar.as_str(), check.severity.as_str())).or_default() += i64::from(check.failed);
+    }
+    AssessmentFigures { scores, findings: findings.into_iter().collect() }
 }
 
 /// Wakes at `next`, or only when the object changes.
@@ -525,6 +556,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
             // A deleted Assessment's findings leave the store (its history stays for its retention).
             if let Ok(watcher::Event::Delete(gone)) = event {
                 summary_ctx.history.record(Write::AssessmentDeleted { assessment: gone.name_any() });
+                summary_ctx.metrics.assessment_deleted(&gone.name_any());
             }
         })
         .applied_objects();

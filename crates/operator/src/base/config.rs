@@ -71,6 +71,12 @@ pub struct Flags {
     #[arg(long, env = "KUBE9_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
     pub health_addr: SocketAddr,
 
+    /// Publish every finding of each completed Assessment run as policy reports
+    /// (openreports.io/v1alpha1 Report and ClusterReport where served, else wgpolicyk8s.io/v1alpha2
+    /// PolicyReport and ClusterPolicyReport; needs --data-dir). false: none is written.
+    #[arg(long, env = "KUBE9_POLICY_REPORTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub policy_reports: bool,
+
     /// An emergency brake: most objects an Assessment run holds at once (the kinds it keeps
     /// whole, such as RBAC, Namespaces, PDBs and HPAs, and a compact record per workload,
     /// Service and distinct label set; the Pods, ReplicaSets and ConfigMaps it streams are not
@@ -238,6 +244,8 @@ pub struct Config {
     pub health_addr: SocketAddr,
     /// 0: no bound.
     pub assessment_max_objects: usize,
+    /// Publish each completed run's findings as policy reports.
+    pub policy_reports: bool,
     /// 0: no bound.
     pub collection_max_objects: usize,
     /// The interval of each collector, in `Collector::ALL` order.
@@ -373,6 +381,7 @@ impl Config {
             log_format: flags.log_format,
             health_addr: flags.health_addr,
             assessment_max_objects: flags.assessment_max_objects,
+            policy_reports: flags.policy_reports,
             collection_max_objects: flags.collection_max_objects,
             collection_intervals,
             collection_retention: flags.collection_retention,

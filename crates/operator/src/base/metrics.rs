@@ -1,5 +1,5 @@
-//! Prometheus metrics. Labels are fixed words; no value a user or server supplies, and never
-//! the API key, becomes a label.
+//! Prometheus metrics. Labels are fixed words, and the names of Assessments (Kubernetes object
+//! names); no other value a user or server supplies, and never the API key, becomes a label.
 
 use std::sync::Arc;
 
@@ -41,6 +41,24 @@ struct TierLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HealthLabel {
     health: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScoreLabel {
+    assessment: String,
+    pillar: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FindingsLabel {
+    assessment: String,
+    pillar: &'static str,
+    severity: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AssessmentLabel {
+    assessment: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -127,10 +145,33 @@ metrics! {
         "How long the operator was cut off from the API server, per outage";
     assessments_queued: Gauge,
         "Assessment runs waiting for the one running before them";
+    assessment_score: Family<ScoreLabel, Gauge>,
+        "Score (0 to 100) of each Assessment's latest completed run, per pillar and overall (pillar=\"overall\")";
+    assessment_findings: Family<FindingsLabel, Gauge>,
+        "Failed findings of each Assessment's latest completed run, by pillar and severity";
+    assessment_last_run_timestamp_seconds: Family<AssessmentLabel, Gauge>,
+        "When each Assessment's latest run ended (completed or failed), in seconds since the epoch";
+    assessment_last_run_success: Family<AssessmentLabel, Gauge>,
+        "1 when each Assessment's latest run completed, 0 when it failed";
+    report_writes: Family<OutcomeLabel, Counter>,
+        "Policy report writes (server-side applies), by outcome (ok, failed)";
+    report_publications: Family<OutcomeLabel, Counter>,
+        "Publications of a run's findings as policy reports, by outcome (ok, partial)";
+    report_publication_seconds: Histogram = Histogram::new([0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
+        "Time one publication of a run's findings as policy reports took";
     tier: Family<TierLabel, Gauge>,
         "1 for the current tier";
     health: Family<HealthLabel, Gauge>,
         "1 for the current health";
+}
+
+/// What a completed run gives the Assessment metrics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AssessmentFigures {
+    /// ("overall" or a pillar, score).
+    pub scores: Vec<(&'static str, u8)>,
+    /// ((pillar, severity), failed findings).
+    pub findings: Vec<((&'static str, &'static str), i64)>,
 }
 
 impl Metrics {
@@ -236,6 +277,55 @@ impl Metrics {
         self.assessments_queued.inc_by(change);
     }
 
+    /// The latest run of `assessment` ended at `at` (seconds since the epoch): completed with
+    /// `scores` (overall, then per pillar) and failed findings per (pillar, severity), or failed
+    /// (None: the scores and findings of its last completed run stay).
+    pub fn assessment_ended(&self, assessment: &str, at: i64, completed: Option<AssessmentFigures>) {
+        let label = AssessmentLabel { assessment: assessment.to_owned() };
+        self.assessment_last_run_timestamp_seconds.get_or_create(&label).set(at);
+        self.assessment_last_run_success.get_or_create(&label).set(i64::from(completed.is_some()));
+        let Some(figures) = completed else { return };
+        self.forget_figures(assessment);
+        for (pillar, score) in figures.scores {
+            let label = ScoreLabel { assessment: assessment.to_owned(), pillar };
+            self.assessment_score.get_or_create(&label).set(i64::from(score));
+        }
+        for ((pillar, severity), n) in figures.findings {
+            let label = FindingsLabel { assessment: assessment.to_owned(), pillar, severity };
+            self.assessment_findings.get_or_create(&label).set(n);
+        }
+    }
+
+    /// The Assessment is gone: its series go too.
+    pub fn assessment_deleted(&self, assessment: &str) {
+        let label = AssessmentLabel { assessment: assessment.to_owned() };
+        self.assessment_last_run_timestamp_seconds.remove(&label);
+        self.assessment_last_run_success.remove(&label);
+        self.forget_figures(assessment);
+    }
+
+    fn forget_figures(&self, assessment: &str) {
+        for pillar in std::iter::once("overall").chain(kube9_api::common::Pillar::ALL.iter().map(|p| p.as_str())) {
+            self.assessment_score.remove(&ScoreLabel { assessment: assessment.to_owned(), pillar });
+            for severity in kube9_api::common::Severity::ALL.iter().map(|s| s.as_str()) {
+                self.assessment_findings.remove(&FindingsLabel { assessment: assessment.to_owned(), pillar, severity });
+            }
+        }
+    }
+
+    /// One policy report written (or refused).
+    pub fn report_write(&self, ok: bool) {
+        let outcome = if ok { "ok" } else { "failed" };
+        self.report_writes.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// A run's findings were published as policy reports, whole (or only partly).
+    pub fn reports_published(&self, whole: bool, seconds: f64) {
+        let outcome = if whole { "ok" } else { "partial" };
+        self.report_publications.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.report_publication_seconds.observe(seconds);
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -282,6 +372,37 @@ mod tests {
     }
 
     #[test]
+    fn assessment_series_follow_the_latest_run_and_leave_with_the_assessment() {
+        let m = Metrics::default();
+        let figures = |score| AssessmentFigures {
+            scores: vec![("overall", score), ("security", score)],
+            findings: vec![(("security", "critical"), 2), (("reliability", "low"), 1)],
+        };
+        m.assessment_ended("nightly", 100, Some(figures(70)));
+        let text = m.encode();
+        for needle in [
+            "kube9_assessment_score{assessment=\"nightly\",pillar=\"security\"} 70",
+            "kube9_assessment_score{assessment=\"nightly\",pillar=\"overall\"} 70",
+            "kube9_assessment_findings{assessment=\"nightly\",pillar=\"security\",severity=\"critical\"} 2",
+            "kube9_assessment_last_run_timestamp_seconds{assessment=\"nightly\"} 100",
+            "kube9_assessment_last_run_success{assessment=\"nightly\"} 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+        // A failed run keeps the scores of the last completed one.
+        m.assessment_ended("nightly", 200, None);
+        let text = m.encode();
+        assert!(text.contains("kube9_assessment_last_run_success{assessment=\"nightly\"} 0"), "{text}");
+        assert!(text.contains("kube9_assessment_score{assessment=\"nightly\",pillar=\"security\"} 70"), "{text}");
+        // A completed run replaces them: a pillar no longer failing leaves.
+        m.assessment_ended("nightly", 300, Some(AssessmentFigures { scores: vec![("overall", 90)], findings: vec![] }));
+        let text = m.encode();
+        assert!(!text.contains("pillar=\"security\""), "{text}");
+        m.assessment_deleted("nightly");
+        assert!(!m.encode().contains("nightly"));
+    }
+
+    #[test]
     fn every_declared_metric_is_exported_once_with_its_help() {
         // A family shows only once it has a member: touch every one.
         let m = Metrics::default();
@@ -303,6 +424,16 @@ mod tests {
         m.answer_too_large("register");
         m.api_outage(2.0);
         m.assessment_queue(1);
+        m.assessment_ended(
+            "nightly",
+            1_700_000_000,
+            Some(AssessmentFigures {
+                scores: vec![("overall", 80), ("security", 60)],
+                findings: vec![(("security", "high"), 3)],
+            }),
+        );
+        m.report_write(true);
+        m.reports_published(true, 0.5);
         let text = m.encode();
         for name in NAMES {
             let help = format!("# HELP kube9_{name} ");

@@ -31,12 +31,16 @@ enum Message {
     /// A batch of findings, holding its place among the [`FINDING_BATCHES`] until written.
     Batch(Write, tokio::sync::OwnedSemaphorePermit),
     Check,
+    /// Answered once everything queued before it has been written (or dropped).
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Hands writes to the writer. Cheap to clone; a recorder without a store drops everything.
 #[derive(Clone)]
 pub struct Recorder {
     tx: Option<mpsc::Sender<Message>>,
+    /// The store's directory, for readers of what was written.
+    dir: Option<PathBuf>,
     batches: std::sync::Arc<tokio::sync::Semaphore>,
     metrics: Metrics,
 }
@@ -44,7 +48,7 @@ pub struct Recorder {
 impl Recorder {
     /// A recorder for an operator without a data directory.
     pub fn disabled(metrics: Metrics) -> Recorder {
-        Recorder { tx: None, batches: Self::batches(), metrics }
+        Recorder { tx: None, dir: None, batches: Self::batches(), metrics }
     }
 
     fn batches() -> std::sync::Arc<tokio::sync::Semaphore> {
@@ -59,6 +63,19 @@ impl Recorder {
             return;
         }
         self.metrics.store_dropped(1);
+    }
+
+    /// Waits until every write queued before this call has been committed (or dropped, when
+    /// the store cannot be used). False without a store.
+    pub async fn flush(&self) -> bool {
+        let Some(tx) = &self.tx else { return false };
+        let (done, written) = tokio::sync::oneshot::channel();
+        tx.send(Message::Flush(done)).await.is_ok() && written.await.is_ok()
+    }
+
+    /// A read-only view of the store (None without one).
+    pub fn reader(&self) -> Option<Result<kube9_store::Reader, kube9_store::Error>> {
+        self.dir.as_deref().map(kube9_store::Reader::open)
     }
 
     /// Whether there is a store to write to (the operator has a data directory).
@@ -135,7 +152,14 @@ impl RunWriter {
 pub fn start(dir: PathBuf, limits: Limits, metrics: Metrics) -> (Recorder, watch::Receiver<Option<String>>) {
     let (tx, rx) = mpsc::channel(QUEUE);
     let (failure_tx, failure_rx) = watch::channel(None);
-    let writer = Writer { dir, limits, metrics: metrics.clone(), store: None, failure: failure_tx, last_open: None };
+    let writer = Writer {
+        dir: dir.clone(),
+        limits,
+        metrics: metrics.clone(),
+        store: None,
+        failure: failure_tx,
+        last_open: None,
+    };
     let spawned = std::thread::Builder::new().name("kube9-store".into()).spawn(move || writer.run(rx));
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the store's writer thread; no event history is kept");
@@ -151,7 +175,7 @@ pub fn start(dir: PathBuf, limits: Limits, metrics: Metrics) -> (Recorder, watch
             }
         }
     });
-    (Recorder { tx: Some(tx), batches: Recorder::batches(), metrics }, failure_rx)
+    (Recorder { tx: Some(tx), dir: Some(dir), batches: Recorder::batches(), metrics }, failure_rx)
 }
 
 struct Writer {
@@ -168,6 +192,7 @@ impl Writer {
         self.open();
         let mut batch = Vec::with_capacity(64);
         let mut permits = Vec::new();
+        let mut flushes = Vec::new();
         while let Some(first) = rx.blocking_recv() {
             let mut check = false;
             let mut take = |message, batch: &mut Vec<Write>| match message {
@@ -177,6 +202,7 @@ impl Writer {
                     permits.push(permit);
                 }
                 Message::Check => check = true,
+                Message::Flush(done) => flushes.push(done),
             };
             take(first, &mut batch);
             if !batch.is_empty() && rx.len() < MAX_BATCH {
@@ -197,6 +223,9 @@ impl Writer {
                 batch.clear();
             }
             permits.clear();
+            for done in flushes.drain(..) {
+                let _ = done.send(());
+            }
         }
     }
 
