@@ -197,8 +197,8 @@ mod privacy_tests {
         assert!(Collector::SecurityPosture.kinds_needed().contains(&"ClusterRoleBinding"));
         assert_eq!(
             Collector::ResourceInventory.kinds_needed().len(),
-            31,
-            "every kind the checks read, Argo CD's and the operator checks' (webhooks, APIServices, CRDs, EndpointSlices) included"
+            32,
+            "every kind the checks read, Argo CD's, the operator checks' (webhooks, APIServices, CRDs, EndpointSlices) and Trivy Operator's VulnerabilityReports included"
         );
     }
 }
