@@ -352,6 +352,22 @@ async fn every_page_shows_the_clusters_values_and_writes_go_through_the_users_id
         let token = token.as_str().unwrap_or_default().to_owned();
         assert_eq!(post(&ui.url, "forged").await?.status(), 403);
         assert_eq!(post("http://evil.example", &token).await?.status(), 403);
+        // DNS rebinding: a page of evil.example whose name now points at the UI is same-origin
+        // to the browser, so it could read the token and post with a matching Origin; the Host
+        // it sends is its own, and the UI refuses it, page and POST alike.
+        let port = reqwest::Url::parse(&ui.url)?.port().unwrap_or(80);
+        let rebound = format!("evil.example:{port}");
+        let page = http.get(format!("{base}/")).header("host", &rebound).send().await?;
+        assert_eq!(page.status(), 421, "a page asked for by another host's name");
+        let forged = http
+            .post(format!("{base}/insights/{}", target.id))
+            .header("host", &rebound)
+            .header("origin", format!("http://{rebound}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}&action=dismiss&note="))
+            .send()
+            .await?;
+        assert_eq!(forged.status(), 421, "a POST with the real token from a rebound name");
 
         // A user with only `get` on the kube9 CRDs: the fleet shows both clusters; the refusal
         // of what it may not do is the API server's own message.

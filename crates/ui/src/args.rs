@@ -13,6 +13,12 @@ pub struct Args {
     /// identity); logs a warning.
     #[arg(long, env = "KUBE9_UI_ALLOW_REMOTE")]
     pub allow_remote: bool,
+    /// A host name the browser may reach the UI by, besides localhost and IP addresses (say,
+    /// the name of an Ingress in front of it); repeat it, or give several separated by commas.
+    /// A request naming any other host is refused, so that no web page can reach the UI by
+    /// pointing a name of its own at this address (DNS rebinding).
+    #[arg(long = "allowed-host", env = "KUBE9_UI_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
     /// A kubeconfig context to show (repeat for several: the first page is then the fleet).
     /// Without it, the current context (or, in a Pod, its ServiceAccount).
     #[arg(long = "context")]

@@ -43,6 +43,27 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Whether a request's `Host` header names this UI: localhost (or a name under `.localhost`),
+/// an IP address, or one of the `--allowed-host` names. A page of another site that points a
+/// name of its own at this address (DNS rebinding) is then its own origin to the browser, and
+/// could read every page and post with a matching Origin and the token it read; its requests
+/// carry its own name as Host, and are refused here. No Host (HTTP/1.0) is refused too.
+pub fn host_allowed(host: Option<&str>, allowed: &[String]) -> bool {
+    let Some(host) = host else { return false };
+    let name = match host.strip_prefix('[') {
+        // [IPv6]:port
+        Some(rest) => return rest.split_once(']').is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => {
+            host.rsplit_once(':').map_or(host, |(name, port)| if port.parse::<u16>().is_ok() { name } else { host })
+        }
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name.parse::<std::net::Ipv4Addr>().is_ok()
+        || allowed.iter().any(|a| a.trim().trim_end_matches('.').eq_ignore_ascii_case(&name))
+}
+
 /// Whether listening on `address` needs `--allow-remote`.
 pub fn needs_allow_remote(address: &std::net::SocketAddr) -> bool {
     !address.ip().is_loopback()
@@ -51,6 +72,31 @@ pub fn needs_allow_remote(address: &std::net::SocketAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_localhost_ip_addresses_and_allowed_names_reach_the_ui() {
+        let none: Vec<String> = Vec::new();
+        for host in
+            ["127.0.0.1:8484", "localhost:8484", "LOCALHOST", "ui.localhost:80", "10.1.2.3", "[::1]:8484", "localhost."]
+        {
+            assert!(host_allowed(Some(host), &none), "{host}");
+        }
+        for host in [
+            "evil.example:8484",
+            "evil.example",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example",
+            "[nonsense]:1",
+            "",
+        ] {
+            assert!(!host_allowed(Some(host), &none), "{host}");
+        }
+        assert!(!host_allowed(None, &none), "no Host at all");
+        let allowed = vec!["kube9.example.org".to_owned()];
+        assert!(host_allowed(Some("kube9.example.org"), &allowed));
+        assert!(host_allowed(Some("Kube9.Example.org:443"), &allowed));
+        assert!(!host_allowed(Some("other.example.org"), &allowed));
+    }
 
     #[test]
     fn a_post_needs_the_token_and_a_matching_origin() {

@@ -34,6 +34,8 @@ struct Shown {
 
 struct Ui {
     clusters: Vec<Shown>,
+    /// The `--allowed-host` names ([`security::host_allowed`]).
+    allowed_hosts: Vec<String>,
     token: String,
     read_only: bool,
     transport: Transport,
@@ -71,6 +73,7 @@ pub async fn run(args: Args) -> Result<()> {
     };
     let ui = Arc::new(Ui {
         clusters,
+        allowed_hosts: args.allowed_hosts,
         token: security::new_token(),
         read_only: args.read_only,
         transport,
@@ -122,8 +125,27 @@ fn router(ui: Shared) -> axum::Router {
         .route("/c/{i}/conformance", get(conformance))
         .route("/c/{i}/live", get(live))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such page") })
+        .layer(axum::middleware::from_fn_with_state(ui.clone(), known_host))
         .layer(axum::middleware::map_response(headers))
         .with_state(ui)
+}
+
+/// Refuses a request whose `Host` is not this UI's ([`security::host_allowed`]): 421, saying
+/// which names it answers to.
+async fn known_host(
+    State(ui): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+    if security::host_allowed(host, &ui.allowed_hosts) {
+        return next.run(request).await;
+    }
+    let message = format!(
+        "kube9-ui answers only to localhost, IP addresses and the names given with --allowed-host (KUBE9_UI_ALLOWED_HOSTS); this request named {:?}",
+        host.unwrap_or("no host")
+    );
+    (StatusCode::MISDIRECTED_REQUEST, message).into_response()
 }
 
 /// The headers of every answer: the Content-Security-Policy and its companions. The referrer
