@@ -99,7 +99,16 @@ pub(crate) fn unavailable(check: &Check, snapshot: &Snapshot) -> Option<String> 
     }
     let missing: Vec<&str> =
         check.reads.iter().copied().filter(|kind| snapshot.unavailable.iter().any(|u| u == kind)).collect();
-    (!missing.is_empty()).then(|| format!("could not read {}", missing.join(", ")))
+    let (absent, refused): (Vec<&str>, Vec<&str>) =
+        missing.iter().partition(|kind| snapshot.not_served.iter().any(|n| n == *kind));
+    let mut why = Vec::new();
+    if !refused.is_empty() {
+        why.push(format!("could not read {}", refused.join(", ")));
+    }
+    if !absent.is_empty() {
+        why.push(format!("the cluster does not serve {}", absent.join(", ")));
+    }
+    (!why.is_empty()).then(|| why.join("; "))
 }
 
 /// Every check's result, in registry order.
@@ -383,5 +392,10 @@ mod tests {
             run(&s, &Options { include_checks: vec!["reliability.disruption-budget".into()], ..Options::default() });
         assert_eq!(report.results[0].unavailable.as_deref(), Some("could not read PodDisruptionBudget"));
         assert_eq!(report.totals().errored, 1);
+        // Not served (an add-on not installed) is said as such, not as a failed read.
+        s.not_served.push("PodDisruptionBudget".into());
+        let report =
+            run(&s, &Options { include_checks: vec!["reliability.disruption-budget".into()], ..Options::default() });
+        assert_eq!(report.results[0].unavailable.as_deref(), Some("the cluster does not serve PodDisruptionBudget"));
     }
 }

@@ -168,6 +168,9 @@ pub struct Snapshot {
     pub taken_at: Option<k8s_openapi::jiff::Timestamp>,
     /// Kinds that could not be read (not served, or forbidden): checks that need them say so.
     pub unavailable: Vec<String>,
+    /// Those of [`Snapshot::unavailable`] the API server serves in no version the checks read
+    /// (an add-on not installed), as opposed to refused: the skip says which.
+    pub not_served: Vec<String>,
     /// Objects of kinds no check reads, counted by kind: said, never dropped silently.
     pub not_assessed: std::collections::BTreeMap<String, usize>,
     /// Objects written in an API version that is deprecated or removed in some Kubernetes

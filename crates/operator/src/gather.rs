@@ -69,9 +69,13 @@ pub async fn assess<S: Sink + Send + 'static>(
     for kind in KINDS.iter().filter(|k| needed.contains(&k.name) && !kube9_checks::kinds::kept(k.name)) {
         let readable =
             !kube9_checks::kinds::NOT_GRANTED_BY_THE_CHART.contains(&kind.name) || may_list(client, kind).await;
-        match if readable { served(client, kind).await? } else { None } {
-            Some(resource) => streamed.push((kind, resource)),
-            None => gathered.snapshot.unavailable.push(kind.name.to_owned()),
+        match if readable { served(client, kind).await? } else { Served::Refused } {
+            Served::In(resource) => streamed.push((kind, resource)),
+            Served::Refused => gathered.snapshot.unavailable.push(kind.name.to_owned()),
+            Served::Not => {
+                gathered.snapshot.unavailable.push(kind.name.to_owned());
+                gathered.snapshot.not_served.push(kind.name.to_owned());
+            }
         }
     }
     let mut assessed = Assessed {
@@ -124,21 +128,31 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 
 /// The first version of `kind` the cluster serves and lets the operator list (one object
 /// asked for); None when none is, or listing is forbidden.
-async fn served(client: &kube::Client, kind: &'static Kind) -> Result<Option<ApiResource>, GatherError> {
+async fn served(client: &kube::Client, kind: &'static Kind) -> Result<Served, GatherError> {
     for version in kind.versions {
         let gvk = GroupVersionKind::gvk(kind.group, version, kind.name);
         let resource = ApiResource::from_gvk_with_plural(&gvk, kind.plural);
         match list::Pages::new(&DynamicObject::url_path(&resource, None), 1).next(client).await {
-            Ok(_) => return Ok(Some(resource)),
+            Ok(_) => return Ok(Served::In(resource)),
             Err(e) if list::status_code(&e) == Some(404) => {}
             Err(e) if list::status_code(&e) == Some(403) => {
                 tracing::warn!(kind = kind.name, error = %e, "may not list; checks that need it are skipped");
-                return Ok(None);
+                return Ok(Served::Refused);
             }
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(None)
+    Ok(Served::Not)
+}
+
+/// Whether and how a streamed kind can be listed.
+enum Served {
+    /// In this version.
+    In(ApiResource),
+    /// Served, but this identity may not list it.
+    Refused,
+    /// In no version the checks read.
+    Not,
 }
 
 /// What gathering saw, besides the snapshot.
@@ -280,8 +294,13 @@ async fn list_kind(
             Err(ListError::Stopped(e)) => return Err(e),
         }
     }
-    // Served in no version: an add-on's kind is simply absent.
-    Ok(kube9_checks::kinds::OPTIONAL.contains(&kind.name))
+    // Served in no version: an add-on's kind is simply absent; another's checks say the
+    // cluster does not serve it.
+    if kube9_checks::kinds::OPTIONAL.contains(&kind.name) {
+        return Ok(true);
+    }
+    gathered.snapshot.not_served.push(kind.name.to_owned());
+    Ok(false)
 }
 
 #[cfg(test)]
