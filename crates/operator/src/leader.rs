@@ -201,8 +201,10 @@ async fn elect(
                 Ok(true) => {
                     trouble.worked();
                     tracing::info!(identity = %election.identity, lease = %election.lease, "leading: this replica now writes status");
-                    election.metrics.leading(true);
+                    // The role first: what follows it (the replica state `query` reads) is
+                    // written by the time the metric says this replica leads.
                     role.send_replace(Role::Leader);
+                    election.metrics.leading(true);
                 }
                 Ok(false) if leading => {
                     election.metrics.leading(false);

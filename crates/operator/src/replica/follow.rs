@@ -54,6 +54,25 @@ enum PullError {
 }
 
 pub async fn run(follower: Follower, shutdown: impl Future<Output = ()> + Send) {
+    // The moment this replica leads, `query` in its Pod answers from its own store: the state
+    // is written at once, not when the loop below next looks (it may be waiting on a pull from
+    // the leader that just died, and a query meanwhile would try that leader).
+    let at_once = async {
+        let mut roles = follower.replica.leadership.changes();
+        while roles.changed().await.is_ok() {
+            if follower.replica.leadership.is_leader() {
+                follower.write_state(None, None, true);
+            }
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        () = follow(&follower, shutdown) => {}
+        () = at_once => {}
+    }
+}
+
+async fn follow(follower: &Follower, shutdown: impl Future<Output = ()> + Send) {
     tokio::pin!(shutdown);
     let mut changes = follower.replica.leadership.changes();
     let http = match reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).build() {
@@ -170,6 +189,9 @@ fn live(renewed: Option<Timestamp>, seconds: Option<i32>, now: Timestamp) -> boo
 
 impl Follower {
     fn write_state(&self, leader: Option<&str>, url: Option<&str>, leading: bool) {
+        // Asked now, not when the caller decided: a standby's state decided before the Lease
+        // came to this replica must not undo the leader's written since.
+        let leading = leading || self.replica.leadership.is_leader();
         let state = State {
             identity: self.identity.clone(),
             leading,
