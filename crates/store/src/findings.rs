@@ -474,9 +474,7 @@ pub(crate) fn list(conn: &Connection, filter: &FindingFilter) -> Result<Findings
     values.push(Box::new(filter.limit as i64));
     values.push(Box::new(filter.offset as i64));
     let sql = format!(
-        "SELECT f.check_id, f.pillar, f.severity, f.api_version, f.kind, f.namespace, f.name, f.container,
-                f.message, f.exempted, t.remediation
-         FROM findings f LEFT JOIN check_texts t ON t.check_id = f.check_id
+        "{WITH_REMEDIATION}
          WHERE {filter_sql}
          ORDER BY f.exempted, f.rank, f.check_id, f.namespace, f.name, f.seq
          LIMIT ?{} OFFSET ?{}",
@@ -484,25 +482,34 @@ pub(crate) fn list(conn: &Connection, filter: &FindingFilter) -> Result<Findings
         values.len()
     );
     let mut statement = conn.prepare(&sql)?;
-    let rows = statement.query_map(rusqlite::params_from_iter(values.iter().map(|v| v.as_ref())), |r| {
-        Ok((
-            FindingRow {
-                check_id: r.get(0)?,
-                pillar: r.get(1)?,
-                severity: r.get(2)?,
-                api_version: r.get(3)?,
-                kind: r.get(4)?,
-                namespace: r.get(5)?,
-                name: r.get(6)?,
-                container: r.get(7)?,
-                message: r.get(8)?,
-                exempted: r.get(9)?,
-            },
-            r.get(10)?,
-        ))
-    })?;
+    let rows = statement.query_map(rusqlite::params_from_iter(values.iter().map(|v| v.as_ref())), with_remediation)?;
     let findings = rows.collect::<Result<_, _>>()?;
     Ok(FindingsPage { run, matching: matching as u64, findings })
+}
+
+/// The columns [`with_remediation`] reads: a finding and its check's remediation.
+const WITH_REMEDIATION: &str =
+    "SELECT f.check_id, f.pillar, f.severity, f.api_version, f.kind, f.namespace, f.name, f.container,
+            f.message, f.exempted, t.remediation
+     FROM findings f LEFT JOIN check_texts t ON t.check_id = f.check_id";
+
+/// A row of a [`WITH_REMEDIATION`] query.
+fn with_remediation(r: &rusqlite::Row<'_>) -> rusqlite::Result<(FindingRow, Option<String>)> {
+    Ok((
+        FindingRow {
+            check_id: r.get(0)?,
+            pillar: r.get(1)?,
+            severity: r.get(2)?,
+            api_version: r.get(3)?,
+            kind: r.get(4)?,
+            namespace: r.get(5)?,
+            name: r.get(6)?,
+            container: r.get(7)?,
+            message: r.get(8)?,
+            exempted: r.get(9)?,
+        },
+        r.get(10)?,
+    ))
 }
 
 /// Every finding of the Assessment's latest kept run, namespace by namespace (the
@@ -516,27 +523,11 @@ pub(crate) fn each_by_namespace(
     let Some(run) = kept(conn, assessment)? else {
         return Err(unknown(conn, assessment)?);
     };
-    let mut statement = conn.prepare(
-        "SELECT f.check_id, f.pillar, f.severity, f.api_version, f.kind, f.namespace, f.name, f.container,
-                f.message, f.exempted, t.remediation
-         FROM findings f LEFT JOIN check_texts t ON t.check_id = f.check_id
-         WHERE f.run = ?1 ORDER BY f.namespace, f.seq",
-    )?;
+    let mut statement = conn.prepare(&format!("{WITH_REMEDIATION} WHERE f.run = ?1 ORDER BY f.namespace, f.seq"))?;
     let mut rows = statement.query([run.id])?;
     while let Some(r) = rows.next()? {
-        let row = FindingRow {
-            check_id: r.get(0)?,
-            pillar: r.get(1)?,
-            severity: r.get(2)?,
-            api_version: r.get(3)?,
-            kind: r.get(4)?,
-            namespace: r.get(5)?,
-            name: r.get(6)?,
-            container: r.get(7)?,
-            message: r.get(8)?,
-            exempted: r.get(9)?,
-        };
-        if !each(row, r.get(10)?) {
+        let (row, remediation) = with_remediation(r)?;
+        if !each(row, remediation) {
             break;
         }
     }
