@@ -99,12 +99,23 @@ async fn both_replicas_answer_every_query_alike_and_a_new_leader_keeps_everythin
         );
 
         // Every question, asked in each Pod, within a second of the leader having the answer.
+        // The leader keeps working meanwhile (a collection may be stored between two asks), so
+        // the standby's answer is compared with the leader's when the leader answered the same
+        // just before and just after it.
         for args in questions(&name) {
-            let asked = Instant::now();
-            let (from_leader, from_standby) = (answer(&leader_dir.0, &args), answer(&standby_dir.0, &args));
-            let took = asked.elapsed();
-            assert_eq!(from_standby, from_leader, "query {args:?}");
-            assert!(took < Duration::from_secs(3), "query {args:?} took {took:?} in both");
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                let asked = Instant::now();
+                let (from_leader, from_standby) = (answer(&leader_dir.0, &args), answer(&standby_dir.0, &args));
+                let took = asked.elapsed();
+                if tries < 3 && answer(&leader_dir.0, &args) != from_leader {
+                    continue;
+                }
+                assert_eq!(from_standby, from_leader, "query {args:?}");
+                assert!(took < Duration::from_secs(3), "query {args:?} took {took:?} in both");
+                break;
+            }
         }
         let before = query(&leader_dir.0, &all)?;
         let total = before["findings"].as_array().map_or(0, Vec::len);
