@@ -128,19 +128,38 @@ impl Browser {
         self.on_element(css, "click", json!({})).await
     }
 
-    /// Types into the first element matching `css`.
+    /// Types into the first element matching `css` until it holds `text` (a live update that
+    /// replaced the field before the first key kept nothing typed: type again in the new one).
     pub async fn type_into(&self, css: &str, text: &str) -> Result<()> {
-        self.on_element(css, "value", json!({"text": text})).await
+        let value = "const e = document.querySelector(arguments[0]); return e ? e.value : null;";
+        for _ in 0..4 {
+            self.on_element(css, "value", json!({"text": text})).await?;
+            let now = self.eval(value, json!([css])).await?;
+            if now == json!(text) {
+                return Ok(());
+            }
+            if now != json!("") {
+                self.on_element(css, "clear", json!({})).await?;
+            }
+        }
+        bail!("{css} never held {text:?}")
     }
 
     /// An element command, found again when a live update replaced the element between the
-    /// lookup and the command (as a person would try again).
+    /// lookup and the command, as a person would try again: chromedriver says "stale element"
+    /// when the element was gone before the command, "not interactable" when it went while the
+    /// command focused it. An element that stays hidden fails after the last try.
     async fn on_element(&self, css: &str, command: &str, body: Value) -> Result<()> {
         let mut tries = 0;
         loop {
             let id = self.element(css).await?;
             match self.cmd("POST", &format!("/element/{id}/{command}"), body.clone()).await {
-                Err(e) if tries < 3 && e.to_string().contains("stale element") => tries += 1,
+                Err(e)
+                    if tries < 4 && ["stale element", "not interactable"].iter().any(|m| e.to_string().contains(m)) =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
                 other => return other.map(drop),
             }
         }
