@@ -168,7 +168,7 @@ async fn every_page_shows_the_clusters_values_and_writes_go_through_the_users_id
         args.extend(["--data-dir", dir.as_str()]);
         let op = start_with_key(&ns, &sim.url(), &ca, KEY, &args)?;
         let name = assessment(&ctx, &ns, None).await?;
-        let run = finished(&ctx, &name, None).await?;
+        let mut run = finished(&ctx, &name, None).await?;
         hostile_event(&ctx, &ns, "storefront").await?;
         let status = status_where(&ctx, |s| {
             s.tier == Some(Tier::Pro) && s.insights.iter().any(|i| i.mapped && i.object.name == "storefront" && i.object.namespace.as_deref() == Some(ns.as_str()))
@@ -206,9 +206,29 @@ async fn every_page_shows_the_clusters_values_and_writes_go_through_the_users_id
         let history = query(&data.0, &["assessments", "history", &name])?;
         let runs = history["runs"].as_array().map(Vec::len).unwrap_or(0);
         let source = field(&b, &format!("{section} [data-field=trendSource]")).await?;
-        assert!(source.contains(&format!("the operator's store: {runs} runs")), "{source}");
+        let unit = if runs == 1 { "run" } else { "runs" };
+        assert!(source.contains(&format!("the operator's store: {runs} {unit}")), "{source}");
         let series = b.eval("return document.querySelectorAll(arguments[0]).length;", json!([format!("{section} svg .s-score")])).await?;
         assert_eq!(series, json!(1), "the score's series is drawn");
+
+        // Run now: the button sets the run-request annotation under the user's identity, and
+        // the operator runs the Assessment again.
+        let annotated = |a: &Assessment| a.metadata.annotations.as_ref().and_then(|m| m.get(RUN_REQUESTED_ANNOTATION).cloned());
+        let before = annotated(&Api::<Assessment>::all(ctx.client.clone()).get(&name).await?);
+        b.click(&format!("{section} form[action$='/run'] button[type=submit]")).await?;
+        wait_for(WAIT, || async {
+            let now = annotated(&Api::<Assessment>::all(ctx.client.clone()).get(&name).await?);
+            Ok(now.is_some() && now != before)
+        })
+        .await
+        .context("Run now never set the run-request annotation")?;
+        run = finished(&ctx, &name, run.run_id.as_deref()).await.context("no run after Run now")?;
+        wait_for(Duration::from_secs(10), || async {
+            Ok(b.text(&format!("{section} [data-field=lastRun]")).await?.unwrap_or_default()
+                == run.completed_at.as_ref().map(|t| kube9_api::time::rfc3339(t.0)).unwrap_or_default())
+        })
+        .await
+        .context("the page never showed the requested run")?;
 
         // Findings: counts and rows as `query findings` gives them, then one filter.
         visit(&b, &base, &format!("/findings?assessment={name}"), "findings", &axe).await?;
@@ -368,6 +388,39 @@ async fn every_page_shows_the_clusters_values_and_writes_go_through_the_users_id
             .send()
             .await?;
         assert_eq!(forged.status(), 421, "a POST with the real token from a rebound name");
+
+        // --read-only (the chart's default): the same pages without a form that writes, and every
+        // POST refused, whatever it carries. Its store cannot be read (a directory the operator
+        // never used): the trend falls back to the status and says why, the findings page says
+        // what failed.
+        let missing = data.0.join("not-a-store");
+        let read_only = Ui::start(&["--read-only", "--data-dir", &missing.to_string_lossy()], &kubeconfig_path()?)?;
+        let ro = format!("{}/c/0", read_only.url);
+        for (page, shown) in [("/assessments", section.clone()), ("/insights", article.clone())] {
+            b.goto(&format!("{ro}{page}")).await?;
+            assert!(b.text(&shown).await?.is_some(), "{page} shows {shown}");
+            let writes = b.eval("return document.querySelectorAll('form[method=post], textarea').length;", json!([])).await?;
+            assert_eq!(writes, json!(0), "{page} offers a write");
+        }
+        b.goto(&format!("{ro}/assessments")).await?;
+        let source = field(&b, &format!("{section} [data-field=trendSource]")).await?;
+        assert!(source.contains("the status: the last") && source.contains("could not be read") && source.contains("cannot be opened"), "{source}");
+        b.goto(&format!("{ro}/findings?assessment={name}")).await?;
+        let failed = field(&b, "main .refusal").await?;
+        assert!(failed.contains("Reading the findings from the operator's store failed") && failed.contains("does not exist"), "{failed}");
+        for path in [format!("/insights/{}", target.id), format!("/assessments/{name}/run")] {
+            let refused = http
+                .post(format!("{ro}{path}"))
+                .header("origin", &read_only.url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("token=any&action=dismiss&note=")
+                .send()
+                .await?;
+            assert_eq!(refused.status(), 403, "{path}");
+            let body = refused.text().await?;
+            assert!(body.contains("read-only"), "{path}: {body}");
+        }
+        drop(read_only);
 
         // A user with only `get` on the kube9 CRDs: the fleet shows both clusters; the refusal
         // of what it may not do is the API server's own message.

@@ -77,13 +77,13 @@ fn one(row: &Row<'_>, base: &str, token: &str, read_only: bool) -> Markup {
         None => "once".to_owned(),
     };
     let (points, source) = match &row.stored {
-        Ok(points) if !points.is_empty() => (points.clone(), format!("the operator's store: {} runs", points.len())),
-        Ok(_) => (points_from_status(&status.history), format!("the status: the last {} runs", status.history.len())),
+        Ok(points) if !points.is_empty() => (points.clone(), format!("the operator's store: {}", runs(points.len()))),
+        Ok(_) => (points_from_status(&status.history), format!("the status: the last {}", runs(status.history.len()))),
         Err(message) => (
             points_from_status(&status.history),
             format!(
-                "the status: the last {} runs (the operator's store could not be read: {message})",
-                status.history.len()
+                "the status: the last {} (the operator's store could not be read: {message})",
+                runs(status.history.len())
             ),
         ),
     };
@@ -125,6 +125,11 @@ fn one(row: &Row<'_>, base: &str, token: &str, read_only: bool) -> Markup {
             a href=(format!("{base}/findings{}", crate::view::query_string(&[("assessment", &name_)]))) { "Findings of " (name_) }
         }
     }
+}
+
+/// "1 run", "30 runs".
+fn runs(n: usize) -> String {
+    format!("{n} run{}", if n == 1 { "" } else { "s" })
 }
 
 /// The run-now outcome shown after the POST.
