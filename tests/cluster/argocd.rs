@@ -66,6 +66,12 @@ pub(crate) async fn set_status(api: &Api<DynamicObject>, name: &str, status: Val
     Ok(())
 }
 
+/// An Application's status as Argo CD writes it: `sync` at `revision`, `health`, and its
+/// resources in `dest` (see [`resources`]) in the same states.
+pub(crate) fn app_status(dest: &str, sync: &str, health: &str, revision: &str) -> Value {
+    json!({"sync": {"status": sync, "revision": revision}, "health": {"status": health}, "resources": resources(dest, sync, health)})
+}
+
 pub(crate) fn resources(dest: &str, deployment_sync: &str, deployment_health: &str) -> Value {
     json!([
         {"group": "apps", "version": "v1", "kind": "Deployment", "namespace": dest, "name": "web",
@@ -169,13 +175,7 @@ async fn argo_cd_is_detected_followed_and_its_trees_served() {
         // An Application, synced and healthy, as Argo CD reports it.
         workload(&ctx, &shop, 2).await?;
         let apps = create_app(&ctx, &argo, "shop", &shop).await?;
-        set_status(
-            &apps,
-            "shop",
-            json!({"sync": {"status": "Synced", "revision": "abc123"}, "health": {"status": "Healthy"},
-            "resources": resources(&shop, "Synced", "Healthy")}),
-        )
-        .await?;
+        set_status(&apps, "shop", app_status(&shop, "Synced", "Healthy", "abc123")).await?;
         wait_argocd(&ctx.client, &op_ns, Duration::from_secs(20), |a| {
             a["applications"]["storedCount"] == 1 && a["applications"]["syncStatusCounts"]["Synced"] == 1
         })
@@ -183,13 +183,7 @@ async fn argo_cd_is_detected_followed_and_its_trees_served() {
 
         // Drift and degradation: one event each, naming the resource; the summary follows.
         let changed = Instant::now();
-        set_status(
-            &apps,
-            "shop",
-            json!({"sync": {"status": "OutOfSync", "revision": "def456"}, "health": {"status": "Degraded"},
-            "resources": resources(&shop, "OutOfSync", "Degraded")}),
-        )
-        .await?;
+        set_status(&apps, "shop", app_status(&shop, "OutOfSync", "Degraded", "def456")).await?;
         let block = wait_argocd(&ctx.client, &op_ns, Duration::from_secs(20), |a| {
             a["applications"]["syncStatusCounts"]["OutOfSync"] == 1
                 && a["applications"]["healthStatusCounts"]["Degraded"] == 1

@@ -149,10 +149,18 @@ async fn status_where(ctx: &Ctx, check: impl Fn(&OperatorStatusStatus) -> bool) 
     bail!("the OperatorStatus never reached the expected state; last: {last:#?}")
 }
 
+/// True, and says so, when Chromium and chromedriver are not installed (`cargo xtask browser`).
+fn no_browser() -> bool {
+    let missing = !browser::available().expect("the browser");
+    if missing {
+        eprintln!("skipped: chromium and chromedriver are not installed (`cargo xtask browser`)");
+    }
+    missing
+}
+
 #[tokio::test]
 async fn every_page_shows_the_clusters_values_and_writes_go_through_the_users_identity() {
-    if !browser::available().expect("the browser") {
-        eprintln!("skipped: chromium and chromedriver are not installed (`cargo xtask browser`)");
+    if no_browser() {
         return;
     }
     scenario(|ctx| async move {
@@ -396,13 +404,13 @@ async fn every_page_shows_the_clusters_values_and_writes_go_through_the_users_id
         let missing = data.0.join("not-a-store");
         let read_only = Ui::start(&["--read-only", "--data-dir", &missing.to_string_lossy()], &kubeconfig_path()?)?;
         let ro = format!("{}/c/0", read_only.url);
-        for (page, shown) in [("/assessments", section.clone()), ("/insights", article.clone())] {
+        for (page, shown) in [("/insights", article.clone()), ("/assessments", section.clone())] {
             b.goto(&format!("{ro}{page}")).await?;
             assert!(b.text(&shown).await?.is_some(), "{page} shows {shown}");
             let writes = b.eval("return document.querySelectorAll('form[method=post], textarea').length;", json!([])).await?;
             assert_eq!(writes, json!(0), "{page} offers a write");
         }
-        b.goto(&format!("{ro}/assessments")).await?;
+        // Still on the Assessments page.
         let source = field(&b, &format!("{section} [data-field=trendSource]")).await?;
         assert!(source.contains("the status: the last") && source.contains("could not be read") && source.contains("cannot be opened"), "{source}");
         b.goto(&format!("{ro}/findings?assessment={name}")).await?;
@@ -505,15 +513,14 @@ async fn every_page_shows_the_clusters_values_and_writes_go_through_the_users_id
 
 #[tokio::test]
 async fn the_argo_cd_page_shows_the_applications_their_drift_and_a_resource_tree_as_query_gives_them() {
-    if !browser::available().expect("the browser") {
-        eprintln!("skipped: chromium and chromedriver are not installed (`cargo xtask browser`)");
+    if no_browser() {
         return;
     }
     scenario(|ctx| async move {
         use k8s_openapi::api::apps::v1::Deployment;
         use kube9_tests::argocd::{argocd_server, ensure_argo_crds};
 
-        use crate::argocd::{create_app, ok_query, resources, set_status, workload};
+        use crate::argocd::{app_status, create_app, ok_query, set_status, workload};
 
         let axe = browser::axe_script()?;
         let _lock = singleton_lock(&ctx.client).await;
@@ -530,26 +537,14 @@ async fn the_argo_cd_page_shows_the_applications_their_drift_and_a_resource_tree
             kube9_tests::operator::Operator::start(&op_ns, &["--argocd-namespace", &argo, "--data-dir", &dir], &[])?;
         workload(&ctx, &shop, 2).await?;
         let apps = create_app(&ctx, &argo, "shop", &shop).await?;
-        set_status(
-            &apps,
-            "shop",
-            json!({"sync": {"status": "Synced", "revision": "abc123"}, "health": {"status": "Healthy"},
-            "resources": resources(&shop, "Synced", "Healthy")}),
-        )
-        .await?;
+        set_status(&apps, "shop", app_status(&shop, "Synced", "Healthy", "abc123")).await?;
         status_where(&ctx, |s| {
             s.argocd.as_ref().and_then(|a| a.applications.as_ref()).is_some_and(|a| a.stored_count == 1)
         })
         .await
         .map_err(|e| e.context(op.logs()))?;
         // Drift: the operator records it as an event about the Application.
-        set_status(
-            &apps,
-            "shop",
-            json!({"sync": {"status": "OutOfSync", "revision": "def456"}, "health": {"status": "Degraded"},
-            "resources": resources(&shop, "OutOfSync", "Degraded")}),
-        )
-        .await?;
+        set_status(&apps, "shop", app_status(&shop, "OutOfSync", "Degraded", "def456")).await?;
         status_where(&ctx, |s| {
             s.argocd
                 .as_ref()
